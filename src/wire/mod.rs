@@ -1,0 +1,5 @@
+//! Wire codecs: bytes ↔ [`value::Value`].
+
+pub mod jsonrpc;
+pub mod value;
+pub mod xmlrpc;
