@@ -1,0 +1,234 @@
+//! What changed since a generation: the index behind `event.from`, and the bounded queue
+//! behind the legacy `event.next`.
+//!
+//! xapi answers `event.from` by scanning every table for rows whose generation is newer
+//! than the client's token. With many objects and many watchers that scan is the cost of
+//! every wake-up, so this index keeps each live object exactly once, under the
+//! generation of its last change (`BTreeMap<generation, change>`): a client's question
+//! "what changed after G" is a range query, proportional to the answer, not to the
+//! database. Deleted objects stay as tombstones, at most [`MAX_TOMBSTONES`] of them
+//! (xapi keeps ≤512 per table); older deletions are forgotten, as in xapi.
+
+use std::collections::{BTreeMap, VecDeque};
+
+/// Deletion records kept for `event.from` clients that are behind.
+pub const MAX_TOMBSTONES: usize = 16_384;
+
+/// Events kept for legacy `event.next` clients (xapi bounds its queue by size, 10 MB).
+pub const MAX_LEGACY_EVENTS: usize = 16_384;
+
+/// One entry of the change index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A live object, last changed at this entry's generation.
+    Live { class: &'static str, r: String },
+    /// A deleted object and the generation it had been created at: a client whose token is
+    /// older than its creation never saw it, so it gets no `del` for it.
+    Deleted {
+        class: &'static str,
+        r: String,
+        created: u64,
+    },
+}
+
+/// The change index.
+#[derive(Debug, Default)]
+pub struct ChangeIndex {
+    entries: BTreeMap<u64, Change>,
+    tombstones: VecDeque<u64>,
+}
+
+impl ChangeIndex {
+    /// Records that a live object changed at `generation` (it was at `previous`, or is new
+    /// when `previous` is None).
+    pub fn touch(&mut self, class: &'static str, r: &str, previous: Option<u64>, generation: u64) {
+        if let Some(p) = previous {
+            self.entries.remove(&p);
+        }
+        self.entries.insert(
+            generation,
+            Change::Live {
+                class,
+                r: r.to_string(),
+            },
+        );
+    }
+
+    /// Records a deletion at `generation` of an object last changed at `previous`.
+    pub fn delete(
+        &mut self,
+        class: &'static str,
+        r: &str,
+        previous: u64,
+        created: u64,
+        generation: u64,
+    ) {
+        self.entries.remove(&previous);
+        self.entries.insert(
+            generation,
+            Change::Deleted {
+                class,
+                r: r.to_string(),
+                created,
+            },
+        );
+        self.tombstones.push_back(generation);
+        while self.tombstones.len() > MAX_TOMBSTONES {
+            if let Some(old) = self.tombstones.pop_front() {
+                self.entries.remove(&old);
+            }
+        }
+    }
+
+    /// Every change after generation `since`, oldest first.
+    pub fn since(&self, since: u64) -> impl Iterator<Item = (u64, &Change)> {
+        self.entries
+            .range(since.saturating_add(1)..)
+            .map(|(g, c)| (*g, c))
+    }
+}
+
+/// The operation of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Add,
+    Mod,
+    Del,
+}
+
+impl Op {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::Add => "add",
+            Op::Mod => "mod",
+            Op::Del => "del",
+        }
+    }
+}
+
+/// A legacy event: one per write, with the row as it was right after the write (before
+/// it, for `del`), because `event.next` shows each write rather than the current state.
+#[derive(Debug, Clone)]
+pub struct LegacyEvent<R> {
+    pub id: u64,
+    pub timestamp: i64,
+    pub class: &'static str,
+    pub op: Op,
+    pub r: String,
+    pub snapshot: R,
+}
+
+/// The bounded queue of legacy events. Empty and free while no session has registered.
+#[derive(Debug)]
+pub struct LegacyQueue<R> {
+    pub events: VecDeque<LegacyEvent<R>>,
+    /// Id of the last event recorded (`event.get_current_id`).
+    pub last_id: u64,
+    /// Sessions registered for legacy events; nothing is recorded while it is zero.
+    pub listeners: usize,
+}
+
+impl<R> Default for LegacyQueue<R> {
+    fn default() -> Self {
+        LegacyQueue {
+            events: VecDeque::new(),
+            last_id: 0,
+            listeners: 0,
+        }
+    }
+}
+
+impl<R> LegacyQueue<R> {
+    /// Records an event. Callers take the snapshot only while someone is listening
+    /// ([`LegacyQueue::wants_snapshots`]); without one only the id advances.
+    pub fn push(
+        &mut self,
+        class: &'static str,
+        op: Op,
+        r: &str,
+        timestamp: i64,
+        snapshot: Option<R>,
+    ) {
+        self.last_id += 1;
+        let Some(snapshot) = snapshot else {
+            return;
+        };
+        self.events.push_back(LegacyEvent {
+            id: self.last_id,
+            timestamp,
+            class,
+            op,
+            r: r.to_string(),
+            snapshot,
+        });
+        while self.events.len() > MAX_LEGACY_EVENTS {
+            self.events.pop_front();
+        }
+    }
+
+    pub fn wants_snapshots(&self) -> bool {
+        self.listeners > 0
+    }
+
+    /// Id of the oldest event still queued (events before it are lost).
+    pub fn oldest_id(&self) -> u64 {
+        self.events
+            .front()
+            .map(|e| e.id)
+            .unwrap_or(self.last_id + 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_object_appears_once_under_its_last_change() {
+        let mut ix = ChangeIndex::default();
+        ix.touch("task", "a", None, 2);
+        ix.touch("task", "b", None, 3);
+        ix.touch("task", "a", Some(2), 4);
+        let got: Vec<u64> = ix.since(0).map(|(g, _)| g).collect();
+        assert_eq!(got, vec![3, 4]);
+        assert_eq!(ix.since(3).count(), 1);
+        ix.delete("task", "b", 3, 3, 5);
+        let last = ix.since(4).next().unwrap();
+        assert_eq!(
+            last,
+            (
+                5,
+                &Change::Deleted {
+                    class: "task",
+                    r: "b".into(),
+                    created: 3
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn tombstones_are_bounded() {
+        let mut ix = ChangeIndex::default();
+        for i in 0..(MAX_TOMBSTONES as u64 + 10) {
+            ix.touch("task", &i.to_string(), None, 2 * i + 1);
+            ix.delete("task", &i.to_string(), 2 * i + 1, 2 * i + 1, 2 * i + 2);
+        }
+        assert_eq!(ix.since(0).count(), MAX_TOMBSTONES);
+    }
+
+    #[test]
+    fn legacy_queue_records_only_with_listeners_and_is_bounded() {
+        let mut q: LegacyQueue<()> = LegacyQueue::default();
+        q.push("task", Op::Add, "a", 0, q.wants_snapshots().then_some(()));
+        assert!(q.events.is_empty());
+        assert_eq!(q.last_id, 1);
+        q.listeners = 1;
+        for _ in 0..MAX_LEGACY_EVENTS + 5 {
+            let snap = q.wants_snapshots().then_some(());
+            q.push("task", Op::Mod, "a", 0, snap);
+        }
+        assert_eq!(q.events.len(), MAX_LEGACY_EVENTS);
+        assert_eq!(q.oldest_id(), 7);
+    }
+}

@@ -1,0 +1,516 @@
+//! The in-memory object database: rows of every class, their refs and uuids, and the
+//! relations xapi keeps consistent (`task.subtask_of` ↔ `task.subtasks`,
+//! `task.session` ↔ `session.tasks`).
+//!
+//! It knows nothing of XML, sessions-as-callers or roles. All state sits behind one
+//! `parking_lot::RwLock`; critical sections are short and never span I/O or an `.await`.
+//! Every change bumps a database generation and stamps the row, as xapi's
+//! `db_cache_types.ml` does, so that `event.from` can later be answered from it.
+
+pub mod changes;
+pub mod dbstring;
+pub mod filter;
+mod rows;
+
+use std::collections::HashMap;
+
+use parking_lot::RwLock;
+
+pub use changes::{Change, LegacyEvent, Op};
+pub use rows::{HostRow, LegacySubscription, PoolRow, SessionRow, TaskRow, TaskStatus};
+
+use changes::{ChangeIndex, LegacyQueue};
+
+/// xapi's null reference.
+pub const NULL_REF: &str = "OpaqueRef:NULL";
+
+/// A fresh object reference, `OpaqueRef:<uuid v4>`.
+///
+/// uuid v4 draws its 122 random bits from the operating system's CSPRNG (getrandom), so
+/// refs are unguessable; that matters for session refs, which are bearer credentials.
+pub fn new_ref() -> String {
+    format!("OpaqueRef:{}", uuid::Uuid::new_v4())
+}
+
+pub fn new_uuid() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// Seconds since the epoch, xapi's date resolution.
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A row of some class, borrowed from the tables.
+#[derive(Clone, Copy)]
+pub enum Row<'a> {
+    Task(&'a TaskRow),
+    Session(&'a SessionRow),
+    Pool(&'a PoolRow),
+    Host(&'a HostRow),
+}
+
+/// What every stored object carries besides its fields: its generations, which the event
+/// machinery compares with a client's token.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stamp {
+    pub created: u64,
+    pub modified: u64,
+}
+
+/// A copy of a row as it was at a write, for legacy `event.next` events.
+#[derive(Debug, Clone)]
+pub enum RowSnapshot {
+    Task(TaskRow),
+    Pool(PoolRow),
+    Host(HostRow),
+}
+
+impl RowSnapshot {
+    pub fn as_row(&self) -> Row<'_> {
+        match self {
+            RowSnapshot::Task(t) => Row::Task(t),
+            RowSnapshot::Pool(p) => Row::Pool(p),
+            RowSnapshot::Host(h) => Row::Host(h),
+        }
+    }
+}
+
+/// All tables. Accessed through [`Db::read`] and [`Db::write`].
+pub struct Tables {
+    tasks: HashMap<String, TaskRow>,
+    task_by_uuid: HashMap<String, String>,
+    sessions: HashMap<String, SessionRow>,
+    session_by_uuid: HashMap<String, String>,
+    pub pool_ref: String,
+    pub pool: PoolRow,
+    pub host_ref: String,
+    pub host: HostRow,
+    pool_stamp: Stamp,
+    host_stamp: Stamp,
+    generation: u64,
+    changes: ChangeIndex,
+    pub legacy: LegacyQueue<RowSnapshot>,
+    /// Carries the current generation to event waiters. A watch channel wakes every
+    /// receiver with one store and costs nothing while nobody waits.
+    notify: tokio::sync::watch::Sender<u64>,
+}
+
+/// The database handle shared by all connections.
+pub struct Db {
+    tables: RwLock<Tables>,
+}
+
+impl Db {
+    /// A database holding the pool and host singletons (with these refs) and nothing else.
+    pub fn new(pool_ref: String, pool: PoolRow, host_ref: String, host: HostRow) -> Db {
+        let pool = PoolRow {
+            master: host_ref.clone(),
+            ..pool
+        };
+        let mut tables = Tables {
+            tasks: HashMap::new(),
+            task_by_uuid: HashMap::new(),
+            sessions: HashMap::new(),
+            session_by_uuid: HashMap::new(),
+            pool_ref,
+            pool,
+            host_ref,
+            host,
+            pool_stamp: Stamp::default(),
+            host_stamp: Stamp::default(),
+            generation: 1,
+            changes: ChangeIndex::default(),
+            legacy: LegacyQueue::default(),
+            notify: tokio::sync::watch::channel(1).0,
+        };
+        // The singletons are created after generation 1, so that an `event.from` from
+        // the empty token (generation 0) sees them as `add`.
+        for class in ["pool", "host"] {
+            let g = tables.bump();
+            let r = if class == "pool" {
+                tables.pool_ref.clone()
+            } else {
+                tables.host_ref.clone()
+            };
+            let stamp = Stamp {
+                created: g,
+                modified: g,
+            };
+            if class == "pool" {
+                tables.pool_stamp = stamp;
+            } else {
+                tables.host_stamp = stamp;
+            }
+            tables.changes.touch(class, &r, None, g);
+        }
+        Db {
+            tables: RwLock::new(tables),
+        }
+    }
+
+    /// A receiver that sees every new generation (and every [`Db::wake_all`]).
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.tables.read().notify.subscribe()
+    }
+
+    /// Wakes every event waiter without a change, so that they re-check their session
+    /// (used when a session logs out).
+    pub fn wake_all(&self) {
+        self.tables.read().notify.send_modify(|_| ());
+    }
+
+    pub fn read(&self) -> parking_lot::RwLockReadGuard<'_, Tables> {
+        self.tables.read()
+    }
+
+    pub fn write(&self) -> parking_lot::RwLockWriteGuard<'_, Tables> {
+        self.tables.write()
+    }
+}
+
+/// Errors of the database layer; the API layer maps them to XAPI errors.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DbError {
+    /// No row with that ref in that table (xapi: `HANDLE_INVALID [table; ref]`).
+    MissingRow(&'static str, String),
+    /// A map key that already exists (xapi: `MAP_DUPLICATE_KEY [table; field; ref; key]`).
+    DuplicateKey(&'static str, &'static str, String, String),
+}
+
+impl Tables {
+    /// Advances the database generation and returns the new value.
+    fn bump(&mut self) -> u64 {
+        self.generation += 1;
+        self.notify.send_replace(self.generation);
+        self.generation
+    }
+
+    /// The change index, for `event.from`.
+    pub fn changes_since(&self, generation: u64) -> impl Iterator<Item = (u64, &Change)> {
+        self.changes.since(generation)
+    }
+
+    /// The generations of an object (None for unknown objects and for sessions, which
+    /// generate no events).
+    pub fn stamp(&self, class: &str, r: &str) -> Option<Stamp> {
+        match class {
+            "task" => self.tasks.get(r).map(|t| t.stamp),
+            "pool" => (r == self.pool_ref).then_some(self.pool_stamp),
+            "host" => (r == self.host_ref).then_some(self.host_stamp),
+            _ => None,
+        }
+    }
+
+    /// Marks an object modified without changing it (`event.inject`). Returns the new
+    /// generation, or None if there is no such object.
+    pub fn touch(&mut self, class: &str, r: &str) -> Option<u64> {
+        let previous = self.stamp(class, r)?;
+        let g = self.bump();
+        let now = now();
+        match class {
+            "task" => {
+                let t = self.tasks.get_mut(r)?;
+                t.stamp.modified = g;
+                let snap = self
+                    .legacy
+                    .wants_snapshots()
+                    .then(|| RowSnapshot::Task(t.clone()));
+                self.changes.touch("task", r, Some(previous.modified), g);
+                self.legacy.push("task", Op::Mod, r, now, snap);
+            }
+            "pool" => {
+                self.pool_stamp.modified = g;
+                self.changes.touch("pool", r, Some(previous.modified), g);
+                let snap = self
+                    .legacy
+                    .wants_snapshots()
+                    .then(|| RowSnapshot::Pool(self.pool.clone()));
+                self.legacy.push("pool", Op::Mod, r, now, snap);
+            }
+            _ => {
+                self.host_stamp.modified = g;
+                self.changes.touch("host", r, Some(previous.modified), g);
+                let snap = self
+                    .legacy
+                    .wants_snapshots()
+                    .then(|| RowSnapshot::Host(self.host.clone()));
+                self.legacy.push("host", Op::Mod, r, now, snap);
+            }
+        }
+        Some(g)
+    }
+
+    /// Records that task `r` (whose previous modification was `previous`) changed at `g`.
+    fn task_changed(&mut self, r: &str, previous: Option<u64>, g: u64, op: Op) {
+        self.changes.touch("task", r, previous, g);
+        let snap = if self.legacy.wants_snapshots() {
+            self.tasks.get(r).cloned().map(RowSnapshot::Task)
+        } else {
+            None
+        };
+        self.legacy.push("task", op, r, now(), snap);
+    }
+
+    /// A parent task's `subtasks` changed: a change of its own, at a generation of its own
+    /// (the index holds one object per generation).
+    fn parent_changed(&mut self, parent: &str) {
+        if !self.tasks.contains_key(parent) {
+            return;
+        }
+        let g = self.bump();
+        let Some(p) = self.tasks.get_mut(parent) else {
+            return;
+        };
+        let previous = p.stamp.modified;
+        p.stamp.modified = g;
+        self.task_changed(parent, Some(previous), g, Op::Mod);
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    // ----- generic, class-driven access (used by the implicit messages) -----
+
+    /// The row of `class` with ref `r`.
+    pub fn row(&self, class: &str, r: &str) -> Option<Row<'_>> {
+        match class {
+            "task" => self.tasks.get(r).map(Row::Task),
+            "session" => self.sessions.get(r).map(Row::Session),
+            "pool" => (r == self.pool_ref).then_some(Row::Pool(&self.pool)),
+            "host" => (r == self.host_ref).then_some(Row::Host(&self.host)),
+            _ => None,
+        }
+    }
+
+    /// The ref of the object of `class` with this uuid.
+    pub fn ref_by_uuid(&self, class: &str, uuid: &str) -> Option<&str> {
+        match class {
+            "task" => self.task_by_uuid.get(uuid).map(String::as_str),
+            "session" => self.session_by_uuid.get(uuid).map(String::as_str),
+            "pool" => (uuid == self.pool.uuid).then_some(self.pool_ref.as_str()),
+            "host" => (uuid == self.host.uuid).then_some(self.host_ref.as_str()),
+            _ => None,
+        }
+    }
+
+    /// Every object of `class`, in no particular order (xapi's are unordered too).
+    pub fn rows(&self, class: &str) -> Vec<(&str, Row<'_>)> {
+        match class {
+            "task" => self
+                .tasks
+                .iter()
+                .map(|(r, t)| (r.as_str(), Row::Task(t)))
+                .collect(),
+            "session" => self
+                .sessions
+                .iter()
+                .map(|(r, s)| (r.as_str(), Row::Session(s)))
+                .collect(),
+            "pool" => vec![(self.pool_ref.as_str(), Row::Pool(&self.pool))],
+            "host" => vec![(self.host_ref.as_str(), Row::Host(&self.host))],
+            _ => Vec::new(),
+        }
+    }
+
+    pub fn count(&self, class: &str) -> usize {
+        match class {
+            "task" => self.tasks.len(),
+            "session" => self.sessions.len(),
+            "pool" | "host" => 1,
+            _ => 0,
+        }
+    }
+
+    // ----- tasks -----
+
+    pub fn task(&self, r: &str) -> Option<&TaskRow> {
+        self.tasks.get(r)
+    }
+
+    /// Inserts a new task and links it to its parent task and its session.
+    pub fn insert_task(&mut self, r: String, mut task: TaskRow) {
+        let generation = self.bump();
+        task.stamp = Stamp {
+            created: generation,
+            modified: generation,
+        };
+        let parent = task.subtask_of.clone();
+        if let Some(p) = self.tasks.get_mut(&parent) {
+            p.subtasks.push(r.clone());
+        }
+        if let Some(session) = self.sessions.get_mut(&task.session) {
+            session.tasks.push(r.clone());
+        }
+        self.task_by_uuid.insert(task.uuid.clone(), r.clone());
+        self.tasks.insert(r.clone(), task);
+        self.task_changed(&r, None, generation, Op::Add);
+        self.parent_changed(&parent);
+    }
+
+    /// Applies `change` to a task. The row's generation advances only if a field really
+    /// changed: xapi does not bump generations for writes of an identical value.
+    pub fn update_task<T>(
+        &mut self,
+        r: &str,
+        change: impl FnOnce(&mut TaskRow) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let task = self
+            .tasks
+            .get_mut(r)
+            .ok_or_else(|| DbError::MissingRow("task", r.to_string()))?;
+        let before = task.clone();
+        let out = change(task)?;
+        // Stamps are untouched by `change`, so this compares the fields alone. (A NaN
+        // progress written over NaN counts as a change; harmless.)
+        if *task != before {
+            let generation = self.bump();
+            let previous = before.stamp.modified;
+            if let Some(task) = self.tasks.get_mut(r) {
+                task.stamp.modified = generation;
+            }
+            self.task_changed(r, Some(previous), generation, Op::Mod);
+        }
+        Ok(out)
+    }
+
+    /// Deletes a task, unlinking it from its parent and session. Its own subtasks keep a
+    /// dangling `subtask_of`, as in xapi (destroy never cascades).
+    pub fn delete_task(&mut self, r: &str) -> Result<TaskRow, DbError> {
+        let task = self
+            .tasks
+            .remove(r)
+            .ok_or_else(|| DbError::MissingRow("task", r.to_string()))?;
+        let generation = self.bump();
+        self.task_by_uuid.remove(&task.uuid);
+        self.changes.delete(
+            "task",
+            r,
+            task.stamp.modified,
+            task.stamp.created,
+            generation,
+        );
+        let snap = self
+            .legacy
+            .wants_snapshots()
+            .then(|| RowSnapshot::Task(task.clone()));
+        self.legacy.push("task", Op::Del, r, now(), snap);
+        if let Some(parent) = self.tasks.get_mut(&task.subtask_of) {
+            parent.subtasks.retain(|c| c != r);
+        }
+        self.parent_changed(&task.subtask_of.clone());
+        if let Some(session) = self.sessions.get_mut(&task.session) {
+            session.tasks.retain(|t| t != r);
+        }
+        Ok(task)
+    }
+
+    // ----- sessions -----
+
+    pub fn session(&self, r: &str) -> Option<&SessionRow> {
+        self.sessions.get(r)
+    }
+
+    pub fn session_mut(&mut self, r: &str) -> Option<&mut SessionRow> {
+        self.sessions.get_mut(r)
+    }
+
+    /// Inserts a session. Sessions generate no events (xapi: `gen_events:false`), so the
+    /// generation does not move.
+    pub fn insert_session(&mut self, r: String, session: SessionRow) {
+        self.session_by_uuid.insert(session.uuid.clone(), r.clone());
+        self.sessions.insert(r, session);
+    }
+
+    /// Deletes a session. Its tasks stay, with a dangling `session` (xapi's behaviour,
+    /// which makes them owned by nobody).
+    pub fn delete_session(&mut self, r: &str) -> Option<SessionRow> {
+        let session = self.sessions.remove(r)?;
+        self.session_by_uuid.remove(&session.uuid);
+        if session.legacy_events.is_some() {
+            self.legacy.listeners -= 1;
+            if self.legacy.listeners == 0 {
+                self.legacy.events.clear();
+            }
+        }
+        Some(session)
+    }
+
+    /// Sessions of one user name, oldest `last_active` first.
+    pub fn sessions_of_user(&self, name: &str) -> Vec<(String, i64)> {
+        let mut out: Vec<(String, i64)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.auth_user_name == name)
+            .map(|(r, s)| (r.clone(), s.last_active))
+            .collect();
+        out.sort_by_key(|(_, t)| *t);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> Db {
+        Db::new(new_ref(), PoolRow::default(), new_ref(), HostRow::default())
+    }
+
+    #[test]
+    fn subtasks_follow_subtask_of_on_insert_and_delete() {
+        let db = db();
+        let mut t = db.write();
+        let parent = new_ref();
+        t.insert_task(parent.clone(), TaskRow::new("p", "", NULL_REF, "h"));
+        let child = new_ref();
+        let mut c = TaskRow::new("c", "", NULL_REF, "h");
+        c.subtask_of = parent.clone();
+        t.insert_task(child.clone(), c);
+        assert_eq!(t.task(&parent).unwrap().subtasks, vec![child.clone()]);
+        let gen_before = t.task(&parent).unwrap().stamp.modified;
+        t.delete_task(&child).unwrap();
+        assert!(t.task(&parent).unwrap().subtasks.is_empty());
+        assert!(t.task(&parent).unwrap().stamp.modified > gen_before);
+    }
+
+    #[test]
+    fn identical_write_does_not_bump_generation() {
+        let db = db();
+        let mut t = db.write();
+        let r = new_ref();
+        t.insert_task(r.clone(), TaskRow::new("x", "", NULL_REF, "h"));
+        let g = t.generation();
+        t.update_task(&r, |task| {
+            task.progress = 0.0;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(t.generation(), g);
+        t.update_task(&r, |task| {
+            task.progress = 0.5;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(t.generation(), g + 1);
+        assert_eq!(t.task(&r).unwrap().stamp.modified, g + 1);
+    }
+
+    #[test]
+    fn uuid_index_follows_rows() {
+        let db = db();
+        let mut t = db.write();
+        let r = new_ref();
+        let task = TaskRow::new("x", "", NULL_REF, "h");
+        let uuid = task.uuid.clone();
+        t.insert_task(r.clone(), task);
+        assert_eq!(t.ref_by_uuid("task", &uuid), Some(r.as_str()));
+        t.delete_task(&r).unwrap();
+        assert_eq!(t.ref_by_uuid("task", &uuid), None);
+        assert_eq!(
+            t.delete_task(&r),
+            Err(DbError::MissingRow("task", r.clone()))
+        );
+    }
+}

@@ -1,0 +1,165 @@
+//! Typed rows, one struct per class. Field names follow the datamodel's wire names; the
+//! API layer maps them to values through the datamodel table (`api::record`).
+
+use super::{NULL_REF, Stamp, new_uuid, now};
+
+/// `task_status_type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskStatus {
+    Pending,
+    Success,
+    Failure,
+    Cancelling,
+    Cancelled,
+}
+
+impl TaskStatus {
+    pub const ALL: [TaskStatus; 5] = [
+        TaskStatus::Pending,
+        TaskStatus::Success,
+        TaskStatus::Failure,
+        TaskStatus::Cancelling,
+        TaskStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Pending => "pending",
+            TaskStatus::Success => "success",
+            TaskStatus::Failure => "failure",
+            TaskStatus::Cancelling => "cancelling",
+            TaskStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TaskStatus> {
+        TaskStatus::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    /// xapi's `status_is_completed`: `cancelling` is not completed.
+    pub fn is_completed(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Success | TaskStatus::Failure | TaskStatus::Cancelled
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRow {
+    pub uuid: String,
+    pub name_label: String,
+    pub name_description: String,
+    /// Values of `task_allowed_operations`.
+    pub allowed_operations: Vec<String>,
+    /// key → `task_allowed_operations` value.
+    pub current_operations: Vec<(String, String)>,
+    pub created: i64,
+    pub finished: i64,
+    pub status: TaskStatus,
+    /// Internal: the session that created the task (the owner, for RBAC).
+    pub session: String,
+    pub resident_on: String,
+    pub progress: f64,
+    pub externalpid: i64,
+    pub stunnelpid: i64,
+    pub forwarded: bool,
+    pub forwarded_to: String,
+    pub type_: String,
+    pub result: String,
+    pub error_info: Vec<String>,
+    pub other_config: Vec<(String, String)>,
+    pub subtask_of: String,
+    /// Maintained by the database from the children's `subtask_of`.
+    pub subtasks: Vec<String>,
+    pub backtrace: String,
+    pub stamp: Stamp,
+}
+
+impl TaskRow {
+    /// A task with xapi's initial values (`TaskHelper.make`, spec §4.3).
+    pub fn new(label: &str, description: &str, session: &str, host: &str) -> TaskRow {
+        TaskRow {
+            uuid: new_uuid(),
+            name_label: label.to_string(),
+            name_description: description.to_string(),
+            allowed_operations: Vec::new(),
+            current_operations: Vec::new(),
+            created: now(),
+            finished: 0,
+            status: TaskStatus::Pending,
+            session: session.to_string(),
+            resident_on: host.to_string(),
+            progress: 0.0,
+            externalpid: -1,
+            stunnelpid: -1,
+            forwarded: false,
+            forwarded_to: NULL_REF.to_string(),
+            type_: "<none/>".to_string(),
+            result: String::new(),
+            error_info: Vec::new(),
+            other_config: Vec::new(),
+            subtask_of: NULL_REF.to_string(),
+            subtasks: Vec::new(),
+            backtrace: "()".to_string(),
+            stamp: Stamp::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionRow {
+    pub uuid: String,
+    pub this_host: String,
+    pub this_user: String,
+    pub last_active: i64,
+    pub pool: bool,
+    pub other_config: Vec<(String, String)>,
+    pub is_local_superuser: bool,
+    pub subject: String,
+    pub validation_time: i64,
+    pub auth_user_sid: String,
+    pub auth_user_name: String,
+    /// The role the user had at login (None for the local superuser). Permissions are
+    /// fixed at login, as in xapi: a role change takes effect at the next login.
+    pub role: Option<String>,
+    /// Maintained by the database: tasks whose `session` is this one.
+    pub tasks: Vec<String>,
+    pub parent: String,
+    pub originator: String,
+    pub client_certificate: bool,
+    /// The session's legacy `event.register` subscription, if it has one.
+    pub legacy_events: Option<LegacySubscription>,
+}
+
+/// A session's subscriptions for `event.next`, and the id of the last event it was given.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct LegacySubscription {
+    pub subs: Vec<String>,
+    pub last_id: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PoolRow {
+    pub uuid: String,
+    pub name_label: String,
+    pub name_description: String,
+    pub master: String,
+    pub other_config: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HostRow {
+    pub uuid: String,
+    pub name_label: String,
+    pub name_description: String,
+    pub api_version_major: i64,
+    pub api_version_minor: i64,
+    pub api_version_vendor: String,
+    pub api_version_vendor_implementation: Vec<(String, String)>,
+    pub enabled: bool,
+    pub software_version: Vec<(String, String)>,
+    pub other_config: Vec<(String, String)>,
+    pub hostname: String,
+    pub address: String,
+}
