@@ -1,0 +1,379 @@
+//! The dispatch pipeline, in xapi's order (spec §1.5, `gen_server.ml`, `server_helpers.ml`):
+//! the UTF-8 check of the parameters; the `Async.` prefix; method lookup (exact, then the
+//! `class_message` alias); the parameter count (excluding the session); unmarshalling
+//! (session first); the session check; async capability; RBAC; the call.
+//!
+//! The order matters: it decides which error a client sees when a call is wrong in more
+//! than one way, and clients (and our tests) depend on that.
+
+use std::sync::Arc;
+
+use super::error::{ApiError, codes};
+use super::handlers::Custom;
+use super::marshal::unmarshal;
+use super::rbac::{self, Caller};
+use super::{Api, Handler, Message, event, implicit, session, task};
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
+
+use crate::db::{Db, TaskRow, TaskStatus, new_ref, now};
+use crate::users::UserStore;
+use crate::wire::value::Value;
+use crate::wire::xmlrpc::value_fragment;
+
+/// How often `session.last_active` is refreshed (xapi's `threshold_last_active`).
+const LAST_ACTIVE_THRESHOLD_SECS: i64 = 600;
+
+/// Everything a call may touch, shared by all connections behind one `Arc`.
+pub struct Service {
+    pub api: Api,
+    pub db: Db,
+    pub users: UserStore,
+}
+
+/// A decoded RPC call, independent of the wire format.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: String,
+    pub params: Vec<Value>,
+    /// Index of a parameter that was not valid UTF-8 on the wire.
+    pub invalid_utf8_param: Option<usize>,
+}
+
+/// What the HTTP request says beyond the call itself (spec §1.6).
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    /// `task-id: <ref>`: the call runs inside that task (its new tasks become subtasks).
+    pub task_id: Option<String>,
+    /// `subtask-of: <ref>`: parent of the task an `Async.` call creates (and, our
+    /// documented extension, of a `task.create`d task).
+    pub subtask_of: Option<String>,
+    /// `x-http-other-config-<key>: <value>` headers, copied into an `Async.` call's task
+    /// as `other_config["http:<key>"]`.
+    pub http_other_config: Vec<(String, String)>,
+}
+
+/// The reply: the usual Status envelope, or a bare value (`system.listMethods`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    Envelope(Result<Value, ApiError>),
+    Bare(Value),
+}
+
+/// Context handed to a message implementation.
+pub struct Ctx<'a> {
+    pub svc: &'a Arc<Service>,
+    /// None only for `session.login_with_password`.
+    pub caller: Option<Caller>,
+    pub meta: &'a RequestMeta,
+    pub msg: &'a Message,
+    /// The database task the call runs in (`Async.` calls), if any.
+    pub current_task: Option<String>,
+}
+
+impl Ctx<'_> {
+    /// The caller of a session-taking message.
+    pub fn caller(&self) -> &Caller {
+        self.caller
+            .as_ref()
+            .expect("session-taking messages always have a caller")
+    }
+}
+
+pub async fn dispatch(svc: &Arc<Service>, call: Call, meta: &RequestMeta) -> Reply {
+    if let Some(i) = call.invalid_utf8_param {
+        let rendering = call
+            .params
+            .get(i)
+            .map(Value::debug_rendering)
+            .unwrap_or_default();
+        return Reply::Envelope(Err(ApiError::new(
+            codes::INVALID_VALUE,
+            ["Invalid UTF-8 string in parameter".to_string(), rendering],
+        )));
+    }
+    if call.method == "system.listMethods" {
+        let names = svc
+            .api
+            .list_methods()
+            .into_iter()
+            .map(Value::String)
+            .collect();
+        return Reply::Bare(Value::Array(names));
+    }
+    Reply::Envelope(run(svc, &call, meta).await)
+}
+
+async fn run(svc: &Arc<Service>, call: &Call, meta: &RequestMeta) -> Result<Value, ApiError> {
+    let (is_async, name) = match call.method.strip_prefix("Async.") {
+        Some(rest) => (true, rest),
+        None => (false, call.method.as_str()),
+    };
+    let Some((msg, alias)) = svc.api.lookup(name) else {
+        return unknown_method(svc, name, &call.params);
+    };
+
+    let received = call.params.len() as i64 - i64::from(msg.session);
+    let required = msg.required_params() as i64;
+    let count_ok = if msg.has_defaults() {
+        received >= required
+    } else {
+        received == required
+    };
+    if !count_ok {
+        return Err(ApiError::new(
+            codes::MESSAGE_PARAMETER_COUNT_MISMATCH,
+            [name.to_string(), required.to_string(), received.to_string()],
+        ));
+    }
+
+    let (session_arg, rest) = if msg.session {
+        let s = unmarshal(&super::datamodel::Ty::Ref("session"), &call.params[0])?;
+        (Some(s), &call.params[1..])
+    } else {
+        (None, &call.params[..])
+    };
+    let mut args = Vec::with_capacity(msg.params.len());
+    for (i, p) in msg.params.iter().enumerate() {
+        match rest.get(i) {
+            Some(v) => args.push(unmarshal(&p.ty, v)?),
+            None => args.push(Value::str(p.default.unwrap_or_default())),
+        }
+    }
+
+    let caller = match &session_arg {
+        Some(s) => Some(check_session(&svc.db, s.as_str().unwrap_or_default())?),
+        None => None,
+    };
+
+    if is_async {
+        if !msg.is_async {
+            return Err(ApiError::new(
+                codes::FAULT,
+                [format!("No async mode for this operation (rpc: {name})")],
+            ));
+        }
+        let caller = caller.expect("async-capable messages take a session");
+        return Ok(spawn_async(
+            svc,
+            &call.method,
+            msg,
+            alias,
+            caller,
+            args,
+            meta,
+        ));
+    }
+
+    let ctx = Ctx {
+        svc,
+        caller,
+        meta,
+        msg,
+        current_task: None,
+    };
+    authorize_and_call(&ctx, alias, args).await
+}
+
+/// Step 8 and 9: RBAC, then the message itself. For `Async.` calls this runs inside the
+/// task, so a denial lands in the task's `error_info` (xapi's behaviour).
+async fn authorize_and_call(
+    ctx: &Ctx<'_>,
+    alias: bool,
+    args: Vec<Value>,
+) -> Result<Value, ApiError> {
+    let msg = ctx.msg;
+    if let Some(caller) = &ctx.caller {
+        let permission = if alias {
+            // The alias spelling needs a permission of its own name, which no role has.
+            msg.wire.replacen('.', "_", 1).to_lowercase()
+        } else {
+            let key = msg
+                .params
+                .iter()
+                .position(|p| p.name == "key")
+                .and_then(|i| args[i].as_str());
+            rbac::permission_for(&msg.wire, msg.map_keys_roles, key)
+        };
+        rbac::check(&ctx.svc.api, caller, &permission)?;
+    }
+    match msg.handler {
+        Handler::Implicit(imp) => implicit::call(ctx, imp, &args),
+        Handler::Custom(custom) => call_custom(ctx, custom, &args).await,
+    }
+}
+
+/// `Async.<class>.<message>` (spec §4.6): creates a pending task owned by the caller,
+/// named after the wire name as sent, returns its ref at once, and runs the call in the
+/// background inside that task. Unlike xapi, task and event messages get a real task too
+/// (xapi hands out an unusable `DummyRef` for them).
+fn spawn_async(
+    svc: &Arc<Service>,
+    wire_as_sent: &str,
+    msg: &Message,
+    alias: bool,
+    caller: Caller,
+    args: Vec<Value>,
+    meta: &RequestMeta,
+) -> Value {
+    let task_ref = {
+        let mut tables = svc.db.write();
+        let host = tables.host_ref.clone();
+        let mut task = TaskRow::new(wire_as_sent, "", &caller.session_ref, &host);
+        if let Some(parent) = meta
+            .subtask_of
+            .as_deref()
+            .filter(|p| tables.task(p).is_some())
+        {
+            task.subtask_of = parent.to_string();
+        }
+        task.other_config = meta
+            .http_other_config
+            .iter()
+            .map(|(k, v)| (format!("http:{k}"), v.clone()))
+            .collect();
+        let r = new_ref();
+        tables.insert_task(r.clone(), task);
+        r
+    };
+    let svc = svc.clone();
+    let wire = msg.wire.clone();
+    let meta = meta.clone();
+    let task = task_ref.clone();
+    tokio::spawn(async move {
+        let Some((msg, _)) = svc.api.lookup(&wire) else {
+            return;
+        };
+        let ctx = Ctx {
+            svc: &svc,
+            caller: Some(caller),
+            meta: &meta,
+            msg,
+            current_task: Some(task.clone()),
+        };
+        let outcome = AssertUnwindSafe(authorize_and_call(&ctx, alias, args))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Err(ApiError::internal("internal error in xapi-taskd")));
+        complete_task(&svc.db, &task, outcome);
+    });
+    Value::String(task_ref)
+}
+
+/// xapi's `TaskHelper.complete`/`failed`: only a task still pending is completed, so a
+/// client that already set a status keeps it. `result` is the value as an XML-RPC
+/// fragment (for every transport, as xapi), `error_info` the error's description;
+/// `TASK_CANCELLED` ends as `cancelled`. All fields change in one write, so no reader
+/// sees a finished status without its result.
+pub fn complete_task(db: &Db, task_ref: &str, outcome: Result<Value, ApiError>) {
+    let mut tables = db.write();
+    let _ = tables.update_task(task_ref, |t| {
+        if t.status != TaskStatus::Pending {
+            return Ok(());
+        }
+        t.allowed_operations.clear();
+        t.finished = now();
+        t.progress = 1.0;
+        match outcome {
+            Ok(v) => {
+                t.result = value_fragment(&v);
+                t.status = TaskStatus::Success;
+            }
+            Err(e) => {
+                t.status = if e.code == codes::TASK_CANCELLED {
+                    TaskStatus::Cancelled
+                } else {
+                    TaskStatus::Failure
+                };
+                t.error_info = e.description();
+            }
+        }
+        Ok(())
+    });
+}
+
+async fn call_custom(ctx: &Ctx<'_>, custom: Custom, args: &[Value]) -> Result<Value, ApiError> {
+    match custom {
+        Custom::SessionLogin => session::login(ctx, args).await,
+        Custom::SessionLogout => session::logout(ctx),
+        Custom::TaskCreate => task::create(ctx, args),
+        Custom::TaskDestroy => task::destroy(ctx, args),
+        Custom::TaskCancel => task::cancel(ctx, args),
+        Custom::TaskSetStatus => task::set_status(ctx, args),
+        Custom::TaskSetProgress => task::set_progress(ctx, args),
+        Custom::TaskSetResult => task::set_result(ctx, args),
+        Custom::TaskSetErrorInfo => task::set_error_info(ctx, args),
+        Custom::TaskAddToOtherConfig => task::add_to_other_config(ctx, args),
+        Custom::TaskRemoveFromOtherConfig => task::remove_from_other_config(ctx, args),
+        Custom::TaskSetOtherConfig => task::set_other_config(ctx, args),
+        Custom::EventRegister => event::register(ctx, args),
+        Custom::EventUnregister => event::unregister(ctx, args),
+        Custom::EventNext => event::next(ctx).await,
+        Custom::EventFrom => event::from(ctx, args).await,
+        Custom::EventGetCurrentId => event::get_current_id(ctx),
+        Custom::EventInject => event::inject(ctx, args),
+    }
+}
+
+/// Session check (xapi's `session_check.ml`): `SESSION_INVALID [ref as sent]` for an
+/// unknown ref; otherwise refresh `last_active` when it is older than the threshold, and
+/// copy out what access checks need.
+pub fn check_session(db: &Db, session_ref: &str) -> Result<Caller, ApiError> {
+    let t = now();
+    let (caller, stale) = {
+        let tables = db.read();
+        let s = tables
+            .session(session_ref)
+            .ok_or_else(|| ApiError::new(codes::SESSION_INVALID, [session_ref]))?;
+        (
+            caller_of(session_ref, s),
+            t - s.last_active > LAST_ACTIVE_THRESHOLD_SECS,
+        )
+    };
+    if stale && let Some(s) = db.write().session_mut(session_ref) {
+        s.last_active = t;
+    }
+    Ok(caller)
+}
+
+fn caller_of(session_ref: &str, s: &crate::db::SessionRow) -> Caller {
+    Caller {
+        session_ref: session_ref.to_string(),
+        auth_user_sid: s.auth_user_sid.clone(),
+        is_local_superuser: s.is_local_superuser,
+        role: s.role.clone(),
+    }
+}
+
+/// An unknown method: without parameters `MESSAGE_METHOD_UNKNOWN`; with parameters xapi
+/// treats it as a possible host extension call: session check, then RBAC for
+/// `host.call_extension`, then `MESSAGE_METHOD_UNKNOWN` (`xapi_extensions.ml`).
+fn unknown_method(svc: &Service, name: &str, params: &[Value]) -> Result<Value, ApiError> {
+    if let Some(first) = params.first() {
+        let s = unmarshal(&super::datamodel::Ty::Ref("session"), first)?;
+        let caller = check_session(&svc.db, s.as_str().unwrap_or_default())?;
+        rbac::check(&svc.api, &caller, "host.call_extension")?;
+    }
+    Err(ApiError::new(codes::MESSAGE_METHOD_UNKNOWN, [name]))
+}
+
+/// Convenience for tests and callers that hold the call pieces separately.
+pub fn call(method: &str, params: Vec<Value>) -> Call {
+    Call {
+        method: method.to_string(),
+        params,
+        invalid_utf8_param: None,
+    }
+}
+
+/// Converts a database error into the XAPI error xapi's `exnHelper.ml` would send.
+pub fn db_error(e: crate::db::DbError) -> ApiError {
+    match e {
+        crate::db::DbError::MissingRow(table, r) => ApiError::handle_invalid(table, &r),
+        crate::db::DbError::DuplicateKey(table, field, r, key) => ApiError::new(
+            codes::MAP_DUPLICATE_KEY,
+            [table.to_string(), field.to_string(), r, key],
+        ),
+    }
+}

@@ -1,0 +1,385 @@
+//! The event class (xapi's `xapi_event.ml`, spec §5): `event.from`, the legacy
+//! `register`/`unregister`/`next`, `get_current_id` and `inject`.
+//!
+//! Waiting costs nothing: a blocked call sleeps on the database's watch channel and a
+//! deadline. One change wakes every waiter with a single store; each then asks the change
+//! index for what happened after its own token, so the work per wake-up is proportional to
+//! what changed, not to the number of objects. No lock is held while a waiter sleeps, and
+//! the reply is serialised after the read lock is released.
+
+use std::time::Duration;
+
+use md5::{Digest, Md5};
+use tokio::time::Instant;
+
+use super::datamodel::{self, CLASSES};
+use super::dispatch::Ctx;
+use super::error::{ApiError, codes};
+use super::marshal::{arg, ocaml_int64};
+use super::record::record;
+use crate::db::{Change, LegacySubscription, Op, Tables};
+use crate::wire::value::Value;
+
+/// Longest wait: xapi uses 24 h when the timeout is negative or not a number.
+const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
+
+/// A parsed subscription: `*`, `class` or `class/ref` (class lower-cased, ref exact).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Sub {
+    All,
+    Class(String),
+    Object(String, String),
+}
+
+impl Sub {
+    fn parse(s: &str) -> Sub {
+        if s == "*" {
+            return Sub::All;
+        }
+        match s.split_once('/') {
+            Some((class, r)) => Sub::Object(class.to_lowercase(), r.to_string()),
+            None => Sub::Class(s.to_lowercase()),
+        }
+    }
+
+    /// The normalised text kept in a session's legacy subscription.
+    fn text(&self) -> String {
+        match self {
+            Sub::All => "*".to_string(),
+            Sub::Class(c) => c.clone(),
+            Sub::Object(c, r) => format!("{c}/{r}"),
+        }
+    }
+
+    fn matches(&self, class: &str, r: &str) -> bool {
+        match self {
+            Sub::All => true,
+            Sub::Class(c) => c == class,
+            Sub::Object(c, o) => c == class && o == r,
+        }
+    }
+}
+
+fn any_matches(subs: &[Sub], class: &str, r: &str) -> bool {
+    subs.iter().any(|s| s.matches(class, r))
+}
+
+/// `%020d,%020d`, so that tokens compare as strings.
+fn token(generation: u64) -> String {
+    format!("{generation:020},{:020}", 0)
+}
+
+/// xapi's `Token.of_string`: `""` or `"<gen>,<msg_gen>"` with OCaml integers.
+fn parse_token(t: &str) -> Result<u64, ApiError> {
+    if t.is_empty() {
+        return Ok(0);
+    }
+    let bad = || ApiError::new(codes::EVENT_FROM_TOKEN_PARSE_FAILURE, [t]);
+    let (g, m) = t.split_once(',').ok_or_else(bad)?;
+    if m.contains(',') {
+        return Err(bad());
+    }
+    let g = ocaml_int64(g).ok_or_else(bad)?;
+    ocaml_int64(m).ok_or_else(bad)?;
+    Ok(u64::try_from(g).unwrap_or(0))
+}
+
+fn wait_for(timeout: f64) -> Duration {
+    if timeout.is_nan() || timeout < 0.0 {
+        return MAX_WAIT;
+    }
+    Duration::try_from_secs_f64(timeout).unwrap_or(MAX_WAIT)
+}
+
+fn session_gone(ctx: &Ctx<'_>) -> ApiError {
+    ApiError::new(codes::SESSION_INVALID, [ctx.caller().session_ref.clone()])
+}
+
+fn event_value(
+    id: String,
+    timestamp: String,
+    class: &str,
+    op: Op,
+    r: &str,
+    snapshot: Option<Value>,
+) -> Value {
+    let mut members = vec![
+        ("id".to_string(), Value::String(id)),
+        ("timestamp".to_string(), Value::String(timestamp)),
+        ("class".to_string(), Value::str(class)),
+        ("operation".to_string(), Value::str(op.as_str())),
+        ("ref".to_string(), Value::str(r)),
+    ];
+    if let Some(s) = snapshot {
+        members.push(("snapshot".to_string(), s));
+    }
+    Value::Struct(members)
+}
+
+/// `valid_ref_counts`: every table's row count, as int32 (`<i4>`).
+fn ref_counts(tables: &Tables) -> Value {
+    let counts = CLASSES
+        .iter()
+        .filter(|c| c.implicit)
+        .map(|c| {
+            let n = i32::try_from(tables.count(c.name)).unwrap_or(i32::MAX);
+            (c.name.to_string(), Value::Int32(n))
+        })
+        .collect();
+    Value::Struct(counts)
+}
+
+/// One `event.from` batch after generation `since`: adds, then mods, then dels (xapi's
+/// order), each coalesced per object.
+fn collect(ctx: &Ctx<'_>, subs: &[Sub], since: u64) -> Result<(Vec<Value>, Value, u64), ApiError> {
+    let tables = ctx.svc.db.read();
+    if tables.session(&ctx.caller().session_ref).is_none() {
+        return Err(session_gone(ctx));
+    }
+    let (mut adds, mut mods, mut dels) = (Vec::new(), Vec::new(), Vec::new());
+    for (g, change) in tables.changes_since(since) {
+        match change {
+            Change::Live { class, r } => {
+                if !any_matches(subs, class, r) {
+                    continue;
+                }
+                let (Some(stamp), Some(row), Some(def)) = (
+                    tables.stamp(class, r),
+                    tables.row(class, r),
+                    datamodel::class(class),
+                ) else {
+                    continue;
+                };
+                let op = if stamp.created > since {
+                    Op::Add
+                } else {
+                    Op::Mod
+                };
+                let ev = event_value(
+                    g.to_string(),
+                    "0.0".into(),
+                    class,
+                    op,
+                    r,
+                    Some(record(def, row, None)),
+                );
+                if op == Op::Add {
+                    adds.push(ev)
+                } else {
+                    mods.push(ev)
+                }
+            }
+            Change::Deleted { class, r, created } => {
+                if *created <= since && any_matches(subs, class, r) {
+                    dels.push(event_value(
+                        g.to_string(),
+                        "0.0".into(),
+                        class,
+                        Op::Del,
+                        r,
+                        None,
+                    ));
+                }
+            }
+        }
+    }
+    adds.append(&mut mods);
+    adds.append(&mut dels);
+    Ok((adds, ref_counts(&tables), tables.generation()))
+}
+
+/// `event.from(classes, token, timeout)`.
+pub async fn from(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
+    let subs: Vec<Sub> = arg::strings(&args[0])
+        .iter()
+        .map(|s| Sub::parse(s))
+        .collect();
+    let since = parse_token(arg::string(&args[1]))?;
+    let deadline = Instant::now() + wait_for(arg::float(&args[2]));
+    let mut rx = ctx.svc.db.subscribe();
+    loop {
+        // Mark the current generation seen before looking, so a change that lands after
+        // the look wakes us.
+        rx.borrow_and_update();
+        let (events, counts, generation) = collect(ctx, &subs, since)?;
+        if !events.is_empty() || Instant::now() >= deadline {
+            return Ok(Value::Struct(vec![
+                ("events".to_string(), Value::Array(events)),
+                ("valid_ref_counts".to_string(), counts),
+                ("token".to_string(), Value::String(token(generation))),
+            ]));
+        }
+        match tokio::time::timeout_at(deadline, rx.changed()).await {
+            Ok(Ok(())) | Err(_) => continue,
+            Ok(Err(_)) => return Err(ApiError::internal("the database is shutting down")),
+        }
+    }
+}
+
+/// `SESSION_NOT_REGISTERED ["trackid=<md5 of the session ref>"]`, as xapi (which hashes
+/// rather than echo a secret).
+fn not_registered(session_ref: &str) -> ApiError {
+    let digest = Md5::digest(session_ref.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    ApiError::new(codes::SESSION_NOT_REGISTERED, [format!("trackid={hex}")])
+}
+
+/// Runs `f` on the caller's legacy subscription, creating it (from the current event id)
+/// if the session has none: xapi's `get_subscription`.
+fn with_subscription(
+    ctx: &Ctx<'_>,
+    f: impl FnOnce(&mut LegacySubscription),
+) -> Result<Value, ApiError> {
+    let mut tables = ctx.svc.db.write();
+    let current = tables.legacy.last_id;
+    let session = tables
+        .session_mut(&ctx.caller().session_ref)
+        .ok_or_else(|| session_gone(ctx))?;
+    let created = session.legacy_events.is_none();
+    let sub = session
+        .legacy_events
+        .get_or_insert_with(|| LegacySubscription {
+            subs: Vec::new(),
+            last_id: current,
+        });
+    f(sub);
+    if created {
+        tables.legacy.listeners += 1;
+    }
+    Ok(Value::void())
+}
+
+pub fn register(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
+    let new: Vec<String> = arg::strings(&args[0])
+        .iter()
+        .map(|s| Sub::parse(s).text())
+        .collect();
+    with_subscription(ctx, |sub| {
+        let mut subs = new;
+        subs.append(&mut sub.subs);
+        sub.subs = subs;
+    })
+}
+
+pub fn unregister(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
+    let gone: Vec<String> = arg::strings(&args[0])
+        .iter()
+        .map(|s| Sub::parse(s).text())
+        .collect();
+    with_subscription(ctx, |sub| sub.subs.retain(|s| !gone.contains(s)))
+}
+
+/// `event.next`: every write since the last call that matches the session's
+/// subscriptions, one event per write, `del` with the row as it was; blocks until there is
+/// at least one. `EVENTS_LOST` when the bounded queue dropped events this session had not
+/// read (the session then continues from the present).
+pub async fn next(ctx: &Ctx<'_>) -> Result<Value, ApiError> {
+    let session_ref = ctx.caller().session_ref.clone();
+    let deadline = Instant::now() + MAX_WAIT;
+    let mut rx = ctx.svc.db.subscribe();
+    loop {
+        rx.borrow_and_update();
+        let events = {
+            let mut tables = ctx.svc.db.write();
+            let current = tables.legacy.last_id;
+            let oldest = tables.legacy.oldest_id();
+            let sub = tables
+                .session(&session_ref)
+                .ok_or_else(|| session_gone(ctx))?
+                .legacy_events
+                .clone()
+                .ok_or_else(|| not_registered(&session_ref))?;
+            let lost = sub.last_id < current && sub.last_id + 1 < oldest;
+            if let Some(s) = tables
+                .session_mut(&session_ref)
+                .and_then(|s| s.legacy_events.as_mut())
+            {
+                s.last_id = current;
+            }
+            if lost {
+                return Err(ApiError::new(codes::EVENTS_LOST, Vec::<String>::new()));
+            }
+            let subs: Vec<Sub> = sub.subs.iter().map(|s| Sub::parse(s)).collect();
+            let mut out = Vec::new();
+            for e in tables.legacy.events.iter().filter(|e| e.id > sub.last_id) {
+                if !any_matches(&subs, e.class, &e.r) {
+                    continue;
+                }
+                let Some(def) = datamodel::class(e.class) else {
+                    continue;
+                };
+                let snapshot = record(def, e.snapshot.as_row(), None);
+                out.push(event_value(
+                    e.id.to_string(),
+                    format!("{}.", e.timestamp),
+                    e.class,
+                    e.op,
+                    &e.r,
+                    Some(snapshot),
+                ));
+            }
+            out
+        };
+        if !events.is_empty() {
+            return Ok(Value::Array(events));
+        }
+        match tokio::time::timeout_at(deadline, rx.changed()).await {
+            Ok(Ok(())) => continue,
+            Err(_) => return Ok(Value::Array(Vec::new())),
+            Ok(Err(_)) => return Err(ApiError::internal("the database is shutting down")),
+        }
+    }
+}
+
+pub fn get_current_id(ctx: &Ctx<'_>) -> Result<Value, ApiError> {
+    let id = ctx.svc.db.read().legacy.last_id;
+    Ok(Value::Int(i64::try_from(id).unwrap_or(i64::MAX)))
+}
+
+/// `event.inject(class, ref)`: touches the object (a `mod` for every watcher) and returns
+/// the token just before that change. The class must be the object's table name exactly.
+pub fn inject(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
+    let class = arg::string(&args[0]);
+    let r = arg::string(&args[1]);
+    let g = ctx
+        .svc
+        .db
+        .write()
+        .touch(class, r)
+        .ok_or_else(|| ApiError::handle_invalid(class, r))?;
+    Ok(Value::String(token(g - 1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens() {
+        assert_eq!(token(1234), "00000000000000001234,00000000000000000000");
+        assert_eq!(parse_token("").unwrap(), 0);
+        assert_eq!(parse_token(&token(77)).unwrap(), 77);
+        assert_eq!(parse_token("5,0").unwrap(), 5);
+        for bad in ["abc", "1", "1,2,3", "x,0", ","] {
+            let e = parse_token(bad).unwrap_err();
+            assert_eq!(e.description(), vec!["EVENT_FROM_TOKEN_PARSE_FAILURE", bad]);
+        }
+    }
+
+    #[test]
+    fn subscriptions() {
+        assert!(Sub::parse("*").matches("task", "r"));
+        assert!(Sub::parse("TASK").matches("task", "r"));
+        assert!(!Sub::parse("task").matches("pool", "r"));
+        assert!(Sub::parse("task/OpaqueRef:a").matches("task", "OpaqueRef:a"));
+        assert!(!Sub::parse("task/OpaqueRef:a").matches("task", "OpaqueRef:b"));
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(wait_for(-1.0), MAX_WAIT);
+        assert_eq!(wait_for(f64::NAN), MAX_WAIT);
+        assert_eq!(wait_for(0.5), Duration::from_millis(500));
+        assert_eq!(wait_for(1e300), MAX_WAIT);
+    }
+}

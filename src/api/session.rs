@@ -1,0 +1,104 @@
+//! Session messages (xapi's `xapi_session.ml`, spec §3).
+
+use super::dispatch::Ctx;
+use super::error::{ApiError, codes};
+use super::marshal::arg;
+use crate::db::{NULL_REF, SessionRow, new_ref, new_uuid, now};
+use crate::users::AuthError;
+use crate::wire::value::Value;
+
+/// Sessions one user name may hold before the oldest idle one is logged out
+/// (xapi's per-user cap for non-root users, `db_gc_util.ml`).
+pub const MAX_SESSIONS_PER_USER: usize = 500;
+
+/// `session.login_with_password(uname, pwd [, version [, originator]])`.
+///
+/// The password check (argon2) is deliberately slow, so it runs on the blocking pool and
+/// never stalls the async workers. `root` gets a local-superuser session
+/// (`auth_user_sid = ""`, no permission list), like a PAM login on xapi; other users get
+/// their role's permissions, fixed for the life of the session.
+pub async fn login(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
+    let uname = arg::string(&args[0]).to_string();
+    let pwd = arg::string(&args[1]).to_string();
+    let originator = arg::string(&args[3]).to_string();
+    let svc = ctx.svc.clone();
+    let name = uname.clone();
+    let user = tokio::task::spawn_blocking(move || svc.users.authenticate(&name, &pwd))
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                codes::INTERNAL_ERROR,
+                ["session.login_with_password".to_string(), e.to_string()],
+            )
+        })?;
+    let user = match user {
+        Ok(u) => u,
+        Err(AuthError::UnknownUser | AuthError::BadPassword) => {
+            return Err(ApiError::new(
+                codes::SESSION_AUTHENTICATION_FAILED,
+                [uname, "Authentication failure".to_string()],
+            ));
+        }
+        Err(AuthError::Store(msg)) => {
+            return Err(ApiError::new(
+                codes::INTERNAL_ERROR,
+                ["session.login_with_password".to_string(), msg],
+            ));
+        }
+    };
+    let superuser = user.role.is_none();
+    let t = now();
+    let mut tables = ctx.svc.db.write();
+    let session = SessionRow {
+        uuid: new_uuid(),
+        this_host: tables.host_ref.clone(),
+        this_user: NULL_REF.to_string(),
+        last_active: t,
+        pool: false,
+        other_config: Vec::new(),
+        is_local_superuser: superuser,
+        subject: NULL_REF.to_string(),
+        validation_time: t,
+        auth_user_sid: if superuser {
+            String::new()
+        } else {
+            user.id.clone()
+        },
+        auth_user_name: user.name.clone(),
+        role: user.role.clone(),
+        tasks: Vec::new(),
+        parent: NULL_REF.to_string(),
+        originator,
+        client_certificate: false,
+        legacy_events: None,
+    };
+    let r = new_ref();
+    tables.insert_session(r.clone(), session);
+    // Bound what one user can hold: log out the least recently active sessions that own
+    // no unfinished task (xapi never times out a session with a pending task).
+    let mine = tables.sessions_of_user(&user.name);
+    let mut excess = mine.len().saturating_sub(MAX_SESSIONS_PER_USER);
+    for (old, _) in mine {
+        if excess == 0 {
+            break;
+        }
+        let busy = tables.session(&old).is_some_and(|s| {
+            s.tasks
+                .iter()
+                .any(|t| tables.task(t).is_some_and(|t| !t.status.is_completed()))
+        });
+        if old != r && !busy {
+            tables.delete_session(&old);
+            excess -= 1;
+        }
+    }
+    Ok(Value::String(r))
+}
+
+/// `session.logout`: deletes the session. Its tasks stay (owned by nobody from now on).
+pub fn logout(ctx: &Ctx<'_>) -> Result<Value, ApiError> {
+    ctx.svc.db.write().delete_session(&ctx.caller().session_ref);
+    // Blocked event calls of this session re-check it and answer SESSION_INVALID.
+    ctx.svc.db.wake_all();
+    Ok(Value::void())
+}
