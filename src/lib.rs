@@ -1,0 +1,17 @@
+//! xapi-taskd: long-running task objects behind XAPI's wire protocol.
+//!
+//! Layers, outermost first (each only uses the ones below it):
+//! - [`server`]: HTTP (routing, limits, headers), hyper on tokio.
+//! - [`wire`]: XML-RPC bytes ↔ [`wire::value::Value`]; knows nothing of tasks.
+//! - [`api`]: the datamodel table, the dispatch pipeline, RBAC, the class implementations.
+//! - [`db`]: the in-memory object database; knows nothing of XML, callers or roles.
+//! - [`users`]: local users and their argon2 password hashes.
+
+pub mod api;
+pub mod cli_user;
+pub mod db;
+pub mod printf;
+pub mod serve;
+pub mod server;
+pub mod users;
+pub mod wire;

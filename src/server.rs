@@ -1,0 +1,323 @@
+//! The HTTP server: accept loop, routing, limits and response headers (spec §1.1).
+//!
+//! xapi routes by longest path prefix, so a POST to any path but `/jsonrpc` reaches the
+//! XML-RPC handler of `/` (Xen Orchestra posts to `/xmlrpc`, the Python SDK to `/RPC2`).
+//! Unlike xapi, bodies that cannot be read or parsed get a well-formed answer instead of
+//! HTTP 500 and a dropped connection: oversized bodies a 413 (refused from the
+//! `Content-Length` header, before reading), malformed XML an XML-RPC `Failure`
+//! with `XMLRPC_UNMARSHAL_FAILURE [expected; received]`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::api::dispatch::{self, Call, Reply, RequestMeta, Service};
+use crate::api::error::{ApiError, codes};
+use crate::wire::{jsonrpc, xmlrpc};
+
+/// Limits of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest accepted request body (xapi: 300 KiB, `http_limit_max_rpc_size`).
+    pub max_body_bytes: usize,
+    /// Time allowed for a client to send the request head.
+    pub header_timeout: Duration,
+    /// Time allowed for a client to send the request body.
+    pub body_timeout: Duration,
+    /// Connections served at once; further ones wait in the kernel's accept queue.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_body_bytes: 300 * 1024,
+            header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+        }
+    }
+}
+
+/// Serves connections from `listener` until `shutdown` completes.
+pub async fn run(
+    listener: TcpListener,
+    svc: Arc<Service>,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let limits = Arc::new(limits);
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => return,
+            p = permits.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => return,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Typically EMFILE: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let svc = svc.clone();
+        let limits = limits.clone();
+        let header_timeout = limits.header_timeout;
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let svc = svc.clone();
+                let limits = limits.clone();
+                async move { Ok::<_, Infallible>(handle(svc, &limits, req).await) }
+            });
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout)
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = conn.await {
+                tracing::debug!("connection from {peer}: {e}");
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// xapi's headers on every API response (`api_server.ml`).
+fn api_response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: Vec<u8>,
+) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("X-Requested-With"),
+    );
+    resp
+}
+
+fn xml_failure(status: StatusCode, err: ApiError) -> Response<Full<Bytes>> {
+    let mut out = Vec::with_capacity(256);
+    xmlrpc::write_response(&mut out, &Err(err));
+    api_response(status, "text/xml", out)
+}
+
+/// CORS pre-flight, as xapi's `respond_to_options`.
+fn options(req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let allow_headers = match req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
+        Some(v) => format!("{}, X-Requested-With", v.to_str().unwrap_or_default()),
+        None => "X-Requested-With".to_string(),
+    };
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_str(&allow_headers)
+            .unwrap_or(HeaderValue::from_static("X-Requested-With")),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("PUT"),
+    );
+    resp
+}
+
+fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+}
+
+async fn handle(
+    svc: Arc<Service>,
+    limits: &Limits,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    match *req.method() {
+        Method::POST => {}
+        Method::OPTIONS => return options(&req),
+        _ => {
+            let mut resp = api_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                b"xapi-taskd answers XML-RPC calls with POST\n".to_vec(),
+            );
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+            return resp;
+        }
+    }
+    let json = req.uri().path() == "/jsonrpc";
+    let meta = RequestMeta {
+        task_id: header_string(req.headers(), "task-id"),
+        subtask_of: header_string(req.headers(), "subtask-of"),
+        http_other_config: req
+            .headers()
+            .iter()
+            .filter_map(|(name, v)| {
+                let key = name.as_str().strip_prefix("x-http-other-config-")?;
+                Some((key.to_string(), v.to_str().ok()?.to_string()))
+            })
+            .collect(),
+    };
+    let body = match read_body(req, limits).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
+    };
+    if json {
+        return handle_json(&svc, &body, &meta).await;
+    }
+    let call = match xmlrpc::parse_call(&body) {
+        Ok(c) => Call {
+            method: c.method,
+            params: c.params,
+            invalid_utf8_param: c.invalid_utf8_param,
+        },
+        Err(e) => {
+            return xml_failure(
+                StatusCode::OK,
+                ApiError::new(codes::XMLRPC_UNMARSHAL_FAILURE, [e.expected, e.received]),
+            );
+        }
+    };
+    let mut out = Vec::with_capacity(1024);
+    match dispatch_guarded(&svc, call, &meta).await {
+        Reply::Envelope(result) => xmlrpc::write_response(&mut out, &result),
+        Reply::Bare(v) => xmlrpc::write_bare(&mut out, &v),
+    }
+    api_response(StatusCode::OK, "text/xml", out)
+}
+
+/// JSON-RPC on `/jsonrpc`. `system.listMethods` gets the usual envelope here (xapi only
+/// special-cases it for XML-RPC).
+async fn handle_json(svc: &Arc<Service>, body: &[u8], meta: &RequestMeta) -> Response<Full<Bytes>> {
+    let mut out = Vec::with_capacity(1024);
+    match jsonrpc::parse_call(body) {
+        Err(bad) => jsonrpc::write_bad_request(&mut out, &bad),
+        Ok(c) => {
+            let call = Call {
+                method: c.method,
+                params: c.params,
+                invalid_utf8_param: None,
+            };
+            let result = match dispatch_guarded(svc, call, meta).await {
+                Reply::Envelope(r) => r,
+                Reply::Bare(v) => Ok(v),
+            };
+            jsonrpc::write_response(&mut out, c.version, &c.id, &result);
+        }
+    }
+    api_response(StatusCode::OK, "application/json", out)
+}
+
+/// Dispatches with a panic guard: a bug in one call answers `INTERNAL_ERROR` and the
+/// connection and server carry on.
+async fn dispatch_guarded(svc: &Arc<Service>, call: Call, meta: &RequestMeta) -> Reply {
+    AssertUnwindSafe(dispatch::dispatch(svc, call, meta))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!("a call panicked; answered INTERNAL_ERROR");
+            Reply::Envelope(Err(ApiError::internal("internal error in xapi-taskd")))
+        })
+}
+
+/// Reads the body within the size and time limits. A declared `Content-Length` over the
+/// limit is refused before anything is read.
+async fn read_body(
+    req: Request<Incoming>,
+    limits: &Limits,
+) -> Result<Bytes, Response<Full<Bytes>>> {
+    let too_large = |len: String| {
+        let mut resp = xml_failure(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::new(
+                codes::INTERNAL_ERROR,
+                [format!(
+                    "request body of {len} bytes exceeds the limit of {} bytes",
+                    limits.max_body_bytes
+                )],
+            ),
+        );
+        // The body was not read, so the connection cannot be reused.
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        resp
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared
+        && len > limits.max_body_bytes as u64
+    {
+        return Err(too_large(len.to_string()));
+    }
+    let body = Limited::new(req.into_body(), limits.max_body_bytes);
+    match tokio::time::timeout(limits.body_timeout, body.collect()).await {
+        Err(_) => {
+            let mut resp = xml_failure(
+                StatusCode::REQUEST_TIMEOUT,
+                ApiError::internal("timed out reading the request body"),
+            );
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Err(resp)
+        }
+        Ok(Err(e)) => {
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                return Err(too_large(format!("more than {}", limits.max_body_bytes)));
+            }
+            Err(xml_failure(
+                StatusCode::BAD_REQUEST,
+                ApiError::internal(format!("could not read the request body: {e}")),
+            ))
+        }
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+/// Binds the listening socket.
+pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr).await
+}
