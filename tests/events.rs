@@ -1,0 +1,490 @@
+//! The event class and Async calls, through the dispatcher: event.from snapshots,
+//! coalescing, deletions, blocking and waking, timeouts, legacy register/next, inject,
+//! and many concurrent waiters woken by one change.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{call, login_root, s, start};
+use xapi_taskd::api::dispatch::Service;
+use xapi_taskd::wire::value::Value;
+
+fn member<'a>(v: &'a Value, name: &str) -> &'a Value {
+    match v {
+        Value::Struct(m) => {
+            &m.iter()
+                .find(|(k, _)| k == name)
+                .unwrap_or_else(|| panic!("no {name} in {v:?}"))
+                .1
+        }
+        _ => panic!("not a struct: {v:?}"),
+    }
+}
+
+fn events(batch: &Value) -> Vec<(String, String, String)> {
+    let Value::Array(evs) = member(batch, "events") else {
+        panic!()
+    };
+    evs.iter()
+        .map(|e| {
+            (
+                member(e, "class").as_str().unwrap().to_string(),
+                member(e, "operation").as_str().unwrap().to_string(),
+                member(e, "ref").as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn token(batch: &Value) -> String {
+    member(batch, "token").as_str().unwrap().to_string()
+}
+
+async fn from(
+    svc: &Arc<Service>,
+    session: &str,
+    classes: &[&str],
+    tok: &str,
+    timeout: f64,
+) -> Value {
+    let classes = Value::Array(classes.iter().map(|c| s(c)).collect());
+    call(
+        svc,
+        "event.from",
+        vec![s(session), classes, s(tok), Value::Double(timeout)],
+    )
+    .await
+    .expect("event.from")
+}
+
+async fn create(svc: &Arc<Service>, session: &str, label: &str) -> String {
+    match call(svc, "task.create", vec![s(session), s(label), s("")])
+        .await
+        .unwrap()
+    {
+        Value::String(r) => r,
+        v => panic!("{v:?}"),
+    }
+}
+
+#[tokio::test]
+async fn first_call_is_a_snapshot_of_everything() {
+    let srv = start().await;
+    let root = login_root(&srv.svc).await;
+    let t = create(&srv.svc, &root, "a").await;
+    let batch = from(&srv.svc, &root, &["*"], "", 0.0).await;
+    let evs = events(&batch);
+    assert!(evs.contains(&("task".into(), "add".into(), t.clone())));
+    assert!(evs.iter().any(|(c, op, _)| c == "pool" && op == "add"));
+    assert!(evs.iter().any(|(c, op, _)| c == "host" && op == "add"));
+    // Snapshots are full records.
+    let Value::Array(list) = member(&batch, "events") else {
+        panic!()
+    };
+    let ev = list
+        .iter()
+        .find(|e| member(e, "ref").as_str() == Some(t.as_str()))
+        .unwrap();
+    assert_eq!(member(ev, "timestamp"), &s("0.0"));
+    assert_eq!(member(member(ev, "snapshot"), "name_label"), &s("a"));
+    // valid_ref_counts: every table, as int32.
+    let counts = member(&batch, "valid_ref_counts");
+    assert_eq!(member(counts, "task"), &Value::Int32(1));
+    assert_eq!(member(counts, "pool"), &Value::Int32(1));
+    assert_eq!(token(&batch).len(), 41);
+}
+
+#[tokio::test]
+async fn changes_are_coalesced_per_object_and_deletions_reported() {
+    let srv = start().await;
+    let root = login_root(&srv.svc).await;
+    let kept = create(&srv.svc, &root, "kept").await;
+    let gone = create(&srv.svc, &root, "gone").await;
+    let tok = token(&from(&srv.svc, &root, &["task"], "", 0.0).await);
+    for p in [0.1, 0.2, 0.3] {
+        call(
+            &srv.svc,
+            "task.set_progress",
+            vec![s(&root), s(&kept), Value::Double(p)],
+        )
+        .await
+        .unwrap();
+    }
+    call(
+        &srv.svc,
+        "task.set_status",
+        vec![s(&root), s(&gone), s("success")],
+    )
+    .await
+    .unwrap();
+    call(&srv.svc, "task.destroy", vec![s(&root), s(&gone)])
+        .await
+        .unwrap();
+    let transient = create(&srv.svc, &root, "transient").await;
+    call(
+        &srv.svc,
+        "task.set_status",
+        vec![s(&root), s(&transient), s("failure")],
+    )
+    .await
+    .unwrap();
+    call(&srv.svc, "task.destroy", vec![s(&root), s(&transient)])
+        .await
+        .unwrap();
+    let batch = from(&srv.svc, &root, &["task"], &tok, 0.0).await;
+    assert_eq!(
+        events(&batch),
+        vec![
+            ("task".into(), "mod".into(), kept.clone()),
+            ("task".into(), "del".into(), gone.clone())
+        ]
+    );
+    // The del carries no snapshot; the mod carries the latest state.
+    let Value::Array(list) = member(&batch, "events") else {
+        panic!()
+    };
+    assert!(matches!(&list[1], Value::Struct(m) if !m.iter().any(|(k, _)| k == "snapshot")));
+    assert_eq!(
+        member(member(&list[0], "snapshot"), "progress"),
+        &Value::Double(0.3)
+    );
+    // Nothing new after the returned token.
+    let again = from(&srv.svc, &root, &["task"], &token(&batch), 0.0).await;
+    assert!(events(&again).is_empty());
+}
+
+#[tokio::test]
+async fn a_blocked_waiter_is_woken_by_another_session() {
+    let srv = start().await;
+    let root = login_root(&srv.svc).await;
+    let other = login_root(&srv.svc).await;
+    let t = create(&srv.svc, &root, "w").await;
+    let tok = token(&from(&srv.svc, &root, &["task"], "", 0.0).await);
+    let svc = srv.svc.clone();
+    let waiter = tokio::spawn(async move { from(&svc, &root, &["task"], &tok, 30.0).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !waiter.is_finished(),
+        "event.from must block while nothing changes"
+    );
+    call(
+        &srv.svc,
+        "task.set_progress",
+        vec![s(&other), s(&t), Value::Double(0.5)],
+    )
+    .await
+    .unwrap();
+    let batch = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(events(&batch), vec![("task".into(), "mod".into(), t)]);
+}
+
+#[tokio::test]
+async fn timeout_returns_an_empty_batch_with_a_token() {
+    let srv = start().await;
+    let root = login_root(&srv.svc).await;
+    let tok = token(&from(&srv.svc, &root, &["task"], "", 0.0).await);
+    let started = std::time::Instant::now();
+    let batch = from(&srv.svc, &root, &["task"], &tok, 0.2).await;
+    assert!(started.elapsed() >= Duration::from_millis(190));
+    assert!(events(&batch).is_empty());
+    assert_eq!(token(&batch), tok);
+}
+
+#[tokio::test]
+async fn bad_tokens_and_logout_while_blocked() {
+    let srv = start().await;
+    let root = login_root(&srv.svc).await;
+    let r = call(
+        &srv.svc,
+        "event.from",
+        vec![
+            s(&root),
+            Value::Array(vec![s("*")]),
+            s("garbage"),
+            Value::Double(0.0),
+        ],
+    )
+    .await;
+    assert_eq!(
+        r,
+        Err(vec![
+            "EVENT_FROM_TOKEN_PARSE_FAILURE".to_string(),
+            "garbage".to_string()
+        ])
+    );
+
+    let tok = token(&from(&srv.svc, &root, &["task"], "", 0.0).await);
+    let svc = srv.svc.clone();
+    let session = root.clone();
+    let waiter = tokio::spawn(async move {
+        call(
+            &svc,
+            "event.from",
+            vec![
+                s(&session),
+                Value::Array(vec![s("task")]),
+                s(&tok),
+                Value::Double(30.0),
+            ],
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    call(&srv.svc, "session.logout", vec![s(&root)])
+        .await
+        .unwrap();
+    let r = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r, Err(vec!["SESSION_INVALID".to_string(), root]));
+}
+
+#[tokio::test]
+async fn parent_gets_a_mod_when_a_subtask_is_added() {
+    let srv = start().await;
+    let root = login_root(&srv.svc).await;
+    let parent = create(&srv.svc, &root, "parent").await;
+    let tok = token(&from(&srv.svc, &root, &["task"], "", 0.0).await);
+    let meta = xapi_taskd::api::dispatch::RequestMeta {
+        subtask_of: Some(parent.clone()),
+        ..Default::default()
+    };
+    let reply = xapi_taskd::api::dispatch::dispatch(
+        &srv.svc,
+        xapi_taskd::api::dispatch::call("task.create", vec![s(&root), s("child"), s("")]),
+        &meta,
+    )
+    .await;
+    let xapi_taskd::api::dispatch::Reply::Envelope(Ok(Value::String(child))) = reply else {
+        panic!()
+    };
+    let mut evs = events(&from(&srv.svc, &root, &["task"], &tok, 0.0).await);
+    evs.sort();
+    assert_eq!(
+        evs,
+        vec![
+            ("task".into(), "add".into(), child),
+            ("task".into(), "mod".into(), parent)
+        ]
+    );
+}
+
+#[tokio::test]
+async fn inject_and_object_subscriptions() {
+    let srv = start().await;
+    let root = login_root(&srv.svc).await;
+    let pool = match call(&srv.svc, "pool.get_all", vec![s(&root)])
+        .await
+        .unwrap()
+    {
+        Value::Array(v) => v[0].as_str().unwrap().to_string(),
+        v => panic!("{v:?}"),
+    };
+    let a = create(&srv.svc, &root, "a").await;
+    let tok = call(
+        &srv.svc,
+        "event.inject",
+        vec![s(&root), s("pool"), s(&pool)],
+    )
+    .await
+    .unwrap();
+    let batch = from(
+        &srv.svc,
+        &root,
+        &["pool", &format!("task/{a}")],
+        tok.as_str().unwrap(),
+        0.0,
+    )
+    .await;
+    assert_eq!(
+        events(&batch),
+        vec![("pool".into(), "mod".into(), pool.clone())]
+    );
+    assert_eq!(
+        call(
+            &srv.svc,
+            "event.inject",
+            vec![s(&root), s("Pool"), s(&pool)]
+        )
+        .await,
+        Err(vec!["HANDLE_INVALID".to_string(), "Pool".to_string(), pool])
+    );
+}
+
+#[tokio::test]
+async fn legacy_register_and_next() {
+    let srv = start().await;
+    let root = login_root(&srv.svc).await;
+    let r = call(&srv.svc, "event.next", vec![s(&root)])
+        .await
+        .unwrap_err();
+    assert_eq!(r[0], "SESSION_NOT_REGISTERED");
+    assert!(
+        r[1].starts_with("trackid=") && r[1].len() == 8 + 32,
+        "{r:?}"
+    );
+    call(
+        &srv.svc,
+        "event.register",
+        vec![s(&root), Value::Array(vec![s("task")])],
+    )
+    .await
+    .unwrap();
+    let t = create(&srv.svc, &root, "x").await;
+    call(
+        &srv.svc,
+        "task.set_progress",
+        vec![s(&root), s(&t), Value::Double(0.5)],
+    )
+    .await
+    .unwrap();
+    call(
+        &srv.svc,
+        "task.set_progress",
+        vec![s(&root), s(&t), Value::Double(0.7)],
+    )
+    .await
+    .unwrap();
+    let Value::Array(evs) = call(&srv.svc, "event.next", vec![s(&root)]).await.unwrap() else {
+        panic!()
+    };
+    // One event per write, not coalesced.
+    let ops: Vec<&str> = evs
+        .iter()
+        .map(|e| member(e, "operation").as_str().unwrap())
+        .collect();
+    assert_eq!(ops, vec!["add", "mod", "mod"]);
+    assert_eq!(
+        member(member(&evs[1], "snapshot"), "progress"),
+        &Value::Double(0.5)
+    );
+    assert!(
+        member(&evs[0], "timestamp")
+            .as_str()
+            .unwrap()
+            .ends_with('.')
+    );
+    let Value::Int(id) = call(&srv.svc, "event.get_current_id", vec![s(&root)])
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(id >= 3);
+}
+
+#[tokio::test]
+async fn async_calls_complete_their_task() {
+    let srv = start().await;
+    let root = login_root(&srv.svc).await;
+    let t = create(&srv.svc, &root, "target").await;
+    let Value::String(job) = call(
+        &srv.svc,
+        "Async.task.add_to_other_config",
+        vec![s(&root), s(&t), s("k"), s("v")],
+    )
+    .await
+    .unwrap() else {
+        panic!()
+    };
+    let mut status = String::new();
+    for _ in 0..100 {
+        status = call(&srv.svc, "task.get_status", vec![s(&root), s(&job)])
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .into();
+        if status != "pending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(status, "success");
+    let rec = call(&srv.svc, "task.get_record", vec![s(&root), s(&job)])
+        .await
+        .unwrap();
+    assert_eq!(
+        member(&rec, "name_label"),
+        &s("Async.task.add_to_other_config")
+    );
+    assert_eq!(member(&rec, "result"), &s("<value></value>"));
+    assert_eq!(member(&rec, "progress"), &Value::Double(1.0));
+    // The second add fails inside its task with MAP_DUPLICATE_KEY.
+    let Value::String(job2) = call(
+        &srv.svc,
+        "Async.task.add_to_other_config",
+        vec![s(&root), s(&t), s("k"), s("v")],
+    )
+    .await
+    .unwrap() else {
+        panic!()
+    };
+    for _ in 0..100 {
+        if call(&srv.svc, "task.get_status", vec![s(&root), s(&job2)])
+            .await
+            .unwrap()
+            != s("pending")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let rec = call(&srv.svc, "task.get_record", vec![s(&root), s(&job2)])
+        .await
+        .unwrap();
+    assert_eq!(member(&rec, "status"), &s("failure"));
+    assert_eq!(
+        member(&rec, "error_info"),
+        &Value::Array(vec![
+            s("MAP_DUPLICATE_KEY"),
+            s("task"),
+            s("other_config"),
+            s(&t),
+            s("k")
+        ])
+    );
+}
+
+/// Correctness of fan-out (its timing is measured by the benchmark, not here): 1,000
+/// blocked `event.from` callers, one change, every one gets the right event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_change_wakes_a_thousand_waiters() {
+    let srv = start().await;
+    let root = login_root(&srv.svc).await;
+    let t = create(&srv.svc, &root, "fan-out").await;
+    let tok = token(&from(&srv.svc, &root, &["task"], "", 0.0).await);
+    let mut waiters = Vec::new();
+    for _ in 0..1000 {
+        let svc = srv.svc.clone();
+        let (root, tok) = (root.clone(), tok.clone());
+        waiters.push(tokio::spawn(async move {
+            from(&svc, &root, &["task"], &tok, 60.0).await
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(waiters.iter().all(|w| !w.is_finished()));
+    call(
+        &srv.svc,
+        "task.set_progress",
+        vec![s(&root), s(&t), Value::Double(0.9)],
+    )
+    .await
+    .unwrap();
+    for w in waiters {
+        let batch = tokio::time::timeout(Duration::from_secs(30), w)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            events(&batch),
+            vec![("task".to_string(), "mod".to_string(), t.clone())]
+        );
+    }
+}
