@@ -166,3 +166,16 @@ async fn list_methods_is_bare_and_complete() {
     }
     assert!(!names.iter().any(|n| n.starts_with("Async.")));
 }
+
+#[tokio::test]
+async fn system_is_alive_echoes_its_first_parameter() {
+    let srv = start().await;
+    assert_eq!(
+        call(&srv.svc, "system.isAlive:probe", vec![s("hello")]).await,
+        Ok(s("hello"))
+    );
+    assert_eq!(
+        call(&srv.svc, "system.isAlive:", vec![]).await,
+        Err(desc(&["INTERNAL_ERROR", "Failure(\"hd\")"]))
+    );
+}

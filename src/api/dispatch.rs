@@ -93,6 +93,15 @@ pub async fn dispatch(svc: &Arc<Service>, call: Call, meta: &RequestMeta) -> Rep
             ["Invalid UTF-8 string in parameter".to_string(), rendering],
         )));
     }
+    // gen_server.ml: `system.isAlive:<anything>` echoes its first parameter.
+    if call.method.starts_with("system.isAlive:") {
+        return Reply::Envelope(
+            call.params
+                .first()
+                .cloned()
+                .ok_or_else(|| ApiError::internal("Failure(\"hd\")")),
+        );
+    }
     if call.method == "system.listMethods" {
         let names = svc
             .api
