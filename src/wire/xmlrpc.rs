@@ -1,41 +1,48 @@
-//! XML-RPC, byte-for-byte as xapi speaks it (ocaml-rpc's `xmlrpc.ml` in non-strict mode;
-//! spec §1.2–1.3).
+//! XML-RPC exactly as xapi speaks it: ocaml-rpc's `xmlrpc.ml` (non-strict mode) on the way
+//! out, its `call_of_string` on the way in (spec §1.2, §1.3).
 //!
-//! Reading: quick-xml over the borrowed body. Whitespace-only text between structural
-//! elements is skipped (Python pretty-prints its calls), but an untyped
-//! `<value>  text </value>` keeps its spaces, so quick-xml's trimming stays off. Entity and
-//! character references arrive as separate events and are stitched back into the text.
-//! Nesting is bounded ([`MAX_DEPTH`]) so a hostile body cannot exhaust the stack.
+//! Reading mirrors ocaml-rpc's parser on top of quick-xml: whitespace-only text between
+//! structural elements is skipped (Python pretty-prints calls), an untyped
+//! `<value> text </value>` keeps its spaces, and character data split by quick-xml into
+//! text, entity references and CDATA is stitched back together the way Xmlm delivers it.
+//! The body is borrowed; a value's text is only copied when it becomes a [`Value`].
 //!
-//! Writing: straight into the output buffer, no whitespace, strings and int64 untyped,
-//! int32 as `<i4>`, doubles with `%.16g`, xapi's escaping (only `& < > "`, control bytes
-//! other than TAB/LF/CR dropped). One deliberate difference: struct member names are
-//! escaped too, so the output is always well-formed XML.
+//! Writing appends straight to the caller's buffer with xapi's bytes: no whitespace,
+//! strings and int64 untyped, xapi's escaping. One deliberate difference: member names are
+//! escaped too (xapi writes them raw, which yields malformed XML for keys with `<` or `&`).
 
 use std::borrow::Cow;
 use std::fmt;
 
 use quick_xml::Reader;
-use quick_xml::events::Event;
+use quick_xml::events::{BytesRef, Event};
 
 use crate::api::error::ApiError;
 use crate::printf::format_g16;
 use crate::wire::value::Value;
 
-/// Deepest nesting of arrays and structs accepted in a call.
+/// How deeply arrays and structs may nest in a call; recursion is bounded by this, so a
+/// hostile body cannot exhaust the stack. XAPI's own types nest at most three levels.
 pub const MAX_DEPTH: usize = 64;
 
-/// A decoded call.
+/// Longest `received` text kept in an error, so a huge body is never echoed back whole.
+const MAX_RECEIVED: usize = 100;
+
+/// A decoded `<methodCall>`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MethodCall {
     pub method: String,
     pub params: Vec<Value>,
-    /// Index of the first parameter that was not valid UTF-8 on the wire (the dispatcher
-    /// answers `INVALID_VALUE`, as xapi's UTF-8 check does).
+    /// Set when the body was not valid UTF-8: the index of the first parameter that was
+    /// damaged (it holds U+FFFD after lossy decoding). The dispatcher then answers with
+    /// xapi's `INVALID_VALUE` for bad UTF-8 parameters (spec §1.2), which tells a client
+    /// far more than a parse failure would. (xapi's own XML reader, Xmlm, refuses such a
+    /// body before that check is reached.)
     pub invalid_utf8_param: Option<usize>,
 }
 
-/// Why a body is not an XML-RPC call; becomes `XMLRPC_UNMARSHAL_FAILURE [expected; received]`.
+/// Why a body is not a method call. The server reports it as
+/// `XMLRPC_UNMARSHAL_FAILURE [expected; received]`, so both halves are meant for humans.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
     pub expected: String,
@@ -48,10 +55,12 @@ impl fmt::Display for ParseError {
     }
 }
 
-fn err(expected: impl Into<String>, received: impl Into<String>) -> ParseError {
+impl std::error::Error for ParseError {}
+
+fn error(expected: impl Into<String>, received: impl Into<String>) -> ParseError {
     let mut received = received.into();
-    if received.len() > 100 {
-        let mut cut = 100;
+    if received.len() > MAX_RECEIVED {
+        let mut cut = MAX_RECEIVED;
         while !received.is_char_boundary(cut) {
             cut -= 1;
         }
@@ -64,105 +73,151 @@ fn err(expected: impl Into<String>, received: impl Into<String>) -> ParseError {
     }
 }
 
-/// The elements of XML-RPC; anything else is an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tag {
-    MethodCall,
-    MethodName,
-    Params,
-    Param,
-    Value,
-    String,
-    Int,
-    Boolean,
-    Double,
-    DateTime,
-    Base64,
-    Array,
-    Data,
-    Struct,
-    Member,
-    Name,
-    Nil,
-}
+// ---------------------------------------------------------------------------------------
+// Reading
 
-impl Tag {
-    fn of(name: &str) -> Option<Tag> {
-        Some(match name {
-            "methodCall" => Tag::MethodCall,
-            "methodName" => Tag::MethodName,
-            "params" => Tag::Params,
-            "param" => Tag::Param,
-            "value" => Tag::Value,
-            "string" => Tag::String,
-            "int" | "i4" | "i8" => Tag::Int,
-            "boolean" => Tag::Boolean,
-            "double" => Tag::Double,
-            "dateTime.iso8601" => Tag::DateTime,
-            "base64" => Tag::Base64,
-            "array" => Tag::Array,
-            "data" => Tag::Data,
-            "struct" => Tag::Struct,
-            "member" => Tag::Member,
-            "name" => Tag::Name,
-            "nil" => Tag::Nil,
-            _ => return None,
-        })
+/// Parses an XML-RPC call body.
+///
+/// As in xapi, anything after `</methodCall>` is never looked at. A body that is not
+/// UTF-8 is still parsed (see [`MethodCall::invalid_utf8_param`]).
+pub fn parse_call(body: &[u8]) -> Result<MethodCall, ParseError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    // Xmlm refuses raw characters that XML forbids, so xapi rejects such a body outright.
+    if let Some(at) = find_byte(body, |b| {
+        (b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r')
+    }) {
+        return Err(error(
+            "XML characters",
+            format!("control character 0x{:02x} at byte {at}", body[at]),
+        ));
     }
-
-    fn show(self) -> &'static str {
-        match self {
-            Tag::MethodCall => "<methodCall>",
-            Tag::MethodName => "<methodName>",
-            Tag::Params => "<params>",
-            Tag::Param => "<param>",
-            Tag::Value => "<value>",
-            Tag::String => "<string>",
-            Tag::Int => "<int>",
-            Tag::Boolean => "<boolean>",
-            Tag::Double => "<double>",
-            Tag::DateTime => "<dateTime.iso8601>",
-            Tag::Base64 => "<base64>",
-            Tag::Array => "<array>",
-            Tag::Data => "<data>",
-            Tag::Struct => "<struct>",
-            Tag::Member => "<member>",
-            Tag::Name => "<name>",
-            Tag::Nil => "<nil/>",
+    match std::str::from_utf8(body) {
+        Ok(text) => Parser::new(text).call(),
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            let mut call = Parser::new(&text).call()?;
+            if call.method.contains('\u{FFFD}') {
+                return Err(error("a UTF-8 method name", call.method));
+            }
+            call.invalid_utf8_param = call.params.iter().position(damaged);
+            Ok(call)
         }
     }
 }
 
-/// A token of the simplified event stream.
+/// The first byte matching `test`, scanning in blocks without early exits so that the
+/// common case (no match) vectorizes.
+#[inline(always)]
+fn find_byte(bytes: &[u8], test: impl Fn(u8) -> bool) -> Option<usize> {
+    const BLOCK: usize = 32;
+    let mut start = 0;
+    for block in bytes.chunks(BLOCK) {
+        if block.iter().fold(false, |hit, &b| hit | test(b)) {
+            return block.iter().position(|&b| test(b)).map(|i| start + i);
+        }
+        start += BLOCK;
+    }
+    None
+}
+
+/// Whether lossy decoding left a replacement character anywhere inside `v`.
+fn damaged(v: &Value) -> bool {
+    match v {
+        Value::String(s) | Value::DateTime(s) | Value::Base64(s) => s.contains('\u{FFFD}'),
+        Value::Array(items) => items.iter().any(damaged),
+        Value::Struct(members) => members
+            .iter()
+            .any(|(k, v)| k.contains('\u{FFFD}') || damaged(v)),
+        _ => false,
+    }
+}
+
+macro_rules! tags {
+    ($($variant:ident = $name:literal),* $(,)?) => {
+        /// The elements the grammar knows; anything else keeps its name for error messages.
+        #[derive(Debug, Clone, PartialEq, Eq)]
+        enum Tag {
+            $($variant,)*
+            Other(Box<str>),
+        }
+
+        impl Tag {
+            /// Xmlm hands ocaml-rpc local names, so a namespace prefix is ignored here too.
+            fn of(qualified: &str) -> Tag {
+                let known = |name: &str| match name {
+                    $($name => Some(Tag::$variant),)*
+                    _ => None,
+                };
+                known(qualified)
+                    .or_else(|| known(qualified.rsplit_once(':')?.1))
+                    .unwrap_or_else(|| Tag::Other(qualified.into()))
+            }
+
+            fn name(&self) -> &str {
+                match self {
+                    $(Tag::$variant => $name,)*
+                    Tag::Other(name) => name,
+                }
+            }
+        }
+    };
+}
+
+tags! {
+    MethodCall = "methodCall", MethodName = "methodName", Params = "params", Param = "param",
+    Value = "value", String = "string", Int = "int", I4 = "i4", I8 = "i8",
+    Boolean = "boolean", Double = "double", DateTime = "dateTime.iso8601", Base64 = "base64",
+    Array = "array", Data = "data", Struct = "struct", Member = "member", Name = "name",
+    Nil = "nil",
+}
+
+/// What the grammar sees: quick-xml's events with character data merged into one run
+/// (Xmlm's `Data`), comments and processing instructions dropped, `<x/>` split in two.
 #[derive(Debug)]
-enum Tok<'a> {
-    Open(Tag),
-    Empty(Tag),
-    Close(Tag),
+enum Token<'a> {
+    Start(Tag),
+    End(Tag),
     Text(Cow<'a, str>),
+    /// `<?xml …?>` or `<!DOCTYPE …>`: only allowed before the root element.
+    Prolog(&'static str),
     Eof,
 }
 
-impl Tok<'_> {
-    fn show(&self) -> String {
-        match self {
-            Tok::Open(t) => t.show().to_string(),
-            Tok::Empty(t) => format!("{} (empty)", t.show()),
-            Tok::Close(t) => format!("</{}", &t.show()[1..]),
-            Tok::Text(s) => format!("text {s:?}"),
-            Tok::Eof => "end of document".to_string(),
-        }
+fn describe(token: &Token<'_>) -> String {
+    match token {
+        Token::Start(tag) => format!("<{}>", tag.name()),
+        Token::End(tag) => format!("</{}>", tag.name()),
+        Token::Text(text) => quoted(text),
+        Token::Prolog(what) => (*what).to_string(),
+        Token::Eof => "end of document".to_string(),
     }
 }
 
-fn is_blank(s: &str) -> bool {
-    s.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+fn quoted(text: &str) -> String {
+    format!("text {text:?}")
+}
+
+/// ocaml-rpc's `is_empty`: text of only these characters between elements is ignored.
+/// (A raw CR never gets here: XML line-end normalisation has turned it into LF.)
+fn is_blank(text: &str) -> bool {
+    text.bytes().all(|b| matches!(b, b' ' | b'\t' | b'\n'))
+}
+
+/// One quick-xml event as the tokenizer sees it.
+enum Piece<'a> {
+    Text(Cow<'a, str>),
+    Skip,
+    Markup(Token<'a>),
 }
 
 struct Parser<'a> {
     reader: Reader<&'a [u8]>,
-    /// A token read ahead (text is assembled from several events).
-    peeked: Option<Tok<'a>>,
+    /// Returned by [`Parser::peek`] and not consumed yet.
+    peeked: Option<Token<'a>>,
+    /// The markup that ended a run of character data.
+    pending: Option<Token<'a>>,
+    /// The end tag owed for an `<x/>` that was reported as a start tag.
+    empty_end: Option<Tag>,
 }
 
 impl<'a> Parser<'a> {
@@ -170,400 +225,506 @@ impl<'a> Parser<'a> {
         Parser {
             reader: Reader::from_str(text),
             peeked: None,
+            pending: None,
+            empty_end: None,
         }
     }
 
-    fn tag(name: &str) -> Result<Tag, ParseError> {
-        Tag::of(name).ok_or_else(|| err("an XML-RPC element", format!("<{name}>")))
-    }
-
-    /// The next token; consecutive text, CDATA and references form one `Text`.
-    fn next(&mut self) -> Result<Tok<'a>, ParseError> {
-        if let Some(t) = self.peeked.take() {
-            return Ok(t);
-        }
-        let mut text: Option<Cow<'a, str>> = None;
-        loop {
-            let ev = self
-                .reader
-                .read_event()
-                .map_err(|e| err("well-formed XML", e.to_string()))?;
-            let piece: Cow<'a, str> = match ev {
-                Event::Text(t) => t.into_inner(),
-                Event::CData(c) => c.into_inner(),
-                Event::GeneralRef(r) => Cow::Owned(resolve_ref(&r)?.to_string()),
-                Event::Comment(_) | Event::Decl(_) | Event::PI(_) | Event::DocType(_) => continue,
-                other => {
-                    let tok = match other {
-                        Event::Start(s) => Tok::Open(Self::tag(s.name().as_ref())?),
-                        Event::Empty(s) => Tok::Empty(Self::tag(s.name().as_ref())?),
-                        Event::End(e) => Tok::Close(Self::tag(e.name().as_ref())?),
-                        _ => Tok::Eof,
-                    };
-                    return Ok(match text {
-                        Some(t) => {
-                            self.peeked = Some(tok);
-                            Tok::Text(t)
-                        }
-                        None => tok,
-                    });
-                }
-            };
-            text = Some(match text {
-                None => piece,
-                Some(prev) => Cow::Owned(prev.into_owned() + &piece),
-            });
-        }
-    }
-
-    /// The next token that is not whitespace-only text.
-    fn next_structural(&mut self) -> Result<Tok<'a>, ParseError> {
-        loop {
-            match self.next()? {
-                Tok::Text(t) if is_blank(&t) => continue,
-                tok => return Ok(tok),
-            }
-        }
-    }
-
-    fn expect_open(&mut self, tag: Tag) -> Result<bool, ParseError> {
-        match self.next_structural()? {
-            Tok::Open(t) if t == tag => Ok(true),
-            Tok::Empty(t) if t == tag => Ok(false),
-            other => Err(err(tag.show(), other.show())),
-        }
-    }
-
-    fn expect_close(&mut self, tag: Tag) -> Result<(), ParseError> {
-        match self.next_structural()? {
-            Tok::Close(t) if t == tag => Ok(()),
-            other => Err(err(format!("</{}", &tag.show()[1..]), other.show())),
-        }
-    }
-
-    /// Text up to `</tag>` (possibly none).
-    fn text_until_close(&mut self, tag: Tag) -> Result<Cow<'a, str>, ParseError> {
-        match self.next()? {
-            Tok::Close(t) if t == tag => Ok(Cow::Borrowed("")),
-            Tok::Text(s) => {
-                self.expect_close(tag)?;
-                Ok(s)
-            }
-            other => Err(err(format!("text or </{}", &tag.show()[1..]), other.show())),
-        }
-    }
-
-    /// A value whose `<value>` start tag was just read (`open` false for `<value/>`).
-    fn value(&mut self, open: bool, depth: usize) -> Result<Value, ParseError> {
-        if !open {
-            return Ok(Value::String(String::new()));
-        }
-        if depth > MAX_DEPTH {
-            return Err(err(
-                format!("at most {MAX_DEPTH} levels of nesting"),
-                "deeper nesting",
-            ));
-        }
-        let v = match self.next()? {
-            Tok::Close(Tag::Value) => return Ok(Value::String(String::new())),
-            Tok::Text(s) => match self.next()? {
-                Tok::Close(Tag::Value) => return Ok(Value::String(s.into_owned())),
-                Tok::Open(t) if is_blank(&s) => self.typed(t, true, depth)?,
-                Tok::Empty(t) if is_blank(&s) => self.typed(t, false, depth)?,
-                other => return Err(err("</value>", other.show())),
-            },
-            Tok::Open(t) => self.typed(t, true, depth)?,
-            Tok::Empty(t) => self.typed(t, false, depth)?,
-            Tok::Close(t) => return Err(err("a value", format!("</{}", &t.show()[1..]))),
-            Tok::Eof => return Err(err("a value", "end of document")),
+    fn peek(&mut self) -> Result<&Token<'a>, ParseError> {
+        let token = match self.peeked.take() {
+            Some(token) => token,
+            None => self.next()?,
         };
-        self.expect_close(Tag::Value)?;
-        Ok(v)
+        Ok(self.peeked.insert(token))
     }
 
-    fn typed(&mut self, tag: Tag, open: bool, depth: usize) -> Result<Value, ParseError> {
-        let text = |p: &mut Parser<'a>| -> Result<Cow<'a, str>, ParseError> {
-            if open {
-                p.text_until_close(tag)
-            } else {
-                Ok(Cow::Borrowed(""))
+    fn next(&mut self) -> Result<Token<'a>, ParseError> {
+        if let Some(token) = self.peeked.take().or_else(|| self.pending.take()) {
+            return Ok(token);
+        }
+        if let Some(tag) = self.empty_end.take() {
+            return Ok(Token::End(tag));
+        }
+        let mut text = loop {
+            match self.piece()? {
+                Piece::Text(text) => break text,
+                Piece::Skip => continue,
+                Piece::Markup(token) => return Ok(token),
             }
         };
-        Ok(match tag {
-            Tag::String => Value::String(text(self)?.into_owned()),
-            Tag::Int => {
-                let t = text(self)?;
-                Value::Int(
-                    t.trim()
-                        .parse::<i64>()
-                        .map_err(|_| err("an integer", t.as_ref()))?,
-                )
+        // Gather the rest of the run, as Xmlm returns it as one `Data`.
+        let end = loop {
+            match self.piece()? {
+                Piece::Text(more) if text.is_empty() => text = more,
+                Piece::Text(more) => text.to_mut().push_str(&more),
+                Piece::Skip => {}
+                Piece::Markup(token) => break token,
             }
-            Tag::Boolean => Value::Bool(text(self)?.trim() == "1"),
-            Tag::Double => {
-                let t = text(self)?;
-                Value::Double(
-                    t.trim()
-                        .parse::<f64>()
-                        .map_err(|_| err("a double", t.as_ref()))?,
-                )
+        };
+        // Xmlm drops an empty run (e.g. an empty CDATA section) altogether.
+        if text.is_empty() {
+            return Ok(end);
+        }
+        self.pending = Some(end);
+        Ok(Token::Text(text))
+    }
+
+    /// Reads one event: character data with line ends normalised and references
+    /// resolved, comments and processing instructions to skip, or markup.
+    fn piece(&mut self) -> Result<Piece<'a>, ParseError> {
+        let event = self.reader.read_event().map_err(|e| {
+            let at = self.reader.error_position();
+            error("well-formed XML", format!("byte {at}: {e}"))
+        })?;
+        Ok(match event {
+            Event::Text(t) => Piece::Text(t.xml10_content()),
+            Event::CData(c) => Piece::Text(c.xml10_content()),
+            Event::GeneralRef(r) => Piece::Text(resolve(&r)?),
+            Event::Comment(_) | Event::PI(_) => Piece::Skip,
+            Event::Start(e) => Piece::Markup(Token::Start(Tag::of(e.name().as_ref()))),
+            Event::Empty(e) => {
+                let tag = Tag::of(e.name().as_ref());
+                self.empty_end = Some(tag.clone());
+                Piece::Markup(Token::Start(tag))
             }
-            Tag::DateTime => Value::DateTime(text(self)?.into_owned()),
-            Tag::Base64 => Value::Base64(text(self)?.into_owned()),
-            Tag::Nil => {
-                if open {
-                    self.expect_close(Tag::Nil)?;
-                }
-                Value::Nil
-            }
-            Tag::Array => {
-                if !open {
-                    return Ok(Value::Array(Vec::new()));
-                }
-                let mut items = Vec::new();
-                match self.next_structural()? {
-                    Tok::Close(Tag::Array) => return Ok(Value::Array(items)),
-                    Tok::Empty(Tag::Data) => {}
-                    Tok::Open(Tag::Data) => loop {
-                        match self.next_structural()? {
-                            Tok::Close(Tag::Data) => break,
-                            Tok::Open(Tag::Value) => items.push(self.value(true, depth + 1)?),
-                            Tok::Empty(Tag::Value) => items.push(Value::String(String::new())),
-                            other => return Err(err("<value> or </data>", other.show())),
-                        }
-                    },
-                    other => return Err(err("<data>", other.show())),
-                }
-                self.expect_close(Tag::Array)?;
-                Value::Array(items)
-            }
-            Tag::Struct => {
-                let mut members = Vec::new();
-                if !open {
-                    return Ok(Value::Struct(members));
-                }
-                loop {
-                    match self.next_structural()? {
-                        Tok::Close(Tag::Struct) => break,
-                        Tok::Open(Tag::Member) => {
-                            let name = if self.expect_open(Tag::Name)? {
-                                self.text_until_close(Tag::Name)?.into_owned()
-                            } else {
-                                String::new()
-                            };
-                            let open = self.expect_open(Tag::Value)?;
-                            members.push((name, self.value(open, depth + 1)?));
-                            self.expect_close(Tag::Member)?;
-                        }
-                        other => return Err(err("<member> or </struct>", other.show())),
-                    }
-                }
-                Value::Struct(members)
-            }
-            other => return Err(err("a value type", other.show())),
+            Event::End(e) => Piece::Markup(Token::End(Tag::of(e.name().as_ref()))),
+            Event::Decl(_) => Piece::Markup(Token::Prolog("<?xml …?>")),
+            Event::DocType(_) => Piece::Markup(Token::Prolog("<!DOCTYPE …>")),
+            Event::Eof => Piece::Markup(Token::Eof),
         })
     }
 
-    fn call(&mut self) -> Result<(String, Vec<Value>), ParseError> {
-        if !self.expect_open(Tag::MethodCall)? {
-            return Err(err("<methodName>", "an empty <methodCall/>"));
+    /// Next token that is not ignorable whitespace.
+    fn next_significant(&mut self) -> Result<Token<'a>, ParseError> {
+        loop {
+            match self.next()? {
+                Token::Text(t) if is_blank(&t) => continue,
+                token => return Ok(token),
+            }
         }
-        let method = if self.expect_open(Tag::MethodName)? {
-            self.text_until_close(Tag::MethodName)?.into_owned()
-        } else {
-            String::new()
-        };
+    }
+
+    fn expect_start(&mut self, want: Tag) -> Result<(), ParseError> {
+        match self.next_significant()? {
+            Token::Start(tag) if tag == want => Ok(()),
+            other => Err(error(format!("<{}>", want.name()), describe(&other))),
+        }
+    }
+
+    fn expect_end(&mut self, want: Tag) -> Result<(), ParseError> {
+        match self.next_significant()? {
+            Token::End(tag) if tag == want => Ok(()),
+            other => Err(error(format!("</{}>", want.name()), describe(&other))),
+        }
+    }
+
+    /// The text of a leaf element whose start tag was just read, verbatim (ocaml-rpc's
+    /// `get_data`): surrounding spaces are kept, an empty element gives "".
+    fn leaf_text(&mut self, tag: Tag) -> Result<Cow<'a, str>, ParseError> {
+        match self.next()? {
+            Token::Text(text) => {
+                self.expect_end(tag)?;
+                Ok(text)
+            }
+            Token::End(_) => Ok(Cow::Borrowed("")),
+            other => Err(error(
+                format!("text or </{}>", tag.name()),
+                describe(&other),
+            )),
+        }
+    }
+
+    fn call(mut self) -> Result<MethodCall, ParseError> {
+        loop {
+            match self.next()? {
+                Token::Prolog(_) => continue,
+                Token::Text(t) if is_blank(&t) => continue,
+                Token::Start(Tag::MethodCall) => break,
+                other => return Err(error("<methodCall>", describe(&other))),
+            }
+        }
+        self.expect_start(Tag::MethodName)?;
+        let method = self.leaf_text(Tag::MethodName)?.into_owned();
+        self.expect_start(Tag::Params)?;
         let mut params = Vec::new();
-        if self.expect_open(Tag::Params)? {
-            loop {
-                match self.next_structural()? {
-                    Tok::Close(Tag::Params) => break,
-                    Tok::Open(Tag::Param) => {
-                        let open = self.expect_open(Tag::Value)?;
-                        params.push(self.value(open, 1)?);
-                        self.expect_close(Tag::Param)?;
+        loop {
+            match self.next_significant()? {
+                Token::End(_) => break,
+                Token::Start(Tag::Param) => {
+                    self.expect_start(Tag::Value)?;
+                    params.push(self.value(1)?);
+                    self.expect_end(Tag::Param)?;
+                }
+                other => return Err(error("<param> or </params>", describe(&other))),
+            }
+        }
+        self.expect_end(Tag::MethodCall)?;
+        Ok(MethodCall {
+            method,
+            params,
+            invalid_utf8_param: None,
+        })
+    }
+
+    /// The contents of a `<value>` whose start tag was just read, and its end tag.
+    fn value(&mut self, depth: usize) -> Result<Value, ParseError> {
+        if depth > MAX_DEPTH {
+            return Err(error(
+                format!("at most {MAX_DEPTH} levels of nested values"),
+                "deeper nesting",
+            ));
+        }
+        let value = match self.next()? {
+            Token::End(_) => return Ok(Value::String(String::new())),
+            Token::Text(text) => {
+                // Whitespace before a type element is layout; any other text is the value.
+                match self.next()? {
+                    Token::Start(tag) if is_blank(&text) => self.typed(tag, depth)?,
+                    other => {
+                        self.peeked = Some(other);
+                        Value::String(text.into_owned())
                     }
-                    other => return Err(err("<param> or </params>", other.show())),
                 }
             }
-        }
-        self.expect_close(Tag::MethodCall)?;
-        match self.next_structural()? {
-            Tok::Eof => Ok((method, params)),
-            other => Err(err("end of document", other.show())),
-        }
-    }
-}
-
-fn resolve_ref(r: &quick_xml::events::BytesRef<'_>) -> Result<char, ParseError> {
-    if r.is_char_ref() {
-        return match r.resolve_char_ref() {
-            Ok(Some(c)) => Ok(c),
-            _ => Err(err("a valid character reference", format!("&{};", &**r))),
+            Token::Start(tag) => self.typed(tag, depth)?,
+            other => return Err(error("a value or </value>", describe(&other))),
         };
+        self.expect_end(Tag::Value)?;
+        Ok(value)
     }
-    match &**r {
-        "amp" => Ok('&'),
-        "lt" => Ok('<'),
-        "gt" => Ok('>'),
-        "quot" => Ok('"'),
-        "apos" => Ok('\''),
-        other => Err(err("a predefined XML entity", format!("&{other};"))),
+
+    /// The contents and end tag of a type element whose start tag was just read.
+    fn typed(&mut self, tag: Tag, depth: usize) -> Result<Value, ParseError> {
+        Ok(match tag {
+            Tag::String => Value::String(self.leaf_text(Tag::String)?.into_owned()),
+            Tag::Int | Tag::I4 | Tag::I8 => {
+                let text = self.leaf_text(tag.clone())?;
+                let n = parse_int(&text).ok_or_else(|| {
+                    error(format!("an integer in <{}>", tag.name()), quoted(&text))
+                })?;
+                Value::Int(n)
+            }
+            Tag::Boolean => Value::Bool(self.leaf_text(Tag::Boolean)? == "1"),
+            Tag::Double => {
+                let text = self.leaf_text(Tag::Double)?;
+                Value::Double(
+                    parse_float(&text)
+                        .ok_or_else(|| error("a number in <double>", quoted(&text)))?,
+                )
+            }
+            Tag::DateTime => Value::DateTime(self.leaf_text(Tag::DateTime)?.into_owned()),
+            Tag::Base64 => Value::Base64(self.leaf_text(Tag::Base64)?.into_owned()),
+            Tag::Nil => {
+                self.expect_end(Tag::Nil)?;
+                Value::Nil
+            }
+            Tag::Array => Value::Array(self.array(depth)?),
+            Tag::Struct => Value::Struct(self.members(depth)?),
+            other => {
+                return Err(error(
+                    "a type element (string, int, i4, i8, boolean, double, \
+                     dateTime.iso8601, base64, array, struct, nil)",
+                    describe(&Token::Start(other)),
+                ));
+            }
+        })
+    }
+
+    /// `<array>` contents: nothing at all (`<array/>`), or exactly one `<data>`.
+    fn array(&mut self, depth: usize) -> Result<Vec<Value>, ParseError> {
+        if matches!(self.peek()?, Token::End(_)) {
+            self.next()?;
+            return Ok(Vec::new());
+        }
+        self.expect_start(Tag::Data)?;
+        let mut items = Vec::new();
+        loop {
+            match self.next_significant()? {
+                Token::End(_) => break,
+                Token::Start(Tag::Value) => items.push(self.value(depth + 1)?),
+                other => return Err(error("<value> or </data>", describe(&other))),
+            }
+        }
+        self.expect_end(Tag::Array)?;
+        Ok(items)
+    }
+
+    /// `<struct>` contents, in document order (duplicates are kept, as ocaml-rpc does).
+    fn members(&mut self, depth: usize) -> Result<Vec<(String, Value)>, ParseError> {
+        let mut members = Vec::new();
+        loop {
+            match self.next_significant()? {
+                Token::End(_) => return Ok(members),
+                Token::Start(Tag::Member) => {
+                    self.expect_start(Tag::Name)?;
+                    let name = self.leaf_text(Tag::Name)?.into_owned();
+                    self.expect_start(Tag::Value)?;
+                    let value = self.value(depth + 1)?;
+                    self.expect_end(Tag::Member)?;
+                    members.push((name, value));
+                }
+                other => return Err(error("<member> or </struct>", describe(&other))),
+            }
+        }
     }
 }
 
-fn contains_replacement(v: &Value) -> bool {
-    match v {
-        Value::String(s) | Value::DateTime(s) | Value::Base64(s) => s.contains('\u{FFFD}'),
-        Value::Array(items) => items.iter().any(contains_replacement),
-        Value::Struct(members) => members
-            .iter()
-            .any(|(k, v)| k.contains('\u{FFFD}') || contains_replacement(v)),
-        _ => false,
-    }
-}
-
-/// Parses a `methodCall`. A body that is not valid UTF-8 is decoded lossily and the first
-/// parameter that contains the damage is reported in `invalid_utf8_param`.
-pub fn parse_call(body: &[u8]) -> Result<MethodCall, ParseError> {
-    let (text, damaged) = match std::str::from_utf8(body) {
-        Ok(s) => (Cow::Borrowed(s), false),
-        Err(_) => (String::from_utf8_lossy(body), true),
+/// The five predefined entities and character references (only XML characters), like Xmlm.
+fn resolve<'a>(r: &BytesRef<'a>) -> Result<Cow<'a, str>, ParseError> {
+    let bad = || {
+        error(
+            "a known entity or character reference",
+            format!("&{};", &**r),
+        )
     };
-    let (method, params) = Parser::new(&text).call()?;
-    let mut invalid_utf8_param = None;
-    if damaged {
-        if method.contains('\u{FFFD}') {
-            return Err(err("a method name in UTF-8", "invalid UTF-8"));
-        }
-        invalid_utf8_param = params.iter().position(contains_replacement);
+    match r.resolve_char_ref() {
+        Ok(Some(c)) if is_xml_char(c) => Ok(Cow::Owned(c.to_string())),
+        Ok(Some(_)) | Err(_) => Err(bad()),
+        Ok(None) => Ok(Cow::Borrowed(match &**r {
+            "lt" => "<",
+            "gt" => ">",
+            "amp" => "&",
+            "apos" => "'",
+            "quot" => "\"",
+            _ => return Err(bad()),
+        })),
     }
-    Ok(MethodCall {
-        method,
-        params,
-        invalid_utf8_param,
-    })
 }
 
-/// Appends `s` escaped as xapi does: `& < > "` as entities, control bytes other than TAB,
-/// LF and CR dropped, everything else (UTF-8 included) as is.
-fn escape_into(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let rep: &[u8] = match b {
-            b'&' => b"&amp;",
-            b'<' => b"&lt;",
-            b'>' => b"&gt;",
-            b'"' => b"&quot;",
-            b'\t' | b'\n' | b'\r' => continue,
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(rep);
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
+/// XML's `Char` production, which Xmlm enforces for character references.
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}')
+        || c >= '\u{10000}'
 }
 
-/// Appends one `<value>…</value>`.
-pub fn write_value(out: &mut Vec<u8>, v: &Value) {
-    out.extend_from_slice(b"<value>");
-    match v {
-        Value::String(s) => escape_into(out, s),
-        Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
-        Value::Int32(i) => {
-            out.extend_from_slice(b"<i4>");
-            out.extend_from_slice(i.to_string().as_bytes());
-            out.extend_from_slice(b"</i4>");
-        }
-        Value::Bool(b) => out.extend_from_slice(if *b {
-            b"<boolean>1</boolean>"
-        } else {
-            b"<boolean>0</boolean>"
-        }),
-        Value::Double(f) => {
-            out.extend_from_slice(b"<double>");
-            out.extend_from_slice(format_g16(*f).as_bytes());
-            out.extend_from_slice(b"</double>");
-        }
-        Value::DateTime(s) => {
-            out.extend_from_slice(b"<dateTime.iso8601>");
-            escape_into(out, s);
-            out.extend_from_slice(b"</dateTime.iso8601>");
-        }
-        Value::Base64(s) => {
-            out.extend_from_slice(b"<base64>");
-            escape_into(out, s);
-            out.extend_from_slice(b"</base64>");
-        }
-        Value::Nil => out.extend_from_slice(b"<nil/>"),
-        Value::Array(items) => {
-            out.extend_from_slice(b"<array><data>");
-            for item in items {
-                write_value(out, item);
-            }
-            out.extend_from_slice(b"</data></array>");
-        }
-        Value::Struct(members) => {
-            out.extend_from_slice(b"<struct>");
-            for (k, item) in members {
-                out.extend_from_slice(b"<member><name>");
-                escape_into(out, k);
-                out.extend_from_slice(b"</name>");
-                write_value(out, item);
-                out.extend_from_slice(b"</member>");
-            }
-            out.extend_from_slice(b"</struct>");
+/// OCaml's `Int64.of_string`, which ocaml-rpc uses: optional sign, `0x`/`0o`/`0b`/`0u`
+/// prefixes, `_` between digits; decimal must fit in int64, other bases may use all 64
+/// bits (`0xFFFFFFFFFFFFFFFF` is -1). No surrounding whitespace.
+fn parse_int(text: &str) -> Option<i64> {
+    let bytes = text.as_bytes();
+    let (negative, mut i) = match bytes.first() {
+        Some(b'-') => (true, 1),
+        Some(b'+') => (false, 1),
+        _ => (false, 0),
+    };
+    let (base, signed) = match (bytes.get(i), bytes.get(i + 1)) {
+        (Some(b'0'), Some(b'x' | b'X')) => (16, false),
+        (Some(b'0'), Some(b'o' | b'O')) => (8, false),
+        (Some(b'0'), Some(b'b' | b'B')) => (2, false),
+        (Some(b'0'), Some(b'u' | b'U')) => (10, false),
+        _ => (10, true),
+    };
+    if !signed {
+        i += 2;
+    }
+    let digit = |b: u8| (b as char).to_digit(base).map(u64::from);
+    let mut n = digit(*bytes.get(i)?)?;
+    for &b in &bytes[i + 1..] {
+        if b != b'_' {
+            n = n.checked_mul(base.into())?.checked_add(digit(b)?)?;
         }
     }
-    out.extend_from_slice(b"</value>");
+    if signed && n > (1u64 << 63) - u64::from(!negative) {
+        return None;
+    }
+    let n = n as i64;
+    Some(if negative { n.wrapping_neg() } else { n })
 }
 
-const PROLOG: &[u8] = b"<?xml version=\"1.0\"?><methodResponse><params><param>";
-const EPILOG: &[u8] = b"</param></params></methodResponse>";
+/// OCaml's `float_of_string` as ocaml-rpc uses it: `_` ignored, leading whitespace
+/// allowed (C's `strtod`), trailing text refused; `inf`, `nan` and exponents accepted.
+fn parse_float(text: &str) -> Option<f64> {
+    let text: Cow<str> = if text.contains('_') {
+        Cow::Owned(text.replace('_', ""))
+    } else {
+        Cow::Borrowed(text)
+    };
+    text.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r'])
+        .parse()
+        .ok()
+}
 
-/// The xapi envelope: `{Status: Success, Value: v}` or `{Status: Failure, ErrorDescription: [code, params…]}`.
+// ---------------------------------------------------------------------------------------
+// Writing
+
+const XML_DECL: &[u8] = b"<?xml version=\"1.0\"?>";
+const ENVELOPE_HEAD: &[u8] = b"<methodResponse><params><param><value><struct>\
+    <member><name>Status</name><value>";
+const ENVELOPE_TAIL: &[u8] = b"</member></struct></value></param></params></methodResponse>";
+
+/// Writes a whole response: xapi's `Status`/`Value` or `Status`/`ErrorDescription` struct.
 pub fn write_response(out: &mut Vec<u8>, result: &Result<Value, ApiError>) {
-    out.extend_from_slice(PROLOG);
-    out.extend_from_slice(b"<value><struct><member><name>Status</name>");
+    out.extend_from_slice(XML_DECL);
+    out.extend_from_slice(ENVELOPE_HEAD);
     match result {
-        Ok(v) => {
-            out.extend_from_slice(b"<value>Success</value></member><member><name>Value</name>");
-            write_value(out, v);
+        Ok(value) => {
+            out.extend_from_slice(b"Success</value></member><member><name>Value</name>");
+            write_value(out, value);
         }
-        Err(e) => {
+        Err(err) => {
             out.extend_from_slice(
-                b"<value>Failure</value></member><member><name>ErrorDescription</name><value><array><data>",
+                b"Failure</value></member><member><name>ErrorDescription</name>\
+                  <value><array><data>",
             );
-            out.extend_from_slice(b"<value>");
-            escape_into(out, e.code);
-            out.extend_from_slice(b"</value>");
-            for p in &e.params {
-                out.extend_from_slice(b"<value>");
-                escape_into(out, p);
-                out.extend_from_slice(b"</value>");
+            for item in err.description() {
+                write_string(out, &item);
             }
             out.extend_from_slice(b"</data></array></value>");
         }
     }
-    out.extend_from_slice(b"</member></struct></value>");
-    out.extend_from_slice(EPILOG);
+    out.extend_from_slice(ENVELOPE_TAIL);
 }
 
-/// A response holding the bare value, without the envelope (`system.listMethods`).
+/// Writes a response carrying `value` without the Status struct; xapi answers
+/// `system.listMethods` this way over XML-RPC.
 pub fn write_bare(out: &mut Vec<u8>, value: &Value) {
-    out.extend_from_slice(PROLOG);
+    out.extend_from_slice(XML_DECL);
+    out.extend_from_slice(b"<methodResponse><params><param>");
     write_value(out, value);
-    out.extend_from_slice(EPILOG);
+    out.extend_from_slice(b"</param></params></methodResponse>");
 }
 
-/// `<value>…</value>` as a string: what xapi stores in `task.result`.
+/// `<value>…</value>` as a String: xapi stores this text in `task.result`.
 pub fn value_fragment(value: &Value) -> String {
     let mut out = Vec::with_capacity(64);
     write_value(&mut out, value);
-    String::from_utf8(out).unwrap_or_default()
+    // Escaping only drops ASCII control bytes and adds ASCII, so the bytes stay UTF-8.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Appends one `<value>…</value>` as ocaml-rpc writes it in non-strict mode.
+pub fn write_value(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::String(s) => write_string(out, s),
+        Value::Int(i) => {
+            out.extend_from_slice(b"<value>");
+            write_int(out, *i);
+            out.extend_from_slice(b"</value>");
+        }
+        Value::Int32(i) => {
+            out.extend_from_slice(b"<value><i4>");
+            write_int(out, i64::from(*i));
+            out.extend_from_slice(b"</i4></value>");
+        }
+        Value::Bool(b) => out.extend_from_slice(if *b {
+            b"<value><boolean>1</boolean></value>"
+        } else {
+            b"<value><boolean>0</boolean></value>"
+        }),
+        Value::Double(d) => {
+            out.extend_from_slice(b"<value><double>");
+            // `%.16g` prints whole numbers below 10^15 as plain integers; taking that path
+            // directly spares the general formatter for the usual progress values 0 and 1.
+            if d.fract() == 0.0 && d.abs() < 1e15 && !(*d == 0.0 && d.is_sign_negative()) {
+                write_int(out, *d as i64);
+            } else {
+                out.extend_from_slice(format_g16(*d).as_bytes());
+            }
+            out.extend_from_slice(b"</double></value>");
+        }
+        Value::DateTime(s) => {
+            out.extend_from_slice(b"<value><dateTime.iso8601>");
+            escape(out, s);
+            out.extend_from_slice(b"</dateTime.iso8601></value>");
+        }
+        Value::Base64(s) => {
+            out.extend_from_slice(b"<value><base64>");
+            escape(out, s);
+            out.extend_from_slice(b"</base64></value>");
+        }
+        Value::Array(items) => {
+            out.extend_from_slice(b"<value><array><data>");
+            for item in items {
+                write_value(out, item);
+            }
+            out.extend_from_slice(b"</data></array></value>");
+        }
+        Value::Struct(members) => {
+            out.extend_from_slice(b"<value><struct>");
+            for (name, item) in members {
+                out.extend_from_slice(b"<member><name>");
+                escape(out, name);
+                out.extend_from_slice(b"</name>");
+                write_value(out, item);
+                out.extend_from_slice(b"</member>");
+            }
+            out.extend_from_slice(b"</struct></value>");
+        }
+        Value::Nil => out.extend_from_slice(b"<value><nil/></value>"),
+    }
+}
+
+fn write_string(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(b"<value>");
+    escape(out, s);
+    out.extend_from_slice(b"</value>");
+}
+
+/// `%Ld` without going through `fmt`.
+fn write_int(out: &mut Vec<u8>, i: i64) {
+    let mut digits = [0u8; 20];
+    let mut pos = digits.len();
+    let mut n = i.unsigned_abs();
+    loop {
+        pos -= 1;
+        digits[pos] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(&digits[pos..]);
+}
+
+/// Per byte: 0 copy, 1 drop, otherwise the index into `ENTITIES` plus 2.
+const ESCAPES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = 1;
+        b += 1;
+    }
+    table[b'\t' as usize] = 0;
+    table[b'\n' as usize] = 0;
+    table[b'\r' as usize] = 0;
+    table[b'&' as usize] = 2;
+    table[b'<' as usize] = 3;
+    table[b'>' as usize] = 4;
+    table[b'"' as usize] = 5;
+    table
+};
+const ENTITIES: [&[u8]; 4] = [b"&amp;", b"&lt;", b"&gt;", b"&quot;"];
+
+/// ocaml-rpc's `encode_buf`: escapes `& < > "`, silently drops control bytes other than
+/// TAB/LF/CR (XML cannot carry them), copies everything else (UTF-8 included) raw.
+fn escape(out: &mut Vec<u8>, s: &str) {
+    let bytes = s.as_bytes();
+    let special = |b: u8| {
+        (b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r')
+            | (b == b'&')
+            | (b == b'<')
+            | (b == b'>')
+            | (b == b'"')
+    };
+    let Some(first) = find_byte(bytes, special) else {
+        out.extend_from_slice(bytes);
+        return;
+    };
+    let mut copied = 0;
+    for (i, &b) in bytes.iter().enumerate().skip(first) {
+        let action = ESCAPES[b as usize];
+        if action != 0 {
+            out.extend_from_slice(&bytes[copied..i]);
+            if action > 1 {
+                out.extend_from_slice(ENTITIES[usize::from(action - 2)]);
+            }
+            copied = i + 1;
+        }
+    }
+    out.extend_from_slice(&bytes[copied..]);
 }
 
 #[cfg(test)]
