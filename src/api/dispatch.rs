@@ -156,13 +156,14 @@ async fn run(svc: &Arc<Service>, call: &Call, meta: &RequestMeta) -> Result<Valu
         None => None,
     };
 
+    if is_async && !msg.is_async {
+        return Err(ApiError::new(
+            codes::FAULT,
+            [format!("No async mode for this operation (rpc: {name})")],
+        ));
+    }
+    let current_task = context_task(svc, meta)?;
     if is_async {
-        if !msg.is_async {
-            return Err(ApiError::new(
-                codes::FAULT,
-                [format!("No async mode for this operation (rpc: {name})")],
-            ));
-        }
         let caller = caller.expect("async-capable messages take a session");
         return Ok(spawn_async(
             svc,
@@ -180,9 +181,22 @@ async fn run(svc: &Arc<Service>, call: &Call, meta: &RequestMeta) -> Result<Valu
         caller,
         meta,
         msg,
-        current_task: None,
+        current_task,
     };
     authorize_and_call(&ctx, alias, args).await
+}
+
+/// The task a call runs in, from the `task-id` header (xapi's `Context.of_http_req` →
+/// `from_forwarded_task`): it must exist, else `HANDLE_INVALID ["task"; ref]`, whatever
+/// the call (`OpaqueRef:NULL` included). xapi's non-database `DummyRef:` refs are taken as
+/// they are.
+fn context_task(svc: &Service, meta: &RequestMeta) -> Result<Option<String>, ApiError> {
+    match meta.task_id.as_deref() {
+        None => Ok(None),
+        Some(t) if t.starts_with("DummyRef:") => Ok(Some(t.to_string())),
+        Some(t) if svc.db.read().task(t).is_some() => Ok(Some(t.to_string())),
+        Some(t) => Err(ApiError::handle_invalid("task", t)),
+    }
 }
 
 /// Step 8 and 9: RBAC, then the message itself. For `Async.` calls this runs inside the

@@ -163,17 +163,27 @@ fn set_field(
         .session_mut(&r)
         .ok_or_else(|| ApiError::handle_invalid("session", &r))?;
     match imp {
-        Implicit::Set(_) => s.other_config = arg::string_map(&args[1]),
+        Implicit::Set(_) => {
+            let map = arg::string_map(&args[1]);
+            if map.iter().any(|(k, _)| k.is_empty()) {
+                return Err(ApiError::internal("Db_exn.Empty_key_in_map"));
+            }
+            s.other_config = map;
+        }
         Implicit::AddToMap(_) => {
             let key = arg::string(&args[1]);
+            if key.is_empty() {
+                return Err(ApiError::internal("Db_exn.Empty_key_in_map"));
+            }
             if s.other_config.iter().any(|(k, _)| k == key) {
                 return Err(ApiError::new(
                     codes::MAP_DUPLICATE_KEY,
                     ["session", field.name, r.as_str(), key],
                 ));
             }
+            // New entries go first, as xapi's add_to_map.
             s.other_config
-                .push((key.to_string(), arg::string(&args[2]).to_string()));
+                .insert(0, (key.to_string(), arg::string(&args[2]).to_string()));
         }
         _ => {
             let key = arg::string(&args[1]);

@@ -86,9 +86,9 @@ pub fn destroy(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
 }
 
 /// `task.cancel`: records the request and nothing else. It never fails on state; it
-/// replaces `current_operations` with `{<cancelling call's task>: cancel}`. A sync task
-/// call runs in a non-database task in xapi, so that key is a `DummyRef:|<uuid>|task.cancel`;
-/// an `Async.task.cancel` uses its own task's ref.
+/// replaces `current_operations` with `{<cancelling call's task>: cancel}`: the task the
+/// call runs in (`task-id` header, or an `Async.task.cancel`'s own task), else, as for a
+/// sync task call in xapi, a non-database `DummyRef:|<uuid>|task.cancel`.
 /// The task's owner notices and finishes it (e.g. `set_status cancelled`).
 pub fn cancel(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
     let r = arg::string(&args[0]);
@@ -142,7 +142,9 @@ pub fn set_error_info(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> 
     Ok(Value::void())
 }
 
-/// Adds `key` to a map field, refusing existing keys and empty keys as xapi's database does.
+/// Adds `key` to a map field, refusing existing keys as xapi's database does. The new
+/// entry goes first, as in xapi (`db_cache_types.ml` `add_to_map` conses it on), which
+/// decides the order clients see.
 fn add_to_map(
     map: &mut Vec<(String, String)>,
     task_ref: &str,
@@ -158,7 +160,7 @@ fn add_to_map(
             key.to_string(),
         ));
     }
-    map.push((key.to_string(), value.to_string()));
+    map.insert(0, (key.to_string(), value.to_string()));
     Ok(())
 }
 
