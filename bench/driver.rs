@@ -1,0 +1,667 @@
+//! The benchmark driver (run it with bench/run.sh). It starts xapi-taskd (release build),
+//! the bare-hyper limit and the stdlib-Python peer side by side, drives them with its own
+//! keep-alive HTTP/1.1 load generator, and prints one table with the ratios the targets
+//! are stated in. Client and servers share the machine: the driver runs on one thread.
+//!
+//! Environment: BENCH_SECS (seconds per load run, default 3), BENCH_MAX_TASKS (largest
+//! memory point, default 1000000), BENCH_FANOUT (comma list, default 100,1000,10000).
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener as StdListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const ROOT_PASSWORD: &str = "bench-root-password";
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Proc {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn rss_mib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .unwrap_or(f64::NAN)
+    }
+}
+
+fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "server on port {port} did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf() // target/release/examples → target/release
+}
+
+fn start_ours() -> Proc {
+    let port = free_port();
+    let dir = std::env::temp_dir().join(format!("xapi-taskd-bench-{port}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let child = Command::new(target_dir().join("xapi-taskd"))
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .args(["--max-connections", "30000", "--max-tasks", "100000000"])
+        .args(["--completed-task-timeout", "1000000000"])
+        .env("XAPI_TASKD_ROOT_PASSWORD", ROOT_PASSWORD)
+        .env("XAPI_TASKD_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start target/release/xapi-taskd (build it with cargo build --release)");
+    wait_port(port);
+    Proc { child, port }
+}
+
+fn start_bare(body: &[u8]) -> Proc {
+    let port = free_port();
+    let file = std::env::temp_dir().join(format!("bench-body-{port}.xml"));
+    std::fs::write(&file, body).unwrap();
+    let child = Command::new(target_dir().join("examples").join("bare-hyper"))
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(&file)
+        .spawn()
+        .expect("start bare-hyper");
+    wait_port(port);
+    Proc { child, port }
+}
+
+fn start_python() -> Proc {
+    let port = free_port();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("bench")
+        .join("python_peer.py");
+    let child = Command::new("python3")
+        .arg(script)
+        .arg(port.to_string())
+        .spawn()
+        .expect("start python3");
+    wait_port(port);
+    Proc { child, port }
+}
+
+/// A call body as Python's xmlrpc.client writes it (pretty, `<string>` typed).
+fn xml_call(method: &str, params: &[&str]) -> Vec<u8> {
+    let mut s = format!(
+        "<?xml version='1.0'?>\n<methodCall>\n<methodName>{method}</methodName>\n<params>\n"
+    );
+    for p in params {
+        s.push_str(&format!(
+            "<param>\n<value><string>{p}</string></value>\n</param>\n"
+        ));
+    }
+    s.push_str("</params>\n</methodCall>\n");
+    s.into_bytes()
+}
+
+fn xml_call_typed(method: &str, params: &[&str], last: &str) -> Vec<u8> {
+    let mut s = format!(
+        "<?xml version='1.0'?>\n<methodCall>\n<methodName>{method}</methodName>\n<params>\n"
+    );
+    for p in params {
+        s.push_str(&format!(
+            "<param>\n<value><string>{p}</string></value>\n</param>\n"
+        ));
+    }
+    s.push_str(&format!(
+        "<param>\n<value>{last}</value>\n</param>\n</params>\n</methodCall>\n"
+    ));
+    s.into_bytes()
+}
+
+fn json_call(method: &str, params: &[&str]) -> Vec<u8> {
+    let params: Vec<String> = params.iter().map(|p| format!("\"{p}\"")).collect();
+    format!(
+        "{{\"jsonrpc\":\"2.0\",\"method\":\"{method}\",\"params\":[{}],\"id\":1}}",
+        params.join(",")
+    )
+    .into_bytes()
+}
+
+/// One keep-alive HTTP/1.1 connection.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    async fn open(port: u16) -> Conn {
+        let stream = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        stream.set_nodelay(true).unwrap();
+        Conn {
+            stream,
+            buf: Vec::with_capacity(1 << 16),
+        }
+    }
+
+    /// Sends a POST and returns the response body.
+    async fn post(&mut self, path: &str, ctype: &str, body: &[u8]) -> Vec<u8> {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: bench\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let mut req = head.into_bytes();
+        req.extend_from_slice(body);
+        self.stream.write_all(&req).await.expect("write");
+        self.read_response().await
+    }
+
+    async fn read_response(&mut self) -> Vec<u8> {
+        loop {
+            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
+                let head = std::str::from_utf8(&self.buf[..end]).unwrap_or("");
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| {
+                        let (k, v) = l.split_once(':')?;
+                        k.eq_ignore_ascii_case("content-length")
+                            .then(|| v.trim().parse().ok())?
+                    })
+                    .expect("content-length");
+                let total = end + 4 + len;
+                while self.buf.len() < total {
+                    self.fill().await;
+                }
+                let body = self.buf[end + 4..total].to_vec();
+                self.buf.drain(..total);
+                return body;
+            }
+            self.fill().await;
+        }
+    }
+
+    async fn fill(&mut self) {
+        let mut chunk = [0u8; 65536];
+        let n = self.stream.read(&mut chunk).await.expect("read");
+        assert!(n > 0, "server closed the connection");
+        self.buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The first `OpaqueRef:…` in a body.
+fn first_ref(body: &[u8]) -> String {
+    let s = String::from_utf8_lossy(body);
+    let i = s.find("OpaqueRef:").expect("a ref in the reply");
+    s[i..i + 46].to_string()
+}
+
+async fn login(port: u16) -> String {
+    let mut c = Conn::open(port).await;
+    first_ref(
+        &c.post(
+            "/",
+            "text/xml",
+            &xml_call("session.login_with_password", &["root", ROOT_PASSWORD]),
+        )
+        .await,
+    )
+}
+
+struct Run {
+    per_sec: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+/// `conns` connections, each sending `body(i)` in a loop for `secs` (an iteration may be
+/// several calls: `step` returns how many operations it completed).
+async fn load<F, Fut>(port: u16, conns: usize, secs: f64, step: F) -> Run
+where
+    F: Fn(Conn) -> Fut + Clone + 'static,
+    Fut: std::future::Future<Output = (Conn, usize)> + 'static,
+{
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let local = tokio::task::LocalSet::new();
+    let results = Rc::new(std::cell::RefCell::new((0usize, Vec::<u32>::new())));
+    for _ in 0..conns {
+        let step = step.clone();
+        let results = results.clone();
+        local.spawn_local(async move {
+            let mut conn = Conn::open(port).await;
+            let mut lat = Vec::new();
+            let mut ops = 0;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let (c, n) = step(conn).await;
+                conn = c;
+                ops += n;
+                lat.push(t.elapsed().as_micros() as u32);
+            }
+            let mut r = results.borrow_mut();
+            r.0 += ops;
+            r.1.extend(lat);
+        });
+    }
+    let started = Instant::now();
+    local.await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let (ops, mut lat) = Rc::try_unwrap(results).ok().unwrap().into_inner();
+    lat.sort_unstable();
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * p) as usize)
+            .copied()
+            .unwrap_or(0) as f64
+    };
+    Run {
+        per_sec: ops as f64 / elapsed,
+        p50_us: pct(0.5),
+        p99_us: pct(0.99),
+    }
+}
+
+/// Repeats one fixed request.
+async fn fixed(
+    port: u16,
+    conns: usize,
+    secs: f64,
+    path: &'static str,
+    ctype: &'static str,
+    body: Vec<u8>,
+) -> Run {
+    let body = Rc::new(body);
+    load(port, conns, secs, move |mut c: Conn| {
+        let body = body.clone();
+        async move {
+            c.post(path, ctype, &body).await;
+            (c, 1)
+        }
+    })
+    .await
+}
+
+struct Table {
+    rows: Vec<[String; 6]>,
+}
+
+impl Table {
+    fn row(&mut self, cells: [&str; 6]) {
+        let r = cells.map(str::to_string);
+        println!("{}", r.join(" | "));
+        self.rows.push(r);
+    }
+}
+
+fn k(v: f64) -> String {
+    format!("{:.1}k", v / 1000.0)
+}
+
+async fn create_tasks(port: u16, session: &str, n: usize) {
+    let conns = 64.min(n.max(1));
+    let per = n.div_ceil(conns);
+    let local = tokio::task::LocalSet::new();
+    for _ in 0..conns {
+        let body = xml_call(
+            "task.create",
+            &[session, "bench", "a task created by the benchmark"],
+        );
+        local.spawn_local(async move {
+            let mut c = Conn::open(port).await;
+            for _ in 0..per {
+                c.post("/", "text/xml", &body).await;
+            }
+        });
+    }
+    local.await;
+}
+
+async fn fanout(port: u16, session: &str, task: &str, n: usize) -> (f64, f64, f64) {
+    let mut c = Conn::open(port).await;
+    let batch = c
+        .post("/", "text/xml", &xml_call_typed("event.from", &[session], "<array><data><value>task</value></data></array></value></param><param><value></value></param><param><value><double>0</double>"))
+        .await;
+    let s = String::from_utf8_lossy(&batch);
+    let i =
+        s.rfind("<name>token</name><value>").expect("token") + "<name>token</name><value>".len();
+    let token = s[i..i + 41].to_string();
+    let body = Rc::new(xml_call_typed(
+        "event.from",
+        &[session],
+        &format!(
+            "<array><data><value>task/{task}</value></data></array></value></param><param><value>{token}</value></param><param><value><double>120</double>"
+        ),
+    ));
+    let local = tokio::task::LocalSet::new();
+    let times = Rc::new(std::cell::RefCell::new(Vec::with_capacity(n)));
+    let start = Rc::new(std::cell::Cell::new(None::<Instant>));
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        conns.push(Conn::open(port).await);
+    }
+    for mut conn in conns {
+        let (body, times, start) = (body.clone(), times.clone(), start.clone());
+        local.spawn_local(async move {
+            let reply = conn.post("/", "text/xml", &body).await;
+            assert!(
+                find(&reply, b"<value>mod</value>").is_some(),
+                "a waiter got no event: {}",
+                String::from_utf8_lossy(&reply)
+            );
+            let t0: Instant = start.get().expect("woken after the change");
+            times.borrow_mut().push(t0.elapsed().as_secs_f64() * 1000.0);
+        });
+    }
+    // A value no earlier run wrote: an identical write is not a change and wakes nobody.
+    let trigger = xml_call_typed(
+        "task.set_progress",
+        &[session, task],
+        &format!("<double>{}</double>", 1.0 / (n as f64 + 1.0)),
+    );
+    local
+        .run_until(async {
+            // Let every waiter reach the server and block.
+            tokio::time::sleep(Duration::from_millis(500 + n as u64 / 5)).await;
+            start.set(Some(Instant::now()));
+            c.post("/", "text/xml", &trigger).await;
+        })
+        .await;
+    local.await;
+    let mut t = Rc::try_unwrap(times).ok().unwrap().into_inner();
+    t.sort_by(f64::total_cmp);
+    let pct = |p: f64| t[((t.len() as f64 - 1.0) * p) as usize];
+    (pct(0.5), pct(0.99), t[t.len() - 1])
+}
+
+async fn run() {
+    let secs: f64 = env_or("BENCH_SECS", 3.0);
+    let max_tasks: usize = env_or("BENCH_MAX_TASKS", 1_000_000);
+    let fanouts: Vec<usize> = std::env::var("BENCH_FANOUT")
+        .unwrap_or_else(|_| "100,1000,10000".into())
+        .split(',')
+        .filter_map(|s| s.trim().parse().ok())
+        .collect();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    println!(
+        "# xapi-taskd benchmark: {cores} cores, {secs} s per run, client = 1 thread of this driver"
+    );
+    let ours = start_ours();
+    let session = login(ours.port).await;
+    let task = first_ref(
+        &Conn::open(ours.port)
+            .await
+            .post(
+                "/",
+                "text/xml",
+                &xml_call(
+                    "task.create",
+                    &[&session, "bench", "the task read by get_record"],
+                ),
+            )
+            .await,
+    );
+    let get_record = xml_call("task.get_record", &[&session, &task]);
+    let reply = Conn::open(ours.port)
+        .await
+        .post("/", "text/xml", &get_record)
+        .await;
+    let bare = start_bare(&reply);
+    let python = start_python();
+    let py_session = login(python.port).await;
+    let py_task = first_ref(
+        &Conn::open(python.port)
+            .await
+            .post(
+                "/",
+                "text/xml",
+                &xml_call(
+                    "task.create",
+                    &[&py_session, "bench", "the task read by get_record"],
+                ),
+            )
+            .await,
+    );
+    let py_get_record = xml_call("task.get_record", &[&py_session, &py_task]);
+    println!(
+        "# get_record request {} B, reply {} B",
+        get_record.len(),
+        reply.len()
+    );
+
+    let mut table = Table { rows: Vec::new() };
+    table.row([
+        "workload",
+        "conns",
+        "xapi-taskd",
+        "bare hyper (limit)",
+        "python peer",
+        "ratios",
+    ]);
+    table.row(["---", "---", "---", "---", "---", "---"]);
+    for conns in [1, 16, 64] {
+        let o = fixed(ours.port, conns, secs, "/", "text/xml", get_record.clone()).await;
+        let b = fixed(bare.port, conns, secs, "/", "text/xml", get_record.clone()).await;
+        let p = fixed(
+            python.port,
+            conns,
+            secs,
+            "/",
+            "text/xml",
+            py_get_record.clone(),
+        )
+        .await;
+        table.row([
+            "task.get_record (req/s, p50/p99 µs)",
+            &conns.to_string(),
+            &format!("{} ({:.0}/{:.0})", k(o.per_sec), o.p50_us, o.p99_us),
+            &format!("{} ({:.0}/{:.0})", k(b.per_sec), b.p50_us, b.p99_us),
+            &format!("{} ({:.0}/{:.0})", k(p.per_sec), p.p50_us, p.p99_us),
+            &format!(
+                "{:.0} % of limit, {:.1}× peer",
+                100.0 * o.per_sec / b.per_sec,
+                o.per_sec / p.per_sec
+            ),
+        ]);
+    }
+    for conns in [16, 64] {
+        let j = fixed(
+            ours.port,
+            conns,
+            secs,
+            "/jsonrpc",
+            "application/json",
+            json_call("task.get_record", &[&session, &task]),
+        )
+        .await;
+        table.row([
+            "JSON-RPC task.get_record (req/s)",
+            &conns.to_string(),
+            &k(j.per_sec),
+            "",
+            "",
+            "",
+        ]);
+    }
+    for conns in [16, 64] {
+        let body = xml_call_typed(
+            "task.set_progress",
+            &[&session, &task],
+            "<double>0.5</double>",
+        );
+        let o = fixed(ours.port, conns, secs, "/", "text/xml", body).await;
+        let p = fixed(
+            python.port,
+            conns,
+            secs,
+            "/",
+            "text/xml",
+            xml_call_typed(
+                "task.set_progress",
+                &[&py_session, &py_task],
+                "<double>0.5</double>",
+            ),
+        )
+        .await;
+        table.row([
+            "task.set_progress, in memory (req/s)",
+            &conns.to_string(),
+            &k(o.per_sec),
+            "",
+            &k(p.per_sec),
+            &format!(
+                "{:.1}× peer; durable: n/a (no store yet)",
+                o.per_sec / p.per_sec
+            ),
+        ]);
+    }
+    {
+        let create = Rc::new(xml_call("task.create", &[&session, "churn", ""]));
+        let s = Rc::new(session.clone());
+        let o = load(ours.port, 16, secs, move |mut c: Conn| {
+            let (create, s) = (create.clone(), s.clone());
+            async move {
+                let t = first_ref(&c.post("/", "text/xml", &create).await);
+                c.post(
+                    "/",
+                    "text/xml",
+                    &xml_call_typed("task.set_status", &[&s, &t], "success"),
+                )
+                .await;
+                c.post("/", "text/xml", &xml_call("task.destroy", &[&s, &t]))
+                    .await;
+                (c, 1)
+            }
+        })
+        .await;
+        table.row([
+            "task.create + set_status + destroy (cycles/s)",
+            "16",
+            &k(o.per_sec),
+            "",
+            "",
+            "",
+        ]);
+    }
+    let mut created = 1usize;
+    for n in [10_000usize, 100_000] {
+        create_tasks(ours.port, &session, n - created).await;
+        created = n;
+        let body = xml_call("task.get_all_records", &[&session]);
+        let mut c = Conn::open(ours.port).await;
+        let mut best = f64::MAX;
+        let mut size = 0;
+        for _ in 0..3 {
+            let t = Instant::now();
+            size = c.post("/", "text/xml", &body).await.len();
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        table.row([
+            &format!("task.get_all_records, {n} tasks"),
+            "1",
+            &format!(
+                "{:.0} MB/s ({:.1} MB in {:.0} ms)",
+                size as f64 / best / 1e6,
+                size as f64 / 1e6,
+                best * 1000.0
+            ),
+            "",
+            "",
+            "",
+        ]);
+    }
+    table.row([
+        "RSS with 100,000 tasks",
+        "",
+        &format!("{:.0} MiB", ours.rss_mib()),
+        "",
+        "",
+        "",
+    ]);
+    if max_tasks > created {
+        create_tasks(ours.port, &session, max_tasks - created).await;
+        table.row([
+            &format!("RSS with {max_tasks} tasks"),
+            "",
+            &format!("{:.0} MiB", ours.rss_mib()),
+            "",
+            "",
+            "",
+        ]);
+    }
+    drop(ours);
+    let fresh = start_ours();
+    let session = login(fresh.port).await;
+    let task = first_ref(
+        &Conn::open(fresh.port)
+            .await
+            .post(
+                "/",
+                "text/xml",
+                &xml_call("task.create", &[&session, "fan-out", ""]),
+            )
+            .await,
+    );
+    for n in fanouts {
+        let (p50, p99, max) = fanout(fresh.port, &session, &task, n).await;
+        table.row([
+            &format!("event.from fan-out to {n} waiters (ms after the change)"),
+            &n.to_string(),
+            &format!("p50 {p50:.1}, p99 {p99:.1}, max {max:.1}"),
+            "",
+            "",
+            "",
+        ]);
+    }
+    drop((bare, python));
+}
+
+fn main() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(run());
+    // Keep stdout flushed for pipes.
+    let _ = BufReader::new(std::io::empty()).lines().count();
+}
