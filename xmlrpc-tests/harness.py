@@ -1,50 +1,32 @@
-"""Shared fixtures: the real xapi-taskd binary on a free port with a fresh data dir, one
-user per XAPI role (added with the `user add` command, as an operator would), and small
-helpers for raw XML-RPC calls.
+"""Module-scoped fixtures for the SDK-level test files (test_sessions, test_tasks,
+test_roles, test_protocols, test_events, test_xen_orchestra): a server of their own,
+started with conftest's launcher, with one user per XAPI role whose name is the role with
+underscores (`read_only`, password `read_only-pw`), and small raw-HTTP helpers.
 
 Test modules import the fixtures they use (`from harness import server, ...`).
 """
 
 import http.client
-import os
-import pathlib
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 import xmlrpc.client
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-BINARY = ROOT / "target" / "debug" / "xapi-taskd"
-ROOT_PASSWORD = "root-pw-for-tests"
+from conftest import BINARY, ROOT_PASSWORD, Server as _Launcher, _build
+
 ROLES = ["pool-admin", "pool-operator", "vm-power-admin", "vm-admin", "vm-operator", "client-cert", "read-only"]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Server:
-    def __init__(self, url, port, data_dir, proc):
-        self.url = url
-        self.port = port
-        self.data_dir = data_dir
-        self.proc = proc
+    """A running server (started by conftest's launcher) with the helpers these tests use."""
+
+    def __init__(self, launcher):
+        self.launcher = launcher
+        self.url = launcher.url
+        self.port = launcher.port
+        self.data_dir = launcher.data_dir
 
     def user_add(self, name, role, password):
-        subprocess.run(
-            [str(BINARY), "user", "add", name, "--role", role, "--data-dir", self.data_dir],
-            input=password + "\n",
-            text=True,
-            check=True,
-            capture_output=True,
-            timeout=30,
-        )
+        self.launcher.add_user(name, role, password)
 
     def proxy(self, path="/"):
         return xmlrpc.client.ServerProxy(self.url + path, allow_none=True)
@@ -56,39 +38,15 @@ class Server:
         return r["Value"]
 
 
-def start_server(extra_args=()):
-    if not BINARY.exists():
-        subprocess.run(["cargo", "build"], cwd=ROOT, check=True, timeout=600)
-    data = tempfile.mkdtemp(prefix="xapi-taskd-test-")
-    port = free_port()
-    env = dict(os.environ, XAPI_TASKD_ROOT_PASSWORD=ROOT_PASSWORD)
-    proc = subprocess.Popen(
-        [str(BINARY), "serve", "--listen", f"127.0.0.1:{port}", "--data-dir", data, *extra_args],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.time() + 20
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                raise RuntimeError("xapi-taskd did not start: " + proc.stderr.read().decode())
-            time.sleep(0.05)
-    return Server(f"http://127.0.0.1:{port}", port, data, proc)
+def start_server():
+    _build()
+    launcher = _Launcher()
+    launcher.start()
+    return Server(launcher)
 
 
 def stop_server(srv):
-    srv.proc.terminate()
-    try:
-        srv.proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        srv.proc.kill()
-        srv.proc.wait(timeout=10)
-    shutil.rmtree(srv.data_dir, ignore_errors=True)
+    srv.launcher.cleanup()
 
 
 @pytest.fixture(scope="module")

@@ -241,7 +241,9 @@ pub const TASK_PROTECTED_KEYS: &[(&str, Roles)] = &[
     ("XenCenterMeddlingActionTitle", Roles::VM_OP),
 ];
 
-const fn task_msg(
+/// A session-taking, sync-only message open to all roles, returning void: the common
+/// case of the task and event classes; declarations override what differs.
+const fn msg(
     name: &'static str,
     doc: &'static str,
     params: &'static [Param],
@@ -375,7 +377,7 @@ pub const TASK: Class = Class {
     messages: &[
         MessageDecl {
             result: Ty::Ref("task"),
-            ..task_msg(
+            ..msg(
                 "create",
                 "Create a new task object which must be manually destroyed.",
                 &[
@@ -389,7 +391,7 @@ pub const TASK: Class = Class {
                 Custom::TaskCreate,
             )
         },
-        task_msg(
+        msg(
             "destroy",
             "Destroy the task object",
             &[TASK_SELF],
@@ -398,14 +400,14 @@ pub const TASK: Class = Class {
         MessageDecl {
             is_async: true,
             errors: &["OPERATION_NOT_ALLOWED"],
-            ..task_msg(
+            ..msg(
                 "cancel",
                 "Request that a task be cancelled. Note that a task may fail to be cancelled and may complete or fail normally and note that, even when a task does cancel, it might take an arbitrary amount of time.",
                 &[param("task", Ty::Ref("task"), "The task")],
                 Custom::TaskCancel,
             )
         },
-        task_msg(
+        msg(
             "set_status",
             "Set the task status",
             &[
@@ -418,7 +420,7 @@ pub const TASK: Class = Class {
             ],
             Custom::TaskSetStatus,
         ),
-        task_msg(
+        msg(
             "set_progress",
             "Set the task progress",
             &[
@@ -427,7 +429,7 @@ pub const TASK: Class = Class {
             ],
             Custom::TaskSetProgress,
         ),
-        task_msg(
+        msg(
             "set_result",
             "Set the task result",
             &[
@@ -436,7 +438,7 @@ pub const TASK: Class = Class {
             ],
             Custom::TaskSetResult,
         ),
-        task_msg(
+        msg(
             "set_error_info",
             "Set the task error info",
             &[
@@ -448,7 +450,7 @@ pub const TASK: Class = Class {
         MessageDecl {
             is_async: true,
             map_keys_roles: TASK_PROTECTED_KEYS,
-            ..task_msg(
+            ..msg(
                 "add_to_other_config",
                 "Add the given key-value pair to the other_config field of the given task.",
                 &[
@@ -462,7 +464,7 @@ pub const TASK: Class = Class {
         MessageDecl {
             is_async: true,
             map_keys_roles: TASK_PROTECTED_KEYS,
-            ..task_msg(
+            ..msg(
                 "remove_from_other_config",
                 "Remove the given key and its corresponding value from the other_config field of the given task. If the key is not in that Map, then do nothing.",
                 &[
@@ -474,7 +476,7 @@ pub const TASK: Class = Class {
         },
         MessageDecl {
             is_async: true,
-            ..task_msg(
+            ..msg(
                 "set_other_config",
                 "Set the other_config field of the given task.",
                 &[
@@ -684,27 +686,6 @@ pub const EVENT_OPERATION: EnumType = EnumType {
     ],
 };
 
-const fn event_msg(
-    name: &'static str,
-    doc: &'static str,
-    params: &'static [Param],
-    result: Ty,
-    handler: Custom,
-) -> MessageDecl {
-    MessageDecl {
-        name,
-        doc,
-        session: true,
-        params,
-        result,
-        roles: Roles::ALL,
-        is_async: false,
-        errors: &[],
-        map_keys_roles: &[],
-        handler,
-    }
-}
-
 pub const EVENT: Class = Class {
     name: "event",
     doc: "Asynchronous event registration and handling",
@@ -743,7 +724,7 @@ pub const EVENT: Class = Class {
     messages: &[
         MessageDecl {
             is_async: true,
-            ..event_msg(
+            ..msg(
                 "register",
                 "Registers this session with the event system for a set of given classes. This method is deprecated in favour of event.from.",
                 &[param(
@@ -751,13 +732,12 @@ pub const EVENT: Class = Class {
                     STRING_SET,
                     "the classes for which we want events: \"*\", \"class\" or \"class/ref\"",
                 )],
-                Ty::Void,
                 Custom::EventRegister,
             )
         },
         MessageDecl {
             is_async: true,
-            ..event_msg(
+            ..msg(
                 "unregister",
                 "Removes this session's registration with the event system for a set of given classes. This method is deprecated in favour of event.from.",
                 &[param(
@@ -765,23 +745,25 @@ pub const EVENT: Class = Class {
                     STRING_SET,
                     "remove this session's registration for these classes",
                 )],
-                Ty::Void,
                 Custom::EventUnregister,
             )
         },
         MessageDecl {
             errors: &["SESSION_NOT_REGISTERED", "EVENTS_LOST"],
-            ..event_msg(
+            result: Ty::Opaque("event record set"),
+            ..msg(
                 "next",
                 "Blocking call which returns a (possibly empty) batch of events, one per write since the last call. This method is deprecated in favour of event.from.",
                 &[],
-                Ty::Opaque("event record set"),
                 Custom::EventNext,
             )
         },
         MessageDecl {
             errors: &["SESSION_NOT_REGISTERED", "EVENT_FROM_TOKEN_PARSE_FAILURE"],
-            ..event_msg(
+            result: Ty::Opaque(
+                "struct {events: event record set, valid_ref_counts: (string → int32) map, token: string}",
+            ),
+            ..msg(
                 "from",
                 "Blocking call which returns, coalesced per object, what changed in the given classes since the token, or an empty batch when the timeout expires.",
                 &[
@@ -801,29 +783,30 @@ pub const EVENT: Class = Class {
                         "return after this many seconds if nothing happened",
                     ),
                 ],
-                Ty::Opaque(
-                    "struct {events: event record set, valid_ref_counts: (string → int32) map, token: string}",
-                ),
                 Custom::EventFrom,
             )
         },
-        event_msg(
-            "get_current_id",
-            "Return the ID of the most recent legacy event",
-            &[],
-            Ty::Int,
-            Custom::EventGetCurrentId,
-        ),
-        event_msg(
-            "inject",
-            "Injects an artificial `mod` event on the given object and returns the corresponding token",
-            &[
-                param("class", Ty::String, "class of the object"),
-                param("ref", Ty::String, "a reference to the object"),
-            ],
-            Ty::String,
-            Custom::EventInject,
-        ),
+        MessageDecl {
+            result: Ty::Int,
+            ..msg(
+                "get_current_id",
+                "Return the ID of the most recent legacy event",
+                &[],
+                Custom::EventGetCurrentId,
+            )
+        },
+        MessageDecl {
+            result: Ty::String,
+            ..msg(
+                "inject",
+                "Injects an artificial `mod` event on the given object and returns the corresponding token",
+                &[
+                    param("class", Ty::String, "class of the object"),
+                    param("ref", Ty::String, "a reference to the object"),
+                ],
+                Custom::EventInject,
+            )
+        },
     ],
 };
 

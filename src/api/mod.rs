@@ -186,20 +186,8 @@ impl Api {
 /// `get_all`, `get_all_records` (+ the hidden `_where` variants), and setters for RW
 /// fields.
 fn implicit_messages(class: &'static Class, out: &mut Vec<Message>) {
-    let msg = |name: String, doc: String, params: Vec<Param>, result: Ty, imp: Implicit| Message {
-        class,
-        wire: format!("{}.{}", class.name, name),
-        name,
-        doc,
-        session: true,
-        params,
-        result,
-        roles: Roles::ALL,
-        is_async: false,
-        errors: &[],
-        map_keys_roles: &[],
-        hidden: false,
-        handler: Handler::Implicit(imp),
+    let msg = |name: String, doc: String, params: Vec<Param>, result: Ty, imp: Implicit| {
+        implicit(class, name, doc, params, result, imp)
     };
     out.push(Message {
         errors: &["HANDLE_INVALID"],
@@ -328,24 +316,39 @@ fn implicit_messages(class: &'static Class, out: &mut Vec<Message>) {
     }
 }
 
-/// `set_<f>`, and for maps `add_to_<f>`/`remove_from_<f>`, with the class's default
-/// writer roles (pool-admin for session, as xapi's `messages_default_allowed_roles`).
-fn setters(class: &'static Class, field: &'static Field, out: &mut Vec<Message>) {
-    let roles = Roles::POOL_ADMIN;
-    let mk = |name: String, doc: String, params: Vec<Param>, imp: Implicit| Message {
+/// An implicit message: session-taking, sync, open to all roles unless overridden.
+fn implicit(
+    class: &'static Class,
+    name: String,
+    doc: String,
+    params: Vec<Param>,
+    result: Ty,
+    imp: Implicit,
+) -> Message {
+    Message {
         class,
         wire: format!("{}.{}", class.name, name),
         name,
         doc,
         session: true,
         params,
-        result: Ty::Void,
-        roles,
+        result,
+        roles: Roles::ALL,
         is_async: false,
-        errors: &["HANDLE_INVALID"],
+        errors: &[],
         map_keys_roles: &[],
         hidden: false,
         handler: Handler::Implicit(imp),
+    }
+}
+
+/// `set_<f>`, and for maps `add_to_<f>`/`remove_from_<f>`, with the class's default
+/// writer roles (pool-admin for session, as xapi's `messages_default_allowed_roles`).
+fn setters(class: &'static Class, field: &'static Field, out: &mut Vec<Message>) {
+    let mk = |name: String, doc: String, params: Vec<Param>, imp: Implicit| Message {
+        roles: Roles::POOL_ADMIN,
+        errors: &["HANDLE_INVALID"],
+        ..implicit(class, name, doc, params, Ty::Void, imp)
     };
     out.push(mk(
         format!("set_{}", field.name),
