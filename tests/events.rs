@@ -488,3 +488,43 @@ async fn one_change_wakes_a_thousand_waiters() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_legacy_reader_that_falls_behind_gets_events_lost_then_continues() {
+    let srv = start().await;
+    let root = login_root(&srv.svc).await;
+    call(
+        &srv.svc,
+        "event.register",
+        vec![s(&root), Value::Array(vec![s("task")])],
+    )
+    .await
+    .unwrap();
+    let t = create(&srv.svc, &root, "busy").await;
+    let writes = xapi_taskd::db::changes::MAX_LEGACY_EVENTS + 10;
+    for i in 0..writes {
+        call(
+            &srv.svc,
+            "task.set_progress",
+            vec![s(&root), s(&t), Value::Double(i as f64)],
+        )
+        .await
+        .unwrap();
+    }
+    assert_eq!(
+        call(&srv.svc, "event.next", vec![s(&root)]).await,
+        Err(vec!["EVENTS_LOST".to_string()])
+    );
+    // After the loss the session continues from the present.
+    call(
+        &srv.svc,
+        "task.set_progress",
+        vec![s(&root), s(&t), Value::Double(-1.0)],
+    )
+    .await
+    .unwrap();
+    let Value::Array(evs) = call(&srv.svc, "event.next", vec![s(&root)]).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(evs.len(), 1);
+}

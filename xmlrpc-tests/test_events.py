@@ -106,3 +106,19 @@ def test_async_call_through_the_sdk(server):
     while x.task.get_status(job) == "pending" and time.time() < deadline:
         time.sleep(0.02)
     assert x.task.get_current_operations(t) == {job: "cancel"}
+
+
+def test_async_rbac_failure_lands_in_the_task(server):
+    # xapi runs the RBAC check inside the async task: the call itself succeeds.
+    p = server.proxy()
+    from harness import session_of
+    ro = session_of(server, "read-only")
+    t = ok(p.task.create(ro, "protected", ""))
+    job = ok(getattr(p, "Async.task.add_to_other_config")(ro, t, "applies_to", "vm"))
+    deadline = time.time() + 10
+    while ok(p.task.get_status(ro, job)) == "pending" and time.time() < deadline:
+        time.sleep(0.02)
+    rec = ok(p.task.get_record(ro, job))
+    assert rec["status"] == "failure"
+    assert rec["error_info"][:2] == ["RBAC_PERMISSION_DENIED", "task.add_to_other_config/key:applies_to"]
+    assert ok(p.task.get_other_config(ro, t)) == {}
