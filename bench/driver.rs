@@ -88,6 +88,7 @@ fn start_ours() -> Proc {
         ])
         .arg(&dir)
         .args(["--max-connections", "30000", "--max-tasks", "100000000"])
+        .args(["--max-pending-tasks", "100000000"])
         .args(["--completed-task-timeout", "1000000000"])
         .env("XAPI_TASKD_ROOT_PASSWORD", ROOT_PASSWORD)
         .env("XAPI_TASKD_LOG", "warn")

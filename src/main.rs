@@ -47,6 +47,9 @@ enum Command {
         /// Seconds an idle session without unfinished tasks is kept (xapi: 86400).
         #[arg(long, default_value_t = 86_400)]
         session_timeout: i64,
+        /// Most pending or cancelling tasks at once; more are TOO_MANY_PENDING_TASKS.
+        #[arg(long, default_value_t = 100_000)]
+        max_pending_tasks: usize,
         /// Seconds between garbage-collection passes (xapi: 30).
         #[arg(long, default_value_t = 30.0)]
         gc_interval: f64,
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
             max_tasks,
             session_timeout,
             gc_interval,
+            max_pending_tasks,
         } => {
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
                         .unwrap_or(Duration::from_secs(30))
                         .max(Duration::from_millis(10)),
                 },
+                max_unfinished_tasks: max_pending_tasks,
             };
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()

@@ -22,6 +22,8 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     pub limits: Limits,
     pub retention: Retention,
+    /// Most pending/cancelling tasks at once (`--max-pending-tasks`).
+    pub max_unfinished_tasks: usize,
 }
 
 /// The pool's and host's refs and uuids, kept in the data dir so that they stay the same
@@ -74,6 +76,7 @@ pub fn open_service(
     data_dir: &Path,
     listen: SocketAddr,
     root_password: Option<&str>,
+    max_unfinished_tasks: usize,
 ) -> io::Result<(Arc<Service>, Option<String>)> {
     let users = UserStore::open(data_dir)?;
     let generated = users.ensure_root(root_password)?;
@@ -113,6 +116,7 @@ pub fn open_service(
         api: Api::build(),
         db: Db::new(id.pool_ref, pool, id.host_ref, host),
         users,
+        max_unfinished_tasks,
     };
     Ok((Arc::new(svc), generated))
 }
@@ -120,7 +124,12 @@ pub fn open_service(
 /// Runs the server until Ctrl-C or SIGTERM.
 pub async fn serve(config: ServeConfig) -> io::Result<()> {
     let root_password = std::env::var("XAPI_TASKD_ROOT_PASSWORD").ok();
-    let (svc, generated) = open_service(&config.data_dir, config.listen, root_password.as_deref())?;
+    let (svc, generated) = open_service(
+        &config.data_dir,
+        config.listen,
+        root_password.as_deref(),
+        config.max_unfinished_tasks,
+    )?;
     if let Some(pw) = generated {
         println!(
             "Generated a password for root: {pw}\n(also written to {}, mode 0600)",

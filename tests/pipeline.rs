@@ -179,3 +179,32 @@ async fn system_is_alive_echoes_its_first_parameter() {
         Err(desc(&["INTERNAL_ERROR", "Failure(\"hd\")"]))
     );
 }
+
+#[tokio::test]
+async fn unfinished_tasks_are_bounded() {
+    let srv = common::start_with_task_limit(2).await;
+    let root = login_root(&srv.svc).await;
+    let a = call(&srv.svc, "task.create", vec![s(&root), s("a"), s("")])
+        .await
+        .unwrap();
+    call(&srv.svc, "task.create", vec![s(&root), s("b"), s("")])
+        .await
+        .unwrap();
+    assert_eq!(
+        call(&srv.svc, "task.create", vec![s(&root), s("c"), s("")]).await,
+        Err(desc(&["TOO_MANY_PENDING_TASKS"]))
+    );
+    assert_eq!(
+        call(&srv.svc, "Async.task.cancel", vec![s(&root), a.clone()]).await,
+        Err(desc(&["TOO_MANY_PENDING_TASKS"]))
+    );
+    // Finishing one makes room again.
+    call(&srv.svc, "task.set_status", vec![s(&root), a, s("success")])
+        .await
+        .unwrap();
+    assert!(
+        call(&srv.svc, "task.create", vec![s(&root), s("c"), s("")])
+            .await
+            .is_ok()
+    );
+}

@@ -30,6 +30,23 @@ pub struct Service {
     pub api: Api,
     pub db: Db,
     pub users: UserStore,
+    /// Most unfinished (pending or cancelling) tasks at once; creating one more is
+    /// `TOO_MANY_PENDING_TASKS` (xapi's code for the same refusal). The GC's cap only ever
+    /// removes completed tasks, so without this a client could grow memory without bound.
+    pub max_unfinished_tasks: usize,
+}
+
+impl Service {
+    /// Refuses a new task when the unfinished ones are at the limit.
+    pub fn check_task_room(&self, tables: &crate::db::Tables) -> Result<(), ApiError> {
+        if tables.unfinished_tasks() >= self.max_unfinished_tasks {
+            return Err(ApiError::new(
+                codes::TOO_MANY_PENDING_TASKS,
+                Vec::<String>::new(),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A decoded RPC call, independent of the wire format.
@@ -165,15 +182,7 @@ async fn run(svc: &Arc<Service>, call: &Call, meta: &RequestMeta) -> Result<Valu
     let current_task = context_task(svc, meta)?;
     if is_async {
         let caller = caller.expect("async-capable messages take a session");
-        return Ok(spawn_async(
-            svc,
-            &call.method,
-            msg,
-            alias,
-            caller,
-            args,
-            meta,
-        ));
+        return spawn_async(svc, &call.method, msg, alias, caller, args, meta);
     }
 
     let ctx = Ctx {
@@ -239,9 +248,10 @@ fn spawn_async(
     caller: Caller,
     args: Vec<Value>,
     meta: &RequestMeta,
-) -> Value {
+) -> Result<Value, ApiError> {
     let task_ref = {
         let mut tables = svc.db.write();
+        svc.check_task_room(&tables)?;
         let host = tables.host_ref.clone();
         let mut task = TaskRow::new(wire_as_sent, "", &caller.session_ref, &host);
         if let Some(parent) = meta
@@ -281,7 +291,7 @@ fn spawn_async(
             .unwrap_or_else(|_| Err(ApiError::internal("internal error in xapi-taskd")));
         complete_task(&svc.db, &task, outcome);
     });
-    Value::String(task_ref)
+    Ok(Value::String(task_ref))
 }
 
 /// xapi's `TaskHelper.complete`/`failed`: only a task still pending is completed, so a

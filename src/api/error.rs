@@ -70,6 +70,7 @@ pub mod codes {
     pub const INTERNAL_ERROR: &str = "INTERNAL_ERROR";
     pub const OPERATION_NOT_ALLOWED: &str = "OPERATION_NOT_ALLOWED";
     pub const TASK_CANCELLED: &str = "TASK_CANCELLED";
+    pub const TOO_MANY_PENDING_TASKS: &str = "TOO_MANY_PENDING_TASKS";
     pub const SESSION_NOT_REGISTERED: &str = "SESSION_NOT_REGISTERED";
     pub const EVENTS_LOST: &str = "EVENTS_LOST";
     pub const EVENT_FROM_TOKEN_PARSE_FAILURE: &str = "EVENT_FROM_TOKEN_PARSE_FAILURE";

@@ -89,6 +89,9 @@ pub struct Tables {
     pool_stamp: Stamp,
     host_stamp: Stamp,
     generation: u64,
+    /// Tasks not completed (pending or cancelling), kept current by every task write so
+    /// that the limit on them is checked in O(1).
+    unfinished_tasks: usize,
     changes: ChangeIndex,
     pub legacy: LegacyQueue<RowSnapshot>,
     /// Carries the current generation to event waiters. A watch channel wakes every
@@ -120,6 +123,7 @@ impl Db {
             pool_stamp: Stamp::default(),
             host_stamp: Stamp::default(),
             generation: 1,
+            unfinished_tasks: 0,
             changes: ChangeIndex::default(),
             legacy: LegacyQueue::default(),
             notify: tokio::sync::watch::channel(1).0,
@@ -325,6 +329,11 @@ impl Tables {
 
     // ----- tasks -----
 
+    /// Tasks that are pending or cancelling.
+    pub fn unfinished_tasks(&self) -> usize {
+        self.unfinished_tasks
+    }
+
     pub fn task(&self, r: &str) -> Option<&TaskRow> {
         self.tasks.get(r)
     }
@@ -344,6 +353,7 @@ impl Tables {
             session.tasks.push(r.clone());
         }
         self.task_by_uuid.insert(task.uuid.clone(), r.clone());
+        self.unfinished_tasks += usize::from(!task.status.is_completed());
         self.tasks.insert(r.clone(), task);
         self.task_changed(&r, None, generation, Op::Add);
         self.parent_changed(&parent);
@@ -364,6 +374,11 @@ impl Tables {
         let out = change(task)?;
         // Stamps are untouched by `change`, so this compares the fields alone. (A NaN
         // progress written over NaN counts as a change; harmless.)
+        match (before.status.is_completed(), task.status.is_completed()) {
+            (false, true) => self.unfinished_tasks -= 1,
+            (true, false) => self.unfinished_tasks += 1,
+            _ => {}
+        }
         if *task != before {
             let generation = self.bump();
             let previous = before.stamp.modified;
@@ -383,6 +398,7 @@ impl Tables {
             .remove(r)
             .ok_or_else(|| DbError::MissingRow("task", r.to_string()))?;
         let generation = self.bump();
+        self.unfinished_tasks -= usize::from(!task.status.is_completed());
         self.task_by_uuid.remove(&task.uuid);
         self.changes.delete(
             "task",
@@ -495,6 +511,31 @@ mod tests {
         .unwrap();
         assert_eq!(t.generation(), g + 1);
         assert_eq!(t.task(&r).unwrap().stamp.modified, g + 1);
+    }
+
+    #[test]
+    fn unfinished_count_follows_status_changes() {
+        let db = db();
+        let mut t = db.write();
+        let a = new_ref();
+        t.insert_task(a.clone(), TaskRow::new("a", "", NULL_REF, "h"));
+        let b = new_ref();
+        t.insert_task(b.clone(), TaskRow::new("b", "", NULL_REF, "h"));
+        assert_eq!(t.unfinished_tasks(), 2);
+        let set = |t: &mut Tables, r: &str, s: TaskStatus| {
+            t.update_task(r, |row| {
+                row.status = s;
+                Ok(())
+            })
+            .unwrap()
+        };
+        set(&mut t, &a, TaskStatus::Success);
+        set(&mut t, &a, TaskStatus::Failure);
+        assert_eq!(t.unfinished_tasks(), 1);
+        set(&mut t, &a, TaskStatus::Cancelling);
+        assert_eq!(t.unfinished_tasks(), 2);
+        t.delete_task(&b).unwrap();
+        assert_eq!(t.unfinished_tasks(), 1);
     }
 
     #[test]
