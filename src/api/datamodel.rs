@@ -175,8 +175,6 @@ pub struct Class {
     /// Whether the class gets implicit messages at all (`event` has none: its fields
     /// only describe the records that `event.next`/`event.from` return).
     pub implicit: bool,
-    /// Whether changes to its objects produce events (xapi's `gen_events`).
-    pub gen_events: bool,
 }
 
 /// Permissions that are not a message's own name (`extra_permissions` in datamodel.ml).
@@ -263,29 +261,33 @@ const fn msg(
     }
 }
 
+/// The identity fields most classes start with (xapi's `uid` and `names` helpers).
+const UUID: Field = field("uuid", Ty::String, "Unique identifier/object reference");
+const NAME_LABEL: Field = Field {
+    column: "name__label",
+    ..field("name_label", Ty::String, "a human-readable name")
+};
+const NAME_DESCRIPTION: Field = Field {
+    column: "name__description",
+    ..field(
+        "name_description",
+        Ty::String,
+        "a notes field containing human-readable description",
+    )
+};
+
 const TASK_SELF: Param = param("self", Ty::Ref("task"), "Reference to the task object");
 
 pub const TASK: Class = Class {
     implicit: true,
-    gen_events: true,
     name: "task",
     doc: "A long-running asynchronous task",
     get_all: true,
     get_by_name_label: true,
     fields: &[
-        field("uuid", Ty::String, "Unique identifier/object reference"),
-        Field {
-            column: "name__label",
-            ..field("name_label", Ty::String, "a human-readable name")
-        },
-        Field {
-            column: "name__description",
-            ..field(
-                "name_description",
-                Ty::String,
-                "a notes field containing human-readable description",
-            )
-        },
+        UUID,
+        NAME_LABEL,
+        NAME_DESCRIPTION,
         field(
             "allowed_operations",
             Ty::Set(&Ty::Enum(&TASK_ALLOWED_OPERATIONS)),
@@ -491,7 +493,6 @@ pub const TASK: Class = Class {
 
 pub const SESSION: Class = Class {
     implicit: true,
-    gen_events: false,
     name: "session",
     doc: "A session",
     get_all: false,
@@ -614,21 +615,14 @@ pub const SESSION: Class = Class {
 
 pub const POOL: Class = Class {
     implicit: true,
-    gen_events: true,
     name: "pool",
     doc: "Pool-wide information (xapi-taskd serves a single-host pool)",
     get_all: true,
     get_by_name_label: true,
     fields: &[
-        field("uuid", Ty::String, "Unique identifier/object reference"),
-        Field {
-            column: "name__label",
-            ..field("name_label", Ty::String, "Short name")
-        },
-        Field {
-            column: "name__description",
-            ..field("name_description", Ty::String, "Description")
-        },
+        UUID,
+        NAME_LABEL,
+        NAME_DESCRIPTION,
         field("master", Ty::Ref("host"), "The host that is pool master"),
         field("other_config", STRING_MAP, "additional configuration"),
     ],
@@ -637,25 +631,14 @@ pub const POOL: Class = Class {
 
 pub const HOST: Class = Class {
     implicit: true,
-    gen_events: true,
     name: "host",
     doc: "A physical host (here: the machine xapi-taskd runs on)",
     get_all: true,
     get_by_name_label: true,
     fields: &[
-        field("uuid", Ty::String, "Unique identifier/object reference"),
-        Field {
-            column: "name__label",
-            ..field("name_label", Ty::String, "a human-readable name")
-        },
-        Field {
-            column: "name__description",
-            ..field(
-                "name_description",
-                Ty::String,
-                "a notes field containing human-readable description",
-            )
-        },
+        UUID,
+        NAME_LABEL,
+        NAME_DESCRIPTION,
         field("API_version_major", Ty::Int, "major version number"),
         field("API_version_minor", Ty::Int, "minor version number"),
         field("API_version_vendor", Ty::String, "identification of vendor"),
@@ -690,7 +673,6 @@ pub const EVENT: Class = Class {
     name: "event",
     doc: "Asynchronous event registration and handling",
     implicit: false,
-    gen_events: false,
     get_all: false,
     get_by_name_label: false,
     fields: &[
