@@ -498,7 +498,7 @@ pub const SESSION: Class = Class {
     get_all: false,
     get_by_name_label: false,
     fields: &[
-        field("uuid", Ty::String, "Unique identifier/object reference"),
+        UUID,
         field("this_host", Ty::Ref("host"), "Currently connected host"),
         field(
             "this_user",
