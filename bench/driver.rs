@@ -326,6 +326,11 @@ struct Table {
 }
 
 impl Table {
+    /// A row with a figure for xapi-taskd only (no comparator runs this workload).
+    fn ours(&mut self, workload: &str, conns: &str, figure: &str) {
+        self.row([workload, conns, figure, "", "", ""]);
+    }
+
     fn row(&mut self, cells: [&str; 6]) {
         let r = cells.map(str::to_string);
         println!("{}", r.join(" | "));
@@ -515,14 +520,11 @@ async fn run() {
             json_call("task.get_record", &[&session, &task]),
         )
         .await;
-        table.row([
+        table.ours(
             "JSON-RPC task.get_record (req/s)",
             &conns.to_string(),
             &k(j.per_sec),
-            "",
-            "",
-            "",
-        ]);
+        );
     }
     for conns in [16, 64] {
         let body = xml_call_typed(
@@ -575,14 +577,11 @@ async fn run() {
             }
         })
         .await;
-        table.row([
+        table.ours(
             "task.create + set_status + destroy (cycles/s)",
             "16",
             &k(o.per_sec),
-            "",
-            "",
-            "",
-        ]);
+        );
     }
     let mut created = 1usize;
     for n in [10_000usize, 100_000] {
@@ -597,7 +596,7 @@ async fn run() {
             size = c.post("/", "text/xml", &body).await.len();
             best = best.min(t.elapsed().as_secs_f64());
         }
-        table.row([
+        table.ours(
             &format!("task.get_all_records, {n} tasks"),
             "1",
             &format!(
@@ -606,29 +605,20 @@ async fn run() {
                 size as f64 / 1e6,
                 best * 1000.0
             ),
-            "",
-            "",
-            "",
-        ]);
+        );
     }
-    table.row([
+    table.ours(
         "RSS with 100,000 tasks",
         "",
         &format!("{:.0} MiB", ours.rss_mib()),
-        "",
-        "",
-        "",
-    ]);
+    );
     if max_tasks > created {
         create_tasks(ours.port, &session, max_tasks - created).await;
-        table.row([
+        table.ours(
             &format!("RSS with {max_tasks} tasks"),
             "",
             &format!("{:.0} MiB", ours.rss_mib()),
-            "",
-            "",
-            "",
-        ]);
+        );
     }
     drop(ours);
     let fresh = start_ours();
@@ -645,14 +635,11 @@ async fn run() {
     );
     for n in fanouts {
         let (p50, p99, max) = fanout(fresh.port, &session, &task, n).await;
-        table.row([
+        table.ours(
             &format!("event.from fan-out to {n} waiters (ms after the change)"),
             &n.to_string(),
             &format!("p50 {p50:.1}, p99 {p99:.1}, max {max:.1}"),
-            "",
-            "",
-            "",
-        ]);
+        );
     }
     drop((bare, python));
 }

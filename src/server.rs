@@ -9,12 +9,10 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::FutureExt;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
@@ -218,7 +216,7 @@ async fn handle(
         }
     };
     let mut out = Vec::with_capacity(1024);
-    match dispatch_guarded(&svc, call, &meta).await {
+    match dispatch::dispatch(&svc, call, &meta).await {
         Reply::Envelope(result) => xmlrpc::write_response(&mut out, &result),
         Reply::Bare(v) => xmlrpc::write_bare(&mut out, &v),
     }
@@ -237,7 +235,7 @@ async fn handle_json(svc: &Arc<Service>, body: &[u8], meta: &RequestMeta) -> Res
                 params: c.params,
                 invalid_utf8_param: None,
             };
-            let result = match dispatch_guarded(svc, call, meta).await {
+            let result = match dispatch::dispatch(svc, call, meta).await {
                 Reply::Envelope(r) => r,
                 Reply::Bare(v) => Ok(v),
             };
@@ -245,18 +243,6 @@ async fn handle_json(svc: &Arc<Service>, body: &[u8], meta: &RequestMeta) -> Res
         }
     }
     api_response(StatusCode::OK, "application/json", out)
-}
-
-/// Dispatches with a panic guard: a bug in one call answers `INTERNAL_ERROR` and the
-/// connection and server carry on.
-async fn dispatch_guarded(svc: &Arc<Service>, call: Call, meta: &RequestMeta) -> Reply {
-    AssertUnwindSafe(dispatch::dispatch(svc, call, meta))
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|_| {
-            tracing::error!("a call panicked; answered INTERNAL_ERROR");
-            Reply::Envelope(Err(ApiError::internal("internal error in xapi-taskd")))
-        })
 }
 
 /// Reads the body within the size and time limits. A declared `Content-Length` over the

@@ -59,6 +59,24 @@ async fn from(
     .expect("event.from")
 }
 
+/// Polls an async task's status (for at most a second) until it is no longer pending.
+async fn wait_until_finished(svc: &Arc<Service>, session: &str, task: &str) -> String {
+    let mut status = String::new();
+    for _ in 0..100 {
+        status = call(svc, "task.get_status", vec![s(session), s(task)])
+            .await
+            .unwrap()
+            .as_str()
+            .unwrap()
+            .to_string();
+        if status != "pending" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    status
+}
+
 async fn create(svc: &Arc<Service>, session: &str, label: &str) -> String {
     match call(svc, "task.create", vec![s(session), s(label), s("")])
         .await
@@ -393,20 +411,7 @@ async fn async_calls_complete_their_task() {
     .unwrap() else {
         panic!()
     };
-    let mut status = String::new();
-    for _ in 0..100 {
-        status = call(&srv.svc, "task.get_status", vec![s(&root), s(&job)])
-            .await
-            .unwrap()
-            .as_str()
-            .unwrap()
-            .into();
-        if status != "pending" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(status, "success");
+    assert_eq!(wait_until_finished(&srv.svc, &root, &job).await, "success");
     let rec = call(&srv.svc, "task.get_record", vec![s(&root), s(&job)])
         .await
         .unwrap();
@@ -426,16 +431,7 @@ async fn async_calls_complete_their_task() {
     .unwrap() else {
         panic!()
     };
-    for _ in 0..100 {
-        if call(&srv.svc, "task.get_status", vec![s(&root), s(&job2)])
-            .await
-            .unwrap()
-            != s("pending")
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until_finished(&srv.svc, &root, &job2).await;
     let rec = call(&srv.svc, "task.get_record", vec![s(&root), s(&job2)])
         .await
         .unwrap();

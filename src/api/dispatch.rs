@@ -128,7 +128,21 @@ pub async fn dispatch(svc: &Arc<Service>, call: Call, meta: &RequestMeta) -> Rep
             .collect();
         return Reply::Bare(Value::Array(names));
     }
-    Reply::Envelope(run(svc, &call, meta).await)
+    Reply::Envelope(guarded(run(svc, &call, meta)).await)
+}
+
+/// Runs a call with a panic guard: a bug in one call answers `INTERNAL_ERROR` (in the
+/// reply, or in its task for `Async.` calls) and the connection and server carry on.
+async fn guarded(
+    call: impl std::future::Future<Output = Result<Value, ApiError>>,
+) -> Result<Value, ApiError> {
+    AssertUnwindSafe(call)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!("a call panicked; answered INTERNAL_ERROR");
+            Err(ApiError::internal("internal error in xapi-taskd"))
+        })
 }
 
 async fn run(svc: &Arc<Service>, call: &Call, meta: &RequestMeta) -> Result<Value, ApiError> {
@@ -285,10 +299,7 @@ fn spawn_async(
             msg,
             current_task: Some(task.clone()),
         };
-        let outcome = AssertUnwindSafe(authorize_and_call(&ctx, alias, args))
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|_| Err(ApiError::internal("internal error in xapi-taskd")));
+        let outcome = guarded(authorize_and_call(&ctx, alias, args)).await;
         complete_task(&svc.db, &task, outcome);
     });
     Ok(Value::String(task_ref))
@@ -408,5 +419,6 @@ pub fn db_error(e: crate::db::DbError) -> ApiError {
             codes::MAP_DUPLICATE_KEY,
             [table.to_string(), field.to_string(), r, key],
         ),
+        crate::db::DbError::EmptyKey => ApiError::internal("Db_exn.Empty_key_in_map"),
     }
 }

@@ -4,12 +4,13 @@
 
 use super::datamodel::{Class, Field, Ty};
 use super::dispatch::Ctx;
+use super::dispatch::db_error;
 use super::error::{ApiError, codes};
 use super::handlers::Implicit;
 use super::marshal::arg;
 use super::record::{self, field_value};
-use crate::db::filter;
 use crate::db::{Row, Tables};
+use crate::db::{filter, maps};
 use crate::wire::value::Value;
 
 pub fn call(ctx: &Ctx<'_>, imp: Implicit, args: &[Value]) -> Result<Value, ApiError> {
@@ -138,7 +139,7 @@ pub fn record_of(ctx: &Ctx<'_>, class: &Class, row: Row<'_>) -> Value {
 /// name followed by the role's permissions.
 fn session_permissions(ctx: &Ctx<'_>, s: &crate::db::SessionRow) -> Vec<String> {
     match (&s.role, s.is_local_superuser) {
-        (Some(role), false) => ctx.svc.api.permissions_of_role(role),
+        (Some(role), false) => ctx.svc.api.permissions_of_role(role).to_vec(),
         _ => Vec::new(),
     }
 }
@@ -165,26 +166,18 @@ fn set_field(
     match imp {
         Implicit::Set(_) => {
             let map = arg::string_map(&args[1]);
-            if map.iter().any(|(k, _)| k.is_empty()) {
-                return Err(ApiError::internal("Db_exn.Empty_key_in_map"));
-            }
+            maps::check_keys(&map).map_err(db_error)?;
             s.other_config = map;
         }
-        Implicit::AddToMap(_) => {
-            let key = arg::string(&args[1]);
-            if key.is_empty() {
-                return Err(ApiError::internal("Db_exn.Empty_key_in_map"));
-            }
-            if s.other_config.iter().any(|(k, _)| k == key) {
-                return Err(ApiError::new(
-                    codes::MAP_DUPLICATE_KEY,
-                    ["session", field.name, r.as_str(), key],
-                ));
-            }
-            // New entries go first, as xapi's add_to_map.
-            s.other_config
-                .insert(0, (key.to_string(), arg::string(&args[2]).to_string()));
-        }
+        Implicit::AddToMap(_) => maps::add(
+            &mut s.other_config,
+            "session",
+            field.name,
+            &r,
+            arg::string(&args[1]),
+            arg::string(&args[2]),
+        )
+        .map_err(db_error)?,
         _ => {
             let key = arg::string(&args[1]);
             s.other_config.retain(|(k, _)| k != key);

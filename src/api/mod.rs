@@ -74,6 +74,23 @@ pub struct Api {
     by_wire: HashMap<String, usize>,
     /// permission name → roles that hold it.
     permissions: HashMap<String, Roles>,
+    /// role name → what xapi puts in `session.rbac_permissions` (computed once here,
+    /// read with every session record).
+    role_permissions: HashMap<&'static str, Vec<String>>,
+}
+
+fn role_permission_list(permissions: &HashMap<String, Roles>, role: &str) -> Vec<String> {
+    let Some(bit) = Roles::of_name(role) else {
+        return Vec::new();
+    };
+    let mut perms: Vec<String> = permissions
+        .iter()
+        .filter(|(_, roles)| roles.contains(bit))
+        .map(|(p, _)| p.clone())
+        .collect();
+    perms.sort();
+    perms.insert(0, role.to_string());
+    perms
 }
 
 fn self_param(class: &'static Class) -> Param {
@@ -128,10 +145,15 @@ impl Api {
         for (perm, roles) in datamodel::EXTRA_PERMISSIONS {
             permissions.insert(perm.to_string(), *roles);
         }
+        let role_permissions = datamodel::ROLE_NAMES
+            .iter()
+            .map(|role| (*role, role_permission_list(&permissions, role)))
+            .collect();
         Api {
             messages,
             by_wire,
             permissions,
+            role_permissions,
         }
     }
 
@@ -159,20 +181,12 @@ impl Api {
     }
 
     /// What xapi puts in `session.rbac_permissions` for a role: the role name followed by
-    /// every permission the role holds, sorted.
-    pub fn permissions_of_role(&self, role: &str) -> Vec<String> {
-        let Some(bit) = Roles::of_name(role) else {
-            return Vec::new();
-        };
-        let mut perms: Vec<String> = self
-            .permissions
-            .iter()
-            .filter(|(_, roles)| roles.contains(bit))
-            .map(|(p, _)| p.clone())
-            .collect();
-        perms.sort();
-        perms.insert(0, role.to_string());
-        perms
+    /// every permission the role holds, sorted (empty for a name that is not a role).
+    pub fn permissions_of_role(&self, role: &str) -> &[String] {
+        self.role_permissions
+            .get(role)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     /// Sync wire names, for `system.listMethods`.

@@ -11,7 +11,7 @@ use super::dispatch::{Ctx, db_error};
 use super::error::ApiError;
 use super::marshal::arg;
 use super::rbac;
-use crate::db::{DbError, NULL_REF, TaskRow, TaskStatus, new_ref, new_uuid};
+use crate::db::{DbError, NULL_REF, TaskRow, TaskStatus, maps, new_ref, new_uuid};
 use crate::wire::value::Value;
 
 /// `task.create(label, description)`: a pending task owned by the caller's session.
@@ -73,10 +73,11 @@ pub fn destroy(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
     } else {
         tables
             .update_task(r, |t| {
-                add_to_map(
+                maps::add(
                     &mut t.current_operations,
-                    r,
+                    "task",
                     "current_operations",
+                    r,
                     "task",
                     "destroy",
                 )
@@ -143,39 +144,15 @@ pub fn set_error_info(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> 
     Ok(Value::void())
 }
 
-/// Adds `key` to a map field, refusing existing keys as xapi's database does. The new
-/// entry goes first, as in xapi (`db_cache_types.ml` `add_to_map` conses it on), which
-/// decides the order clients see.
-fn add_to_map(
-    map: &mut Vec<(String, String)>,
-    task_ref: &str,
-    field: &'static str,
-    key: &str,
-    value: &str,
-) -> Result<(), DbError> {
-    if map.iter().any(|(k, _)| k == key) {
-        return Err(DbError::DuplicateKey(
-            "task",
-            field,
-            task_ref.to_string(),
-            key.to_string(),
-        ));
-    }
-    map.insert(0, (key.to_string(), value.to_string()));
-    Ok(())
-}
-
 /// `task.add_to_other_config`: the key's permission was checked by the dispatcher; then
 /// ownership; an existing key is `MAP_DUPLICATE_KEY` even with the same value.
 pub fn add_to_other_config(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
     let r = arg::string(&args[0]);
     let key = arg::string(&args[1]);
-    if key.is_empty() {
-        return Err(ApiError::internal("Db_exn.Empty_key_in_map"));
-    }
+    maps::check_key(key).map_err(db_error)?;
     let value = arg::string(&args[2]);
     mutate(ctx, r, |t| {
-        add_to_map(&mut t.other_config, r, "other_config", key, value)
+        maps::add(&mut t.other_config, "task", "other_config", r, key, value)
     })?;
     Ok(Value::void())
 }
@@ -197,9 +174,7 @@ pub fn remove_from_other_config(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, 
 pub fn set_other_config(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
     let r = arg::string(&args[0]);
     let new_map = arg::string_map(&args[1]);
-    if new_map.iter().any(|(k, _)| k.is_empty()) {
-        return Err(ApiError::internal("Db_exn.Empty_key_in_map"));
-    }
+    maps::check_keys(&new_map).map_err(db_error)?;
     let mut tables = ctx.svc.db.write();
     let caller = ctx.caller();
     rbac::assert_task_owner(&ctx.svc.api, &tables, caller, r)?;

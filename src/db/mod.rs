@@ -10,6 +10,7 @@
 pub mod changes;
 pub mod dbstring;
 pub mod filter;
+pub mod maps;
 mod rows;
 
 use std::collections::HashMap;
@@ -180,6 +181,8 @@ pub enum DbError {
     MissingRow(&'static str, String),
     /// A map key that already exists (xapi: `MAP_DUPLICATE_KEY [table; field; ref; key]`).
     DuplicateKey(&'static str, &'static str, String, String),
+    /// An empty map key (xapi: `Db_exn.Empty_key_in_map`, sent as `INTERNAL_ERROR`).
+    EmptyKey,
 }
 
 impl Tables {
