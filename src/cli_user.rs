@@ -174,7 +174,7 @@ fn read_password_line(r: &mut dyn BufRead) -> Result<String, String> {
 /// terminal crate: one line each way, no dependency. If `stty` is missing the password is
 /// read with echo, after a warning. If the command is killed (Ctrl-C) while echo is off,
 /// the shell may be left without echo: `stty sane` restores it.
-fn prompt_password(prompt: &str) -> Result<String, String> {
+pub fn prompt_password(prompt: &str) -> Result<String, String> {
     let mut err = io::stderr();
     let _ = write!(err, "{prompt}");
     let _ = err.flush();

@@ -1,4 +1,5 @@
-//! The `xapi-taskd` command: `serve`, and `user` to manage local users.
+//! The `xapi-taskd` command: `serve`, `user` to manage local users, and the client
+//! subcommands (`watch`, `tasks`, `task-list`, …) that talk to a running server.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use xapi_taskd::api::gc::Retention;
+use xapi_taskd::cli::ClientCommand;
 use xapi_taskd::cli_user::{self, UserCommand};
 use xapi_taskd::serve::{ServeConfig, serve};
 use xapi_taskd::server::Limits;
@@ -59,6 +61,8 @@ enum Command {
         #[command(subcommand)]
         cmd: UserCommand,
     },
+    #[command(flatten)]
+    Client(ClientCommand),
 }
 
 fn main() -> ExitCode {
@@ -120,6 +124,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Client(cmd) => xapi_taskd::cli::run(cmd),
         Command::User { cmd } => match cli_user::run(cmd) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
