@@ -243,7 +243,9 @@ fn job_tree(t: &TaskRecord, tasks: &[TaskRecord], children: bool) -> Value {
         if !children {
             return xclarity::job_of_task(t, None);
         }
-        let mut kids: Vec<&TaskRecord> = if depth >= MAX_DEPTH {
+        // The parent's `subtasks` order is creation order (created times are whole
+        // seconds, so they cannot order siblings made in the same second).
+        let kids: Vec<&TaskRecord> = if depth >= MAX_DEPTH {
             vec![]
         } else {
             t.subtasks
@@ -251,7 +253,6 @@ fn job_tree(t: &TaskRecord, tasks: &[TaskRecord], children: bool) -> Value {
                 .filter_map(|r| index.get(r.as_str()).copied())
                 .collect()
         };
-        kids.sort_by(|a, b| (&a.created, &a.uuid).cmp(&(&b.created, &b.uuid)));
         let mapped = kids
             .into_iter()
             .map(|k| go(k, index, children, depth + 1))

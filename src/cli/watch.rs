@@ -165,8 +165,16 @@ impl Model {
                 .or_default()
                 .push(&t.rec);
         }
-        for v in children.values_mut() {
-            v.sort_by(|a, b| (&a.created, &a.uuid).cmp(&(&b.created, &b.uuid)));
+        // Siblings in their parent's `subtasks` order (creation order), then any the parent
+        // does not list yet.
+        for (parent, v) in children.iter_mut() {
+            let order = self.tasks.get(*parent).map(|p| &p.rec.subtasks);
+            let pos = |t: &TaskRecord| {
+                order
+                    .and_then(|o| o.iter().position(|r| r == &t.r#ref))
+                    .unwrap_or(usize::MAX)
+            };
+            v.sort_by(|a, b| (pos(a), &a.created, &a.uuid).cmp(&(pos(b), &b.created, &b.uuid)));
         }
         let mut out = Vec::new();
         let mut seen = HashSet::new();
