@@ -12,9 +12,11 @@
 pub mod api;
 pub mod cli;
 pub mod cli_user;
+pub mod config;
 pub mod db;
 pub mod printf;
 pub mod serve;
 pub mod server;
+pub mod tls;
 pub mod users;
 pub mod wire;

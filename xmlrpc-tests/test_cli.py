@@ -21,7 +21,8 @@ import time
 import pytest
 
 from conftest import (
-    BINARY, ROOT_PASSWORD, UUID_RE, fail, ok, server_proxy, unique, user_name, user_password,
+    BINARY, ROOT_PASSWORD, UUID_RE, Server, _build, fail, ok, server_proxy, unique, user_name,
+    user_password,
 )
 
 CLI_TIMEOUT = 30
@@ -108,6 +109,41 @@ def test_the_client_logs_out(server, proxy, root):
     assert run(server, "task-list").returncode == 0
     assert run(server, "task-cancel", "uuid=00000000-0000-0000-0000-0000000000dd").returncode == 1
     assert session_count(proxy, root) == before
+
+
+@pytest.fixture(scope="module")
+def tls_server():
+    """A server of its own that also serves HTTPS with its self-signed xapi-ssl.pem."""
+    _build()
+    srv = Server(tls=True)
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.cleanup()
+
+
+def run_url(url, *args):
+    e = dict(os.environ, XAPI_TASKD_PASSWORD=ROOT_PASSWORD)
+    return subprocess.run([str(BINARY), args[0], "--url", url, *args[1:]], env=e,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=CLI_TIMEOUT)
+
+
+def test_https_with_insecure(tls_server):
+    created = jobs(run_url(tls_server.tls_url, "tasks", "--insecure", "-a", "create", "-u",
+                           '{"jobTitle": "over TLS"}'))
+    u = created[0]["jobUID"]
+    res = run_url(tls_server.tls_url, "task-list", "--insecure", "--minimal")
+    assert res.returncode == 0 and u in res.stdout, res.stderr
+    # The same task over plain HTTP: it really went to this server, over TLS.
+    assert u in run_url(tls_server.url, "task-list", "--minimal").stdout
+
+
+def test_https_self_signed_fails_clearly_without_insecure(tls_server):
+    res = run_url(tls_server.tls_url, "task-list")
+    line = one_line_error(res, "cannot talk to " + tls_server.tls_url, "--insecure")
+    assert "certificate" in line.lower() or "issuer" in line.lower(), line
 
 
 # --------------------------------------------------------------------------------------
