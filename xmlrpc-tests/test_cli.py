@@ -21,11 +21,44 @@ import time
 import pytest
 
 from conftest import (
-    BINARY, ROOT_PASSWORD, UUID_RE, Server, _build, fail, ok, server_proxy, unique, user_name,
-    user_password,
+    BINARY, ROLES, ROOT_PASSWORD, UUID_RE, Server, Sessions, _build, fail, ok, server_proxy,
+    unique, user_name, user_password,
 )
 
 CLI_TIMEOUT = 30
+
+
+# This module's own server (these fixtures override conftest's for this file): it also
+# serves HTTPS, and its garbage collector is slowed down. A task finished with set_status
+# keeps xapi's unset `finished` (the epoch), so, as in xapi, the next collection pass
+# (every 30 s by default) removes it; a pass between a test's update and its read would
+# make the test flaky.
+@pytest.fixture(scope="module")
+def server():
+    _build()
+    srv = Server(extra_args=["--gc-interval", "3600"], tls=True)
+    try:
+        srv.start()
+        for role in ROLES:
+            srv.add_user(user_name(role), role, user_password(role))
+        yield srv
+    finally:
+        srv.cleanup()
+
+
+@pytest.fixture(scope="module")
+def url(server):
+    return server.url + "/"
+
+
+@pytest.fixture(scope="module")
+def root(url):
+    return Sessions(url)["root"]
+
+
+@pytest.fixture(scope="module")
+def tls_server(server):
+    return server
 
 
 def run(server, *args, user="root", password=ROOT_PASSWORD, env=None, timeout=CLI_TIMEOUT):
@@ -109,18 +142,6 @@ def test_the_client_logs_out(server, proxy, root):
     assert run(server, "task-list").returncode == 0
     assert run(server, "task-cancel", "uuid=00000000-0000-0000-0000-0000000000dd").returncode == 1
     assert session_count(proxy, root) == before
-
-
-@pytest.fixture(scope="module")
-def tls_server():
-    """A server of its own that also serves HTTPS with its self-signed xapi-ssl.pem."""
-    _build()
-    srv = Server(tls=True)
-    try:
-        srv.start()
-        yield srv
-    finally:
-        srv.cleanup()
 
 
 def run_url(url, *args):

@@ -94,8 +94,17 @@ impl Model {
                     self.gone.insert(r.to_string());
                 }
             }
-            (_, Some(rec)) => {
-                let first = self.tasks.get(r).map_or((now, rec.progress), |t| t.first);
+            (_, Some(mut rec)) => {
+                let prev = self.tasks.get(r);
+                let first = prev.map_or((now, rec.progress), |t| t.first);
+                if !rec.is_unfinished() && parse_xapi_date(&rec.finished).is_none() {
+                    // A client's set_status does not set `finished` (as in xapi): stop the
+                    // clock when the view first saw the task finished.
+                    rec.finished = prev
+                        .filter(|t| !t.rec.is_unfinished())
+                        .map(|t| t.rec.finished.clone())
+                        .unwrap_or_else(|| xapi_date(OffsetDateTime::now_utc()));
+                }
                 self.tasks.insert(r.to_string(), Tracked { rec, first });
             }
             _ => {}
@@ -214,6 +223,12 @@ impl Model {
             })
             .collect()
     }
+}
+
+/// xapi's date form, `20240101T12:34:56Z`.
+fn xapi_date(t: OffsetDateTime) -> String {
+    let fmt = time::macros::format_description!("[year][month][day]T[hour]:[minute]:[second]Z");
+    t.format(fmt).unwrap_or_default()
 }
 
 /// Seconds until done, from the progress rate seen since the task was first seen, or
