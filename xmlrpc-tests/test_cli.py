@@ -562,3 +562,38 @@ def test_watch_in_a_terminal_bars_advance_and_it_exits(server, proxy, root, new_
         assert "all 1 watched task succeeded" in term.text()
     finally:
         term.close()
+
+
+def test_password_prompt_without_echo(server, proxy, root, new_task):
+    """Without XAPI_TASKD_PASSWORD the password is asked for on the terminal, not echoed."""
+    u = uuid_of(proxy, root, new_task(label=unique("prompt")))
+    env = dict(os.environ, TERM="xterm")
+    env.pop("XAPI_TASKD_PASSWORD", None)
+    term = Pty([str(BINARY), "task-list", "--url", server.url, f"uuid={u}", "--minimal"], env)
+    try:
+        term.read_until(lambda s: "Password for root: " in s)
+        os.write(term.fd, (ROOT_PASSWORD + "\n").encode())
+        assert term.wait() == 0, term.text()
+        assert u in term.text()
+        assert ROOT_PASSWORD not in term.text()
+    finally:
+        term.close()
+
+
+def test_watch_says_when_a_task_is_destroyed_before_it_finished():
+    """A watched task that disappears unfinished (here: the server's collector removes a
+    stalled pending task) counts as not succeeded, and the view says so."""
+    _build()
+    srv = Server(extra_args=["--pending-task-timeout", "2", "--gc-interval", "0.2"])
+    try:
+        srv.start()
+        p = server_proxy(srv.url + "/")
+        s = ok(p.session.login_with_password("root", ROOT_PASSWORD))
+        t = ok(p.task.create(s, "stalls", ""))
+        res = run(srv, "watch", ok(p.task.get_uuid(s, t)))
+        assert res.returncode == 1, res
+        assert "(task destroyed before it finished)" in res.stdout
+        assert res.stdout.splitlines()[-1] == (
+            "1 of 1 watched tasks did not succeed (1 destroyed before finishing)")
+    finally:
+        srv.cleanup()
