@@ -25,6 +25,8 @@ use super::task::{TaskRecord, parse_xapi_date, sort_tasks};
 const EVENT_TIMEOUT: f64 = 30.0;
 /// How often the terminal view refreshes its clocks (elapsed, ETA) without events.
 const TICK: Duration = Duration::from_secs(1);
+/// How often the terminal view checks the terminal's size.
+const RESIZE_CHECK: Duration = Duration::from_secs(2);
 const BAR_WIDTH: usize = 20;
 const LABEL_WIDTH: usize = 28;
 
@@ -500,16 +502,15 @@ fn watch_with(client: &Arc<Client>, args: &WatchArgs) -> Result<ExitCode, CliErr
     });
 
     let tty = std::io::stdout().is_terminal();
-    let (width, height) = if tty {
-        terminal_size()
-    } else {
-        (usize::MAX, 0)
-    };
+    let (width, height) = if tty { terminal_size() } else { (80, 24) };
     let mut screen = Screen {
         drawn: 0,
         width,
         height,
     };
+    // The size is read again every few seconds, so that a resized terminal is followed
+    // (no signal handler: a short-lived `stty` is all it takes).
+    let mut sized_at = Instant::now();
     let mut plain = Plain::default();
     let header = |m: &Model| {
         let n = m.roots.len();
@@ -528,9 +529,12 @@ fn watch_with(client: &Arc<Client>, args: &WatchArgs) -> Result<ExitCode, CliErr
         let wall = OffsetDateTime::now_utc();
         let now = Instant::now();
         if tty {
-            screen
-                .draw(&mut out, &header(&model), &model.lines(now, wall, width))
-                .map_err(io)?;
+            if now.duration_since(sized_at) >= RESIZE_CHECK {
+                (screen.width, screen.height) = terminal_size();
+                sized_at = now;
+            }
+            let lines = model.lines(now, wall, screen.width);
+            screen.draw(&mut out, &header(&model), &lines).map_err(io)?;
         } else {
             plain.print(&mut out, &model, wall).map_err(io)?;
         }
