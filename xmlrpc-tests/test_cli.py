@@ -597,3 +597,18 @@ def test_watch_says_when_a_task_is_destroyed_before_it_finished():
             "1 of 1 watched tasks did not succeed (1 destroyed before finishing)")
     finally:
         srv.cleanup()
+
+
+def test_watch_ctrl_c_logs_out(server, proxy, root, new_task):
+    t = new_task(label=unique("ctrlc"))
+    before = session_count(proxy, root)
+    env = dict(os.environ, XAPI_TASKD_PASSWORD=ROOT_PASSWORD, TERM="xterm")
+    term = Pty([str(BINARY), "watch", "--url", server.url, uuid_of(proxy, root, t)], env)
+    try:
+        term.read_until(lambda s: "ETA" in s)
+        assert session_count(proxy, root) == before + 1
+        os.write(term.fd, b"\x03")  # Ctrl-C: SIGINT from the terminal
+        assert term.wait() == 130, term.text()
+        assert session_count(proxy, root) == before
+    finally:
+        term.close()

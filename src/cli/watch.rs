@@ -6,12 +6,14 @@
 //! the screen: on a terminal it redraws the whole block (one line per task, subtasks
 //! indented under their parent) on every batch and once a second for the clocks; otherwise
 //! it prints one plain line per change. It exits when every watched task has finished:
-//! 0 if all succeeded, 1 if any failed, was cancelled or was destroyed first, 2 on error.
+//! 0 if all succeeded, 1 if any failed, was cancelled or was destroyed first, 2 on error,
+//! 130 on Ctrl-C (after logging out).
 
 use std::collections::{HashMap, HashSet};
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -450,9 +452,14 @@ impl Plain {
     }
 }
 
+/// Set by the Ctrl-C handler. The logout it does wakes the event thread with
+/// `SESSION_INVALID`; that is the interruption, not an error to report.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
 pub fn run(args: &WatchArgs) -> ExitCode {
     match watch(args) {
         Ok(code) => code,
+        Err(_) if INTERRUPTED.load(Ordering::SeqCst) => ExitCode::from(130),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(2)
@@ -462,6 +469,17 @@ pub fn run(args: &WatchArgs) -> ExitCode {
 
 fn watch(args: &WatchArgs) -> Result<ExitCode, CliError> {
     let client = Arc::new(Client::connect(&args.conn)?);
+    // Ctrl-C is how a watch is often left: log out first (the session would otherwise
+    // live until the server's session timeout), then exit 130 as shells expect. A second
+    // Ctrl-C exits at once, in case the logout hangs on an unreachable server.
+    let on_interrupt = Arc::clone(&client);
+    let _ = ctrlc::set_handler(move || {
+        if !INTERRUPTED.swap(true, Ordering::SeqCst) {
+            on_interrupt.logout();
+        }
+        let _ = writeln!(std::io::stderr());
+        std::process::exit(130);
+    });
     let result = watch_with(&client, args);
     // Also wakes the event thread's pending event.from (SESSION_INVALID), which ends it.
     client.logout();
