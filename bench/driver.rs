@@ -92,7 +92,11 @@ fn start_ours(durable: bool) -> Proc {
         .args(["--max-connections", "30000", "--max-tasks", "100000000"])
         .args(["--max-pending-tasks", "100000000"])
         .args(["--completed-task-timeout", "1000000000"])
-        .args(if durable { &[][..] } else { &["--ephemeral"][..] })
+        .args(if durable {
+            &[][..]
+        } else {
+            &["--ephemeral"][..]
+        })
         .env("XAPI_TASKD_ROOT_PASSWORD", ROOT_PASSWORD)
         .env("XAPI_TASKD_LOG", "warn")
         .stdout(Stdio::null())
@@ -314,7 +318,10 @@ async fn set_progress_load(port: u16, session: &str, task: &str, conns: usize, s
         let (counter, session, task) = (counter.clone(), session.clone(), task.clone());
         async move {
             counter.set(counter.get() + 1);
-            let value = format!("<double>{}</double>", (counter.get() % 1000) as f64 / 1000.0);
+            let value = format!(
+                "<double>{}</double>",
+                (counter.get() % 1000) as f64 / 1000.0
+            );
             c.post(
                 "/",
                 "text/xml",
