@@ -612,3 +612,22 @@ def test_watch_ctrl_c_logs_out(server, proxy, root, new_task):
         assert session_count(proxy, root) == before
     finally:
         term.close()
+
+
+def test_create_that_fails_half_way_names_what_it_created():
+    """A server limit hit while creating children: one line with the error and the uuids
+    of the tasks that were created before it."""
+    _build()
+    srv = Server(extra_args=["--max-pending-tasks", "2"])
+    try:
+        srv.start()
+        job = {"jobTitle": "big", "children": [{"jobTitle": "a"}, {"jobTitle": "b"}]}
+        line = one_line_error(run(srv, "tasks", "-a", "create", "-u", json.dumps(job)),
+                              "error: TOO_MANY_PENDING_TASKS", "(created before the failure: ")
+        made = re.findall(UUID_RE, line.split("created before the failure:")[1])
+        p = server_proxy(srv.url + "/")
+        s = ok(p.session.login_with_password("root", ROOT_PASSWORD))
+        on_server = sorted(ok(p.task.get_uuid(s, t)) for t in ok(p.task.get_all(s)))
+        assert sorted(made) == on_server and len(made) == 2
+    finally:
+        srv.cleanup()

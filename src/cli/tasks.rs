@@ -105,9 +105,13 @@ pub fn run(args: &TasksArgs) -> Result<String, CliError> {
             Ok(String::new())
         }
         Plan::Create(jobs) => {
+            let mut made = Vec::new();
             let mut created = Vec::new();
             for job in &jobs {
-                created.push(create(&client, job, None)?);
+                match create(&client, job, None, &mut made) {
+                    Ok(r) => created.push(r),
+                    Err(e) => return Err(partial(&client, e, &made)),
+                }
             }
             let tasks = all_tasks(&client)?;
             let out: Vec<Value> = created
@@ -264,13 +268,21 @@ fn job_tree(t: &TaskRecord, tasks: &[TaskRecord], children: bool) -> Value {
 
 /// Creates one job and its children (as XAPI subtasks: `task.create` inside the parent
 /// task, xapi's `task-id` header); returns the new task's ref.
-fn create(client: &Client, job: &NewJob, parent: Option<&str>) -> Result<String, CliError> {
+///
+/// `made` collects every task created, so that a failure half-way can say what exists.
+fn create(
+    client: &Client,
+    job: &NewJob,
+    parent: Option<&str>,
+    made: &mut Vec<String>,
+) -> Result<String, CliError> {
     let r = client.call_in(
         "task.create",
         vec![json!(job.title), json!(job.summary)],
         parent,
     )?;
     let r = super::client::value_text(&r);
+    made.push(r.clone());
     if !job.other_config.is_empty() {
         client.call(
             "task.set_other_config",
@@ -286,9 +298,30 @@ fn create(client: &Client, job: &NewJob, parent: Option<&str>) -> Result<String,
         client.call("task.set_status", vec![json!(r), json!(state.status)])?;
     }
     for child in &job.children {
-        create(client, child, Some(&r))?;
+        create(client, child, Some(&r), made)?;
     }
     Ok(r)
+}
+
+/// A create that failed after creating some tasks: the error, plus their uuids (still one
+/// line), so that the operator can finish or delete them.
+fn partial(client: &Client, e: CliError, made: &[String]) -> CliError {
+    if made.is_empty() {
+        return e;
+    }
+    let uuids: Vec<String> = made
+        .iter()
+        .map(|r| {
+            client
+                .call("task.get_uuid", vec![json!(r)])
+                .map(|u| super::client::value_text(&u))
+                .unwrap_or_else(|_| r.clone())
+        })
+        .collect();
+    CliError::msg(format!(
+        "{e} (created before the failure: {})",
+        uuids.join(",")
+    ))
 }
 
 fn update(client: &Client, u: &JobUpdate, r: &str) -> Result<(), CliError> {
