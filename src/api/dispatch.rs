@@ -286,7 +286,7 @@ fn spawn_async(
             .as_deref()
             .filter(|p| tables.task(p).is_some())
         {
-            task.subtask_of = parent.to_string();
+            task.subtask_of = parent.into();
         }
         task.other_config = meta
             .http_other_config
@@ -334,7 +334,7 @@ pub fn complete_task(db: &Db, task_ref: &str, outcome: Result<Value, ApiError>) 
         t.progress = 1.0;
         match outcome {
             Ok(v) => {
-                t.result = value_fragment(&v);
+                t.result = value_fragment(&v).into();
                 t.status = TaskStatus::Success;
             }
             Err(e) => {

@@ -39,7 +39,7 @@ pub fn create(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
         if tables.task(parent).is_none() {
             return Err(ApiError::handle_invalid("task", parent));
         }
-        task.subtask_of = parent.to_string();
+        task.subtask_of = parent.into();
     }
     let r = new_ref();
     tables.insert_task(r.clone(), task);
@@ -129,7 +129,7 @@ pub fn set_progress(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
 pub fn set_result(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
     let result = arg::string(&args[1]).to_string();
     mutate(ctx, arg::string(&args[0]), |t| {
-        t.result = result;
+        t.result = result.into();
         Ok(())
     })?;
     Ok(Value::void())

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::{RwLock, RwLockWriteGuard};
 
 pub use changes::{Change, LegacyEvent, Op};
-pub use rows::{HostRow, LegacySubscription, PoolRow, SessionRow, TaskRow, TaskStatus};
+pub use rows::{HostRow, LegacySubscription, PoolRow, SessionRow, Str, TaskRow, TaskStatus};
 
 use changes::{ChangeIndex, LegacyQueue};
 use journal::{Dirty, Journal};
@@ -89,7 +89,9 @@ pub struct Tables {
     /// about 400 bytes; inline, the empty slots alone would cost that much each.
     /// Keyed by the ref, shared (`Arc<str>`) with the uuid index and the change index.
     tasks: HashMap<Arc<str>, Box<TaskRow>>,
-    task_by_uuid: HashMap<String, Arc<str>>,
+    /// Keyed by the parsed uuid (16 bytes, no allocation); a lookup checks the row's
+    /// uuid string too, so only the exact spelling matches, as in xapi.
+    task_by_uuid: HashMap<uuid::Uuid, Arc<str>>,
     sessions: HashMap<String, SessionRow>,
     session_by_uuid: HashMap<String, String>,
     pub pool_ref: String,
@@ -351,7 +353,9 @@ impl Tables {
             self.changes
                 .touch("task", r.clone(), None, task.stamp.modified);
             self.unfinished_tasks += usize::from(!task.status.is_completed());
-            self.task_by_uuid.insert(task.uuid.clone(), r.clone());
+            if let Ok(u) = uuid::Uuid::parse_str(&task.uuid) {
+                self.task_by_uuid.insert(u, r.clone());
+            }
             self.tasks.insert(r, Box::new(task));
         }
         for (r, session) in loaded.sessions {
@@ -525,7 +529,11 @@ impl Tables {
     /// The ref of the object of `class` with this uuid.
     pub fn ref_by_uuid(&self, class: &str, uuid: &str) -> Option<&str> {
         match class {
-            "task" => self.task_by_uuid.get(uuid).map(|r| &**r),
+            "task" => {
+                let r = self.task_by_uuid.get(&uuid::Uuid::parse_str(uuid).ok()?)?;
+                let row = self.tasks.get(&**r)?;
+                (row.uuid == uuid).then_some(&**r)
+            }
             "session" => self.session_by_uuid.get(uuid).map(String::as_str),
             "pool" => (uuid == self.pool.uuid).then_some(self.pool_ref.as_str()),
             "host" => (uuid == self.host.uuid).then_some(self.host_ref.as_str()),
@@ -583,13 +591,15 @@ impl Tables {
         if let Some(p) = self.tasks.get_mut(parent.as_str()) {
             p.subtasks.push(r.clone());
         }
-        if let Some(session) = self.sessions.get_mut(&task.session) {
+        if let Some(session) = self.sessions.get_mut(task.session.as_str()) {
             session.tasks.push(r.clone());
             let s = task.session.clone();
             self.mark_session(&s);
         }
         let key: Arc<str> = r.as_str().into();
-        self.task_by_uuid.insert(task.uuid.clone(), key.clone());
+        if let Ok(u) = uuid::Uuid::parse_str(&task.uuid) {
+            self.task_by_uuid.insert(u, key.clone());
+        }
         self.unfinished_tasks += usize::from(!task.status.is_completed());
         self.tasks.insert(key, Box::new(task));
         self.task_changed(&r, None, generation, Op::Add);
@@ -636,7 +646,9 @@ impl Tables {
             .ok_or_else(|| DbError::MissingRow("task", r.to_string()))?;
         let generation = self.bump();
         self.unfinished_tasks -= usize::from(!task.status.is_completed());
-        self.task_by_uuid.remove(&task.uuid);
+        if let Ok(u) = uuid::Uuid::parse_str(&task.uuid) {
+            self.task_by_uuid.remove(&u);
+        }
         self.changes.delete(
             "task",
             key,
@@ -664,7 +676,7 @@ impl Tables {
             parent.subtasks.retain(|c| c != r);
         }
         self.parent_changed(&task.subtask_of.clone());
-        if let Some(session) = self.sessions.get_mut(&task.session) {
+        if let Some(session) = self.sessions.get_mut(task.session.as_str()) {
             session.tasks.retain(|t| t != r);
             self.mark_session(&task.session);
         }
@@ -743,7 +755,7 @@ mod tests {
         t.insert_task(parent.clone(), TaskRow::new("p", "", NULL_REF, "h"));
         let child = new_ref();
         let mut c = TaskRow::new("c", "", NULL_REF, "h");
-        c.subtask_of = parent.clone();
+        c.subtask_of = parent.as_str().into();
         t.insert_task(child.clone(), c);
         assert_eq!(t.task(&parent).unwrap().subtasks, vec![child.clone()]);
         let gen_before = t.task(&parent).unwrap().stamp.modified;
@@ -808,6 +820,10 @@ mod tests {
         let uuid = task.uuid.clone();
         t.insert_task(r.clone(), task);
         assert_eq!(t.ref_by_uuid("task", &uuid), Some(r.as_str()));
+        // Only the exact spelling (xapi compares strings): not upper case, not braces.
+        assert_eq!(t.ref_by_uuid("task", &uuid.to_uppercase()), None);
+        assert_eq!(t.ref_by_uuid("task", &format!("{{{uuid}}}")), None);
+        assert_eq!(t.ref_by_uuid("task", "not-a-uuid"), None);
         t.delete_task(&r).unwrap();
         assert_eq!(t.ref_by_uuid("task", &uuid), None);
         assert_eq!(
