@@ -77,6 +77,7 @@ pub fn open_service(
     listen: SocketAddr,
     root_password: Option<&str>,
     max_unfinished_tasks: usize,
+    retention: Retention,
 ) -> io::Result<(Arc<Service>, Option<String>)> {
     let users = UserStore::open(data_dir)?;
     let generated = users.ensure_root(root_password)?;
@@ -117,6 +118,7 @@ pub fn open_service(
         db: Db::new(id.pool_ref, pool, id.host_ref, host),
         users,
         max_unfinished_tasks,
+        retention,
     };
     Ok((Arc::new(svc), generated))
 }
@@ -129,6 +131,7 @@ pub async fn serve(config: ServeConfig) -> io::Result<()> {
         config.listen,
         root_password.as_deref(),
         config.max_unfinished_tasks,
+        config.retention.clone(),
     )?;
     if let Some(pw) = generated {
         println!(

@@ -34,6 +34,8 @@ pub struct Service {
     /// `TOO_MANY_PENDING_TASKS` (xapi's code for the same refusal). The GC's cap only ever
     /// removes completed tasks, so without this a client could grow memory without bound.
     pub max_unfinished_tasks: usize,
+    /// The GC's retention knobs; the Redfish face publishes the completed-task timeout.
+    pub retention: crate::api::gc::Retention,
 }
 
 impl Service {

@@ -39,8 +39,14 @@ pub async fn start_with_task_limit(max_unfinished_tasks: usize) -> TestServer {
     let dir = tempfile::tempdir().expect("tempdir");
     let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (svc, _) =
-        open_service(dir.path(), addr, Some(ROOT_PASSWORD), max_unfinished_tasks).expect("service");
+    let (svc, _) = open_service(
+        dir.path(),
+        addr,
+        Some(ROOT_PASSWORD),
+        max_unfinished_tasks,
+        Default::default(),
+    )
+    .expect("service");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server_svc = svc.clone();
     tokio::spawn(async move {
