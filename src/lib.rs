@@ -10,10 +10,12 @@
 
 pub mod api;
 pub mod cli_user;
+pub mod config;
 pub mod db;
 pub mod printf;
 pub mod redfish;
 pub mod serve;
 pub mod server;
+pub mod tls;
 pub mod users;
 pub mod wire;

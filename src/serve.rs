@@ -1,8 +1,7 @@
 //! `xapi-taskd serve`: opens the data directory, builds the service and runs the server.
 
 use std::io;
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -10,21 +9,11 @@ use serde::{Deserialize, Serialize};
 use crate::api::Api;
 use crate::api::datamodel::{API_VERSION_MAJOR, API_VERSION_MINOR};
 use crate::api::dispatch::Service;
-use crate::api::gc::Retention;
+use crate::config::Settings;
+use crate::db::store::Store;
 use crate::db::{Db, HostRow, PoolRow, new_ref, new_uuid};
-use crate::server::{self, Limits};
+use crate::server;
 use crate::users::UserStore;
-
-/// What `serve` needs to know.
-#[derive(Debug, Clone)]
-pub struct ServeConfig {
-    pub listen: SocketAddr,
-    pub data_dir: PathBuf,
-    pub limits: Limits,
-    pub retention: Retention,
-    /// Most pending/cancelling tasks at once (`--max-pending-tasks`).
-    pub max_unfinished_tasks: usize,
-}
 
 /// The pool's and host's refs and uuids, kept in the data dir so that they stay the same
 /// across restarts (clients cache them, e.g. Xen Orchestra's pool ref).
@@ -69,16 +58,16 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-/// Opens the data dir: users (bootstrapping root) and the pool/host identity.
+/// Opens the data dir: users (bootstrapping root), the pool/host identity and, unless
+/// ephemeral, the store (loading every task and session it holds).
 /// Returns the service and, on first start without `XAPI_TASKD_ROOT_PASSWORD`, the
 /// generated root password (the caller prints it once).
 pub fn open_service(
-    data_dir: &Path,
-    listen: SocketAddr,
+    settings: &Settings,
     root_password: Option<&str>,
-    max_unfinished_tasks: usize,
-    retention: Retention,
 ) -> io::Result<(Arc<Service>, Option<String>)> {
+    let data_dir = settings.data_dir.as_path();
+    std::fs::create_dir_all(data_dir)?;
     let users = UserStore::open(data_dir)?;
     let generated = users.ensure_root(root_password)?;
     let id = load_identity(data_dir)?;
@@ -111,43 +100,104 @@ pub fn open_service(
         ],
         other_config: Vec::new(),
         hostname: name,
-        address: listen.ip().to_string(),
+        address: settings.listen.ip().to_string(),
+    };
+    let db = if settings.ephemeral {
+        Db::new(id.pool_ref, pool, id.host_ref, host)
+    } else {
+        let (store, loaded) = Store::open(data_dir).map_err(|e| io::Error::other(e.to_string()))?;
+        tracing::info!(
+            "store: {} tasks, {} sessions, generation {}",
+            loaded.tasks.len(),
+            loaded.sessions.len(),
+            loaded.generation
+        );
+        Db::restore(id.pool_ref, pool, id.host_ref, host, store, loaded)
     };
     let svc = Service {
         api: Api::build(),
-        db: Db::new(id.pool_ref, pool, id.host_ref, host),
+        db,
         users,
-        max_unfinished_tasks,
-        retention,
+        max_unfinished_tasks: settings.max_unfinished_tasks,
+        max_sessions_per_user: settings.max_sessions_per_user,
+        retention: settings.retention.clone(),
     };
     Ok((Arc::new(svc), generated))
 }
 
-/// Runs the server until Ctrl-C or SIGTERM.
-pub async fn serve(config: ServeConfig) -> io::Result<()> {
+/// Runs the server until Ctrl-C or SIGTERM, then shuts down cleanly: stop accepting,
+/// answer event waiters, let in-flight calls finish, commit the last changes.
+pub async fn serve(settings: Settings) -> io::Result<()> {
     let root_password = std::env::var("XAPI_TASKD_ROOT_PASSWORD").ok();
-    let (svc, generated) = open_service(
-        &config.data_dir,
-        config.listen,
-        root_password.as_deref(),
-        config.max_unfinished_tasks,
-        config.retention.clone(),
-    )?;
+    let (svc, generated) = open_service(&settings, root_password.as_deref())?;
     if let Some(pw) = generated {
         println!(
             "Generated a password for root: {pw}\n(also written to {}, mode 0600)",
-            config.data_dir.join("root-password").display()
+            settings.data_dir.join("root-password").display()
         );
     }
-    let listener = server::bind(config.listen).await?;
-    let local = listener.local_addr()?;
+    let mut listeners = Vec::new();
+    let tcp = server::bind(settings.listen).await?;
+    let local = tcp.local_addr()?;
     tracing::info!("xapi-taskd listening on http://{local}");
     println!("xapi-taskd listening on http://{local}");
-    let gc = tokio::spawn(crate::api::gc::run(svc.clone(), config.retention.clone()));
-    server::run(listener, svc, config.limits, shutdown_signal()).await;
+    listeners.push(server::Listener { tcp, tls: None });
+    if let Some(addr) = settings.tls_listen {
+        let names = certificate_names(&settings);
+        let acceptor = crate::tls::acceptor(&settings.data_dir, &names)?;
+        let tcp = server::bind(addr).await?;
+        let local = tcp.local_addr()?;
+        tracing::info!("xapi-taskd listening on https://{local}");
+        println!("xapi-taskd listening on https://{local}");
+        listeners.push(server::Listener {
+            tcp,
+            tls: Some(acceptor),
+        });
+    }
+    if svc.db.is_durable() {
+        println!(
+            "store: {}",
+            settings
+                .data_dir
+                .join(crate::db::store::STORE_FILE)
+                .display()
+        );
+    } else {
+        println!("ephemeral: nothing is kept across a restart");
+    }
+    let gc = tokio::spawn(crate::api::gc::run(svc.clone(), settings.retention.clone()));
+    server::run(
+        listeners,
+        svc.clone(),
+        settings.limits.clone(),
+        shutdown_signal(),
+    )
+    .await;
     gc.abort();
+    let _ = gc.await;
+    // Everything acknowledged is already durable; this commits what GC and finished
+    // Async tasks changed since.
+    svc.db.close();
     tracing::info!("xapi-taskd stopped");
     Ok(())
+}
+
+/// Names a generated certificate is valid for: the host name, `localhost` and the
+/// addresses the server listens on.
+fn certificate_names(settings: &Settings) -> Vec<String> {
+    let mut names = vec![hostname(), "localhost".to_string(), "127.0.0.1".to_string()];
+    for addr in [Some(settings.listen), settings.tls_listen]
+        .into_iter()
+        .flatten()
+    {
+        let ip = addr.ip();
+        if !ip.is_unspecified() {
+            names.push(ip.to_string());
+        }
+    }
+    names.sort();
+    names.dedup();
+    names
 }
 
 async fn shutdown_signal() {

@@ -20,8 +20,9 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
+use tokio_rustls::TlsAcceptor;
 
 use crate::api::dispatch::{self, Call, Reply, RequestMeta, Service};
 use crate::api::error::{ApiError, codes};
@@ -36,7 +37,7 @@ pub struct Limits {
     pub header_timeout: Duration,
     /// Time allowed for a client to send the request body.
     pub body_timeout: Duration,
-    /// Connections served at once; further ones wait in the kernel's accept queue.
+    /// Connections served at once; a connection beyond it gets `503` and an XAPI failure.
     pub max_connections: usize,
 }
 
@@ -51,57 +52,203 @@ impl Default for Limits {
     }
 }
 
-/// Serves connections from `listener` until `shutdown` completes.
+/// A socket to serve: plain HTTP, or HTTPS when it has a TLS acceptor.
+pub struct Listener {
+    pub tcp: TcpListener,
+    pub tls: Option<TlsAcceptor>,
+}
+
+/// How long in-flight calls may take to finish once shutdown has begun.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves connections from every listener until `shutdown` completes, then stops
+/// accepting, lets in-flight requests finish (up to [`DRAIN_TIMEOUT`]) and returns.
+/// Idle keep-alive connections are closed at once.
 pub async fn run(
-    listener: TcpListener,
+    listeners: Vec<Listener>,
     svc: Arc<Service>,
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let limits = Arc::new(limits);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
-    tokio::pin!(shutdown);
-    loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => return,
-            p = permits.clone().acquire_owned() => match p {
-                Ok(p) => p,
-                Err(_) => return,
-            },
+    // Refusals are cheap but not free: at most as many as there are connections.
+    let refusals = Arc::new(Semaphore::new(limits.max_connections));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut loops = Vec::new();
+    for listener in listeners {
+        let ctx = AcceptCtx {
+            svc: svc.clone(),
+            limits: limits.clone(),
+            permits: permits.clone(),
+            refusals: refusals.clone(),
+            stop: stop_rx.clone(),
         };
-        let (stream, peer) = tokio::select! {
-            _ = &mut shutdown => return,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Typically EMFILE: back off instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let mut stop = stop_rx.clone();
+        loops.push(tokio::spawn(async move {
+            tokio::select! {
+                _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => {},
+                _ = accept_loop(listener, ctx) => {},
+            }
+        }));
+    }
+    shutdown.await;
+    let _ = stop_tx.send(true);
+    for l in loops {
+        let _ = l.await;
+    }
+    // Event waiters answer at once instead of holding their connection open.
+    svc.db.begin_shutdown();
+    // Every connection holds a permit until it ends: having them all back means drained.
+    let all = u32::try_from(limits.max_connections).unwrap_or(u32::MAX);
+    if tokio::time::timeout(DRAIN_TIMEOUT, permits.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!("some requests were still running after {DRAIN_TIMEOUT:?}");
+    }
+}
+
+/// What every accepted connection needs.
+#[derive(Clone)]
+struct AcceptCtx {
+    svc: Arc<Service>,
+    limits: Arc<Limits>,
+    permits: Arc<Semaphore>,
+    refusals: Arc<Semaphore>,
+    /// Becomes true at shutdown: connections finish their request and close.
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+async fn accept_loop(listener: Listener, ctx: AcceptCtx) {
+    loop {
+        let (stream, peer) = match listener.tcp.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                // Typically EMFILE: back off instead of spinning.
+                tracing::warn!("accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
+        let permit = ctx.permits.clone().try_acquire_owned().ok();
+        let refusal = match permit {
+            Some(_) => None,
+            None => match ctx.refusals.clone().try_acquire_owned() {
+                Ok(r) => Some(r),
+                // Too many refusals in flight: wait for a connection slot instead, so
+                // the client queues in the kernel rather than being dropped.
+                Err(_) => match ctx.permits.clone().acquire_owned().await {
+                    Ok(p) => {
+                        spawn_connection(stream, peer, &listener.tls, &ctx, Some(p), None);
+                        continue;
+                    }
+                    Err(_) => return,
+                },
+            },
+        };
+        spawn_connection(stream, peer, &listener.tls, &ctx, permit, refusal);
+    }
+}
+
+fn spawn_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: &Option<TlsAcceptor>,
+    ctx: &AcceptCtx,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    refusal: Option<tokio::sync::OwnedSemaphorePermit>,
+) {
+    let tls = tls.clone();
+    let ctx = ctx.clone();
+    tokio::spawn(async move {
+        match tls {
+            None => serve_io(stream, peer, ctx, permit, refusal).await,
+            Some(acceptor) => {
+                match tokio::time::timeout(ctx.limits.header_timeout, acceptor.accept(stream)).await
+                {
+                    Ok(Ok(s)) => serve_io(s, peer, ctx, permit, refusal).await,
+                    Ok(Err(e)) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
+                    Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
+                }
+            }
+        }
+    });
+}
+
+/// Serves one connection, or refuses it with 503 when the connection limit is reached.
+async fn serve_io<I>(
+    io: I,
+    peer: SocketAddr,
+    ctx: AcceptCtx,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
+    refusal: Option<tokio::sync::OwnedSemaphorePermit>,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    if permit.is_none() {
+        refuse(io, &ctx.limits).await;
+        drop(refusal);
+        return;
+    }
+    let svc = ctx.svc.clone();
+    let limits = ctx.limits.clone();
+    let service = service_fn(move |req| {
         let svc = svc.clone();
         let limits = limits.clone();
-        let header_timeout = limits.header_timeout;
-        tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let svc = svc.clone();
-                let limits = limits.clone();
-                async move { Ok::<_, Infallible>(handle(svc, &limits, req).await) }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout)
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = conn.await {
-                tracing::debug!("connection from {peer}: {e}");
-            }
-            drop(permit);
-        });
+        async move { Ok::<_, Infallible>(handle(svc, &limits, req).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(ctx.limits.header_timeout)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let mut stop = ctx.stop.clone();
+    let result = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => {
+            // Finish the request in progress (if any), then close.
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        tracing::debug!("connection from {peer}: {e}");
     }
+    drop(permit);
+}
+
+/// Answers a connection over the limit with `503 Service Unavailable` and an XAPI
+/// failure, then closes it. The request head is read first (briefly), so that the
+/// client is not reset before it reads the answer.
+async fn refuse<I>(mut io: I, limits: &Limits)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_millis(200), io.read(&mut buf)).await;
+    let mut body = Vec::with_capacity(256);
+    xmlrpc::write_response(
+        &mut body,
+        &Err(ApiError::internal(format!(
+            "too many connections (the limit is {}); retry later",
+            limits.max_connections
+        ))),
+    );
+    let head = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/xml\r\nretry-after: 1\r\n\
+         connection: close\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        io.write_all(head.as_bytes()).await?;
+        io.write_all(&body).await?;
+        io.shutdown().await
+    })
+    .await;
 }
 
 /// xapi's headers on every API response (`api_server.ml`).

@@ -249,10 +249,17 @@ def free_port():
 
 
 class Server:
-    def __init__(self):
+    """A real `xapi-taskd serve` process. `extra_args` are added to its command line;
+    `tls=True` also serves HTTPS (`tls_url`). `start()` may be called again after
+    `stop()` or `kill()`: the same data directory and ports are reused (a restart)."""
+
+    def __init__(self, extra_args=(), tls=False):
         self.data_dir = tempfile.mkdtemp(prefix="xapi-taskd-pytest-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.extra_args = list(extra_args)
+        self.tls_port = free_port() if tls else None
+        self.tls_url = f"https://127.0.0.1:{self.tls_port}" if tls else None
         self.proc = None
         self.stdout_lines = []
         self._stderr_path = self.data_dir + ".stderr"
@@ -265,8 +272,12 @@ class Server:
         kwargs = {}
         if sys.platform.startswith("linux"):
             kwargs["preexec_fn"] = _die_with_parent
+        args = [str(BINARY), "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir]
+        if self.tls_port:
+            args += ["--tls-listen", f"127.0.0.1:{self.tls_port}"]
+        self.stdout_lines = []
         self.proc = subprocess.Popen(
-            [str(BINARY), "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data_dir],
+            args + self.extra_args,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -343,6 +354,14 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
+        if self._stderr is not None and not self._stderr.closed:
+            self._stderr.close()
+
+    def kill(self):
+        """SIGKILL: a crash, nothing is flushed or closed."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
         if self._stderr is not None and not self._stderr.closed:
             self._stderr.close()
 

@@ -34,7 +34,9 @@ pub struct Service {
     /// `TOO_MANY_PENDING_TASKS` (xapi's code for the same refusal). The GC's cap only ever
     /// removes completed tasks, so without this a client could grow memory without bound.
     pub max_unfinished_tasks: usize,
-    /// The GC's retention knobs; the Redfish face publishes the completed-task timeout.
+    /// Sessions one user may hold (xapi: 500 per originator/user).
+    pub max_sessions_per_user: usize,
+    /// The garbage collector's rules (also shown by the Redfish TaskService).
     pub retention: crate::api::gc::Retention,
 }
 
@@ -130,7 +132,16 @@ pub async fn dispatch(svc: &Arc<Service>, call: Call, meta: &RequestMeta) -> Rep
             .collect();
         return Reply::Bare(Value::Array(names));
     }
-    Reply::Envelope(guarded(run(svc, &call, meta)).await)
+    let (result, written) =
+        crate::db::journal::tracking_writes(guarded(run(svc, &call, meta))).await;
+    // A call is answered only once what it changed is durable (group commit: calls
+    // that wrote meanwhile share the fsync).
+    if let Err(e) = svc.db.wait_durable(written).await {
+        return Reply::Envelope(Err(ApiError::internal(format!(
+            "the change was made but could not be made durable: {e}"
+        ))));
+    }
+    Reply::Envelope(result)
 }
 
 /// Runs a call with a panic guard: a bug in one call answers `INTERNAL_ERROR` (in the

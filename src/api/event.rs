@@ -131,7 +131,11 @@ fn ref_counts(tables: &Tables) -> Value {
 
 /// One `event.from` batch after generation `since`: adds, then mods, then dels (xapi's
 /// order), each coalesced per object.
-fn collect(ctx: &Ctx<'_>, subs: &[Sub], since: u64) -> Result<(Vec<Value>, Value, u64), ApiError> {
+/// The events after `since`, the ref counts, the token, and the sequence number the
+/// answer reflects (see [`crate::db::journal`]).
+type Collected = (Vec<Value>, Value, u64, u64);
+
+fn collect(ctx: &Ctx<'_>, subs: &[Sub], since: u64) -> Result<Collected, ApiError> {
     let tables = ctx.svc.db.read();
     if tables.session(&ctx.caller().session_ref).is_none() {
         return Err(session_gone(ctx));
@@ -185,7 +189,7 @@ fn collect(ctx: &Ctx<'_>, subs: &[Sub], since: u64) -> Result<(Vec<Value>, Value
     }
     adds.append(&mut mods);
     adds.append(&mut dels);
-    Ok((adds, ref_counts(&tables), tables.generation()))
+    Ok((adds, ref_counts(&tables), tables.generation(), tables.seq()))
 }
 
 /// `event.from(classes, token, timeout)`.
@@ -201,8 +205,18 @@ pub async fn from(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
         // Mark the current generation seen before looking, so a change that lands after
         // the look wakes us.
         rx.borrow_and_update();
-        let (events, counts, generation) = collect(ctx, &subs, since)?;
-        if !events.is_empty() || Instant::now() >= deadline {
+        let (events, counts, generation, seq) = collect(ctx, &subs, since)?;
+        let stopping = ctx.svc.db.is_stopping();
+        if !events.is_empty() || stopping || Instant::now() >= deadline {
+            // Only durable state is reported, so that a token stays valid across a
+            // crash: after a restart the database is at least at this generation.
+            if !stopping {
+                ctx.svc
+                    .db
+                    .wait_durable(seq)
+                    .await
+                    .map_err(ApiError::internal)?;
+            }
             return Ok(Value::Struct(vec![
                 ("events".to_string(), Value::Array(events)),
                 ("valid_ref_counts".to_string(), counts),
@@ -232,16 +246,14 @@ fn with_subscription(
 ) -> Result<Value, ApiError> {
     let mut tables = ctx.svc.db.write();
     let current = tables.legacy.last_id;
-    let session = tables
-        .session_mut(&ctx.caller().session_ref)
+    let legacy = tables
+        .legacy_subscription_mut(&ctx.caller().session_ref)
         .ok_or_else(|| session_gone(ctx))?;
-    let created = session.legacy_events.is_none();
-    let sub = session
-        .legacy_events
-        .get_or_insert_with(|| LegacySubscription {
-            subs: Vec::new(),
-            last_id: current,
-        });
+    let created = legacy.is_none();
+    let sub = legacy.get_or_insert_with(|| LegacySubscription {
+        subs: Vec::new(),
+        last_id: current,
+    });
     f(sub);
     if created {
         tables.legacy.listeners += 1;
@@ -290,10 +302,7 @@ pub async fn next(ctx: &Ctx<'_>) -> Result<Value, ApiError> {
                 .clone()
                 .ok_or_else(|| not_registered(&session_ref))?;
             let lost = sub.last_id < current && sub.last_id + 1 < oldest;
-            if let Some(s) = tables
-                .session_mut(&session_ref)
-                .and_then(|s| s.legacy_events.as_mut())
-            {
+            if let Some(Some(s)) = tables.legacy_subscription_mut(&session_ref) {
                 s.last_id = current;
             }
             if lost {
@@ -320,7 +329,7 @@ pub async fn next(ctx: &Ctx<'_>) -> Result<Value, ApiError> {
             }
             out
         };
-        if !events.is_empty() {
+        if !events.is_empty() || ctx.svc.db.is_stopping() {
             return Ok(Value::Array(events));
         }
         match tokio::time::timeout_at(deadline, rx.changed()).await {

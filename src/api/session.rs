@@ -7,10 +7,6 @@ use crate::db::{NULL_REF, SessionRow, new_ref, new_uuid, now};
 use crate::users::AuthError;
 use crate::wire::value::Value;
 
-/// Sessions one user name may hold before the oldest idle one is logged out
-/// (xapi's per-user cap for non-root users, `db_gc_util.ml`).
-pub const MAX_SESSIONS_PER_USER: usize = 500;
-
 /// `session.login_with_password(uname, pwd [, version [, originator]])`.
 ///
 /// The password check (argon2) is deliberately slow, so it runs on the blocking pool and
@@ -77,7 +73,7 @@ pub async fn login(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
     // Bound what one user can hold: log out the least recently active sessions that own
     // no unfinished task (xapi never times out a session with a pending task).
     let mine = tables.sessions_of_user(&user.name);
-    let mut excess = mine.len().saturating_sub(MAX_SESSIONS_PER_USER);
+    let mut excess = mine.len().saturating_sub(ctx.svc.max_sessions_per_user);
     for (old, _) in mine {
         if excess == 0 {
             break;

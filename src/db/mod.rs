@@ -10,17 +10,23 @@
 pub mod changes;
 pub mod dbstring;
 pub mod filter;
+pub mod journal;
 pub mod maps;
 mod rows;
+pub mod store;
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockWriteGuard};
 
 pub use changes::{Change, LegacyEvent, Op};
 pub use rows::{HostRow, LegacySubscription, PoolRow, SessionRow, TaskRow, TaskStatus};
 
 use changes::{ChangeIndex, LegacyQueue};
+use journal::{Dirty, Journal};
+use store::{Loaded, Store, Tombstone};
 
 /// xapi's null reference.
 pub const NULL_REF: &str = "OpaqueRef:NULL";
@@ -53,7 +59,7 @@ pub enum Row<'a> {
 
 /// What every stored object carries besides its fields: its generations, which the event
 /// machinery compares with a client's token.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Stamp {
     pub created: u64,
     pub modified: u64,
@@ -98,60 +104,120 @@ pub struct Tables {
     /// Carries the current generation to event waiters. A watch channel wakes every
     /// receiver with one store and costs nothing while nobody waits.
     notify: tokio::sync::watch::Sender<u64>,
+    /// Rows changed since the last commit to the store (None: in memory only).
+    dirty: Option<Dirty>,
+    /// Advances with every change that must reach the store (see [`journal`]).
+    seq: u64,
 }
 
 /// The database handle shared by all connections.
 pub struct Db {
-    tables: RwLock<Tables>,
+    tables: Arc<RwLock<Tables>>,
+    /// The durable store's writer, unless the database is ephemeral.
+    journal: Option<Journal>,
+    /// Set at shutdown: event waiters answer at once.
+    stopping: AtomicBool,
+}
+
+/// Write access to the tables. When it is dropped after a change, the change is noted
+/// for the current call (which then waits for it to be durable) and the store writer is
+/// woken.
+pub struct WriteGuard<'a> {
+    guard: RwLockWriteGuard<'a, Tables>,
+    journal: Option<&'a Journal>,
+    start: u64,
+}
+
+impl std::ops::Deref for WriteGuard<'_> {
+    type Target = Tables;
+    fn deref(&self) -> &Tables {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for WriteGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Tables {
+        &mut self.guard
+    }
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        let seq = self.guard.seq;
+        if seq != self.start {
+            journal::note_write(seq);
+            if let Some(j) = self.journal {
+                j.wake();
+            }
+        }
+    }
 }
 
 impl Db {
-    /// A database holding the pool and host singletons (with these refs) and nothing else.
+    /// An in-memory database (xapi's behaviour, `--ephemeral`) holding the pool and host
+    /// singletons (with these refs) and nothing else.
     pub fn new(pool_ref: String, pool: PoolRow, host_ref: String, host: HostRow) -> Db {
-        let pool = PoolRow {
-            master: host_ref.clone(),
-            ..pool
-        };
-        let mut tables = Tables {
-            tasks: HashMap::new(),
-            task_by_uuid: HashMap::new(),
-            sessions: HashMap::new(),
-            session_by_uuid: HashMap::new(),
-            pool_ref,
-            pool,
-            host_ref,
-            host,
-            pool_stamp: Stamp::default(),
-            host_stamp: Stamp::default(),
-            generation: 1,
-            unfinished_tasks: 0,
-            changes: ChangeIndex::default(),
-            legacy: LegacyQueue::default(),
-            notify: tokio::sync::watch::channel(1).0,
-        };
-        // The singletons are created after generation 1, so that an `event.from` from
-        // the empty token (generation 0) sees them as `add`.
-        for class in ["pool", "host"] {
-            let g = tables.bump();
-            let r = if class == "pool" {
-                tables.pool_ref.clone()
-            } else {
-                tables.host_ref.clone()
-            };
-            let stamp = Stamp {
-                created: g,
-                modified: g,
-            };
-            if class == "pool" {
-                tables.pool_stamp = stamp;
-            } else {
-                tables.host_stamp = stamp;
-            }
-            tables.changes.touch(class, &r, None, g);
-        }
+        let tables = Tables::empty(pool_ref, pool, host_ref, host, None);
         Db {
-            tables: RwLock::new(tables),
+            tables: Arc::new(RwLock::new(tables)),
+            journal: None,
+            stopping: AtomicBool::new(false),
         }
+    }
+
+    /// A durable database: the tables as `store` held them, and a writer that commits
+    /// every later change to it.
+    pub fn restore(
+        pool_ref: String,
+        pool: PoolRow,
+        host_ref: String,
+        host: HostRow,
+        store: Store,
+        loaded: Loaded,
+    ) -> Db {
+        let tables = Tables::empty(pool_ref, pool, host_ref, host, Some(loaded));
+        let tables = Arc::new(RwLock::new(tables));
+        let journal = Journal::start(tables.clone(), store);
+        Db {
+            tables,
+            journal: Some(journal),
+            stopping: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether changes are committed to a store.
+    pub fn is_durable(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    /// Waits until every change up to `seq` is durable (at once when ephemeral).
+    pub async fn wait_durable(&self, seq: u64) -> Result<(), String> {
+        match &self.journal {
+            Some(j) if seq > 0 => j.wait(seq).await,
+            _ => Ok(()),
+        }
+    }
+
+    /// The sequence number known durable (0 when ephemeral).
+    pub fn durable_seq(&self) -> u64 {
+        self.journal.as_ref().map_or(0, Journal::durable)
+    }
+
+    /// Commits what is left to the store and stops its writer (at shutdown).
+    pub fn close(&self) {
+        if let Some(j) = &self.journal {
+            j.close();
+        }
+    }
+
+    /// Makes event waiters answer at once (at shutdown).
+    pub fn begin_shutdown(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.wake_all();
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
     /// A receiver that sees every new generation (and every [`Db::wake_all`]).
@@ -169,8 +235,14 @@ impl Db {
         self.tables.read()
     }
 
-    pub fn write(&self) -> parking_lot::RwLockWriteGuard<'_, Tables> {
-        self.tables.write()
+    pub fn write(&self) -> WriteGuard<'_> {
+        let guard = self.tables.write();
+        let start = guard.seq;
+        WriteGuard {
+            guard,
+            journal: self.journal.as_ref(),
+            start,
+        }
     }
 }
 
@@ -186,6 +258,144 @@ pub enum DbError {
 }
 
 impl Tables {
+    /// Tables with the pool and host singletons and, if given, what a store held.
+    fn empty(
+        pool_ref: String,
+        pool: PoolRow,
+        host_ref: String,
+        host: HostRow,
+        loaded: Option<Loaded>,
+    ) -> Tables {
+        let pool = PoolRow {
+            master: host_ref.clone(),
+            ..pool
+        };
+        let durable = loaded.is_some();
+        let mut tables = Tables {
+            tasks: HashMap::new(),
+            task_by_uuid: HashMap::new(),
+            sessions: HashMap::new(),
+            session_by_uuid: HashMap::new(),
+            pool_ref,
+            pool,
+            host_ref,
+            host,
+            pool_stamp: Stamp::default(),
+            host_stamp: Stamp::default(),
+            generation: 1,
+            unfinished_tasks: 0,
+            changes: ChangeIndex::default(),
+            legacy: LegacyQueue::default(),
+            notify: tokio::sync::watch::channel(1).0,
+            dirty: None,
+            seq: 0,
+        };
+        let loaded = loaded.unwrap_or_default();
+        let restored_singletons = loaded.pool_stamp.created > 0 && loaded.host_stamp.created > 0;
+        tables.load(loaded);
+        if restored_singletons {
+            let (p, h) = (tables.pool_ref.clone(), tables.host_ref.clone());
+            tables
+                .changes
+                .touch("pool", &p, None, tables.pool_stamp.modified);
+            tables
+                .changes
+                .touch("host", &h, None, tables.host_stamp.modified);
+        } else {
+            // The singletons are created after generation 1, so that an `event.from`
+            // from the empty token (generation 0) sees them as `add`.
+            for class in ["pool", "host"] {
+                let g = tables.bump();
+                let stamp = Stamp {
+                    created: g,
+                    modified: g,
+                };
+                let r = if class == "pool" {
+                    tables.pool_stamp = stamp;
+                    tables.pool_ref.clone()
+                } else {
+                    tables.host_stamp = stamp;
+                    tables.host_ref.clone()
+                };
+                tables.changes.touch(class, &r, None, g);
+            }
+        }
+        if durable {
+            tables.dirty = Some(Dirty {
+                // A new store needs the singletons' stamps written once.
+                singletons: !restored_singletons,
+                ..Dirty::default()
+            });
+        }
+        tables
+    }
+
+    /// Fills empty tables with what a store held, rebuilding the indices (uuids, the
+    /// change index, the unfinished count). The stored rows are one committed snapshot,
+    /// so their links (`subtasks`, `session.tasks`) are already consistent.
+    fn load(&mut self, loaded: Loaded) {
+        let mut generation = loaded.generation.max(1);
+        if loaded.pool_stamp.created > 0 && loaded.host_stamp.created > 0 {
+            self.pool_stamp = loaded.pool_stamp;
+            self.host_stamp = loaded.host_stamp;
+            generation = generation
+                .max(loaded.pool_stamp.modified)
+                .max(loaded.host_stamp.modified);
+        }
+        for (r, task) in loaded.tasks {
+            generation = generation.max(task.stamp.modified);
+            self.changes.touch("task", &r, None, task.stamp.modified);
+            self.unfinished_tasks += usize::from(!task.status.is_completed());
+            self.task_by_uuid.insert(task.uuid.clone(), r.clone());
+            self.tasks.insert(r, task);
+        }
+        for (r, session) in loaded.sessions {
+            self.session_by_uuid.insert(session.uuid.clone(), r.clone());
+            self.sessions.insert(r, session);
+        }
+        for (g, t) in loaded.tombstones {
+            if t.class == "task" {
+                generation = generation.max(g);
+                self.changes.delete("task", &t.r, 0, t.created, g);
+            }
+        }
+        self.generation = generation;
+        self.notify.send_replace(generation);
+    }
+
+    /// Marks task `r` for the next commit.
+    fn mark_task(&mut self, r: &str) {
+        if let Some(d) = &mut self.dirty {
+            if !d.tasks.contains(r) {
+                d.tasks.insert(r.to_string());
+            }
+            self.seq += 1;
+        }
+    }
+
+    /// Marks session `r` for the next commit.
+    fn mark_session(&mut self, r: &str) {
+        if let Some(d) = &mut self.dirty {
+            if !d.sessions.contains(r) {
+                d.sessions.insert(r.to_string());
+            }
+            self.seq += 1;
+        }
+    }
+
+    /// Marks the pool's and host's stamps for the next commit.
+    fn mark_singletons(&mut self) {
+        if let Some(d) = &mut self.dirty {
+            d.singletons = true;
+            self.seq += 1;
+        }
+    }
+
+    /// The sequence number of the last change (see [`journal`]).
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
     /// Advances the database generation and returns the new value.
     fn bump(&mut self) -> u64 {
         self.generation += 1;
@@ -227,6 +437,7 @@ impl Tables {
                 self.legacy.push("task", Op::Mod, r, now, snap);
             }
             "pool" => {
+                self.mark_singletons();
                 self.pool_stamp.modified = g;
                 self.changes.touch("pool", r, Some(previous.modified), g);
                 let snap = self
@@ -236,6 +447,7 @@ impl Tables {
                 self.legacy.push("pool", Op::Mod, r, now, snap);
             }
             _ => {
+                self.mark_singletons();
                 self.host_stamp.modified = g;
                 self.changes.touch("host", r, Some(previous.modified), g);
                 let snap = self
@@ -250,6 +462,7 @@ impl Tables {
 
     /// Records that task `r` (whose previous modification was `previous`) changed at `g`.
     fn task_changed(&mut self, r: &str, previous: Option<u64>, g: u64, op: Op) {
+        self.mark_task(r);
         self.changes.touch("task", r, previous, g);
         let snap = if self.legacy.wants_snapshots() {
             self.tasks.get(r).cloned().map(RowSnapshot::Task)
@@ -354,6 +567,8 @@ impl Tables {
         }
         if let Some(session) = self.sessions.get_mut(&task.session) {
             session.tasks.push(r.clone());
+            let s = task.session.clone();
+            self.mark_session(&s);
         }
         self.task_by_uuid.insert(task.uuid.clone(), r.clone());
         self.unfinished_tasks += usize::from(!task.status.is_completed());
@@ -410,6 +625,17 @@ impl Tables {
             task.stamp.created,
             generation,
         );
+        self.mark_task(r);
+        if let Some(d) = &mut self.dirty {
+            d.tombstones.push((
+                generation,
+                Tombstone {
+                    class: "task".to_string(),
+                    r: r.to_string(),
+                    created: task.stamp.created,
+                },
+            ));
+        }
         let snap = self
             .legacy
             .wants_snapshots()
@@ -421,6 +647,7 @@ impl Tables {
         self.parent_changed(&task.subtask_of.clone());
         if let Some(session) = self.sessions.get_mut(&task.session) {
             session.tasks.retain(|t| t != r);
+            self.mark_session(&task.session);
         }
         Ok(task)
     }
@@ -431,13 +658,24 @@ impl Tables {
         self.sessions.get(r)
     }
 
+    /// A session, for changing it (marked for the next commit).
     pub fn session_mut(&mut self, r: &str) -> Option<&mut SessionRow> {
+        if self.sessions.contains_key(r) {
+            self.mark_session(r);
+        }
         self.sessions.get_mut(r)
+    }
+
+    /// A session's legacy event subscription, which lives in memory only (changing it
+    /// is not committed).
+    pub fn legacy_subscription_mut(&mut self, r: &str) -> Option<&mut Option<LegacySubscription>> {
+        self.sessions.get_mut(r).map(|s| &mut s.legacy_events)
     }
 
     /// Inserts a session. Sessions generate no events (xapi: `gen_events:false`), so the
     /// generation does not move.
     pub fn insert_session(&mut self, r: String, session: SessionRow) {
+        self.mark_session(&r);
         self.session_by_uuid.insert(session.uuid.clone(), r.clone());
         self.sessions.insert(r, session);
     }
@@ -446,6 +684,7 @@ impl Tables {
     /// which makes them owned by nobody).
     pub fn delete_session(&mut self, r: &str) -> Option<SessionRow> {
         let session = self.sessions.remove(r)?;
+        self.mark_session(r);
         self.session_by_uuid.remove(&session.uuid);
         if session.legacy_events.is_some() {
             self.legacy.listeners -= 1;

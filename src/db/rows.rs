@@ -1,10 +1,13 @@
 //! Typed rows, one struct per class. Field names follow the datamodel's wire names; the
 //! API layer maps them to values through the datamodel table (`api::record`).
 
+use serde::{Deserialize, Serialize};
+
 use super::{NULL_REF, Stamp, new_uuid, now};
 
 /// `task_status_type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TaskStatus {
     Pending,
     Success,
@@ -45,7 +48,7 @@ impl TaskStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRow {
     pub uuid: String,
     pub name_label: String,
@@ -60,6 +63,7 @@ pub struct TaskRow {
     /// Internal: the session that created the task (the owner, for RBAC).
     pub session: String,
     pub resident_on: String,
+    #[serde(with = "any_float")]
     pub progress: f64,
     pub externalpid: i64,
     pub stunnelpid: i64,
@@ -107,7 +111,7 @@ impl TaskRow {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionRow {
     pub uuid: String,
     pub this_host: String,
@@ -128,7 +132,10 @@ pub struct SessionRow {
     pub parent: String,
     pub originator: String,
     pub client_certificate: bool,
-    /// The session's legacy `event.register` subscription, if it has one.
+    /// The session's legacy `event.register` subscription, if it has one. Not stored: the
+    /// legacy event queue does not survive a restart, so neither do registrations (the
+    /// client gets `SESSION_NOT_REGISTERED` and registers again).
+    #[serde(skip)]
     pub legacy_events: Option<LegacySubscription>,
 }
 
@@ -162,4 +169,32 @@ pub struct HostRow {
     pub other_config: Vec<(String, String)>,
     pub hostname: String,
     pub address: String,
+}
+
+/// Serde for floats that may be NaN or infinite (a client may `set_progress` to any
+/// double; JSON has no literal for those, so they are written as strings).
+mod any_float {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            v.serialize(s)
+        } else {
+            s.serialize_str(&v.to_string())
+        }
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Repr {
+        Number(f64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        match Repr::deserialize(d)? {
+            Repr::Number(v) => Ok(v),
+            Repr::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
+    }
 }

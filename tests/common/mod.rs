@@ -10,6 +10,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use xapi_taskd::api::dispatch::{self, Reply, RequestMeta, Service};
+use xapi_taskd::config::Settings;
 use xapi_taskd::serve::open_service;
 use xapi_taskd::server::{self, Limits};
 use xapi_taskd::wire::value::Value;
@@ -39,18 +40,18 @@ pub async fn start_with_task_limit(max_unfinished_tasks: usize) -> TestServer {
     let dir = tempfile::tempdir().expect("tempdir");
     let listener = server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let (svc, _) = open_service(
-        dir.path(),
-        addr,
-        Some(ROOT_PASSWORD),
-        max_unfinished_tasks,
-        Default::default(),
-    )
-    .expect("service");
+    let mut settings = Settings::defaults(dir.path().to_path_buf());
+    settings.listen = addr;
+    settings.max_unfinished_tasks = max_unfinished_tasks;
+    let (svc, _) = open_service(&settings, Some(ROOT_PASSWORD)).expect("service");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server_svc = svc.clone();
     tokio::spawn(async move {
-        server::run(listener, server_svc, Limits::default(), async {
+        let listeners = vec![server::Listener {
+            tcp: listener,
+            tls: None,
+        }];
+        server::run(listeners, server_svc, Limits::default(), async {
             let _ = rx.await;
         })
         .await;

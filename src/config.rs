@@ -1,0 +1,244 @@
+//! `serve`'s settings: one table of options that is both the command line (`--name`) and
+//! the configuration file (`name = value`, TOML), so the two can never drift apart.
+//!
+//! Precedence: a flag beats the file, the file beats the built-in default. The file is
+//! `--config <path>`, or `xapi-taskd.toml` in the data directory when it exists. Unknown
+//! keys are refused, so a typo does not silently leave a default in place.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::api::gc::Retention;
+use crate::server::Limits;
+
+/// The configuration file's name in the data directory.
+pub const CONFIG_FILE: &str = "xapi-taskd.toml";
+
+/// Every `serve` option. All are optional here; [`Options::resolve`] applies defaults.
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Options {
+    /// Address and port for HTTP [default: 127.0.0.1:8080].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Address and port for HTTPS (off unless given); the certificate is xapi-ssl.pem in
+    /// the data directory, generated self-signed on first start.
+    #[arg(long)]
+    pub tls_listen: Option<SocketAddr>,
+    /// Keep everything in memory only, as xapi does: a restart loses all tasks and
+    /// sessions [default: false].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub ephemeral: Option<bool>,
+    /// Largest request body accepted, in bytes (xapi: 300 KiB) [default: 307200].
+    #[arg(long)]
+    pub max_body_bytes: Option<usize>,
+    /// Connections served at once; more get 503 [default: 1024].
+    #[arg(long)]
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a request's head; also how long an idle keep-alive
+    /// connection is kept [default: 30].
+    #[arg(long)]
+    pub header_timeout: Option<f64>,
+    /// Seconds a client has to send a request's body [default: 30].
+    #[arg(long)]
+    pub body_timeout: Option<f64>,
+    /// Most pending or cancelling tasks at once; more are TOO_MANY_PENDING_TASKS
+    /// [default: 100000].
+    #[arg(long)]
+    pub max_pending_tasks: Option<usize>,
+    /// Sessions one user may hold; logging in beyond it logs out that user's least
+    /// recently active session that owns no unfinished task (xapi's per-user cap,
+    /// `db_gc_util.ml`) [default: 500].
+    #[arg(long)]
+    pub max_sessions_per_user: Option<usize>,
+    /// Seconds a completed task is kept after it finished (xapi: 3900) [default: 3900].
+    #[arg(long)]
+    pub completed_task_timeout: Option<i64>,
+    /// Seconds after which a pending task whose progress stalls is removed (xapi: 86400)
+    /// [default: 86400].
+    #[arg(long)]
+    pub pending_task_timeout: Option<i64>,
+    /// Completed tasks kept at most, pending ones counting against it (xapi: 200)
+    /// [default: 200].
+    #[arg(long)]
+    pub max_tasks: Option<usize>,
+    /// Seconds an idle session without unfinished tasks is kept (xapi: 86400)
+    /// [default: 86400].
+    #[arg(long)]
+    pub session_timeout: Option<i64>,
+    /// Seconds between garbage-collection passes (xapi: 30) [default: 30].
+    #[arg(long)]
+    pub gc_interval: Option<f64>,
+}
+
+/// Settings of a running server, every value decided.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub tls_listen: Option<SocketAddr>,
+    pub data_dir: PathBuf,
+    pub ephemeral: bool,
+    pub limits: Limits,
+    pub retention: Retention,
+    /// Most pending/cancelling tasks at once.
+    pub max_unfinished_tasks: usize,
+    pub max_sessions_per_user: usize,
+}
+
+fn seconds(name: &str, v: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(v)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{name} must be a positive number of seconds, not {v}"))
+}
+
+impl Options {
+    /// `self` with every option `over` sets replaced by its value.
+    pub fn overlay(self, over: Options) -> Options {
+        macro_rules! pick {
+            ($($f:ident),*) => { Options { $($f: over.$f.or(self.$f)),* } };
+        }
+        pick!(
+            listen,
+            tls_listen,
+            ephemeral,
+            max_body_bytes,
+            max_connections,
+            header_timeout,
+            body_timeout,
+            max_pending_tasks,
+            max_sessions_per_user,
+            completed_task_timeout,
+            pending_task_timeout,
+            max_tasks,
+            session_timeout,
+            gc_interval
+        )
+    }
+
+    /// Reads a configuration file.
+    pub fn from_file(path: &Path) -> Result<Options, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Settings from these options and the built-in defaults.
+    pub fn resolve(self, data_dir: PathBuf) -> Result<Settings, String> {
+        let limits_default = Limits::default();
+        let retention_default = Retention::default();
+        let limits = Limits {
+            max_body_bytes: self.max_body_bytes.unwrap_or(limits_default.max_body_bytes),
+            max_connections: self
+                .max_connections
+                .unwrap_or(limits_default.max_connections)
+                .max(1),
+            header_timeout: match self.header_timeout {
+                Some(v) => seconds("header-timeout", v)?,
+                None => limits_default.header_timeout,
+            },
+            body_timeout: match self.body_timeout {
+                Some(v) => seconds("body-timeout", v)?,
+                None => limits_default.body_timeout,
+            },
+        };
+        let retention = Retention {
+            completed_task_timeout: self
+                .completed_task_timeout
+                .unwrap_or(retention_default.completed_task_timeout),
+            pending_task_timeout: self
+                .pending_task_timeout
+                .unwrap_or(retention_default.pending_task_timeout),
+            max_tasks: self.max_tasks.unwrap_or(retention_default.max_tasks),
+            session_timeout: self
+                .session_timeout
+                .unwrap_or(retention_default.session_timeout),
+            interval: match self.gc_interval {
+                Some(v) => seconds("gc-interval", v)?.max(Duration::from_millis(10)),
+                None => retention_default.interval,
+            },
+        };
+        Ok(Settings {
+            listen: self
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            tls_listen: self.tls_listen,
+            data_dir,
+            ephemeral: self.ephemeral.unwrap_or(false),
+            limits,
+            retention,
+            max_unfinished_tasks: self.max_pending_tasks.unwrap_or(100_000),
+            max_sessions_per_user: self.max_sessions_per_user.unwrap_or(500).max(1),
+        })
+    }
+}
+
+impl Settings {
+    /// The defaults, for a data directory (used by tests and embedders).
+    pub fn defaults(data_dir: PathBuf) -> Settings {
+        Options::default()
+            .resolve(data_dir)
+            .expect("the defaults are valid")
+    }
+}
+
+/// The settings of `serve`: the file (explicit, or the data directory's if present)
+/// overlaid with the flags.
+pub fn load(data_dir: PathBuf, config: Option<&Path>, flags: Options) -> Result<Settings, String> {
+    let default_file = data_dir.join(CONFIG_FILE);
+    let file = match config {
+        Some(path) => Options::from_file(path)?,
+        None if default_file.exists() => Options::from_file(&default_file)?,
+        None => Options::default(),
+    };
+    file.overlay(flags).resolve(data_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_the_file_and_the_file_beats_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "completed-task-timeout = 60\nmax-tasks = 5\ngc-interval = 0.5\n",
+        )
+        .unwrap();
+        let flags = Options {
+            max_tasks: Some(7),
+            ..Options::default()
+        };
+        let s = load(dir.path().to_path_buf(), None, flags).unwrap();
+        assert_eq!(s.retention.completed_task_timeout, 60);
+        assert_eq!(s.retention.max_tasks, 7);
+        assert_eq!(s.retention.interval, Duration::from_millis(500));
+        assert_eq!(s.retention.session_timeout, 86_400);
+        assert!(!s.ephemeral);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused_with_the_file_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.toml");
+        std::fs::write(&path, "completed-task-timout = 60\n").unwrap();
+        let err = load(dir.path().to_path_buf(), Some(&path), Options::default()).unwrap_err();
+        assert!(
+            err.contains("x.toml") && err.contains("completed-task-timout"),
+            "{err}"
+        );
+        std::fs::write(&path, "header-timeout = -1\n").unwrap();
+        let err = load(dir.path().to_path_buf(), Some(&path), Options::default()).unwrap_err();
+        assert!(err.contains("header-timeout"), "{err}");
+    }
+
+    #[test]
+    fn an_explicit_file_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("none.toml");
+        assert!(load(dir.path().to_path_buf(), Some(&missing), Options::default()).is_err());
+    }
+}

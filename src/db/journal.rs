@@ -1,0 +1,238 @@
+//! Group commit: how changes to the in-memory tables reach the durable store, and how a
+//! call learns that its change is durable.
+//!
+//! Every write to the tables marks the changed rows dirty and advances a sequence number
+//! (`Tables::seq`), inside the same critical section as the change itself. One writer
+//! thread loops: it takes the whole dirty set under the lock (with the sequence number it
+//! covers), copies those rows, releases the lock, commits them to the store in one
+//! transaction with fsync, and publishes the sequence number as durable.
+//!
+//! Why a dirty set rather than a queue of mutations: it is bounded by the number of
+//! objects (a client hammering `set_progress` on one task dirties one row, written once
+//! per commit), and because the writer copies rows as they are *now*, concurrent writes
+//! can never reach the disk in the wrong order. Because commits take everything dirty at
+//! once, concurrent calls share one fsync: the more load, the bigger the batch.
+//!
+//! A call's writes are tracked with a task-local (set when a write guard that changed
+//! something is dropped); the dispatcher waits, after the handler, until the store's
+//! durable sequence number covers them, and only then answers. Reads wait for nothing.
+
+use std::cell::Cell;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+
+use super::Tables;
+use super::store::{Batch, Store, Tombstone};
+
+/// Longest a call waits for its change to become durable before it is answered with an
+/// error (the disk is failing or stalled).
+pub const DURABLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+tokio::task_local! {
+    /// The highest sequence number written by the current call.
+    static WRITTEN: Cell<u64>;
+}
+
+/// Runs `f`, returning its output and the highest sequence number it wrote (0 if none).
+pub async fn tracking_writes<F: Future>(f: F) -> (F::Output, u64) {
+    WRITTEN
+        .scope(Cell::new(0), async move {
+            let out = f.await;
+            (out, WRITTEN.with(Cell::get))
+        })
+        .await
+}
+
+/// Notes that the current call wrote up to `seq` (no-op outside [`tracking_writes`]).
+pub(super) fn note_write(seq: u64) {
+    let _ = WRITTEN.try_with(|w| w.set(w.get().max(seq)));
+}
+
+/// Rows changed since the last commit.
+#[derive(Debug, Default)]
+pub(super) struct Dirty {
+    pub tasks: HashSet<String>,
+    pub sessions: HashSet<String>,
+    pub tombstones: Vec<(u64, Tombstone)>,
+    pub singletons: bool,
+}
+
+impl Dirty {
+    fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+            && self.sessions.is_empty()
+            && self.tombstones.is_empty()
+            && !self.singletons
+    }
+}
+
+/// The writer thread and the durable sequence number it publishes.
+pub(super) struct Journal {
+    wake: SyncSender<()>,
+    durable: tokio::sync::watch::Receiver<u64>,
+    /// The last commit error, while commits are failing.
+    failure: Arc<Mutex<Option<String>>>,
+    stop: Arc<AtomicBool>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Journal {
+    pub fn start(tables: Arc<RwLock<Tables>>, store: Store) -> Journal {
+        let (wake, wake_rx) = sync_channel(1);
+        let (durable_tx, durable) = tokio::sync::watch::channel(0);
+        let failure = Arc::new(Mutex::new(None));
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = Writer {
+            tables,
+            store,
+            durable: durable_tx,
+            failure: failure.clone(),
+            stop: stop.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer.run(wake_rx))
+            .expect("cannot start the store writer thread");
+        Journal {
+            wake,
+            durable,
+            failure,
+            stop,
+            thread: Mutex::new(Some(thread)),
+        }
+    }
+
+    /// Tells the writer there is something to commit (never blocks: if a wake-up is
+    /// already pending, the writer will see this change with it).
+    pub fn wake(&self) {
+        match self.wake.try_send(()) {
+            Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
+        }
+    }
+
+    /// Waits until everything up to `seq` is durable.
+    pub async fn wait(&self, seq: u64) -> Result<(), String> {
+        let mut rx = self.durable.clone();
+        if *rx.borrow() >= seq {
+            return Ok(());
+        }
+        match tokio::time::timeout(DURABLE_TIMEOUT, rx.wait_for(|d| *d >= seq)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err("the store is closed".to_string()),
+            Err(_) => Err(self
+                .failure
+                .lock()
+                .clone()
+                .unwrap_or_else(|| "timed out waiting for the disk".to_string())),
+        }
+    }
+
+    /// The sequence number known durable.
+    pub fn durable(&self) -> u64 {
+        *self.durable.borrow()
+    }
+
+    /// Commits what is left and stops the writer.
+    pub fn close(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.wake();
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+struct Writer {
+    tables: Arc<RwLock<Tables>>,
+    store: Store,
+    durable: tokio::sync::watch::Sender<u64>,
+    failure: Arc<Mutex<Option<String>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Writer {
+    fn run(self, wake: Receiver<()>) {
+        loop {
+            let woken = wake.recv().is_ok();
+            self.flush();
+            if !woken || self.stop.load(Ordering::SeqCst) {
+                return;
+            }
+        }
+    }
+
+    /// Takes the dirty rows and commits them; retries a failing commit (the calls waiting
+    /// for it time out with the error meanwhile) until it succeeds or shutdown gives up.
+    fn flush(&self) {
+        let (batch, seq) = {
+            let mut t = self.tables.write();
+            let seq = t.seq;
+            let Some(dirty) = t.dirty.as_mut() else {
+                return;
+            };
+            if dirty.is_empty() {
+                drop(t);
+                self.durable.send_if_modified(|d| {
+                    let newer = seq > *d;
+                    *d = (*d).max(seq);
+                    newer
+                });
+                return;
+            }
+            let dirty = std::mem::take(dirty);
+            let batch = Batch {
+                tasks: dirty
+                    .tasks
+                    .into_iter()
+                    .map(|r| {
+                        let row = t.tasks.get(&r).cloned();
+                        (r, row)
+                    })
+                    .collect(),
+                sessions: dirty
+                    .sessions
+                    .into_iter()
+                    .map(|r| {
+                        let row = t.sessions.get(&r).cloned();
+                        (r, row)
+                    })
+                    .collect(),
+                tombstones: dirty.tombstones,
+                generation: t.generation,
+                pool_stamp: t.pool_stamp,
+                host_stamp: t.host_stamp,
+            };
+            (batch, seq)
+        };
+        let mut attempt = 0u32;
+        loop {
+            match self.store.commit(&batch) {
+                Ok(()) => break,
+                Err(e) => {
+                    attempt += 1;
+                    tracing::error!("store commit failed (attempt {attempt}): {e}");
+                    *self.failure.lock() = Some(format!("the store cannot commit: {e}"));
+                    if self.stop.load(Ordering::SeqCst) && attempt >= 3 {
+                        tracing::error!("giving up: the last changes are not on disk");
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(200 * u64::from(attempt.min(10))));
+                }
+            }
+        }
+        *self.failure.lock() = None;
+        self.durable.send_replace(seq);
+    }
+}
