@@ -353,6 +353,15 @@ def test_basic_auth_and_bad_credentials(raw):
     assert status == 401 and "wrong" not in json.dumps(body)
 
 
+def test_basic_auth_with_dmtf_client_and_a_non_ascii_password(server):
+    # Python's requests sends Basic credentials in ISO-8859-1; root's password is not ASCII.
+    ctx = client(server, auth="basic")
+    res = ctx.get(TASKS)
+    assert res.status == 200 and "Members" in res.dict
+    # With Basic auth there is no Redfish session to list.
+    assert ctx.get("/redfish/v1/SessionService/Sessions").dict["Members"] == []
+
+
 def test_basic_auth_reuses_one_xapi_session(server, raw, xml, root):
     """Basic credentials are checked once, then served from the cache for a while."""
     ro = (user_name("read-only"), user_password("read-only"))

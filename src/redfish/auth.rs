@@ -141,12 +141,19 @@ pub async fn logout(svc: &Arc<Service>, session_ref: &str) -> Result<(), ApiErro
 }
 
 /// `Basic <base64(user:password)>` → (user, password).
+///
+/// RFC 7617 leaves the charset to the client: UTF-8 where the bytes are UTF-8, else
+/// ISO-8859-1, which is what Python's `requests` (and so DMTF's tools) sends.
 pub fn parse_basic(header: &str) -> Option<(String, String)> {
     let (scheme, rest) = header.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = String::from_utf8(base64_decode(rest.trim())?).ok()?;
+    let bytes = base64_decode(rest.trim())?;
+    let decoded = match String::from_utf8(bytes) {
+        Ok(s) => s,
+        Err(e) => e.into_bytes().into_iter().map(char::from).collect(),
+    };
     let (user, password) = decoded.split_once(':')?;
     Some((user.to_string(), password.to_string()))
 }
@@ -279,6 +286,15 @@ mod tests {
         assert_eq!(
             parse_basic("basic cm9vdDpwYTpzcw"),
             Some(("root".into(), "pa:ss".into()))
+        );
+        // "rüt:pw" in ISO-8859-1 (as Python's requests sends it) and in UTF-8.
+        assert_eq!(
+            parse_basic("Basic cvx0OnB3"),
+            Some(("rüt".into(), "pw".into()))
+        );
+        assert_eq!(
+            parse_basic("Basic csO8dDpwdw=="),
+            Some(("rüt".into(), "pw".into()))
         );
         assert_eq!(parse_basic("Bearer abc"), None);
         assert_eq!(parse_basic("Basic !!!"), None);
