@@ -261,6 +261,17 @@ def test_subtasks_are_flattened_under_their_root(rf, url, xml, root):
     assert rf.get(f"{TASKS}/{c}/SubTasks").status == 404
 
 
+def test_a_subtask_whose_parent_is_destroyed_becomes_a_root(rf, url, xml, root):
+    parent = ok(xml.task.create(root, unique("parent"), ""))
+    child = ok(header_proxy(url, {"subtask-of": parent}).task.create(root, unique("child"), ""))
+    c = uuid_of(xml, root, child)
+    ok(xml.task.set_status(root, parent, "success"))
+    ok(xml.task.destroy(root, parent))
+    assert f"{TASKS}/{c}" in [m["@odata.id"] for m in rf.get(TASKS).dict["Members"]]
+    body = rf.get(f"{TASKS}/{c}").dict
+    assert body["@odata.id"] == f"{TASKS}/{c}" and "SubTasks" in body
+
+
 def test_collection_count_matches_members(rf):
     body = rf.get(TASKS).dict
     assert body["Members@odata.count"] == len(body["Members"])

@@ -10,7 +10,7 @@
 //! listed under its root task (`/Tasks/{root}/SubTasks/{uuid}`), and only root tasks are
 //! members of `/Tasks`. A task whose parent was destroyed becomes a root.
 
-use std::collections::HashMap;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use hyper::StatusCode;
@@ -47,6 +47,7 @@ pub struct TaskView {
     pub result: String,
     pub error_info: Vec<String>,
     pub subtask_of: String,
+    pub subtasks: Vec<String>,
 }
 
 fn string(rec: &Value, name: &str) -> String {
@@ -84,6 +85,13 @@ impl TaskView {
             result: string(rec, "result"),
             error_info,
             subtask_of: string(rec, "subtask_of"),
+            subtasks: match field(rec, "subtasks") {
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+                _ => Vec::new(),
+            },
         }
     }
 
@@ -275,69 +283,21 @@ fn now_redfish() -> String {
     )
 }
 
-/// All tasks, by ref, with their parent links resolved to roots.
-pub struct TaskTable {
-    pub tasks: Vec<(String, TaskView)>,
-    index: HashMap<String, usize>,
-}
-
-impl TaskTable {
-    pub fn from_records(all: &Value) -> TaskTable {
-        let tasks: Vec<(String, TaskView)> = match all {
-            Value::Struct(members) => members
-                .iter()
-                .map(|(r, rec)| (r.clone(), TaskView::from_record(rec)))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let index = tasks
-            .iter()
-            .enumerate()
-            .map(|(i, (r, _))| (r.clone(), i))
-            .collect();
-        TaskTable { tasks, index }
-    }
-
-    fn parent(&self, i: usize) -> Option<usize> {
-        let p = &self.tasks[i].1.subtask_of;
-        if p.is_empty() || p == NULL_REF {
-            return None;
-        }
-        self.index.get(p).copied()
-    }
-
-    /// The root ancestor of task `i` (itself for a root). A cycle, which XAPI's
-    /// `set_subtask_of`-free model cannot build, would end at the start.
-    pub fn root(&self, i: usize) -> usize {
-        let mut cur = i;
-        for _ in 0..self.tasks.len() {
-            match self.parent(cur) {
-                Some(p) if p != i => cur = p,
-                _ => break,
-            }
-        }
-        cur
-    }
-
-    pub fn by_uuid(&self, uuid: &str) -> Option<usize> {
-        self.tasks.iter().position(|(_, t)| t.uuid == uuid)
-    }
-
-    /// The root uuid of a sub-task, `None` for a root.
-    pub fn root_uuid(&self, i: usize) -> Option<&str> {
-        let r = self.root(i);
-        (r != i).then(|| self.tasks[r].1.uuid.as_str())
-    }
-}
-
-async fn all_tasks(svc: &Arc<Service>, caller: &Caller) -> Result<TaskTable, ApiError> {
-    let all = xapi(
-        svc,
-        "task.get_all_records",
-        vec![Value::str(&caller.session_ref)],
-    )
-    .await?;
-    Ok(TaskTable::from_records(&all))
+/// The uuids of the root tasks among all task records (`task.get_all_records`): tasks
+/// without a parent, or whose parent is gone.
+pub fn root_uuids(all: &Value) -> Vec<String> {
+    let Value::Struct(members) = all else {
+        return Vec::new();
+    };
+    let refs: HashSet<&str> = members.iter().map(|(r, _)| r.as_str()).collect();
+    members
+        .iter()
+        .filter(|(_, rec)| {
+            let parent = string(rec, "subtask_of");
+            parent.is_empty() || parent == NULL_REF || !refs.contains(parent.as_str())
+        })
+        .map(|(_, rec)| string(rec, "uuid"))
+        .collect()
 }
 
 fn collection(id: &str, name: &str, members: Vec<String>) -> Json {
@@ -353,53 +313,125 @@ fn collection(id: &str, name: &str, members: Vec<String>) -> Json {
 
 /// `GET /Tasks`: the root tasks.
 pub async fn get_collection(svc: &Arc<Service>, caller: &Caller) -> Answer {
-    match all_tasks(svc, caller).await {
-        Ok(table) => {
-            let members = (0..table.tasks.len())
-                .filter(|&i| table.root(i) == i)
-                .map(|i| task_uri(&table.tasks[i].1.uuid, None))
-                .collect();
+    let all = xapi(
+        svc,
+        "task.get_all_records",
+        vec![Value::str(&caller.session_ref)],
+    )
+    .await;
+    match all {
+        Ok(all) => {
+            let members = root_uuids(&all).iter().map(|u| task_uri(u, None)).collect();
             Answer::ok(collection(TASKS, "Task Collection", members))
         }
         Err(e) => protocol::from_api(TASKS, &e),
     }
 }
 
-/// `GET /Tasks/{id}/SubTasks`: every descendant of the root `id`.
+/// `GET /Tasks/{id}/SubTasks`: every descendant of the root `id`, found by following
+/// the `subtasks` links down (work proportional to the tree, not to all tasks).
 pub async fn get_subtasks(svc: &Arc<Service>, caller: &Caller, id: &str, uri: &str) -> Answer {
-    let table = match all_tasks(svc, caller).await {
-        Ok(t) => t,
+    let found = match find(svc, caller, id, None).await {
+        Ok(Some(f)) if f.root_uuid.is_none() => f,
+        Ok(_) => return protocol::not_found(uri),
         Err(e) => return protocol::from_api(uri, &e),
     };
-    let Some(i) = table.by_uuid(id).filter(|&i| table.root(i) == i) else {
-        return protocol::not_found(uri);
-    };
-    let members = (0..table.tasks.len())
-        .filter(|&j| j != i && table.root(j) == i)
-        .map(|j| task_uri(&table.tasks[j].1.uuid, Some(id)))
-        .collect();
+    let mut members = Vec::new();
+    let mut seen = HashSet::from([found.task_ref.clone()]);
+    let mut queue: VecDeque<String> = found.view.subtasks.iter().cloned().collect();
+    while let Some(r) = queue.pop_front() {
+        if !seen.insert(r.clone()) {
+            continue;
+        }
+        match record(svc, caller, &r).await {
+            Ok(Some(rec)) => {
+                let v = TaskView::from_record(&rec);
+                members.push(task_uri(&v.uuid, Some(id)));
+                queue.extend(v.subtasks);
+            }
+            // Destroyed meanwhile: not a member any more.
+            Ok(None) => {}
+            Err(e) => return protocol::from_api(uri, &e),
+        }
+    }
     Answer::ok(collection(uri, "Sub-task Collection", members))
 }
 
-/// One task, found by uuid and checked against the path it was asked under: `parent` is
-/// the root uuid of a `/SubTasks/{id}` path. A root task also answers under
-/// `/Tasks/{id}`; a sub-task only under its root.
+/// A task found by uuid, with the uuid of its root when it is a sub-task.
+struct Found {
+    task_ref: String,
+    view: TaskView,
+    root_uuid: Option<String>,
+}
+
+/// Deepest parent chain followed; XAPI cannot build cycles (a parent is set once, at
+/// creation, to an existing task), this only bounds the work if one ever appeared.
+const MAX_DEPTH: usize = 64;
+
+/// `task.get_record`, with a task that no longer exists as `None`.
+async fn record(svc: &Arc<Service>, caller: &Caller, r: &str) -> Result<Option<Value>, ApiError> {
+    match xapi(
+        svc,
+        "task.get_record",
+        vec![Value::str(&caller.session_ref), Value::str(r)],
+    )
+    .await
+    {
+        Ok(rec) => Ok(Some(rec)),
+        Err(e) if e.code == codes::HANDLE_INVALID => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// One task, found by uuid (`task.get_by_uuid`, `task.get_record`) and checked against
+/// the path it was asked under: `parent` is the root uuid of a `/SubTasks/{id}` path. A
+/// root task answers under `/Tasks/{id}`; a sub-task under its root (and, for
+/// convenience, under `/Tasks/{id}` too, with its canonical `@odata.id`). The root is
+/// found by following `subtask_of` up to the first task whose parent is gone.
 async fn find(
     svc: &Arc<Service>,
     caller: &Caller,
     id: &str,
     parent: Option<&str>,
-) -> Result<Option<(String, TaskView, Option<String>)>, ApiError> {
-    let table = all_tasks(svc, caller).await?;
-    let Some(i) = table.by_uuid(id) else {
+) -> Result<Option<Found>, ApiError> {
+    let task_ref = match xapi(
+        svc,
+        "task.get_by_uuid",
+        vec![Value::str(&caller.session_ref), Value::str(id)],
+    )
+    .await
+    {
+        Ok(r) => r.as_str().unwrap_or_default().to_string(),
+        Err(e) if e.code == codes::UUID_INVALID => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Some(rec) = record(svc, caller, &task_ref).await? else {
         return Ok(None);
     };
-    let root = table.root_uuid(i).map(str::to_string);
-    if root.as_deref() != parent && parent.is_some() {
+    let view = TaskView::from_record(&rec);
+    let mut root_uuid = None;
+    let mut up = view.subtask_of.clone();
+    for _ in 0..MAX_DEPTH {
+        if up.is_empty() || up == NULL_REF {
+            break;
+        }
+        match record(svc, caller, &up).await? {
+            Some(p) => {
+                let pv = TaskView::from_record(&p);
+                root_uuid = Some(pv.uuid);
+                up = pv.subtask_of;
+            }
+            None => break,
+        }
+    }
+    if parent.is_some() && root_uuid.as_deref() != parent {
         return Ok(None);
     }
-    let (r, view) = table.tasks[i].clone();
-    Ok(Some((r, view, root)))
+    Ok(Some(Found {
+        task_ref,
+        view,
+        root_uuid,
+    }))
 }
 
 /// `GET /Tasks/{id}` and `GET /Tasks/{root}/SubTasks/{id}`: always 200 (the Task
@@ -412,7 +444,7 @@ pub async fn get_task(
     uri: &str,
 ) -> Answer {
     match find(svc, caller, id, parent).await {
-        Ok(Some((_, view, root))) => Answer::ok(task_json(&view, root.as_deref())),
+        Ok(Some(f)) => Answer::ok(task_json(&f.view, f.root_uuid.as_deref())),
         Ok(None) => protocol::not_found(uri),
         Err(e) => protocol::from_api(uri, &e),
     }
@@ -424,7 +456,7 @@ pub async fn get_task(
 /// is cancelled or gone.
 pub async fn get_monitor(svc: &Arc<Service>, caller: &Caller, id: &str, uri: &str) -> Answer {
     let (view, root) = match find(svc, caller, id, None).await {
-        Ok(Some((_, view, root))) => (view, root),
+        Ok(Some(f)) => (f.view, f.root_uuid),
         Ok(None) => return protocol::not_found(uri),
         Err(e) => return protocol::from_api(uri, &e),
     };
@@ -478,7 +510,7 @@ pub async fn delete(
     uri: &str,
 ) -> Answer {
     let (task_ref, view) = match find(svc, caller, id, parent).await {
-        Ok(Some((r, view, _))) => (r, view),
+        Ok(Some(f)) => (f.task_ref, f.view),
         Ok(None) => return protocol::not_found(uri),
         Err(e) => return protocol::from_api(uri, &e),
     };
@@ -500,10 +532,11 @@ pub async fn delete(
     }
     // Show the task as it is now (its owner may already have finished it).
     match find(svc, caller, id, None).await {
-        Ok(Some((_, view, root))) => {
-            Answer::json(StatusCode::ACCEPTED, task_json(&view, root.as_deref()))
-                .header(header::LOCATION, monitor_uri(id))
-        }
+        Ok(Some(f)) => Answer::json(
+            StatusCode::ACCEPTED,
+            task_json(&f.view, f.root_uuid.as_deref()),
+        )
+        .header(header::LOCATION, monitor_uri(id)),
         Ok(None) => Answer::empty(StatusCode::NO_CONTENT),
         Err(e) => protocol::from_api(uri, &e),
     }
@@ -526,6 +559,7 @@ mod tests {
             result: "".into(),
             error_info: vec![],
             subtask_of: NULL_REF.into(),
+            subtasks: vec![],
         }
     }
 
@@ -637,7 +671,7 @@ mod tests {
     }
 
     #[test]
-    fn roots_flatten_any_depth() {
+    fn roots_are_tasks_without_a_living_parent() {
         let rec = |uuid: &str, parent: &str| {
             Value::Struct(vec![
                 ("uuid".into(), Value::str(uuid)),
@@ -650,12 +684,7 @@ mod tests {
             ("OpaqueRef:c".into(), rec("c", "OpaqueRef:b")),
             ("OpaqueRef:d".into(), rec("d", "OpaqueRef:gone")),
         ]);
-        let t = TaskTable::from_records(&all);
-        let root = |u| t.root_uuid(t.by_uuid(u).unwrap()).map(str::to_string);
-        assert_eq!(root("a"), None);
-        assert_eq!(root("b").as_deref(), Some("a"));
-        assert_eq!(root("c").as_deref(), Some("a"));
-        assert_eq!(root("d"), None);
+        assert_eq!(root_uuids(&all), vec!["a".to_string(), "d".to_string()]);
     }
 
     #[test]
