@@ -193,22 +193,35 @@ struct Entry {
     expires: Instant,
 }
 
-/// The Basic-auth cache: a random key for the digests and at most
-/// [`BASIC_CACHE_SIZE`] entries, oldest first.
+/// The Basic-auth cache: a random key for the digests and at most `capacity` entries,
+/// oldest first.
 struct BasicCache {
     key: [u8; 32],
+    capacity: usize,
+    ttl: Duration,
     entries: Mutex<Vec<Entry>>,
 }
 
+/// The process's cache.
 fn cache() -> &'static BasicCache {
     static CACHE: std::sync::OnceLock<BasicCache> = std::sync::OnceLock::new();
-    CACHE.get_or_init(|| BasicCache {
-        key: rand::random(),
-        entries: Mutex::new(Vec::new()),
-    })
+    CACHE.get_or_init(|| BasicCache::new(BASIC_CACHE_SIZE, BASIC_TTL))
+}
+
+async fn basic_login(svc: &Arc<Service>, user: &str, password: &str) -> Result<Caller, ()> {
+    cache().login(svc, user, password).await
 }
 
 impl BasicCache {
+    fn new(capacity: usize, ttl: Duration) -> BasicCache {
+        BasicCache {
+            key: rand::random(),
+            capacity,
+            ttl,
+            entries: Mutex::new(Vec::new()),
+        }
+    }
+
     fn digest(&self, user: &str, password: &str) -> [u8; 64] {
         let mut mac =
             <Blake2bMac512 as KeyInit>::new_from_slice(&self.key).expect("a 32-byte key fits");
@@ -217,59 +230,60 @@ impl BasicCache {
         mac.update(password.as_bytes());
         mac.finalize().into_bytes().into()
     }
-}
 
-async fn basic_login(svc: &Arc<Service>, user: &str, password: &str) -> Result<Caller, ()> {
-    let c = cache();
-    let service = Arc::as_ptr(svc) as usize;
-    let digest = c.digest(user, password);
-    let now = Instant::now();
-    // Drop expired entries (and remember their sessions, to log them out below).
-    let (hit, mut stale) = {
-        let mut entries = c.entries.lock();
-        let (expired, kept): (Vec<Entry>, Vec<Entry>) =
-            entries.drain(..).partition(|e| e.expires <= now);
-        *entries = kept;
-        let hit = entries
-            .iter()
-            .find(|e| e.service == service && e.digest == digest)
-            .map(|e| e.session_ref.clone());
-        (hit, expired)
-    };
-    let mut result = Err(());
-    if let Some(session_ref) = hit {
-        result = check(svc, &session_ref, true).await.map_err(|_| ());
-    }
-    if result.is_err() {
-        // First use, or the session was logged out or collected: log in afresh.
-        if let Ok(session_ref) = login(svc, user, password, ORIGINATOR_BASIC).await {
-            result = check(svc, &session_ref, true).await.map_err(|_| ());
-            let mut entries = c.entries.lock();
-            if let Some(i) = entries
+    /// The caller for these credentials: the cached session if it is still valid, else
+    /// a new login (which replaces the entry). Failed logins are not cached.
+    async fn login(&self, svc: &Arc<Service>, user: &str, password: &str) -> Result<Caller, ()> {
+        let service = Arc::as_ptr(svc) as usize;
+        let digest = self.digest(user, password);
+        let now = Instant::now();
+        // Drop expired entries (and remember their sessions, to log them out below).
+        let (hit, mut stale) = {
+            let mut entries = self.entries.lock();
+            let (expired, kept): (Vec<Entry>, Vec<Entry>) =
+                entries.drain(..).partition(|e| e.expires <= now);
+            *entries = kept;
+            let hit = entries
                 .iter()
-                .position(|e| e.service == service && e.digest == digest)
-            {
-                stale.push(entries.remove(i));
-            }
-            if entries.len() >= BASIC_CACHE_SIZE {
-                stale.push(entries.remove(0));
-            }
-            entries.push(Entry {
-                service,
-                digest,
-                session_ref,
-                expires: now + BASIC_TTL,
-            });
+                .find(|e| e.service == service && e.digest == digest)
+                .map(|e| e.session_ref.clone());
+            (hit, expired)
+        };
+        let mut result = Err(());
+        if let Some(session_ref) = hit {
+            result = check(svc, &session_ref, true).await.map_err(|_| ());
         }
-    }
-    for e in stale {
-        // Only this service's sessions can be logged out through it; another
-        // service's entry simply goes (its GC collects the idle session).
-        if e.service == service {
-            let _ = logout(svc, &e.session_ref).await;
+        if result.is_err() {
+            // First use, or the session was logged out or collected: log in afresh.
+            if let Ok(session_ref) = login(svc, user, password, ORIGINATOR_BASIC).await {
+                result = check(svc, &session_ref, true).await.map_err(|_| ());
+                let mut entries = self.entries.lock();
+                if let Some(i) = entries
+                    .iter()
+                    .position(|e| e.service == service && e.digest == digest)
+                {
+                    stale.push(entries.remove(i));
+                }
+                while entries.len() >= self.capacity {
+                    stale.push(entries.remove(0));
+                }
+                entries.push(Entry {
+                    service,
+                    digest,
+                    session_ref,
+                    expires: now + self.ttl,
+                });
+            }
         }
+        for e in stale {
+            // Only this service's sessions can be logged out through it; another
+            // service's entry simply goes (its GC collects the idle session).
+            if e.service == service {
+                let _ = logout(svc, &e.session_ref).await;
+            }
+        }
+        result
     }
-    result
 }
 
 #[cfg(test)]
@@ -301,10 +315,72 @@ mod tests {
         assert_eq!(parse_basic("Basic cm9vdA=="), None); // no colon
     }
 
+    async fn service() -> (tempfile::TempDir, Arc<Service>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = crate::config::Settings::defaults(dir.path().to_path_buf());
+        settings.ephemeral = true;
+        let (svc, _) = crate::serve::open_service(&settings, Some("pw")).expect("service");
+        (dir, svc)
+    }
+
+    #[tokio::test]
+    async fn basic_credentials_reuse_one_xapi_session() {
+        let (_dir, svc) = service().await;
+        let cache = BasicCache::new(4, BASIC_TTL);
+        let a = cache.login(&svc, "root", "pw").await.expect("login");
+        let b = cache.login(&svc, "root", "pw").await.expect("cached");
+        assert!(a.basic);
+        assert_eq!(
+            a.session_ref, b.session_ref,
+            "one session per credential pair"
+        );
+        assert_eq!(a.user_name(), "root");
+        assert!(cache.login(&svc, "root", "wrong").await.is_err());
+        assert_eq!(cache.entries.lock().len(), 1, "failures are not cached");
+        // A session logged out (or collected) behind the cache's back: log in afresh.
+        logout(&svc, &a.session_ref).await.expect("logout");
+        let c = cache.login(&svc, "root", "pw").await.expect("relogin");
+        assert_ne!(c.session_ref, a.session_ref);
+        assert_eq!(cache.entries.lock().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_cache_is_bounded_and_logs_out_what_it_drops() {
+        let (_dir, svc) = service().await;
+        svc.users
+            .add("alice", "read-only", "alice-pw")
+            .expect("user");
+        svc.users.add("bob", "read-only", "bob-pw").expect("user");
+        let cache = BasicCache::new(2, BASIC_TTL);
+        let root = cache.login(&svc, "root", "pw").await.expect("root");
+        let alice = cache.login(&svc, "alice", "alice-pw").await.expect("alice");
+        let bob = cache.login(&svc, "bob", "bob-pw").await.expect("bob");
+        assert_eq!(cache.entries.lock().len(), 2);
+        // The oldest entry went, and its session with it.
+        assert!(check(&svc, &root.session_ref, true).await.is_err());
+        assert!(check(&svc, &alice.session_ref, true).await.is_ok());
+        assert!(check(&svc, &bob.session_ref, true).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn expired_entries_are_logged_out() {
+        let (_dir, svc) = service().await;
+        let cache = BasicCache::new(4, Duration::ZERO);
+        let a = cache.login(&svc, "root", "pw").await.expect("login");
+        let b = cache.login(&svc, "root", "pw").await.expect("again");
+        assert_ne!(a.session_ref, b.session_ref);
+        assert!(check(&svc, &a.session_ref, true).await.is_err());
+    }
+
     #[test]
     fn digests_are_keyed_and_separate_user_from_password() {
         let c = cache();
         assert_ne!(c.digest("ab", "c"), c.digest("a", "bc"));
+        assert_ne!(
+            c.digest("a", "b"),
+            BasicCache::new(1, BASIC_TTL).digest("a", "b"),
+            "keyed per cache"
+        );
         assert_eq!(c.digest("a", "b"), c.digest("a", "b"));
     }
 }
