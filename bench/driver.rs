@@ -75,7 +75,9 @@ fn target_dir() -> PathBuf {
     exe.parent().unwrap().parent().unwrap().to_path_buf() // target/release/examples → target/release
 }
 
-fn start_ours() -> Proc {
+/// Starts our server; `durable` keeps its store in the data dir (the default), otherwise
+/// `--ephemeral` (xapi's in-memory behaviour).
+fn start_ours(durable: bool) -> Proc {
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("xapi-taskd-bench-{port}"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -90,6 +92,11 @@ fn start_ours() -> Proc {
         .args(["--max-connections", "30000", "--max-tasks", "100000000"])
         .args(["--max-pending-tasks", "100000000"])
         .args(["--completed-task-timeout", "1000000000"])
+        .args(if durable {
+            &[][..]
+        } else {
+            &["--ephemeral"][..]
+        })
         .env("XAPI_TASKD_ROOT_PASSWORD", ROOT_PASSWORD)
         .env("XAPI_TASKD_LOG", "warn")
         .stdout(Stdio::null())
@@ -302,6 +309,31 @@ where
 }
 
 /// Repeats one fixed request.
+/// `task.set_progress` with a new value every call (an identical value changes nothing,
+/// so it would not reach the store).
+async fn set_progress_load(port: u16, session: &str, task: &str, conns: usize, secs: f64) -> Run {
+    let counter = Rc::new(std::cell::Cell::new(0u64));
+    let (session, task) = (Rc::new(session.to_string()), Rc::new(task.to_string()));
+    load(port, conns, secs, move |mut c: Conn| {
+        let (counter, session, task) = (counter.clone(), session.clone(), task.clone());
+        async move {
+            counter.set(counter.get() + 1);
+            let value = format!(
+                "<double>{}</double>",
+                (counter.get() % 1000) as f64 / 1000.0
+            );
+            c.post(
+                "/",
+                "text/xml",
+                &xml_call_typed("task.set_progress", &[&session, &task], &value),
+            )
+            .await;
+            (c, 1)
+        }
+    })
+    .await
+}
+
 async fn fixed(
     port: u16,
     conns: usize,
@@ -432,7 +464,9 @@ async fn run() {
     println!(
         "# xapi-taskd benchmark: {cores} cores, {secs} s per run, client = 1 thread of this driver"
     );
-    let ours = start_ours();
+    // Reads, bulk and memory figures on an in-memory server (a million tasks need not be
+    // written to disk for them); write workloads on both.
+    let ours = start_ours(false);
     let session = login(ours.port).await;
     let task = first_ref(
         &Conn::open(ours.port)
@@ -526,42 +560,51 @@ async fn run() {
             &k(j.per_sec),
         );
     }
+    let durable = start_ours(true);
+    let d_session = login(durable.port).await;
+    let d_task = first_ref(
+        &Conn::open(durable.port)
+            .await
+            .post(
+                "/",
+                "text/xml",
+                &xml_call("task.create", &[&d_session, "bench", "durable"]),
+            )
+            .await,
+    );
     for conns in [16, 64] {
-        let body = xml_call_typed(
-            "task.set_progress",
-            &[&session, &task],
-            "<double>0.5</double>",
-        );
-        let o = fixed(ours.port, conns, secs, "/", "text/xml", body).await;
-        let p = fixed(
-            python.port,
-            conns,
-            secs,
-            "/",
-            "text/xml",
-            xml_call_typed(
-                "task.set_progress",
-                &[&py_session, &py_task],
-                "<double>0.5</double>",
-            ),
-        )
-        .await;
+        let o = set_progress_load(ours.port, &session, &task, conns, secs).await;
+        let d = set_progress_load(durable.port, &d_session, &d_task, conns, secs).await;
+        let p = set_progress_load(python.port, &py_session, &py_task, conns, secs).await;
         table.row([
             "task.set_progress, in memory (req/s)",
             &conns.to_string(),
             &k(o.per_sec),
             "",
             &k(p.per_sec),
+            &format!("{:.1}× peer", o.per_sec / p.per_sec),
+        ]);
+        table.row([
+            "task.set_progress, durable (req/s)",
+            &conns.to_string(),
+            &k(d.per_sec),
+            "",
+            "",
             &format!(
-                "{:.1}× peer; durable: n/a (no store yet)",
-                o.per_sec / p.per_sec
+                "{:.0} % of in-memory; p50 {:.2} ms, p99 {:.2} ms",
+                100.0 * d.per_sec / o.per_sec,
+                d.p50_us / 1000.0,
+                d.p99_us / 1000.0
             ),
         ]);
     }
-    {
-        let create = Rc::new(xml_call("task.create", &[&session, "churn", ""]));
-        let s = Rc::new(session.clone());
-        let o = load(ours.port, 16, secs, move |mut c: Conn| {
+    for (name, port, s) in [
+        ("in memory", ours.port, &session),
+        ("durable", durable.port, &d_session),
+    ] {
+        let create = Rc::new(xml_call("task.create", &[s, "churn", ""]));
+        let s = Rc::new(s.clone());
+        let o = load(port, 16, secs, move |mut c: Conn| {
             let (create, s) = (create.clone(), s.clone());
             async move {
                 let t = first_ref(&c.post("/", "text/xml", &create).await);
@@ -578,11 +621,12 @@ async fn run() {
         })
         .await;
         table.ours(
-            "task.create + set_status + destroy (cycles/s)",
+            &format!("task.create + set_status + destroy, {name} (cycles/s)"),
             "16",
             &k(o.per_sec),
         );
     }
+    drop(durable);
     let mut created = 1usize;
     for n in [10_000usize, 100_000] {
         create_tasks(ours.port, &session, n - created).await;
@@ -621,7 +665,7 @@ async fn run() {
         );
     }
     drop(ours);
-    let fresh = start_ours();
+    let fresh = start_ours(false);
     let session = login(fresh.port).await;
     let task = first_ref(
         &Conn::open(fresh.port)
