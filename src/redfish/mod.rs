@@ -117,9 +117,13 @@ async fn answer(svc: &Arc<Service>, limits: &Limits, req: Request<Incoming>) -> 
             a
         }
     };
+    // `route.allows` above admits POST only on the login URIs and DELETE only on
+    // sessions, tasks and monitors.
     let a = match (effective, caller.as_ref()) {
         ("GET", caller) => get(svc, &route, caller, &path).await,
-        ("POST", _) => sessions::create(svc, &body).await,
+        ("POST", _) if matches!(route, Route::Sessions | Route::SessionsMembers) => {
+            sessions::create(svc, &body).await
+        }
         ("DELETE", Some(caller)) => delete(svc, &route, caller, &path).await,
         _ => protocol::method_not_allowed(route.allow()),
     };
