@@ -17,6 +17,7 @@ from conftest import (
     UUID_RE,
     Raw,
     Re,
+    Server,
     fail,
     header_proxy,
     ok,
@@ -178,8 +179,12 @@ def test_redfish_delete_cancels_a_task_an_xmlrpc_client_sees_cancelling(rf, xml,
     assert body["TaskState"] == "Cancelled" and body["TaskStatus"] == "Warning"
     assert body["Messages"][-1]["MessageId"] == "TaskEvent.1.0.5.TaskCancelled"
     assert "TaskMonitor" not in body
-    # A cancelled task's monitor is removed (TaskService v1.3).
+    # A cancelled task's monitor is removed (TaskService v1.3), for DELETE too;
+    # the Task itself can still be deleted (destroyed).
     assert rf.get(f"{MONITORS}/{tid}").status == 404
+    assert rf.delete(f"{MONITORS}/{tid}").status == 404
+    assert rf.delete(f"{TASKS}/{tid}").status == 204
+    assert xml.task.get_record(root, task) == fail("HANDLE_INVALID", "task", task)
 
 
 def test_xapi_cancelling_status_is_redfish_cancelling(rf, xml, root):
@@ -198,6 +203,48 @@ def test_delete_on_a_finished_task_destroys_it(rf, xml, root):
     assert xml.task.get_record(root, task) == fail("HANDLE_INVALID", "task", task)
     assert rf.get(f"{TASKS}/{tid}").status == 404
     assert rf.get(f"{MONITORS}/{tid}").status == 404
+
+
+@pytest.fixture
+def own_server():
+    """A server of this test's own, for actions that touch every task."""
+    srv = Server()
+    try:
+        srv.start()
+        srv.add_user(user_name("vm-admin"), "vm-admin", user_password("vm-admin"))
+        yield srv
+    finally:
+        srv.cleanup()
+
+
+def test_delete_all_completed_tasks_follows_ownership(own_server):
+    action = "/redfish/v1/TaskService/Actions/TaskService.DeleteAllCompletedTasks"
+    raw = Raw(own_server.url)
+    xml = server_proxy(own_server.url + "/")
+    root = ok(xml.session.login_with_password("root", ROOT_PASSWORD))
+    role = "vm-admin"
+    mine_s = ok(xml.session.login_with_password(user_name(role), user_password(role)))
+    mine = ok(xml.task.create(mine_s, unique("mine-done"), ""))
+    ok(xml.task.set_status(mine_s, mine, "success"))
+    roots = ok(xml.task.create(root, unique("roots-done"), ""))
+    ok(xml.task.set_status(root, roots, "failure"))
+    running = ok(xml.task.create(mine_s, unique("running"), ""))
+    status, _, body = rf_json(raw, "POST", action, body=b"{}", auth=(user_name(role), user_password(role)))
+    assert status == 200
+    info = body["@Message.ExtendedInfo"]
+    assert info[0]["MessageId"] == "Base.1.22.1.Success"
+    assert info[1]["MessageId"] == "XapiTask.1.0.0.RBAC_PERMISSION_DENIED"
+    # Its own completed task went; root's stayed (no task.destroy/any); running ones stay.
+    assert xml.task.get_record(root, mine) == fail("HANDLE_INVALID", "task", mine)
+    assert ok(xml.task.get_status(root, roots)) == "failure"
+    assert ok(xml.task.get_status(root, running)) == "pending"
+    # root may destroy every completed task.
+    status, _, body = rf_json(raw, "POST", action, body=b"{}")
+    assert status == 200 and len(body["@Message.ExtendedInfo"]) == 1
+    assert xml.task.get_record(root, roots) == fail("HANDLE_INVALID", "task", roots)
+    assert ok(xml.task.get_status(root, running)) == "pending"
+    assert rf_json(raw, "POST", action, body=b"{}", auth=None)[0] == 401
+    assert rf_json(raw, "GET", action)[0] == 405
 
 
 def test_ownership_is_xapis(server, raw, xml, root, sessions):
@@ -279,7 +326,7 @@ def test_collection_count_matches_members(rf):
 
 def test_task_service_publishes_the_retention(rf):
     body = rf.get("/redfish/v1/TaskService").dict
-    assert body["@odata.type"] == "#TaskService.v1_2_0.TaskService"
+    assert body["@odata.type"] == "#TaskService.v1_3_0.TaskService"
     assert body["TaskAutoDeleteTimeoutMinutes"] == 65  # xapi's 3900 s
     assert body["CompletedTaskOverWritePolicy"] == "Oldest"
     assert body["ServiceEnabled"] is True and body["LifeCycleEventOnTaskStateChange"] is False

@@ -117,12 +117,15 @@ async fn answer(svc: &Arc<Service>, limits: &Limits, req: Request<Incoming>) -> 
             a
         }
     };
-    // `route.allows` above admits POST only on the login URIs and DELETE only on
-    // sessions, tasks and monitors.
+    // `route.allows` above admits POST only on the login URIs and the action, and
+    // DELETE only on sessions, tasks and monitors.
     let a = match (effective, caller.as_ref()) {
         ("GET", caller) => get(svc, &route, caller, &path).await,
         ("POST", _) if matches!(route, Route::Sessions | Route::SessionsMembers) => {
             sessions::create(svc, &body).await
+        }
+        ("POST", Some(caller)) if route == Route::DeleteAllCompletedTasks => {
+            tasks::delete_all_completed(svc, caller).await
         }
         ("DELETE", Some(caller)) => delete(svc, &route, caller, &path).await,
         _ => protocol::method_not_allowed(route.allow()),
@@ -165,8 +168,9 @@ async fn get(
 async fn delete(svc: &Arc<Service>, route: &Route, caller: &auth::Caller, uri: &str) -> Answer {
     match route {
         Route::Session(id) => sessions::delete(svc, caller, id).await,
-        Route::Task(id) | Route::Monitor(id) => tasks::delete(svc, caller, id, None, uri).await,
-        Route::SubTask(root, id) => tasks::delete(svc, caller, id, Some(root), uri).await,
+        Route::Task(id) => tasks::delete(svc, caller, id, None, false, uri).await,
+        Route::Monitor(id) => tasks::delete(svc, caller, id, None, true, uri).await,
+        Route::SubTask(root, id) => tasks::delete(svc, caller, id, Some(root), false, uri).await,
         _ => protocol::method_not_allowed(route.allow()),
     }
 }

@@ -31,6 +31,8 @@ pub enum Route {
     SubTask(String, String),
     /// `/TaskService/TaskMonitors/{id}`
     Monitor(String),
+    /// `/TaskService/Actions/TaskService.DeleteAllCompletedTasks`
+    DeleteAllCompletedTasks,
 }
 
 impl Route {
@@ -68,6 +70,11 @@ impl Route {
             ["TaskService", "Tasks", t, "SubTasks"] => Route::SubTasks(id(t)),
             ["TaskService", "Tasks", t, "SubTasks", s] => Route::SubTask(id(t), id(s)),
             ["TaskService", "TaskMonitors", t] => Route::Monitor(id(t)),
+            [
+                "TaskService",
+                "Actions",
+                "TaskService.DeleteAllCompletedTasks",
+            ] => Route::DeleteAllCompletedTasks,
             _ => return None,
         })
     }
@@ -76,7 +83,7 @@ impl Route {
     pub fn allow(&self) -> &'static str {
         match self {
             Route::Sessions => "GET, HEAD, POST",
-            Route::SessionsMembers => "POST",
+            Route::SessionsMembers | Route::DeleteAllCompletedTasks => "POST",
             Route::Session(_) | Route::Task(_) | Route::SubTask(..) | Route::Monitor(_) => {
                 "GET, HEAD, DELETE"
             }
@@ -143,5 +150,11 @@ mod tests {
         assert!(Route::Sessions.allows("POST"));
         assert!(Route::Sessions.is_public("POST"));
         assert!(!Route::Sessions.is_public("GET"));
+        assert_eq!(
+            Route::parse("/redfish/v1/TaskService/Actions/TaskService.DeleteAllCompletedTasks"),
+            Some(Route::DeleteAllCompletedTasks)
+        );
+        assert!(Route::DeleteAllCompletedTasks.allows("POST"));
+        assert!(!Route::DeleteAllCompletedTasks.is_public("POST"));
     }
 }

@@ -28,7 +28,7 @@ pub const SCHEMAS: &[(&str, &[&str])] = &[
     ("RedfishExtensions", &["RedfishExtensions.v1_0_0"]),
     ("Message", &["Message", "Message.v1_3_0"]),
     ("Privileges", &["Privileges", "Privileges.v1_0_6"]),
-    ("TaskService", &["TaskService", "TaskService.v1_2_0"]),
+    ("TaskService", &["TaskService", "TaskService.v1_3_0"]),
     ("TaskCollection", &["TaskCollection"]),
     ("Task", &["Task", "Task.v1_7_4"]),
     (
@@ -203,7 +203,7 @@ mod tests {
         for t in [
             "ServiceRoot.v1_20_0",
             "Task.v1_7_4",
-            "TaskService.v1_2_0",
+            "TaskService.v1_3_0",
             "Session.v1_8_0",
             "Role.v1_3_3",
             "AccountService.v1_18_1",

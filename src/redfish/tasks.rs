@@ -1,4 +1,4 @@
-//! XAPI tasks as Redfish Tasks (Task v1.7.4, TaskService v1.2.0), task monitors, and
+//! XAPI tasks as Redfish Tasks (Task v1.7.4, TaskService v1.3.0), task monitors, and
 //! DELETE as `task.cancel`/`task.destroy`.
 //!
 //! The mapping is a pure function of the XAPI task record ([`TaskView::from_record`],
@@ -28,6 +28,8 @@ use crate::wire::value::Value;
 pub const SERVICE: &str = "/redfish/v1/TaskService";
 pub const TASKS: &str = "/redfish/v1/TaskService/Tasks";
 pub const MONITORS: &str = "/redfish/v1/TaskService/TaskMonitors";
+pub const DELETE_ALL_COMPLETED: &str =
+    "/redfish/v1/TaskService/Actions/TaskService.DeleteAllCompletedTasks";
 /// Seconds a client should wait between polls of a running task's monitor.
 pub const RETRY_AFTER_SECS: u32 = 1;
 
@@ -250,12 +252,12 @@ pub fn task_json(t: &TaskView, root_uuid: Option<&str>) -> Json {
     j
 }
 
-/// `TaskService`: the GC's retention as `TaskAutoDeleteTimeoutMinutes`, and `Oldest`
+/// `TaskService` (v1.3.0): the GC's retention as `TaskAutoDeleteTimeoutMinutes`, and `Oldest`
 /// because the GC keeps only the most recently finished completed tasks beyond its cap.
 pub fn service_json(svc: &Service) -> Json {
     let minutes = (svc.retention.completed_task_timeout.max(0) + 59) / 60;
     json!({
-        "@odata.type": "#TaskService.v1_2_0.TaskService",
+        "@odata.type": "#TaskService.v1_3_0.TaskService",
         "@odata.id": SERVICE,
         "Id": "TaskService",
         "Name": "Task Service",
@@ -267,6 +269,9 @@ pub fn service_json(svc: &Service) -> Json {
         "TaskAutoDeleteTimeoutMinutes": minutes,
         "Status": {"State": "Enabled", "Health": "OK"},
         "Tasks": {"@odata.id": TASKS},
+        "Actions": {
+            "#TaskService.DeleteAllCompletedTasks": {"target": DELETE_ALL_COMPLETED},
+        },
     })
 }
 
@@ -501,17 +506,19 @@ pub fn monitor_answer(view: &TaskView, root: Option<&str>, uri: &str) -> Answer 
 
 /// `DELETE` on a Task, sub-task or monitor: an unfinished task gets XAPI's `task.cancel`
 /// (202, the Task now `Cancelling`, `Location` its monitor); a finished one
-/// `task.destroy` (204). XAPI's ownership rule decides who may (403 otherwise).
+/// `task.destroy` (204). XAPI's ownership rule decides who may (403 otherwise). The
+/// monitor of a cancelled task is gone (404), as its `GET` says.
 pub async fn delete(
     svc: &Arc<Service>,
     caller: &Caller,
     id: &str,
     parent: Option<&str>,
+    monitor: bool,
     uri: &str,
 ) -> Answer {
     let (task_ref, view) = match find(svc, caller, id, parent).await {
-        Ok(Some(f)) => (f.task_ref, f.view),
-        Ok(None) => return protocol::not_found(uri),
+        Ok(Some(f)) if !(monitor && f.view.status == "cancelled") => (f.task_ref, f.view),
+        Ok(_) => return protocol::not_found(uri),
         Err(e) => return protocol::from_api(uri, &e),
     };
     let session = Value::str(&caller.session_ref);
@@ -540,6 +547,40 @@ pub async fn delete(
         Ok(None) => Answer::empty(StatusCode::NO_CONTENT),
         Err(e) => protocol::from_api(uri, &e),
     }
+}
+
+/// `POST …/Actions/TaskService.DeleteAllCompletedTasks` (TaskService v1.3): XAPI's
+/// `task.destroy` on every completed task. Those the caller may not destroy (other users'
+/// tasks without `task.destroy/any`) are kept, and the answer says how many.
+pub async fn delete_all_completed(svc: &Arc<Service>, caller: &Caller) -> Answer {
+    let session = Value::str(&caller.session_ref);
+    let all = match xapi(svc, "task.get_all_records", vec![session.clone()]).await {
+        Ok(Value::Struct(members)) => members,
+        Ok(_) => Vec::new(),
+        Err(e) => return protocol::from_api(DELETE_ALL_COMPLETED, &e),
+    };
+    let mut kept = 0usize;
+    for (r, rec) in &all {
+        if !TaskView::from_record(rec).is_completed() {
+            continue;
+        }
+        match xapi(svc, "task.destroy", vec![session.clone(), Value::str(r)]).await {
+            Ok(_) => {}
+            Err(e) if e.code == codes::RBAC_PERMISSION_DENIED => kept += 1,
+            // Destroyed meanwhile, by someone else or the GC.
+            Err(e) if e.code == codes::HANDLE_INVALID => {}
+            Err(e) => return protocol::from_api(DELETE_ALL_COMPLETED, &e),
+        }
+    }
+    let mut info = vec![protocol::base_message("Success", &[])];
+    if kept > 0 {
+        info.push(protocol::xapi_error_list_message(&[
+            codes::RBAC_PERMISSION_DENIED.to_string(),
+            "task.destroy/any".to_string(),
+            format!("{kept} completed tasks of other users were kept"),
+        ]));
+    }
+    Answer::ok(json!({ "@Message.ExtendedInfo": info }))
 }
 
 #[cfg(test)]
