@@ -333,6 +333,19 @@ def test_task_service_publishes_the_retention(rf):
     assert body["DateTime"] == Re(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00")
 
 
+def test_retention_comes_from_the_configuration():
+    srv = Server(extra_args=["--completed-task-timeout", "601", "--session-timeout", "900"])
+    try:
+        srv.start()
+        raw = Raw(srv.url)
+        status, _, body = rf_json(raw, "GET", "/redfish/v1/TaskService")
+        assert status == 200 and body["TaskAutoDeleteTimeoutMinutes"] == 11  # 601 s, rounded up
+        status, _, body = rf_json(raw, "GET", "/redfish/v1/SessionService")
+        assert status == 200 and body["SessionTimeout"] == 900
+    finally:
+        srv.cleanup()
+
+
 def test_unknown_tasks_are_404(rf):
     for path in (f"{TASKS}/nope", f"{MONITORS}/nope", f"{TASKS}/nope/SubTasks"):
         res = rf.get(path)
