@@ -149,13 +149,13 @@ async fn get(
         };
     };
     match route {
-        Route::SessionService => Answer::ok(sessions::service_json(svc)),
+        Route::SessionService => Answer::ok(sessions::service_json(&svc.retention)),
         Route::Sessions => sessions::collection(caller),
         Route::Session(id) => sessions::get(svc, caller, id).await,
         Route::AccountService => service::account_service(),
         Route::Roles => service::roles(),
         Route::Role(id) => service::role(id).unwrap_or_else(|| protocol::not_found(uri)),
-        Route::TaskService => Answer::ok(tasks::service_json(svc)),
+        Route::TaskService => Answer::ok(tasks::service_json(&svc.retention)),
         Route::Tasks => tasks::get_collection(svc, caller).await,
         Route::Task(id) => tasks::get_task(svc, caller, id, None, uri).await,
         Route::SubTasks(id) => tasks::get_subtasks(svc, caller, id, uri).await,

@@ -18,6 +18,7 @@ use super::protocol::{self, Answer};
 use super::tasks::redfish_date;
 use super::xapi;
 use crate::api::dispatch::Service;
+use crate::api::gc::Retention;
 use crate::wire::value::Value;
 
 pub const SERVICE: &str = "/redfish/v1/SessionService";
@@ -30,7 +31,7 @@ fn text(rec: &Value, name: &str) -> String {
     }
 }
 
-pub fn service_json(svc: &Service) -> Json {
+pub fn service_json(retention: &Retention) -> Json {
     json!({
         "@odata.type": "#SessionService.v1_2_0.SessionService",
         "@odata.id": SERVICE,
@@ -38,7 +39,7 @@ pub fn service_json(svc: &Service) -> Json {
         "Name": "Session Service",
         "Description": "XAPI sessions",
         "ServiceEnabled": true,
-        "SessionTimeout": svc.retention.session_timeout.clamp(30, 86_400),
+        "SessionTimeout": retention.session_timeout.clamp(30, 86_400),
         "Status": {"State": "Enabled", "Health": "OK"},
         "Sessions": {"@odata.id": SESSIONS},
     })

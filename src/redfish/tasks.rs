@@ -22,6 +22,7 @@ use super::protocol::{self, Answer, TASK_EVENT};
 use super::xapi;
 use crate::api::dispatch::Service;
 use crate::api::error::{ApiError, codes};
+use crate::api::gc::Retention;
 use crate::db::NULL_REF;
 use crate::wire::value::Value;
 
@@ -254,8 +255,8 @@ pub fn task_json(t: &TaskView, root_uuid: Option<&str>) -> Json {
 
 /// `TaskService` (v1.3.0): the GC's retention as `TaskAutoDeleteTimeoutMinutes`, and `Oldest`
 /// because the GC keeps only the most recently finished completed tasks beyond its cap.
-pub fn service_json(svc: &Service) -> Json {
-    let minutes = (svc.retention.completed_task_timeout.max(0) + 59) / 60;
+pub fn service_json(retention: &Retention) -> Json {
+    let minutes = (retention.completed_task_timeout.max(0) + 59) / 60;
     json!({
         "@odata.type": "#TaskService.v1_3_0.TaskService",
         "@odata.id": SERVICE,
