@@ -471,9 +471,12 @@ def test_headers_of_a_resource(raw, xml, root):
     assert hdrs["allow"] == "GET, HEAD, DELETE"
     assert hdrs["link"] == "<http://redfish.dmtf.org/schemas/v1/Task.v1_7_4.json>; rel=describedby"
     assert hdrs["etag"] == Re(r'"[0-9a-f]{32}"')
-    # The ETag follows the representation.
+    # Conditional GET: unchanged → 304 without a body; the ETag follows the representation.
+    status, hdrs2, body2 = rf_json(raw, "GET", f"{TASKS}/{tid}", headers={"If-None-Match": hdrs["etag"]})
+    assert status == 304 and body2 is None and hdrs2["etag"] == hdrs["etag"]
     ok(xml.task.set_progress(root, ok(xml.task.get_by_uuid(root, tid)), 0.9))
-    assert rf_json(raw, "GET", f"{TASKS}/{tid}")[1]["etag"] != hdrs["etag"]
+    status, hdrs3, body3 = rf_json(raw, "GET", f"{TASKS}/{tid}", headers={"If-None-Match": hdrs["etag"]})
+    assert status == 200 and hdrs3["etag"] != hdrs["etag"] and body3["PercentComplete"] == 90
     # HEAD: the same headers, no body.
     import base64
 

@@ -44,8 +44,15 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let head = req.method() == hyper::Method::HEAD;
+    let conditional = matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD);
+    let if_none_match = req
+        .headers()
+        .get(hyper::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| conditional)
+        .map(str::to_string);
     let answer = answer(&svc, limits, req).await;
-    protocol::finish(answer, head)
+    protocol::finish(answer, head, if_none_match.as_deref())
 }
 
 /// One call through the XAPI pipeline, as any XML-RPC client would make it.

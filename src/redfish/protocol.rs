@@ -263,7 +263,10 @@ pub fn schema_link(odata_type: &str) -> Option<String> {
 }
 
 /// Adds the protocol headers and serializes the body. `head` drops the body (HEAD).
-pub fn finish(a: Answer, head: bool) -> Response<Full<Bytes>> {
+/// `if_none_match` is the request's `If-None-Match`: a 200 whose ETag it names becomes
+/// 304 Not Modified without a body (RFC 7232), so a poller can ask cheaply whether a task
+/// changed.
+pub fn finish(a: Answer, head: bool, if_none_match: Option<&str>) -> Response<Full<Bytes>> {
     let (bytes, content_type, odata_type) = match &a.body {
         Body::Json(j) => {
             let t = j
@@ -300,8 +303,19 @@ pub fn finish(a: Answer, head: bool) -> Response<Full<Bytes>> {
         {
             h.insert(header::LINK, v);
         }
-        if let Ok(v) = HeaderValue::from_str(&etag(&bytes)) {
+        let tag = etag(&bytes);
+        if let Ok(v) = HeaderValue::from_str(&tag) {
             h.insert(header::ETAG, v);
+        }
+        if a.status == StatusCode::OK && if_none_match.is_some_and(|m| etag_matches(m, &tag)) {
+            *resp.status_mut() = StatusCode::NOT_MODIFIED;
+            resp.headers_mut().remove(header::CONTENT_TYPE);
+            for (name, value) in a.headers {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    resp.headers_mut().insert(name, v);
+                }
+            }
+            return resp;
         }
     }
     for (name, value) in a.headers {
@@ -316,6 +330,12 @@ pub fn finish(a: Answer, head: bool) -> Response<Full<Bytes>> {
         *resp.body_mut() = Full::new(Bytes::from(bytes));
     }
     resp
+}
+
+/// `If-None-Match`: `*`, or a list of entity tags compared weakly (RFC 7232 §3.2).
+fn etag_matches(header: &str, tag: &str) -> bool {
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    header.trim() == "*" || header.split(',').any(|t| bare(t) == bare(tag))
 }
 
 /// A strong ETag (RFC 7232 form) from the representation's bytes: it changes exactly
@@ -385,6 +405,14 @@ mod tests {
             "XapiTask.1.0.0.RBAC_PERMISSION_DENIED"
         );
         assert_eq!(info[1]["MessageArgs"][0], "task.cancel");
+    }
+
+    #[test]
+    fn if_none_match_is_a_weak_comparison_over_a_list() {
+        assert!(etag_matches("\"a\"", "\"a\""));
+        assert!(etag_matches("\"x\", W/\"a\"", "\"a\""));
+        assert!(etag_matches("*", "\"a\""));
+        assert!(!etag_matches("\"b\"", "\"a\""));
     }
 
     #[test]
