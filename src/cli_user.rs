@@ -174,11 +174,14 @@ fn read_password_line(r: &mut dyn BufRead) -> Result<String, String> {
 /// terminal crate: one line each way, no dependency. If `stty` is missing the password is
 /// read with echo, after a warning. If the command is killed (Ctrl-C) while echo is off,
 /// the shell may be left without echo: `stty sane` restores it.
-fn prompt_password(prompt: &str) -> Result<String, String> {
+///
+/// Echo goes off before the prompt is shown: a password typed (or pasted) as soon as the
+/// prompt appears must not be echoed.
+pub fn prompt_password(prompt: &str) -> Result<String, String> {
     let mut err = io::stderr();
+    let echo = EchoOff::new();
     let _ = write!(err, "{prompt}");
     let _ = err.flush();
-    let echo = EchoOff::new();
     if echo.is_none() {
         let _ = write!(err, "(warning: cannot turn off echo) ");
         let _ = err.flush();

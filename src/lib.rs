@@ -7,8 +7,11 @@
 //! - [`api`]: the datamodel table, the dispatch pipeline, RBAC, the class implementations.
 //! - [`db`]: the in-memory object database; knows nothing of XML, callers or roles.
 //! - [`users`]: local users and their argon2 password hashes.
+//! - [`cli`]: the client subcommands (`watch`, `tasks`, `task-list`, …), which talk to a
+//!   running server over its API.
 
 pub mod api;
+pub mod cli;
 pub mod cli_user;
 pub mod config;
 pub mod db;

@@ -1,9 +1,11 @@
-//! The `xapi-taskd` command: `serve`, and `user` to manage local users.
+//! The `xapi-taskd` command: `serve`, `user` to manage local users, and the client
+//! subcommands (`watch`, `tasks`, `task-list`, …) that talk to a running server.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use xapi_taskd::cli::ClientCommand;
 use xapi_taskd::cli_user::{self, UserCommand};
 use xapi_taskd::config::{self, Options};
 use xapi_taskd::serve::serve;
@@ -34,6 +36,8 @@ enum Command {
         #[command(subcommand)]
         cmd: UserCommand,
     },
+    #[command(flatten)]
+    Client(ClientCommand),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Client(cmd) => xapi_taskd::cli::run(cmd),
         Command::User { cmd } => match cli_user::run(cmd) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -10,6 +10,7 @@
 //! (xapi keeps ≤512 per table); older deletions are forgotten, as in xapi.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 /// Deletion records kept for `event.from` clients that are behind.
 pub const MAX_TOMBSTONES: usize = 16_384;
@@ -21,12 +22,12 @@ pub const MAX_LEGACY_EVENTS: usize = 16_384;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// A live object, last changed at this entry's generation.
-    Live { class: &'static str, r: String },
+    Live { class: &'static str, r: Arc<str> },
     /// A deleted object and the generation it had been created at: a client whose token is
     /// older than its creation never saw it, so it gets no `del` for it.
     Deleted {
         class: &'static str,
-        r: String,
+        r: Arc<str>,
         created: u64,
     },
 }
@@ -41,37 +42,33 @@ pub struct ChangeIndex {
 impl ChangeIndex {
     /// Records that a live object changed at `generation` (it was at `previous`, or is new
     /// when `previous` is None).
-    pub fn touch(&mut self, class: &'static str, r: &str, previous: Option<u64>, generation: u64) {
+    /// The ref is shared with the table's key (one allocation per object, not one per
+    /// index).
+    pub fn touch(
+        &mut self,
+        class: &'static str,
+        r: Arc<str>,
+        previous: Option<u64>,
+        generation: u64,
+    ) {
         if let Some(p) = previous {
             self.entries.remove(&p);
         }
-        self.entries.insert(
-            generation,
-            Change::Live {
-                class,
-                r: r.to_string(),
-            },
-        );
+        self.entries.insert(generation, Change::Live { class, r });
     }
 
     /// Records a deletion at `generation` of an object last changed at `previous`.
     pub fn delete(
         &mut self,
         class: &'static str,
-        r: &str,
+        r: Arc<str>,
         previous: u64,
         created: u64,
         generation: u64,
     ) {
         self.entries.remove(&previous);
-        self.entries.insert(
-            generation,
-            Change::Deleted {
-                class,
-                r: r.to_string(),
-                created,
-            },
-        );
+        self.entries
+            .insert(generation, Change::Deleted { class, r, created });
         self.tombstones.push_back(generation);
         while self.tombstones.len() > MAX_TOMBSTONES {
             if let Some(old) = self.tombstones.pop_front() {
@@ -186,13 +183,13 @@ mod tests {
     #[test]
     fn each_object_appears_once_under_its_last_change() {
         let mut ix = ChangeIndex::default();
-        ix.touch("task", "a", None, 2);
-        ix.touch("task", "b", None, 3);
-        ix.touch("task", "a", Some(2), 4);
+        ix.touch("task", "a".into(), None, 2);
+        ix.touch("task", "b".into(), None, 3);
+        ix.touch("task", "a".into(), Some(2), 4);
         let got: Vec<u64> = ix.since(0).map(|(g, _)| g).collect();
         assert_eq!(got, vec![3, 4]);
         assert_eq!(ix.since(3).count(), 1);
-        ix.delete("task", "b", 3, 3, 5);
+        ix.delete("task", "b".into(), 3, 3, 5);
         let last = ix.since(4).next().unwrap();
         assert_eq!(
             last,
@@ -211,8 +208,14 @@ mod tests {
     fn tombstones_are_bounded() {
         let mut ix = ChangeIndex::default();
         for i in 0..(MAX_TOMBSTONES as u64 + 10) {
-            ix.touch("task", &i.to_string(), None, 2 * i + 1);
-            ix.delete("task", &i.to_string(), 2 * i + 1, 2 * i + 1, 2 * i + 2);
+            ix.touch("task", i.to_string().into(), None, 2 * i + 1);
+            ix.delete(
+                "task",
+                i.to_string().into(),
+                2 * i + 1,
+                2 * i + 1,
+                2 * i + 2,
+            );
         }
         assert_eq!(ix.since(0).count(), MAX_TOMBSTONES);
     }

@@ -27,8 +27,8 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
-use super::Tables;
 use super::store::{Batch, Store, Tombstone};
+use super::{Tables, TaskRow};
 
 /// Longest a call waits for its change to become durable before it is answered with an
 /// error (the disk is failing or stalled).
@@ -197,7 +197,7 @@ impl Writer {
                     .tasks
                     .into_iter()
                     .map(|r| {
-                        let row = t.tasks.get(&r).cloned();
+                        let row = t.tasks.get(r.as_str()).map(|t| TaskRow::clone(t));
                         (r, row)
                     })
                     .collect(),

@@ -85,8 +85,11 @@ impl RowSnapshot {
 
 /// All tables. Accessed through [`Db::read`] and [`Db::write`].
 pub struct Tables {
-    tasks: HashMap<String, TaskRow>,
-    task_by_uuid: HashMap<String, String>,
+    /// Boxed: a hash table keeps up to twice as many slots as entries, and a task row is
+    /// about 400 bytes; inline, the empty slots alone would cost that much each.
+    /// Keyed by the ref, shared (`Arc<str>`) with the uuid index and the change index.
+    tasks: HashMap<Arc<str>, Box<TaskRow>>,
+    task_by_uuid: HashMap<String, Arc<str>>,
     sessions: HashMap<String, SessionRow>,
     session_by_uuid: HashMap<String, String>,
     pub pool_ref: String,
@@ -297,10 +300,10 @@ impl Tables {
             let (p, h) = (tables.pool_ref.clone(), tables.host_ref.clone());
             tables
                 .changes
-                .touch("pool", &p, None, tables.pool_stamp.modified);
+                .touch("pool", p.into(), None, tables.pool_stamp.modified);
             tables
                 .changes
-                .touch("host", &h, None, tables.host_stamp.modified);
+                .touch("host", h.into(), None, tables.host_stamp.modified);
         } else {
             // The singletons are created after generation 1, so that an `event.from`
             // from the empty token (generation 0) sees them as `add`.
@@ -317,7 +320,7 @@ impl Tables {
                     tables.host_stamp = stamp;
                     tables.host_ref.clone()
                 };
-                tables.changes.touch(class, &r, None, g);
+                tables.changes.touch(class, r.into(), None, g);
             }
         }
         if durable {
@@ -344,10 +347,12 @@ impl Tables {
         }
         for (r, task) in loaded.tasks {
             generation = generation.max(task.stamp.modified);
-            self.changes.touch("task", &r, None, task.stamp.modified);
+            let r: Arc<str> = r.into();
+            self.changes
+                .touch("task", r.clone(), None, task.stamp.modified);
             self.unfinished_tasks += usize::from(!task.status.is_completed());
             self.task_by_uuid.insert(task.uuid.clone(), r.clone());
-            self.tasks.insert(r, task);
+            self.tasks.insert(r, Box::new(task));
         }
         for (r, session) in loaded.sessions {
             self.session_by_uuid.insert(session.uuid.clone(), r.clone());
@@ -356,11 +361,17 @@ impl Tables {
         for (g, t) in loaded.tombstones {
             if t.class == "task" {
                 generation = generation.max(g);
-                self.changes.delete("task", &t.r, 0, t.created, g);
+                self.changes
+                    .delete("task", t.r.as_str().into(), 0, t.created, g);
             }
         }
         self.generation = generation;
         self.notify.send_replace(generation);
+    }
+
+    /// The shared key of task `r`.
+    fn task_key(&self, r: &str) -> Option<Arc<str>> {
+        self.tasks.get_key_value(r).map(|(k, _)| k.clone())
     }
 
     /// Marks task `r` for the next commit.
@@ -432,14 +443,16 @@ impl Tables {
                 let snap = self
                     .legacy
                     .wants_snapshots()
-                    .then(|| RowSnapshot::Task(t.clone()));
-                self.changes.touch("task", r, Some(previous.modified), g);
+                    .then(|| RowSnapshot::Task(TaskRow::clone(t)));
+                let key = self.task_key(r)?;
+                self.changes.touch("task", key, Some(previous.modified), g);
                 self.legacy.push("task", Op::Mod, r, now, snap);
             }
             "pool" => {
                 self.mark_singletons();
                 self.pool_stamp.modified = g;
-                self.changes.touch("pool", r, Some(previous.modified), g);
+                self.changes
+                    .touch("pool", r.into(), Some(previous.modified), g);
                 let snap = self
                     .legacy
                     .wants_snapshots()
@@ -449,7 +462,8 @@ impl Tables {
             _ => {
                 self.mark_singletons();
                 self.host_stamp.modified = g;
-                self.changes.touch("host", r, Some(previous.modified), g);
+                self.changes
+                    .touch("host", r.into(), Some(previous.modified), g);
                 let snap = self
                     .legacy
                     .wants_snapshots()
@@ -463,9 +477,13 @@ impl Tables {
     /// Records that task `r` (whose previous modification was `previous`) changed at `g`.
     fn task_changed(&mut self, r: &str, previous: Option<u64>, g: u64, op: Op) {
         self.mark_task(r);
-        self.changes.touch("task", r, previous, g);
+        if let Some(key) = self.task_key(r) {
+            self.changes.touch("task", key, previous, g);
+        }
         let snap = if self.legacy.wants_snapshots() {
-            self.tasks.get(r).cloned().map(RowSnapshot::Task)
+            self.tasks
+                .get(r)
+                .map(|t| RowSnapshot::Task(TaskRow::clone(t)))
         } else {
             None
         };
@@ -496,7 +514,7 @@ impl Tables {
     /// The row of `class` with ref `r`.
     pub fn row(&self, class: &str, r: &str) -> Option<Row<'_>> {
         match class {
-            "task" => self.tasks.get(r).map(Row::Task),
+            "task" => self.tasks.get(r).map(|t| Row::Task(t)),
             "session" => self.sessions.get(r).map(Row::Session),
             "pool" => (r == self.pool_ref).then_some(Row::Pool(&self.pool)),
             "host" => (r == self.host_ref).then_some(Row::Host(&self.host)),
@@ -507,7 +525,7 @@ impl Tables {
     /// The ref of the object of `class` with this uuid.
     pub fn ref_by_uuid(&self, class: &str, uuid: &str) -> Option<&str> {
         match class {
-            "task" => self.task_by_uuid.get(uuid).map(String::as_str),
+            "task" => self.task_by_uuid.get(uuid).map(|r| &**r),
             "session" => self.session_by_uuid.get(uuid).map(String::as_str),
             "pool" => (uuid == self.pool.uuid).then_some(self.pool_ref.as_str()),
             "host" => (uuid == self.host.uuid).then_some(self.host_ref.as_str()),
@@ -521,7 +539,7 @@ impl Tables {
             "task" => self
                 .tasks
                 .iter()
-                .map(|(r, t)| (r.as_str(), Row::Task(t)))
+                .map(|(r, t)| (&**r, Row::Task(t)))
                 .collect(),
             "session" => self
                 .sessions
@@ -551,7 +569,7 @@ impl Tables {
     }
 
     pub fn task(&self, r: &str) -> Option<&TaskRow> {
-        self.tasks.get(r)
+        self.tasks.get(r).map(|t| &**t)
     }
 
     /// Inserts a new task and links it to its parent task and its session.
@@ -562,7 +580,7 @@ impl Tables {
             modified: generation,
         };
         let parent = task.subtask_of.clone();
-        if let Some(p) = self.tasks.get_mut(&parent) {
+        if let Some(p) = self.tasks.get_mut(parent.as_str()) {
             p.subtasks.push(r.clone());
         }
         if let Some(session) = self.sessions.get_mut(&task.session) {
@@ -570,9 +588,10 @@ impl Tables {
             let s = task.session.clone();
             self.mark_session(&s);
         }
-        self.task_by_uuid.insert(task.uuid.clone(), r.clone());
+        let key: Arc<str> = r.as_str().into();
+        self.task_by_uuid.insert(task.uuid.clone(), key.clone());
         self.unfinished_tasks += usize::from(!task.status.is_completed());
-        self.tasks.insert(r.clone(), task);
+        self.tasks.insert(key, Box::new(task));
         self.task_changed(&r, None, generation, Op::Add);
         self.parent_changed(&parent);
     }
@@ -611,16 +630,16 @@ impl Tables {
     /// Deletes a task, unlinking it from its parent and session. Its own subtasks keep a
     /// dangling `subtask_of`, as in xapi (destroy never cascades).
     pub fn delete_task(&mut self, r: &str) -> Result<TaskRow, DbError> {
-        let task = self
+        let (key, task) = self
             .tasks
-            .remove(r)
+            .remove_entry(r)
             .ok_or_else(|| DbError::MissingRow("task", r.to_string()))?;
         let generation = self.bump();
         self.unfinished_tasks -= usize::from(!task.status.is_completed());
         self.task_by_uuid.remove(&task.uuid);
         self.changes.delete(
             "task",
-            r,
+            key,
             task.stamp.modified,
             task.stamp.created,
             generation,
@@ -639,9 +658,9 @@ impl Tables {
         let snap = self
             .legacy
             .wants_snapshots()
-            .then(|| RowSnapshot::Task(task.clone()));
+            .then(|| RowSnapshot::Task(TaskRow::clone(&task)));
         self.legacy.push("task", Op::Del, r, now(), snap);
-        if let Some(parent) = self.tasks.get_mut(&task.subtask_of) {
+        if let Some(parent) = self.tasks.get_mut(task.subtask_of.as_str()) {
             parent.subtasks.retain(|c| c != r);
         }
         self.parent_changed(&task.subtask_of.clone());
@@ -649,7 +668,7 @@ impl Tables {
             session.tasks.retain(|t| t != r);
             self.mark_session(&task.session);
         }
-        Ok(task)
+        Ok(*task)
     }
 
     // ----- sessions -----
