@@ -3,6 +3,7 @@
 //! Layers, outermost first (each only uses the ones below it):
 //! - [`server`]: HTTP (routing, limits, headers), hyper on tokio.
 //! - [`wire`]: XML-RPC bytes ↔ [`wire::value::Value`]; knows nothing of tasks.
+//! - [`redfish`]: the DMTF Redfish TaskService face, a REST client of the [`api`] pipeline.
 //! - [`api`]: the datamodel table, the dispatch pipeline, RBAC, the class implementations.
 //! - [`db`]: the in-memory object database; knows nothing of XML, callers or roles.
 //! - [`users`]: local users and their argon2 password hashes.
@@ -15,6 +16,7 @@ pub mod cli_user;
 pub mod config;
 pub mod db;
 pub mod printf;
+pub mod redfish;
 pub mod serve;
 pub mod server;
 pub mod tls;

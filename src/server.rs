@@ -315,6 +315,9 @@ async fn handle(
     limits: &Limits,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
+    if crate::redfish::owns(req.uri().path()) {
+        return crate::redfish::handle(svc, limits, req).await;
+    }
     match *req.method() {
         Method::POST => {}
         Method::OPTIONS => return options(&req),

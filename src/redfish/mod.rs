@@ -1,0 +1,199 @@
+//! The Redfish face: DMTF's TaskService (with SessionService and a read-only
+//! AccountService) over the same task database, under `/redfish/v1`.
+//!
+//! One engine, several faces: every read and write goes through the XAPI dispatch
+//! pipeline ([`xapi`]) with the caller's XAPI session, so RBAC, the ownership rule,
+//! events and the GC apply exactly as for XML-RPC and JSON-RPC clients, and a change made
+//! through either face is visible to the other at once. See `docs/redfish.md`.
+//!
+//! Files, one concern each: [`routes`] (paths and methods), [`protocol`] (headers,
+//! errors, XAPI error → HTTP), [`auth`] (tokens, Basic), [`sessions`], [`tasks`] (the
+//! task mapping and monitors), [`service`] (service root, `$metadata`, roles).
+
+mod auth;
+mod protocol;
+mod routes;
+mod service;
+mod sessions;
+mod tasks;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+
+use crate::api::dispatch::{Reply, RequestMeta, Service, call, dispatch};
+use crate::api::error::ApiError;
+use crate::server::Limits;
+use crate::wire::value::Value;
+use protocol::Answer;
+use routes::Route;
+
+/// Whether `path` belongs to this face (`/redfish` and everything under `/redfish/`).
+pub fn owns(path: &str) -> bool {
+    path == "/redfish" || path.starts_with("/redfish/")
+}
+
+/// Answers one Redfish request. Never panics on client input and never answers 500 for
+/// a client's mistake.
+pub async fn handle(
+    svc: Arc<Service>,
+    limits: &Limits,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let head = req.method() == hyper::Method::HEAD;
+    let conditional = matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD);
+    let if_none_match = req
+        .headers()
+        .get(hyper::header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| conditional)
+        .map(str::to_string);
+    let answer = answer(&svc, limits, req).await;
+    protocol::finish(answer, head, if_none_match.as_deref())
+}
+
+/// One call through the XAPI pipeline, as any XML-RPC client would make it.
+pub(crate) async fn xapi(
+    svc: &Arc<Service>,
+    method: &str,
+    params: Vec<Value>,
+) -> Result<Value, ApiError> {
+    match dispatch(svc, call(method, params), &RequestMeta::default()).await {
+        Reply::Envelope(r) => r,
+        Reply::Bare(v) => Ok(v),
+    }
+}
+
+async fn answer(svc: &Arc<Service>, limits: &Limits, req: Request<Incoming>) -> Answer {
+    let path = req.uri().path().to_string();
+    let method = req.method().as_str().to_string();
+    let Some(route) = Route::parse(&path) else {
+        return protocol::not_found(&path);
+    };
+    // DSP0266: a request for an OData version we do not serve is refused with 412.
+    if let Some(v) = req.headers().get("odata-version")
+        && v.as_bytes() != b"4.0"
+    {
+        return protocol::error(
+            StatusCode::PRECONDITION_FAILED,
+            "HeaderInvalid",
+            &["OData-Version"],
+        );
+    }
+    // No `$` query options are implemented ($top, $skip, $expand, $select, $filter…):
+    // 501, as DSP0266 asks for unsupported ones. Other parameters are ignored.
+    if let Some(q) = req.uri().query()
+        && let Some(opt) = q
+            .split('&')
+            .map(|kv| kv.split('=').next().unwrap_or_default())
+            .find(|k| k.starts_with('$') || k.starts_with("%24"))
+    {
+        return protocol::error(
+            StatusCode::NOT_IMPLEMENTED,
+            "QueryParameterUnsupported",
+            &[opt],
+        );
+    }
+    let effective = if method == "HEAD" { "GET" } else { &method };
+    if !route.allows(&method) {
+        return protocol::method_not_allowed(route.allow());
+    }
+    let caller = if route.is_public(&method) {
+        None
+    } else {
+        match auth::authenticate(svc, req.headers()).await {
+            Ok(c) => Some(c),
+            Err(()) => return protocol::unauthorized(),
+        }
+    };
+    let body = if method == "POST" {
+        match read_body(req, limits).await {
+            Ok(b) => b,
+            Err(a) => return a,
+        }
+    } else {
+        Bytes::new()
+    };
+    let with_allow = |a: Answer, r: &Route| {
+        if a.status.is_success() {
+            a.header(hyper::header::ALLOW, r.allow())
+        } else {
+            a
+        }
+    };
+    // `route.allows` above admits POST only on the login URIs and the action, and
+    // DELETE only on sessions, tasks and monitors.
+    let a = match (effective, caller.as_ref()) {
+        ("GET", caller) => get(svc, &route, caller, &path).await,
+        ("POST", _) if matches!(route, Route::Sessions | Route::SessionsMembers) => {
+            sessions::create(svc, &body).await
+        }
+        ("POST", Some(caller)) if route == Route::DeleteAllCompletedTasks => {
+            tasks::delete_all_completed(svc, caller).await
+        }
+        ("DELETE", Some(caller)) => delete(svc, &route, caller, &path).await,
+        _ => protocol::method_not_allowed(route.allow()),
+    };
+    with_allow(a, &route)
+}
+
+async fn get(
+    svc: &Arc<Service>,
+    route: &Route,
+    caller: Option<&auth::Caller>,
+    uri: &str,
+) -> Answer {
+    let Some(caller) = caller else {
+        return match route {
+            Route::Versions => service::versions(),
+            Route::ServiceRoot => service::service_root(),
+            Route::OData => service::odata(),
+            Route::Metadata => service::metadata(),
+            _ => protocol::unauthorized(),
+        };
+    };
+    match route {
+        Route::SessionService => Answer::ok(sessions::service_json(&svc.retention)),
+        Route::Sessions => sessions::collection(caller),
+        Route::Session(id) => sessions::get(svc, caller, id).await,
+        Route::AccountService => service::account_service(),
+        Route::Roles => service::roles(),
+        Route::Role(id) => service::role(id).unwrap_or_else(|| protocol::not_found(uri)),
+        Route::TaskService => Answer::ok(tasks::service_json(&svc.retention)),
+        Route::Tasks => tasks::get_collection(svc, caller).await,
+        Route::Task(id) => tasks::get_task(svc, caller, id, None, uri).await,
+        Route::SubTasks(id) => tasks::get_subtasks(svc, caller, id, uri).await,
+        Route::SubTask(root, id) => tasks::get_task(svc, caller, id, Some(root), uri).await,
+        Route::Monitor(id) => tasks::get_monitor(svc, caller, id, uri).await,
+        _ => protocol::not_found(uri),
+    }
+}
+
+async fn delete(svc: &Arc<Service>, route: &Route, caller: &auth::Caller, uri: &str) -> Answer {
+    match route {
+        Route::Session(id) => sessions::delete(svc, caller, id).await,
+        Route::Task(id) => tasks::delete(svc, caller, id, None, false, uri).await,
+        Route::Monitor(id) => tasks::delete(svc, caller, id, None, true, uri).await,
+        Route::SubTask(root, id) => tasks::delete(svc, caller, id, Some(root), false, uri).await,
+        _ => protocol::method_not_allowed(route.allow()),
+    }
+}
+
+/// Reads a request body within the server's size and time limits.
+async fn read_body(req: Request<Incoming>, limits: &Limits) -> Result<Bytes, Answer> {
+    let body = Limited::new(req.into_body(), limits.max_body_bytes);
+    match tokio::time::timeout(limits.body_timeout, body.collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(_)) => Err(
+            protocol::error(StatusCode::PAYLOAD_TOO_LARGE, "GeneralError", &[])
+                .header(hyper::header::CONNECTION, "close"),
+        ),
+        Err(_) => Err(
+            protocol::error(StatusCode::REQUEST_TIMEOUT, "GeneralError", &[])
+                .header(hyper::header::CONNECTION, "close"),
+        ),
+    }
+}

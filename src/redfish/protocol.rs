@@ -1,0 +1,424 @@
+//! Redfish protocol details (DSP0266), in one place: the headers every response carries,
+//! the extended-error body, the Base registry messages we use, and how XAPI errors become
+//! HTTP statuses.
+//!
+//! Handlers build an [`Answer`] (status, JSON body, extra headers, the schema it is
+//! described by); [`finish`] turns it into the HTTP response, so no handler can forget
+//! `OData-Version`, `Cache-Control`, `Link` or `ETag`.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderName, HeaderValue};
+use hyper::{Response, StatusCode};
+use md5::{Digest, Md5};
+use serde_json::{Value as Json, json};
+
+use crate::api::error::{ApiError, codes};
+
+/// The Base registry version our messages cite (DMTF `Base.1.22.1`).
+pub const BASE: &str = "Base.1.22.1";
+/// The task event registry (DMTF `TaskEvent.1.0.5`).
+pub const TASK_EVENT: &str = "TaskEvent.1.0.5";
+
+/// A response before the protocol headers are added.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub body: Body,
+    pub headers: Vec<(HeaderName, String)>,
+}
+
+/// What goes in the body.
+#[derive(Debug)]
+pub enum Body {
+    /// A resource or an error. Resources with an `@odata.type` get a `Link` header that
+    /// names their JSON schema and an `ETag`.
+    Json(Json),
+    /// `$metadata` (CSDL).
+    Xml(String),
+    Empty,
+}
+
+impl Answer {
+    pub fn json(status: StatusCode, body: Json) -> Answer {
+        Answer {
+            status,
+            body: Body::Json(body),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn ok(body: Json) -> Answer {
+        Answer::json(StatusCode::OK, body)
+    }
+
+    pub fn empty(status: StatusCode) -> Answer {
+        Answer {
+            status,
+            body: Body::Empty,
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn header(mut self, name: HeaderName, value: impl Into<String>) -> Answer {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// One Base-registry message, as `@Message.ExtendedInfo` carries it.
+pub fn base_message(id: &str, args: &[&str]) -> Json {
+    let (text, severity, resolution) = base_text(id);
+    let mut message = text.to_string();
+    for (i, a) in args.iter().enumerate() {
+        message = message.replace(&format!("%{}", i + 1), a);
+    }
+    json!({
+        "@odata.type": "#Message.v1_3_0.Message",
+        "MessageId": format!("{BASE}.{id}"),
+        "Message": message,
+        "MessageArgs": args,
+        "MessageSeverity": severity,
+        "Resolution": resolution,
+    })
+}
+
+/// The texts of the Base messages this face sends (from DMTF's `Base.1.22.1.json`;
+/// copied here because the server reads no registry files at run time).
+fn base_text(id: &str) -> (&'static str, &'static str, &'static str) {
+    match id {
+        "ResourceNotFound" => (
+            "The requested resource of type %1 named '%2' was not found.",
+            "Critical",
+            "Provide a valid resource identifier and resubmit the request.",
+        ),
+        "ResourceMissingAtURI" => (
+            "The resource at the URI '%1' was not found.",
+            "Critical",
+            "Place a valid resource at the URI or correct the URI and resubmit the request.",
+        ),
+        "NoValidSession" => (
+            "There is no valid session established with the implementation.",
+            "Critical",
+            "Establish a session before attempting any operations.",
+        ),
+        "InsufficientPrivilege" => (
+            "There are insufficient privileges for the account or credentials associated with the current session to perform the requested operation.",
+            "Critical",
+            "Either abandon the operation or change the associated access rights and resubmit the request if the operation failed.",
+        ),
+        "OperationNotAllowed" => (
+            "The HTTP method is not allowed on this resource.",
+            "Critical",
+            "None.",
+        ),
+        "MalformedJSON" => (
+            "The request body submitted was malformed JSON and could not be parsed by the receiving service.",
+            "Critical",
+            "Ensure that the request body is valid JSON and resubmit the request.",
+        ),
+        "PropertyMissing" => (
+            "The property %1 is a required property and must be included in the request.",
+            "Warning",
+            "Ensure that the property is in the request body and has a valid value and resubmit the request if the operation failed.",
+        ),
+        "PropertyValueTypeError" => (
+            "The value '%1' for the property %2 is not a type that the property can accept.",
+            "Warning",
+            "Correct the value for the property in the request body and resubmit the request if the operation failed.",
+        ),
+        "QueryParameterUnsupported" => (
+            "Query parameter '%1' is not supported.",
+            "Warning",
+            "Correct or remove the query parameter and resubmit the request.",
+        ),
+        "HeaderInvalid" => (
+            "Header '%1' is invalid.",
+            "Critical",
+            "Resubmit the request with a valid request header.",
+        ),
+        "CreateLimitReachedForResource" => (
+            "The create operation failed because the resource has reached the limit of possible resources.",
+            "Critical",
+            "Either delete resources and resubmit the request if the operation failed or do not resubmit the request.",
+        ),
+        "InternalError" => (
+            "The request failed due to an internal service error.  The service is still operational.",
+            "Critical",
+            "Resubmit the request.  If the problem persists, consider resetting the service.",
+        ),
+        "Success" => ("The request completed successfully.", "OK", "None."),
+        _ => (
+            "A general error has occurred.  See Resolution for information on how to resolve the error, or @Message.ExtendedInfo if Resolution is not provided.",
+            "Critical",
+            "None.",
+        ),
+    }
+}
+
+/// The Redfish error body: `error.code`/`error.message` from the first message, all of
+/// them in `@Message.ExtendedInfo`.
+pub fn error_body(messages: Vec<Json>) -> Json {
+    let first = messages.first().cloned().unwrap_or(Json::Null);
+    json!({
+        "error": {
+            "code": first.get("MessageId").cloned().unwrap_or(Json::Null),
+            "message": first.get("Message").cloned().unwrap_or(Json::Null),
+            "@Message.ExtendedInfo": messages,
+        }
+    })
+}
+
+/// An error answer with one Base message.
+pub fn error(status: StatusCode, id: &str, args: &[&str]) -> Answer {
+    let a = Answer::json(status, error_body(vec![base_message(id, args)]));
+    if status == StatusCode::UNAUTHORIZED {
+        a.header(header::WWW_AUTHENTICATE, r#"Basic realm="xapi-taskd""#)
+    } else {
+        a
+    }
+}
+
+/// 401: no or bad credentials. Says nothing about which part was wrong.
+pub fn unauthorized() -> Answer {
+    error(StatusCode::UNAUTHORIZED, "NoValidSession", &[])
+}
+
+pub fn not_found(uri: &str) -> Answer {
+    error(StatusCode::NOT_FOUND, "ResourceMissingAtURI", &[uri])
+}
+
+/// 405 with the methods the resource does allow.
+pub fn method_not_allowed(allow: &str) -> Answer {
+    error(StatusCode::METHOD_NOT_ALLOWED, "OperationNotAllowed", &[]).header(header::ALLOW, allow)
+}
+
+/// An XAPI error from the pipeline, as Redfish sees it. `uri` names the resource the
+/// request addressed (for 404s). The XAPI code and parameters are kept in a second
+/// message so that nothing XAPI said is lost.
+pub fn from_api(uri: &str, e: &ApiError) -> Answer {
+    let (status, first) = match e.code {
+        codes::SESSION_INVALID | codes::SESSION_AUTHENTICATION_FAILED => {
+            return unauthorized();
+        }
+        codes::RBAC_PERMISSION_DENIED | codes::SESSION_AUTHORIZATION_FAILED => (
+            StatusCode::FORBIDDEN,
+            base_message("InsufficientPrivilege", &[]),
+        ),
+        codes::HANDLE_INVALID | codes::UUID_INVALID => (
+            StatusCode::NOT_FOUND,
+            base_message("ResourceMissingAtURI", &[uri]),
+        ),
+        codes::TOO_MANY_PENDING_TASKS => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            base_message("CreateLimitReachedForResource", &[]),
+        ),
+        codes::MAP_DUPLICATE_KEY | codes::OPERATION_NOT_ALLOWED => {
+            (StatusCode::CONFLICT, base_message("GeneralError", &[]))
+        }
+        codes::INTERNAL_ERROR => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            base_message("InternalError", &[]),
+        ),
+        _ => (StatusCode::BAD_REQUEST, base_message("GeneralError", &[])),
+    };
+    Answer::json(status, error_body(vec![first, xapi_error_message(e)]))
+}
+
+/// An XAPI error as a Message: the code as `MessageId` under our own (unpublished)
+/// registry prefix, its parameters as `MessageArgs`.
+pub fn xapi_error_message(e: &ApiError) -> Json {
+    xapi_error_list_message(&e.description())
+}
+
+/// The same for an `error_info` list (`[code, params…]`) as stored in a task.
+pub fn xapi_error_list_message(error_info: &[String]) -> Json {
+    let code = error_info.first().map(String::as_str).unwrap_or("UNKNOWN");
+    let params = error_info.get(1..).unwrap_or_default();
+    let text = if params.is_empty() {
+        format!("XAPI error {code}.")
+    } else {
+        format!("XAPI error {code}: {}.", params.join("; "))
+    };
+    json!({
+        "@odata.type": "#Message.v1_3_0.Message",
+        "MessageId": format!("XapiTask.1.0.0.{code}"),
+        "Message": text,
+        "MessageArgs": params,
+        "MessageSeverity": "Critical",
+        "Resolution": "See the XAPI documentation of this error code.",
+    })
+}
+
+/// The JSON schema file that describes a resource, from its `@odata.type`:
+/// `#Task.v1_7_4.Task` → `Task.v1_7_4.json`, `#TaskCollection.TaskCollection` →
+/// `TaskCollection.json`. The validators compare the version with `@odata.type`; they do
+/// not fetch the link.
+pub fn schema_link(odata_type: &str) -> Option<String> {
+    let t = odata_type.strip_prefix('#')?;
+    let (namespace, _) = t.rsplit_once('.')?;
+    Some(format!(
+        "<http://redfish.dmtf.org/schemas/v1/{namespace}.json>; rel=describedby"
+    ))
+}
+
+/// Adds the protocol headers and serializes the body. `head` drops the body (HEAD).
+/// `if_none_match` is the request's `If-None-Match`: a 200 whose ETag it names becomes
+/// 304 Not Modified without a body (RFC 7232), so a poller can ask cheaply whether a task
+/// changed.
+pub fn finish(a: Answer, head: bool, if_none_match: Option<&str>) -> Response<Full<Bytes>> {
+    let (bytes, content_type, odata_type) = match &a.body {
+        Body::Json(j) => {
+            let t = j
+                .get("@odata.type")
+                .and_then(Json::as_str)
+                .map(str::to_string);
+            (
+                serde_json::to_vec(j).unwrap_or_default(),
+                Some("application/json;charset=utf-8"),
+                t,
+            )
+        }
+        Body::Xml(x) => (
+            x.clone().into_bytes(),
+            Some("application/xml;charset=utf-8"),
+            None,
+        ),
+        Body::Empty => (Vec::new(), None, None),
+    };
+    let mut resp = Response::new(Full::new(Bytes::new()));
+    *resp.status_mut() = a.status;
+    let h = resp.headers_mut();
+    h.insert(
+        HeaderName::from_static("odata-version"),
+        HeaderValue::from_static("4.0"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Some(ct) = content_type {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    }
+    if a.status.is_success() && !bytes.is_empty() {
+        if let Some(link) = odata_type.as_deref().and_then(schema_link)
+            && let Ok(v) = HeaderValue::from_str(&link)
+        {
+            h.insert(header::LINK, v);
+        }
+        let tag = etag(&bytes);
+        if let Ok(v) = HeaderValue::from_str(&tag) {
+            h.insert(header::ETAG, v);
+        }
+        if a.status == StatusCode::OK && if_none_match.is_some_and(|m| etag_matches(m, &tag)) {
+            *resp.status_mut() = StatusCode::NOT_MODIFIED;
+            resp.headers_mut().remove(header::CONTENT_TYPE);
+            for (name, value) in a.headers {
+                if let Ok(v) = HeaderValue::from_str(&value) {
+                    resp.headers_mut().insert(name, v);
+                }
+            }
+            return resp;
+        }
+    }
+    for (name, value) in a.headers {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(name, v);
+        }
+    }
+    if head {
+        // hyper keeps Content-Length for HEAD if we set it: say how long GET's body is.
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    } else {
+        *resp.body_mut() = Full::new(Bytes::from(bytes));
+    }
+    resp
+}
+
+/// `If-None-Match`: `*`, or a list of entity tags compared weakly (RFC 7232 §3.2).
+fn etag_matches(header: &str, tag: &str) -> bool {
+    let bare = |t: &str| t.trim().trim_start_matches("W/").to_string();
+    header.trim() == "*" || header.split(',').any(|t| bare(t) == bare(tag))
+}
+
+/// A strong ETag (RFC 7232 form) from the representation's bytes: it changes exactly
+/// when what a client would see changes.
+pub fn etag(body: &[u8]) -> String {
+    let digest = Md5::digest(body);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_follows_odata_type() {
+        assert_eq!(
+            schema_link("#Task.v1_7_4.Task").unwrap(),
+            "<http://redfish.dmtf.org/schemas/v1/Task.v1_7_4.json>; rel=describedby"
+        );
+        assert_eq!(
+            schema_link("#TaskCollection.TaskCollection").unwrap(),
+            "<http://redfish.dmtf.org/schemas/v1/TaskCollection.json>; rel=describedby"
+        );
+        assert!(schema_link("Task").is_none());
+    }
+
+    #[test]
+    fn api_errors_map_to_statuses() {
+        let s = |code| from_api("/x", &ApiError::new(code, ["a"])).status;
+        assert_eq!(s(codes::SESSION_INVALID), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            s(codes::SESSION_AUTHENTICATION_FAILED),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(s(codes::RBAC_PERMISSION_DENIED), StatusCode::FORBIDDEN);
+        assert_eq!(s(codes::HANDLE_INVALID), StatusCode::NOT_FOUND);
+        assert_eq!(s(codes::UUID_INVALID), StatusCode::NOT_FOUND);
+        assert_eq!(s(codes::INTERNAL_ERROR), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(s(codes::INVALID_VALUE), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn unauthorized_says_how_to_authenticate_and_nothing_more() {
+        let a = unauthorized();
+        assert!(
+            a.headers
+                .iter()
+                .any(|(n, v)| *n == header::WWW_AUTHENTICATE && v.starts_with("Basic realm="))
+        );
+        let Body::Json(j) = &a.body else {
+            panic!("json body")
+        };
+        assert_eq!(j["error"]["code"], "Base.1.22.1.NoValidSession");
+    }
+
+    #[test]
+    fn rbac_denial_keeps_the_xapi_error() {
+        let e = ApiError::new(codes::RBAC_PERMISSION_DENIED, ["task.cancel", "no"]);
+        let Body::Json(j) = from_api("/x", &e).body else {
+            panic!("json body")
+        };
+        let info = j["error"]["@Message.ExtendedInfo"].as_array().unwrap();
+        assert_eq!(info[0]["MessageId"], "Base.1.22.1.InsufficientPrivilege");
+        assert_eq!(
+            info[1]["MessageId"],
+            "XapiTask.1.0.0.RBAC_PERMISSION_DENIED"
+        );
+        assert_eq!(info[1]["MessageArgs"][0], "task.cancel");
+    }
+
+    #[test]
+    fn if_none_match_is_a_weak_comparison_over_a_list() {
+        assert!(etag_matches("\"a\"", "\"a\""));
+        assert!(etag_matches("\"x\", W/\"a\"", "\"a\""));
+        assert!(etag_matches("*", "\"a\""));
+        assert!(!etag_matches("\"b\"", "\"a\""));
+    }
+
+    #[test]
+    fn etag_is_quoted_and_content_dependent() {
+        let a = etag(b"{}");
+        assert!(a.starts_with('"') && a.ends_with('"'));
+        assert_ne!(a, etag(b"{ }"));
+    }
+}

@@ -1,0 +1,160 @@
+//! The URI space of the Redfish face: path → resource, and the methods each resource
+//! allows (its `Allow` header; they never exceed what the CSDL capabilities permit,
+//! which the service validator checks).
+
+/// A Redfish resource, identified from the request path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// `/redfish`
+    Versions,
+    /// `/redfish/v1`, `/redfish/v1/`
+    ServiceRoot,
+    /// `/redfish/v1/odata`
+    OData,
+    /// `/redfish/v1/$metadata`
+    Metadata,
+    SessionService,
+    Sessions,
+    /// `/Sessions/Members`: POST-only alias of the collection (OData's create URI).
+    SessionsMembers,
+    Session(String),
+    AccountService,
+    Roles,
+    Role(String),
+    TaskService,
+    Tasks,
+    /// `/Tasks/{id}`
+    Task(String),
+    /// `/Tasks/{id}/SubTasks`
+    SubTasks(String),
+    /// `/Tasks/{root}/SubTasks/{id}`
+    SubTask(String, String),
+    /// `/TaskService/TaskMonitors/{id}`
+    Monitor(String),
+    /// `/TaskService/Actions/TaskService.DeleteAllCompletedTasks`
+    DeleteAllCompletedTasks,
+}
+
+impl Route {
+    /// Parses a path. Ids must be path-safe (no percent-encoding, no dots-only segments);
+    /// anything else is not a resource of ours.
+    pub fn parse(path: &str) -> Option<Route> {
+        if path == "/redfish" || path == "/redfish/" {
+            return Some(Route::Versions);
+        }
+        let rest = path.strip_prefix("/redfish/v1")?;
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        let segs: Vec<&str> = if rest.is_empty() {
+            Vec::new()
+        } else {
+            rest.strip_prefix('/')?.split('/').collect()
+        };
+        if !segs.iter().all(|s| valid_segment(s)) {
+            return None;
+        }
+        let id = |s: &str| s.to_string();
+        Some(match segs.as_slice() {
+            [] => Route::ServiceRoot,
+            ["odata"] => Route::OData,
+            ["$metadata"] => Route::Metadata,
+            ["SessionService"] => Route::SessionService,
+            ["SessionService", "Sessions"] => Route::Sessions,
+            ["SessionService", "Sessions", "Members"] => Route::SessionsMembers,
+            ["SessionService", "Sessions", s] => Route::Session(id(s)),
+            ["AccountService"] => Route::AccountService,
+            ["AccountService", "Roles"] => Route::Roles,
+            ["AccountService", "Roles", r] => Route::Role(id(r)),
+            ["TaskService"] => Route::TaskService,
+            ["TaskService", "Tasks"] => Route::Tasks,
+            ["TaskService", "Tasks", t] => Route::Task(id(t)),
+            ["TaskService", "Tasks", t, "SubTasks"] => Route::SubTasks(id(t)),
+            ["TaskService", "Tasks", t, "SubTasks", s] => Route::SubTask(id(t), id(s)),
+            ["TaskService", "TaskMonitors", t] => Route::Monitor(id(t)),
+            [
+                "TaskService",
+                "Actions",
+                "TaskService.DeleteAllCompletedTasks",
+            ] => Route::DeleteAllCompletedTasks,
+            _ => return None,
+        })
+    }
+
+    /// The `Allow` header value.
+    pub fn allow(&self) -> &'static str {
+        match self {
+            Route::Sessions => "GET, HEAD, POST",
+            Route::SessionsMembers | Route::DeleteAllCompletedTasks => "POST",
+            Route::Session(_) | Route::Task(_) | Route::SubTask(..) | Route::Monitor(_) => {
+                "GET, HEAD, DELETE"
+            }
+            _ => "GET, HEAD",
+        }
+    }
+
+    pub fn allows(&self, method: &str) -> bool {
+        self.allow().split(", ").any(|m| m == method)
+    }
+
+    /// Readable without credentials (DSP0266: the service root, `/redfish`, `odata` and
+    /// `$metadata`). Creating a session needs none either (it carries them in the body).
+    pub fn is_public(&self, method: &str) -> bool {
+        match self {
+            Route::Versions | Route::ServiceRoot | Route::OData | Route::Metadata => true,
+            Route::Sessions | Route::SessionsMembers => method == "POST",
+            _ => false,
+        }
+    }
+}
+
+fn valid_segment(s: &str) -> bool {
+    !s.is_empty()
+        && s != "."
+        && s != ".."
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.$".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_parse() {
+        assert_eq!(Route::parse("/redfish"), Some(Route::Versions));
+        assert_eq!(Route::parse("/redfish/v1"), Some(Route::ServiceRoot));
+        assert_eq!(Route::parse("/redfish/v1/"), Some(Route::ServiceRoot));
+        assert_eq!(Route::parse("/redfish/v1/$metadata"), Some(Route::Metadata));
+        assert_eq!(
+            Route::parse("/redfish/v1/TaskService/Tasks/abc/SubTasks/def"),
+            Some(Route::SubTask("abc".into(), "def".into()))
+        );
+        assert_eq!(
+            Route::parse("/redfish/v1/TaskService/Tasks/abc/"),
+            Some(Route::Task("abc".into()))
+        );
+        assert_eq!(Route::parse("/redfish/v1/TaskService/Tasks/a%20b"), None);
+        assert_eq!(Route::parse("/redfish/v1//TaskService"), None);
+        assert_eq!(Route::parse("/redfish/v2"), None);
+        assert_eq!(Route::parse("/redfish/v1/Nope"), None);
+        assert_eq!(
+            Route::parse("/redfish/v1/TaskService/Tasks/a/SubTasks/b/SubTasks"),
+            None
+        );
+    }
+
+    #[test]
+    fn methods() {
+        assert!(Route::Task("x".into()).allows("DELETE"));
+        assert!(!Route::Tasks.allows("POST"));
+        assert!(!Route::ServiceRoot.allows("DELETE"));
+        assert!(Route::Sessions.allows("POST"));
+        assert!(Route::Sessions.is_public("POST"));
+        assert!(!Route::Sessions.is_public("GET"));
+        assert_eq!(
+            Route::parse("/redfish/v1/TaskService/Actions/TaskService.DeleteAllCompletedTasks"),
+            Some(Route::DeleteAllCompletedTasks)
+        );
+        assert!(Route::DeleteAllCompletedTasks.allows("POST"));
+        assert!(!Route::DeleteAllCompletedTasks.is_public("POST"));
+    }
+}

@@ -1,0 +1,767 @@
+//! XAPI tasks as Redfish Tasks (Task v1.7.4, TaskService v1.3.0), task monitors, and
+//! DELETE as `task.cancel`/`task.destroy`.
+//!
+//! The mapping is a pure function of the XAPI task record ([`TaskView::from_record`],
+//! [`task_json`]), tested below. Reads and writes go through the XAPI pipeline, so the
+//! Redfish face sees exactly what XML-RPC clients see, and its writes produce the same
+//! events and obey the same ownership rule.
+//!
+//! Redfish allows one level of sub-tasks; XAPI allows any depth. Every descendant is
+//! listed under its root task (`/Tasks/{root}/SubTasks/{uuid}`), and only root tasks are
+//! members of `/Tasks`. A task whose parent was destroyed becomes a root.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use hyper::StatusCode;
+use hyper::header::{self, HeaderName};
+use serde_json::{Value as Json, json};
+
+use super::auth::{Caller, field};
+use super::protocol::{self, Answer, TASK_EVENT};
+use super::xapi;
+use crate::api::dispatch::Service;
+use crate::api::error::{ApiError, codes};
+use crate::api::gc::Retention;
+use crate::db::NULL_REF;
+use crate::wire::value::Value;
+
+pub const SERVICE: &str = "/redfish/v1/TaskService";
+pub const TASKS: &str = "/redfish/v1/TaskService/Tasks";
+pub const MONITORS: &str = "/redfish/v1/TaskService/TaskMonitors";
+pub const DELETE_ALL_COMPLETED: &str =
+    "/redfish/v1/TaskService/Actions/TaskService.DeleteAllCompletedTasks";
+/// Seconds a client should wait between polls of a running task's monitor.
+pub const RETRY_AFTER_SECS: u32 = 1;
+
+/// The parts of an XAPI task record the Redfish view uses.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskView {
+    pub uuid: String,
+    pub name_label: String,
+    pub name_description: String,
+    pub status: String,
+    /// `current_operations` holds a `cancel` (XAPI's `task.cancel` leaves `status` alone).
+    pub cancel_requested: bool,
+    pub progress: f64,
+    /// XAPI dates, `20261123T00:55:00Z`.
+    pub created: String,
+    pub finished: String,
+    pub result: String,
+    pub error_info: Vec<String>,
+    pub subtask_of: String,
+    pub subtasks: Vec<String>,
+}
+
+fn string(rec: &Value, name: &str) -> String {
+    match field(rec, name) {
+        Some(Value::String(s)) | Some(Value::DateTime(s)) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+impl TaskView {
+    pub fn from_record(rec: &Value) -> TaskView {
+        let cancel_requested = matches!(field(rec, "current_operations"),
+            Some(Value::Struct(ops)) if ops.iter().any(|(_, v)| v.as_str() == Some("cancel")));
+        let progress = match field(rec, "progress") {
+            Some(Value::Double(f)) => *f,
+            Some(Value::Int(i)) => *i as f64,
+            _ => 0.0,
+        };
+        let error_info = match field(rec, "error_info") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().unwrap_or_default().to_string())
+                .collect(),
+            _ => Vec::new(),
+        };
+        TaskView {
+            uuid: string(rec, "uuid"),
+            name_label: string(rec, "name_label"),
+            name_description: string(rec, "name_description"),
+            status: string(rec, "status"),
+            cancel_requested,
+            progress,
+            created: string(rec, "created"),
+            finished: string(rec, "finished"),
+            result: string(rec, "result"),
+            error_info,
+            subtask_of: string(rec, "subtask_of"),
+            subtasks: match field(rec, "subtasks") {
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect(),
+                _ => Vec::new(),
+            },
+        }
+    }
+
+    /// Finished: success, failure or cancelled (XAPI's `status_is_completed`).
+    pub fn is_completed(&self) -> bool {
+        matches!(self.status.as_str(), "success" | "failure" | "cancelled")
+    }
+}
+
+/// XAPI status → (`TaskState`, `TaskStatus`). `TaskStatus` "shall not be set until the
+/// task completes", hence `None` for unfinished tasks.
+pub fn state(status: &str, cancel_requested: bool) -> (&'static str, Option<&'static str>) {
+    match status {
+        "success" => ("Completed", Some("OK")),
+        "failure" => ("Exception", Some("Critical")),
+        "cancelled" => ("Cancelled", Some("Warning")),
+        "cancelling" => ("Cancelling", None),
+        _ if cancel_requested => ("Cancelling", None),
+        _ => ("Running", None),
+    }
+}
+
+/// XAPI progress (any float) → `PercentComplete` 0..=100.
+pub fn percent(progress: f64) -> i64 {
+    if progress.is_nan() {
+        return 0;
+    }
+    (progress * 100.0).round().clamp(0.0, 100.0) as i64
+}
+
+/// XAPI's `20261123T00:55:00Z` → Redfish's `2026-11-23T00:55:00+00:00`. `None` for the
+/// epoch (XAPI's "never") or anything that does not look like an XAPI date.
+pub fn redfish_date(xapi: &str) -> Option<String> {
+    let b = xapi.as_bytes();
+    if b.len() != 18 || b[8] != b'T' || b[17] != b'Z' || xapi.starts_with("19700101") {
+        return None;
+    }
+    if !b[..8].iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(format!(
+        "{}-{}-{}T{}+00:00",
+        &xapi[0..4],
+        &xapi[4..6],
+        &xapi[6..8],
+        &xapi[9..17]
+    ))
+}
+
+fn task_event(id: &str, task_id: &str, text: &str, severity: &str) -> Json {
+    json!({
+        "MessageId": format!("{TASK_EVENT}.{id}"),
+        "Message": text.replace("%1", task_id),
+        "MessageArgs": [task_id],
+        "MessageSeverity": severity,
+        "Resolution": "None.",
+    })
+}
+
+/// The task's `Messages`: TaskStarted, then the TaskEvent message of its outcome; a
+/// failure adds the XAPI error (code and parameters) as a message of its own.
+pub fn messages(t: &TaskView) -> Vec<Json> {
+    let id = t.uuid.as_str();
+    let mut out = vec![task_event(
+        "TaskStarted",
+        id,
+        "The task with Id '%1' has started.",
+        "OK",
+    )];
+    match t.status.as_str() {
+        "success" => out.push(task_event(
+            "TaskCompletedOK",
+            id,
+            "The task with Id '%1' has completed.",
+            "OK",
+        )),
+        "failure" => {
+            out.push(task_event(
+                "TaskAborted",
+                id,
+                "The task with Id '%1' has completed with errors.",
+                "Critical",
+            ));
+            if !t.error_info.is_empty() {
+                let mut m = protocol::xapi_error_list_message(&t.error_info);
+                if let Json::Object(o) = &mut m {
+                    o.remove("@odata.type");
+                }
+                out.push(m);
+            }
+        }
+        "cancelled" => out.push(task_event(
+            "TaskCancelled",
+            id,
+            "Work on the task with Id '%1' was halted prior to completion due to an explicit request.",
+            "Warning",
+        )),
+        _ => {}
+    }
+    out
+}
+
+/// Where a task lives: `/Tasks/{uuid}` for a root, `/Tasks/{root}/SubTasks/{uuid}` for a
+/// descendant.
+pub fn task_uri(uuid: &str, root_uuid: Option<&str>) -> String {
+    match root_uuid {
+        Some(root) => format!("{TASKS}/{root}/SubTasks/{uuid}"),
+        None => format!("{TASKS}/{uuid}"),
+    }
+}
+
+pub fn monitor_uri(uuid: &str) -> String {
+    format!("{MONITORS}/{uuid}")
+}
+
+/// The Task resource. `root_uuid` is the root's uuid when the task is a sub-task.
+pub fn task_json(t: &TaskView, root_uuid: Option<&str>) -> Json {
+    let (task_state, task_status) = state(&t.status, t.cancel_requested);
+    let mut j = json!({
+        "@odata.type": "#Task.v1_7_4.Task",
+        "@odata.id": task_uri(&t.uuid, root_uuid),
+        "Id": t.uuid,
+        "Name": if t.name_label.is_empty() { format!("Task {}", t.uuid) } else { t.name_label.clone() },
+        "TaskState": task_state,
+        "PercentComplete": percent(t.progress),
+        "Messages": messages(t),
+        "HidePayload": true,
+    });
+    let o = j.as_object_mut().expect("an object");
+    // An empty Description is "not supported" to validators: omit it.
+    if !t.name_description.is_empty() {
+        o.insert("Description".into(), json!(t.name_description));
+    }
+    if let Some(s) = task_status {
+        o.insert("TaskStatus".into(), json!(s));
+    }
+    if let Some(start) = redfish_date(&t.created) {
+        o.insert("StartTime".into(), json!(start));
+    }
+    if t.is_completed()
+        && let Some(end) = redfish_date(&t.finished)
+    {
+        o.insert("EndTime".into(), json!(end));
+    }
+    // A cancelled task's monitor is gone (TaskService v1.3: "removed at that time").
+    if t.status != "cancelled" {
+        o.insert("TaskMonitor".into(), json!(monitor_uri(&t.uuid)));
+    }
+    // "SubTasks shall not be present if this resource represents a sub-task."
+    if root_uuid.is_none() {
+        o.insert(
+            "SubTasks".into(),
+            json!({"@odata.id": format!("{TASKS}/{}/SubTasks", t.uuid)}),
+        );
+    }
+    j
+}
+
+/// `TaskService` (v1.3.0): the GC's retention as `TaskAutoDeleteTimeoutMinutes`, and `Oldest`
+/// because the GC keeps only the most recently finished completed tasks beyond its cap.
+pub fn service_json(retention: &Retention) -> Json {
+    let minutes = (retention.completed_task_timeout.max(0) + 59) / 60;
+    json!({
+        "@odata.type": "#TaskService.v1_3_0.TaskService",
+        "@odata.id": SERVICE,
+        "Id": "TaskService",
+        "Name": "Task Service",
+        "Description": "XAPI tasks of xapi-taskd",
+        "CompletedTaskOverWritePolicy": "Oldest",
+        "LifeCycleEventOnTaskStateChange": false,
+        "ServiceEnabled": true,
+        "DateTime": now_redfish(),
+        "TaskAutoDeleteTimeoutMinutes": minutes,
+        "Status": {"State": "Enabled", "Health": "OK"},
+        "Tasks": {"@odata.id": TASKS},
+        "Actions": {
+            "#TaskService.DeleteAllCompletedTasks": {"target": DELETE_ALL_COMPLETED},
+        },
+    })
+}
+
+fn now_redfish() -> String {
+    let t = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+00:00",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// The uuids of the root tasks among all task records (`task.get_all_records`): tasks
+/// without a parent, or whose parent is gone.
+pub fn root_uuids(all: &Value) -> Vec<String> {
+    let Value::Struct(members) = all else {
+        return Vec::new();
+    };
+    let refs: HashSet<&str> = members.iter().map(|(r, _)| r.as_str()).collect();
+    members
+        .iter()
+        .filter(|(_, rec)| {
+            let parent = string(rec, "subtask_of");
+            parent.is_empty() || parent == NULL_REF || !refs.contains(parent.as_str())
+        })
+        .map(|(_, rec)| string(rec, "uuid"))
+        .collect()
+}
+
+fn collection(id: &str, name: &str, members: Vec<String>) -> Json {
+    let count = members.len();
+    json!({
+        "@odata.type": "#TaskCollection.TaskCollection",
+        "@odata.id": id,
+        "Name": name,
+        "Members": members.into_iter().map(|m| json!({"@odata.id": m})).collect::<Vec<_>>(),
+        "Members@odata.count": count,
+    })
+}
+
+/// `GET /Tasks`: the root tasks.
+pub async fn get_collection(svc: &Arc<Service>, caller: &Caller) -> Answer {
+    let all = xapi(
+        svc,
+        "task.get_all_records",
+        vec![Value::str(&caller.session_ref)],
+    )
+    .await;
+    match all {
+        Ok(all) => {
+            let members = root_uuids(&all).iter().map(|u| task_uri(u, None)).collect();
+            Answer::ok(collection(TASKS, "Task Collection", members))
+        }
+        Err(e) => protocol::from_api(TASKS, &e),
+    }
+}
+
+/// `GET /Tasks/{id}/SubTasks`: every descendant of the root `id`, found by following
+/// the `subtasks` links down (work proportional to the tree, not to all tasks).
+pub async fn get_subtasks(svc: &Arc<Service>, caller: &Caller, id: &str, uri: &str) -> Answer {
+    let found = match find(svc, caller, id, None).await {
+        Ok(Some(f)) if f.root_uuid.is_none() => f,
+        Ok(_) => return protocol::not_found(uri),
+        Err(e) => return protocol::from_api(uri, &e),
+    };
+    let mut members = Vec::new();
+    let mut seen = HashSet::from([found.task_ref.clone()]);
+    let mut queue: VecDeque<String> = found.view.subtasks.iter().cloned().collect();
+    while let Some(r) = queue.pop_front() {
+        if !seen.insert(r.clone()) {
+            continue;
+        }
+        match record(svc, caller, &r).await {
+            Ok(Some(rec)) => {
+                let v = TaskView::from_record(&rec);
+                members.push(task_uri(&v.uuid, Some(id)));
+                queue.extend(v.subtasks);
+            }
+            // Destroyed meanwhile: not a member any more.
+            Ok(None) => {}
+            Err(e) => return protocol::from_api(uri, &e),
+        }
+    }
+    Answer::ok(collection(uri, "Sub-task Collection", members))
+}
+
+/// A task found by uuid, with the uuid of its root when it is a sub-task.
+struct Found {
+    task_ref: String,
+    view: TaskView,
+    root_uuid: Option<String>,
+}
+
+/// Deepest parent chain followed; XAPI cannot build cycles (a parent is set once, at
+/// creation, to an existing task), this only bounds the work if one ever appeared.
+const MAX_DEPTH: usize = 64;
+
+/// `task.get_record`, with a task that no longer exists as `None`.
+async fn record(svc: &Arc<Service>, caller: &Caller, r: &str) -> Result<Option<Value>, ApiError> {
+    match xapi(
+        svc,
+        "task.get_record",
+        vec![Value::str(&caller.session_ref), Value::str(r)],
+    )
+    .await
+    {
+        Ok(rec) => Ok(Some(rec)),
+        Err(e) if e.code == codes::HANDLE_INVALID => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// One task, found by uuid (`task.get_by_uuid`, `task.get_record`) and checked against
+/// the path it was asked under: `parent` is the root uuid of a `/SubTasks/{id}` path. A
+/// root task answers under `/Tasks/{id}`; a sub-task under its root (and, for
+/// convenience, under `/Tasks/{id}` too, with its canonical `@odata.id`). The root is
+/// found by following `subtask_of` up to the first task whose parent is gone.
+async fn find(
+    svc: &Arc<Service>,
+    caller: &Caller,
+    id: &str,
+    parent: Option<&str>,
+) -> Result<Option<Found>, ApiError> {
+    let task_ref = match xapi(
+        svc,
+        "task.get_by_uuid",
+        vec![Value::str(&caller.session_ref), Value::str(id)],
+    )
+    .await
+    {
+        Ok(r) => r.as_str().unwrap_or_default().to_string(),
+        Err(e) if e.code == codes::UUID_INVALID => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let Some(rec) = record(svc, caller, &task_ref).await? else {
+        return Ok(None);
+    };
+    let view = TaskView::from_record(&rec);
+    let mut root_uuid = None;
+    let mut up = view.subtask_of.clone();
+    for _ in 0..MAX_DEPTH {
+        if up.is_empty() || up == NULL_REF {
+            break;
+        }
+        match record(svc, caller, &up).await? {
+            Some(p) => {
+                let pv = TaskView::from_record(&p);
+                root_uuid = Some(pv.uuid);
+                up = pv.subtask_of;
+            }
+            None => break,
+        }
+    }
+    if parent.is_some() && root_uuid.as_deref() != parent {
+        return Ok(None);
+    }
+    Ok(Some(Found {
+        task_ref,
+        view,
+        root_uuid,
+    }))
+}
+
+/// `GET /Tasks/{id}` and `GET /Tasks/{root}/SubTasks/{id}`: always 200 (the Task
+/// resource is for observers; the monitor is for the requester).
+pub async fn get_task(
+    svc: &Arc<Service>,
+    caller: &Caller,
+    id: &str,
+    parent: Option<&str>,
+    uri: &str,
+) -> Answer {
+    match find(svc, caller, id, parent).await {
+        Ok(Some(f)) => Answer::ok(task_json(&f.view, f.root_uuid.as_deref())),
+        Ok(None) => protocol::not_found(uri),
+        Err(e) => protocol::from_api(uri, &e),
+    }
+}
+
+/// `GET` on a task monitor: 202 with `Location` and `Retry-After` while the task runs;
+/// when it is done, the outcome as the original request would have answered it: 200
+/// with the Task (and XAPI's result) for success, an error for failure; 404 once the task
+/// is cancelled or gone.
+pub async fn get_monitor(svc: &Arc<Service>, caller: &Caller, id: &str, uri: &str) -> Answer {
+    let (view, root) = match find(svc, caller, id, None).await {
+        Ok(Some(f)) => (f.view, f.root_uuid),
+        Ok(None) => return protocol::not_found(uri),
+        Err(e) => return protocol::from_api(uri, &e),
+    };
+    monitor_answer(&view, root.as_deref(), uri)
+}
+
+/// The monitor's answer for a task in a given state (pure, for tests).
+pub fn monitor_answer(view: &TaskView, root: Option<&str>, uri: &str) -> Answer {
+    let mut body = task_json(view, root);
+    match view.status.as_str() {
+        "success" => {
+            body["Oem"] = json!({"Xapi": {"Result": view.result}});
+            Answer::ok(body)
+        }
+        "failure" => {
+            let status =
+                if view.error_info.first().map(String::as_str) == Some(codes::INTERNAL_ERROR) {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+            let mut info = vec![protocol::base_message("GeneralError", &[])];
+            info.extend(messages(view).into_iter().skip(1));
+            Answer::json(status, protocol::error_body(info))
+        }
+        "cancelled" => protocol::not_found(uri),
+        _ => {
+            // sushy's blocking mode would follow an @odata.id here to the Task resource,
+            // which answers 200 at once; without it, clients keep polling the monitor.
+            if let Json::Object(o) = &mut body {
+                o.remove("@odata.id");
+            }
+            Answer::json(StatusCode::ACCEPTED, body)
+                .header(header::LOCATION, uri)
+                .header(
+                    HeaderName::from_static("retry-after"),
+                    RETRY_AFTER_SECS.to_string(),
+                )
+        }
+    }
+}
+
+/// `DELETE` on a Task, sub-task or monitor: an unfinished task gets XAPI's `task.cancel`
+/// (202, the Task now `Cancelling`, `Location` its monitor); a finished one
+/// `task.destroy` (204). XAPI's ownership rule decides who may (403 otherwise). The
+/// monitor of a cancelled task is gone (404), as its `GET` says.
+pub async fn delete(
+    svc: &Arc<Service>,
+    caller: &Caller,
+    id: &str,
+    parent: Option<&str>,
+    monitor: bool,
+    uri: &str,
+) -> Answer {
+    let (task_ref, view) = match find(svc, caller, id, parent).await {
+        Ok(Some(f)) if !(monitor && f.view.status == "cancelled") => (f.task_ref, f.view),
+        Ok(_) => return protocol::not_found(uri),
+        Err(e) => return protocol::from_api(uri, &e),
+    };
+    let session = Value::str(&caller.session_ref);
+    if view.is_completed() {
+        return match xapi(svc, "task.destroy", vec![session, Value::str(&task_ref)]).await {
+            Ok(_) => Answer::empty(StatusCode::NO_CONTENT),
+            Err(e) => protocol::from_api(uri, &e),
+        };
+    }
+    if let Err(e) = xapi(
+        svc,
+        "task.cancel",
+        vec![session.clone(), Value::str(&task_ref)],
+    )
+    .await
+    {
+        return protocol::from_api(uri, &e);
+    }
+    // Show the task as it is now (its owner may already have finished it).
+    match find(svc, caller, id, None).await {
+        Ok(Some(f)) => Answer::json(
+            StatusCode::ACCEPTED,
+            task_json(&f.view, f.root_uuid.as_deref()),
+        )
+        .header(header::LOCATION, monitor_uri(id)),
+        Ok(None) => Answer::empty(StatusCode::NO_CONTENT),
+        Err(e) => protocol::from_api(uri, &e),
+    }
+}
+
+/// `POST …/Actions/TaskService.DeleteAllCompletedTasks` (TaskService v1.3): XAPI's
+/// `task.destroy` on every completed task. Those the caller may not destroy (other users'
+/// tasks without `task.destroy/any`) are kept, and the answer says how many.
+pub async fn delete_all_completed(svc: &Arc<Service>, caller: &Caller) -> Answer {
+    let session = Value::str(&caller.session_ref);
+    let all = match xapi(svc, "task.get_all_records", vec![session.clone()]).await {
+        Ok(Value::Struct(members)) => members,
+        Ok(_) => Vec::new(),
+        Err(e) => return protocol::from_api(DELETE_ALL_COMPLETED, &e),
+    };
+    let mut kept = 0usize;
+    for (r, rec) in &all {
+        if !TaskView::from_record(rec).is_completed() {
+            continue;
+        }
+        match xapi(svc, "task.destroy", vec![session.clone(), Value::str(r)]).await {
+            Ok(_) => {}
+            Err(e) if e.code == codes::RBAC_PERMISSION_DENIED => kept += 1,
+            // Destroyed meanwhile, by someone else or the GC.
+            Err(e) if e.code == codes::HANDLE_INVALID => {}
+            Err(e) => return protocol::from_api(DELETE_ALL_COMPLETED, &e),
+        }
+    }
+    let mut info = vec![protocol::base_message("Success", &[])];
+    if kept > 0 {
+        info.push(protocol::xapi_error_list_message(&[
+            codes::RBAC_PERMISSION_DENIED.to_string(),
+            "task.destroy/any".to_string(),
+            format!("{kept} completed tasks of other users were kept"),
+        ]));
+    }
+    Answer::ok(json!({ "@Message.ExtendedInfo": info }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(status: &str) -> TaskView {
+        TaskView {
+            uuid: "0b5e1f9c-6c1e-4a3c-9d7e-6f1a2b3c4d5e".into(),
+            name_label: "Async.VM.clone".into(),
+            name_description: "".into(),
+            status: status.into(),
+            cancel_requested: false,
+            progress: 0.5,
+            created: "20261123T00:55:00Z".into(),
+            finished: "19700101T00:00:00Z".into(),
+            result: "".into(),
+            error_info: vec![],
+            subtask_of: NULL_REF.into(),
+            subtasks: vec![],
+        }
+    }
+
+    #[test]
+    fn status_maps_to_state_and_health() {
+        assert_eq!(state("pending", false), ("Running", None));
+        assert_eq!(state("pending", true), ("Cancelling", None));
+        assert_eq!(state("cancelling", false), ("Cancelling", None));
+        assert_eq!(state("success", false), ("Completed", Some("OK")));
+        assert_eq!(state("failure", false), ("Exception", Some("Critical")));
+        assert_eq!(state("cancelled", true), ("Cancelled", Some("Warning")));
+    }
+
+    #[test]
+    fn progress_is_clamped_and_rounded() {
+        assert_eq!(percent(0.0), 0);
+        assert_eq!(percent(0.456), 46);
+        assert_eq!(percent(1.0), 100);
+        assert_eq!(percent(7.0), 100);
+        assert_eq!(percent(-1.0), 0);
+        assert_eq!(percent(f64::NAN), 0);
+    }
+
+    #[test]
+    fn dates_convert_and_the_epoch_is_never() {
+        assert_eq!(
+            redfish_date("20261123T00:55:07Z").as_deref(),
+            Some("2026-11-23T00:55:07+00:00")
+        );
+        assert_eq!(redfish_date("19700101T00:00:00Z"), None);
+        assert_eq!(redfish_date("garbage"), None);
+    }
+
+    #[test]
+    fn running_task_json() {
+        let j = task_json(&view("pending"), None);
+        assert_eq!(j["@odata.type"], "#Task.v1_7_4.Task");
+        assert_eq!(
+            j["@odata.id"],
+            "/redfish/v1/TaskService/Tasks/0b5e1f9c-6c1e-4a3c-9d7e-6f1a2b3c4d5e"
+        );
+        assert_eq!(j["Id"], "0b5e1f9c-6c1e-4a3c-9d7e-6f1a2b3c4d5e");
+        assert_eq!(j["Name"], "Async.VM.clone");
+        assert_eq!(j["TaskState"], "Running");
+        assert_eq!(j["PercentComplete"], 50);
+        assert_eq!(j["StartTime"], "2026-11-23T00:55:00+00:00");
+        assert!(j.get("EndTime").is_none());
+        assert!(j.get("TaskStatus").is_none());
+        assert_eq!(
+            j["TaskMonitor"],
+            "/redfish/v1/TaskService/TaskMonitors/0b5e1f9c-6c1e-4a3c-9d7e-6f1a2b3c4d5e"
+        );
+        assert!(
+            j["SubTasks"]["@odata.id"]
+                .as_str()
+                .unwrap()
+                .ends_with("/SubTasks")
+        );
+        assert_eq!(j["Messages"][0]["MessageId"], "TaskEvent.1.0.5.TaskStarted");
+        assert_eq!(j["Messages"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn finished_tasks_have_end_time_status_and_outcome_message() {
+        let mut v = view("success");
+        v.finished = "20261123T01:00:00Z".into();
+        let j = task_json(&v, None);
+        assert_eq!(j["TaskState"], "Completed");
+        assert_eq!(j["TaskStatus"], "OK");
+        assert_eq!(j["EndTime"], "2026-11-23T01:00:00+00:00");
+        assert_eq!(
+            j["Messages"][1]["MessageId"],
+            "TaskEvent.1.0.5.TaskCompletedOK"
+        );
+
+        // A client-completed task keeps XAPI's epoch `finished`: no EndTime then.
+        let j = task_json(&view("success"), None);
+        assert!(j.get("EndTime").is_none());
+
+        let mut v = view("failure");
+        v.error_info = vec!["VM_BAD_POWER_STATE".into(), "OpaqueRef:x".into()];
+        let j = task_json(&v, None);
+        assert_eq!(j["TaskState"], "Exception");
+        assert_eq!(j["TaskStatus"], "Critical");
+        assert_eq!(j["Messages"][1]["MessageId"], "TaskEvent.1.0.5.TaskAborted");
+        assert_eq!(
+            j["Messages"][2]["MessageId"],
+            "XapiTask.1.0.0.VM_BAD_POWER_STATE"
+        );
+        assert_eq!(j["Messages"][2]["MessageArgs"][0], "OpaqueRef:x");
+
+        let j = task_json(&view("cancelled"), None);
+        assert_eq!(j["TaskStatus"], "Warning");
+        assert_eq!(
+            j["Messages"][1]["MessageId"],
+            "TaskEvent.1.0.5.TaskCancelled"
+        );
+        assert!(j.get("TaskMonitor").is_none());
+    }
+
+    #[test]
+    fn subtasks_live_under_their_root_and_have_no_subtasks_link() {
+        let j = task_json(&view("pending"), Some("root-uuid"));
+        assert_eq!(
+            j["@odata.id"],
+            "/redfish/v1/TaskService/Tasks/root-uuid/SubTasks/0b5e1f9c-6c1e-4a3c-9d7e-6f1a2b3c4d5e"
+        );
+        assert!(j.get("SubTasks").is_none());
+    }
+
+    #[test]
+    fn roots_are_tasks_without_a_living_parent() {
+        let rec = |uuid: &str, parent: &str| {
+            Value::Struct(vec![
+                ("uuid".into(), Value::str(uuid)),
+                ("subtask_of".into(), Value::str(parent)),
+            ])
+        };
+        let all = Value::Struct(vec![
+            ("OpaqueRef:a".into(), rec("a", NULL_REF)),
+            ("OpaqueRef:b".into(), rec("b", "OpaqueRef:a")),
+            ("OpaqueRef:c".into(), rec("c", "OpaqueRef:b")),
+            ("OpaqueRef:d".into(), rec("d", "OpaqueRef:gone")),
+        ]);
+        assert_eq!(root_uuids(&all), vec!["a".to_string(), "d".to_string()]);
+    }
+
+    #[test]
+    fn monitor_answers_follow_the_task() {
+        let uri = "/redfish/v1/TaskService/TaskMonitors/x";
+        let running = monitor_answer(&view("pending"), None, uri);
+        assert_eq!(running.status, StatusCode::ACCEPTED);
+        assert!(
+            running
+                .headers
+                .iter()
+                .any(|(n, v)| *n == header::LOCATION && v == uri)
+        );
+        assert!(
+            running
+                .headers
+                .iter()
+                .any(|(n, v)| n == "retry-after" && v == "1")
+        );
+        let done = monitor_answer(&view("success"), None, uri);
+        assert_eq!(done.status, StatusCode::OK);
+        let mut v = view("failure");
+        v.error_info = vec!["INTERNAL_ERROR".into()];
+        assert_eq!(
+            monitor_answer(&v, None, uri).status,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        v.error_info = vec!["VM_BAD_POWER_STATE".into()];
+        assert_eq!(
+            monitor_answer(&v, None, uri).status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            monitor_answer(&view("cancelled"), None, uri).status,
+            StatusCode::NOT_FOUND
+        );
+    }
+}
