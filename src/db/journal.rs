@@ -211,8 +211,7 @@ impl Writer {
                     .collect(),
                 tombstones: dirty.tombstones,
                 generation: t.generation,
-                pool_stamp: t.pool_stamp,
-                host_stamp: t.host_stamp,
+                singletons: dirty.singletons.then_some((t.pool_stamp, t.host_stamp)),
             };
             (batch, seq)
         };

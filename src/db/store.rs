@@ -56,8 +56,8 @@ pub struct Batch {
     pub sessions: Vec<(String, Option<SessionRow>)>,
     pub tombstones: Vec<(u64, Tombstone)>,
     pub generation: u64,
-    pub pool_stamp: Stamp,
-    pub host_stamp: Stamp,
+    /// The pool's and host's stamps, when they changed.
+    pub singletons: Option<(Stamp, Stamp)>,
 }
 
 /// What the store held at start.
@@ -198,16 +198,20 @@ impl Store {
             for (g, t) in &batch.tombstones {
                 tombstones.insert(*g, encode(t).as_slice())?;
             }
-            let excess = tombstones.len()?.saturating_sub(MAX_TOMBSTONES as u64);
-            for _ in 0..excess {
-                tombstones.pop_first()?;
+            if !batch.tombstones.is_empty() {
+                let excess = tombstones.len()?.saturating_sub(MAX_TOMBSTONES as u64);
+                for _ in 0..excess {
+                    tombstones.pop_first()?;
+                }
             }
             let mut meta = txn.open_table(META)?;
             meta.insert("generation", batch.generation)?;
-            meta.insert("pool_created", batch.pool_stamp.created)?;
-            meta.insert("pool_modified", batch.pool_stamp.modified)?;
-            meta.insert("host_created", batch.host_stamp.created)?;
-            meta.insert("host_modified", batch.host_stamp.modified)?;
+            if let Some((pool, host)) = batch.singletons {
+                meta.insert("pool_created", pool.created)?;
+                meta.insert("pool_modified", pool.modified)?;
+                meta.insert("host_created", host.created)?;
+                meta.insert("host_modified", host.modified)?;
+            }
         }
         txn.commit()?;
         Ok(())
