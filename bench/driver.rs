@@ -412,23 +412,29 @@ async fn fanout(port: u16, session: &str, task: &str, n: usize) -> (f64, f64, f6
     let local = tokio::task::LocalSet::new();
     let times = Rc::new(std::cell::RefCell::new(Vec::with_capacity(n)));
     let start = Rc::new(std::cell::Cell::new(None::<Instant>));
-    let mut conns = Vec::with_capacity(n);
-    for _ in 0..n {
-        conns.push(Conn::open(port).await);
-    }
-    for mut conn in conns {
+    // Each waiter sends its call as soon as its connection is open (inside the LocalSet):
+    // a connection that stays silent while thousands of others are opened would meet the
+    // server's request-head timeout.
+    let waiters = {
         let (body, times, start) = (body.clone(), times.clone(), start.clone());
-        local.spawn_local(async move {
-            let reply = conn.post("/", "text/xml", &body).await;
-            assert!(
-                find(&reply, b"<value>mod</value>").is_some(),
-                "a waiter got no event: {}",
-                String::from_utf8_lossy(&reply)
-            );
-            let t0: Instant = start.get().expect("woken after the change");
-            times.borrow_mut().push(t0.elapsed().as_secs_f64() * 1000.0);
-        });
-    }
+        async move {
+            for _ in 0..n {
+                let mut conn = Conn::open(port).await;
+                let (body, times, start) = (body.clone(), times.clone(), start.clone());
+                tokio::task::spawn_local(async move {
+                    let reply = conn.post("/", "text/xml", &body).await;
+                    assert!(
+                        find(&reply, b"<value>mod</value>").is_some(),
+                        "a waiter got no event: {}",
+                        String::from_utf8_lossy(&reply)
+                    );
+                    let t0: Instant = start.get().expect("woken after the change");
+                    times.borrow_mut().push(t0.elapsed().as_secs_f64() * 1000.0);
+                });
+            }
+        }
+    };
+    local.run_until(waiters).await;
     // A value no earlier run wrote: an identical write is not a change and wakes nobody.
     let trigger = xml_call_typed(
         "task.set_progress",
