@@ -242,6 +242,8 @@ def test_restart_keeps_sessions_tasks_links_and_event_tokens(fresh):
     token = ok(proxy.event.__getattr__("from")(session, ["task"], "", 0.0))["token"]
     ok(proxy.task.destroy(session, doomed))
     before = {r: ok(proxy.task.get_record(session, r)) for r in (parent, child)}
+    owned = sorted(ok(proxy.session.get_tasks(session, session)))
+    assert parent in owned and child in owned
     srv.stop()  # SIGTERM: clean shutdown
     assert srv.proc.returncode == 0
     srv.start()
@@ -250,6 +252,8 @@ def test_restart_keeps_sessions_tasks_links_and_event_tokens(fresh):
     assert after == before
     assert after[parent]["subtasks"] == [child]
     assert after[child]["subtask_of"] == parent
+    # session.tasks is rebuilt from the tasks' owners at start.
+    assert sorted(ok(proxy.session.get_tasks(session, session))) == owned
     # A token from before the restart is still good: it sees the destroy, and only that.
     res = ok(proxy.event.__getattr__("from")(session, ["task"], token, 0.0))
     assert [(e["operation"], e["ref"]) for e in res["events"]] == [("del", doomed)]

@@ -78,7 +78,11 @@ pub fn field_value(row: Row<'_>, field: &Field) -> Option<Value> {
             "auth_user_name" => s(&x.auth_user_name),
             // Filled in by the caller, which knows the API's permission table.
             "rbac_permissions" => Value::Array(Vec::new()),
-            "tasks" => set(&x.tasks),
+            "tasks" => {
+                let mut refs: Vec<&str> = x.tasks.iter().map(|t| &**t).collect();
+                refs.sort_unstable();
+                Value::Array(refs.into_iter().map(s).collect())
+            }
             "parent" => s(&x.parent),
             "originator" => s(&x.originator),
             "client_certificate" => Value::Bool(x.client_certificate),
@@ -184,7 +188,7 @@ mod tests {
             auth_user_sid: String::new(),
             auth_user_name: String::new(),
             role: None,
-            tasks: vec![],
+            tasks: Default::default(),
             parent: String::new(),
             originator: String::new(),
             client_certificate: false,

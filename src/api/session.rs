@@ -62,7 +62,7 @@ pub async fn login(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
         },
         auth_user_name: user.name.clone(),
         role: user.role.clone(),
-        tasks: Vec::new(),
+        tasks: Default::default(),
         parent: NULL_REF.to_string(),
         originator,
         client_certificate: false,

@@ -362,6 +362,11 @@ impl Tables {
             self.session_by_uuid.insert(session.uuid.clone(), r.clone());
             self.sessions.insert(r, session);
         }
+        for (r, task) in &self.tasks {
+            if let Some(s) = self.sessions.get_mut(task.session.as_str()) {
+                s.tasks.insert(r.clone());
+            }
+        }
         for (g, t) in loaded.tombstones {
             if t.class == "task" {
                 generation = generation.max(g);
@@ -591,12 +596,10 @@ impl Tables {
         if let Some(p) = self.tasks.get_mut(parent.as_str()) {
             p.subtasks.push(r.clone());
         }
-        if let Some(session) = self.sessions.get_mut(task.session.as_str()) {
-            session.tasks.push(r.clone());
-            let s = task.session.clone();
-            self.mark_session(&s);
-        }
         let key: Arc<str> = r.as_str().into();
+        if let Some(session) = self.sessions.get_mut(task.session.as_str()) {
+            session.tasks.insert(key.clone());
+        }
         if let Ok(u) = uuid::Uuid::parse_str(&task.uuid) {
             self.task_by_uuid.insert(u, key.clone());
         }
@@ -677,8 +680,7 @@ impl Tables {
         }
         self.parent_changed(&task.subtask_of.clone());
         if let Some(session) = self.sessions.get_mut(task.session.as_str()) {
-            session.tasks.retain(|t| t != r);
-            self.mark_session(&task.session);
+            session.tasks.remove(r);
         }
         Ok(*task)
     }

@@ -132,8 +132,12 @@ pub struct SessionRow {
     /// The role the user had at login (None for the local superuser). Permissions are
     /// fixed at login, as in xapi: a role change takes effect at the next login.
     pub role: Option<String>,
-    /// Maintained by the database: tasks whose `session` is this one.
-    pub tasks: Vec<String>,
+    /// Maintained by the database: tasks whose `session` is this one. A set (a session
+    /// may own a million tasks; removing one must not scan them all), sharing the
+    /// tasks' refs; not stored (rebuilt from the tasks' `session` at start, so that a
+    /// new task does not rewrite its session's row).
+    #[serde(skip)]
+    pub tasks: std::collections::HashSet<std::sync::Arc<str>>,
     pub parent: String,
     pub originator: String,
     pub client_certificate: bool,
