@@ -40,7 +40,7 @@ fn date(t: i64) -> Value {
 pub fn field_value(row: Row<'_>, field: &Field) -> Option<Value> {
     let v = match row {
         Row::Task(t) => match field.name {
-            "uuid" => s(&t.uuid),
+            "uuid" => Value::String(t.uuid.hyphenated().to_string()),
             "name_label" => s(&t.name_label),
             "name_description" => s(&t.name_description),
             "allowed_operations" => set(&t.allowed_operations),

@@ -353,9 +353,7 @@ impl Tables {
             self.changes
                 .touch("task", r.clone(), None, task.stamp.modified);
             self.unfinished_tasks += usize::from(!task.status.is_completed());
-            if let Ok(u) = uuid::Uuid::parse_str(&task.uuid) {
-                self.task_by_uuid.insert(u, r.clone());
-            }
+            self.task_by_uuid.insert(task.uuid, r.clone());
             self.tasks.insert(r, Box::new(task));
         }
         for (r, session) in loaded.sessions {
@@ -535,9 +533,14 @@ impl Tables {
     pub fn ref_by_uuid(&self, class: &str, uuid: &str) -> Option<&str> {
         match class {
             "task" => {
-                let r = self.task_by_uuid.get(&uuid::Uuid::parse_str(uuid).ok()?)?;
-                let row = self.tasks.get(&**r)?;
-                (row.uuid == uuid).then_some(&**r)
+                let parsed = uuid::Uuid::parse_str(uuid).ok()?;
+                // parse_str also accepts upper case, braces and the simple form; xapi
+                // compares strings, so only the canonical spelling matches.
+                let mut buf = uuid::Uuid::encode_buffer();
+                if parsed.hyphenated().encode_lower(&mut buf) != uuid {
+                    return None;
+                }
+                self.task_by_uuid.get(&parsed).map(|r| &**r)
             }
             "session" => self.session_by_uuid.get(uuid).map(String::as_str),
             "pool" => (uuid == self.pool.uuid).then_some(self.pool_ref.as_str()),
@@ -600,9 +603,7 @@ impl Tables {
         if let Some(session) = self.sessions.get_mut(task.session.as_str()) {
             session.tasks.insert(key.clone());
         }
-        if let Ok(u) = uuid::Uuid::parse_str(&task.uuid) {
-            self.task_by_uuid.insert(u, key.clone());
-        }
+        self.task_by_uuid.insert(task.uuid, key.clone());
         self.unfinished_tasks += usize::from(!task.status.is_completed());
         self.tasks.insert(key, Box::new(task));
         self.task_changed(&r, None, generation, Op::Add);
@@ -649,9 +650,7 @@ impl Tables {
             .ok_or_else(|| DbError::MissingRow("task", r.to_string()))?;
         let generation = self.bump();
         self.unfinished_tasks -= usize::from(!task.status.is_completed());
-        if let Ok(u) = uuid::Uuid::parse_str(&task.uuid) {
-            self.task_by_uuid.remove(&u);
-        }
+        self.task_by_uuid.remove(&task.uuid);
         self.changes.delete(
             "task",
             key,
@@ -819,7 +818,7 @@ mod tests {
         let mut t = db.write();
         let r = new_ref();
         let task = TaskRow::new("x", "", NULL_REF, "h");
-        let uuid = task.uuid.clone();
+        let uuid = task.uuid.to_string();
         t.insert_task(r.clone(), task);
         assert_eq!(t.ref_by_uuid("task", &uuid), Some(r.as_str()));
         // Only the exact spelling (xapi compares strings): not upper case, not braces.

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{NULL_REF, Stamp, new_uuid, now};
+use super::{NULL_REF, Stamp, now};
 
 /// `task_status_type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,7 +55,9 @@ pub type Str = compact_str::CompactString;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRow {
-    pub uuid: Str,
+    /// Kept as 16 bytes; shown in xapi's form (lower-case, hyphenated), which is the
+    /// only form a lookup by uuid accepts.
+    pub uuid: uuid::Uuid,
     pub name_label: Str,
     pub name_description: Str,
     /// Values of `task_allowed_operations`.
@@ -89,7 +91,7 @@ impl TaskRow {
     /// A task with xapi's initial values (`TaskHelper.make`, spec §4.3).
     pub fn new(label: &str, description: &str, session: &str, host: &str) -> TaskRow {
         TaskRow {
-            uuid: new_uuid().into(),
+            uuid: uuid::Uuid::new_v4(),
             name_label: label.into(),
             name_description: description.into(),
             allowed_operations: Vec::new(),
