@@ -119,7 +119,8 @@ fn start_bare(body: &[u8]) -> Proc {
     Proc { child, port }
 }
 
-fn start_python() -> Proc {
+/// The Python peer; `plain` = stdlib defaults (one thread, HTTP/1.0, backlog 5).
+fn start_python(plain: bool) -> Proc {
     let port = free_port();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("bench")
@@ -127,6 +128,7 @@ fn start_python() -> Proc {
     let child = Command::new("python3")
         .arg(script)
         .arg(port.to_string())
+        .args(if plain { &["--plain"][..] } else { &[][..] })
         .spawn()
         .expect("start python3");
     wait_port(port);
@@ -171,10 +173,14 @@ fn json_call(method: &str, params: &[&str]) -> Vec<u8> {
     .into_bytes()
 }
 
-/// One keep-alive HTTP/1.1 connection.
+/// One keep-alive HTTP/1.1 connection (or, with `closing`, a new connection per call
+/// after the first, for an HTTP/1.0 server).
 struct Conn {
     stream: TcpStream,
     buf: Vec<u8>,
+    port: u16,
+    closing: bool,
+    used: bool,
 }
 
 impl Conn {
@@ -186,6 +192,9 @@ impl Conn {
         Conn {
             stream,
             buf: Vec::with_capacity(1 << 16),
+            port,
+            closing: false,
+            used: false,
         }
     }
 
@@ -197,6 +206,13 @@ impl Conn {
         );
         let mut req = head.into_bytes();
         req.extend_from_slice(body);
+        if self.closing && self.used {
+            *self = Conn {
+                closing: true,
+                ..Conn::open(self.port).await
+            };
+        }
+        self.used = true;
         self.stream.write_all(&req).await.expect("write");
         self.read_response().await
     }
@@ -493,7 +509,8 @@ async fn run() {
         .post("/", "text/xml", &get_record)
         .await;
     let bare = start_bare(&reply);
-    let python = start_python();
+    let python = start_python(false);
+    let plain = start_python(true);
     let py_session = login(python.port).await;
     let py_task = first_ref(
         &Conn::open(python.port)
@@ -509,6 +526,21 @@ async fn run() {
             .await,
     );
     let py_get_record = xml_call("task.get_record", &[&py_session, &py_task]);
+    let pl_session = login(plain.port).await;
+    let pl_task = first_ref(
+        &Conn::open(plain.port)
+            .await
+            .post(
+                "/",
+                "text/xml",
+                &xml_call(
+                    "task.create",
+                    &[&pl_session, "bench", "the task read by get_record"],
+                ),
+            )
+            .await,
+    );
+    let pl_get_record = xml_call("task.get_record", &[&pl_session, &pl_task]);
     println!(
         "# get_record request {} B, reply {} B",
         get_record.len(),
@@ -537,6 +569,18 @@ async fn run() {
             py_get_record.clone(),
         )
         .await;
+        let plain_run = {
+            let body = Rc::new(pl_get_record.clone());
+            load(plain.port, conns, secs, move |mut c: Conn| {
+                let body = body.clone();
+                async move {
+                    c.closing = true;
+                    c.post("/", "text/xml", &body).await;
+                    (c, 1)
+                }
+            })
+            .await
+        };
         table.row([
             "task.get_record (req/s, p50/p99 µs)",
             &conns.to_string(),
@@ -544,9 +588,11 @@ async fn run() {
             &format!("{} ({:.0}/{:.0})", k(b.per_sec), b.p50_us, b.p99_us),
             &format!("{} ({:.0}/{:.0})", k(p.per_sec), p.p50_us, p.p99_us),
             &format!(
-                "{:.0} % of limit, {:.1}× peer",
+                "{:.0} % of limit, {:.1}× peer; plain stdlib peer {}: {:.1}×",
                 100.0 * o.per_sec / b.per_sec,
-                o.per_sec / p.per_sec
+                o.per_sec / p.per_sec,
+                k(plain_run.per_sec),
+                o.per_sec / plain_run.per_sec
             ),
         ]);
     }
@@ -695,7 +741,7 @@ async fn run() {
             &format!("p50 {p50:.1}, p99 {p99:.1}, max {max:.1}"),
         );
     }
-    drop((bare, python));
+    drop((bare, python, plain));
 }
 
 fn main() {

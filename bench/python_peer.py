@@ -1,6 +1,8 @@
 """The peer: a stdlib-Python XML-RPC task server of the kind people write as a fake
 (threaded SimpleXMLRPCServer over HTTP/1.1 keep-alive, tasks in a dict).
-Usage: python3 python_peer.py PORT"""
+With --plain: the stdlib defaults exactly as people write them (one thread, HTTP/1.0, a
+connection per call, listen backlog 5).
+Usage: python3 python_peer.py PORT [--plain]"""
 
 import sys
 import threading
@@ -55,7 +57,17 @@ def set_progress(session, ref, value):
     return ok("")
 
 
-server = Server(("127.0.0.1", int(sys.argv[1])), requestHandler=Handler, allow_none=True, logRequests=False)
+class PlainHandler(SimpleXMLRPCRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+if "--plain" in sys.argv:
+    server = SimpleXMLRPCServer(
+        ("127.0.0.1", int(sys.argv[1])), requestHandler=PlainHandler, allow_none=True, logRequests=False
+    )
+else:
+    server = Server(("127.0.0.1", int(sys.argv[1])), requestHandler=Handler, allow_none=True, logRequests=False)
 server.register_function(login_with_password, "session.login_with_password")
 server.register_function(create, "task.create")
 server.register_function(get_record, "task.get_record")
