@@ -569,9 +569,11 @@ async fn run() {
             py_get_record.clone(),
         )
         .await;
-        let plain_run = {
+        // The plain peer's listen backlog of 5 resets connections at 64 clients: it is
+        // measured where it still answers.
+        let plain_text = if conns <= 16 {
             let body = Rc::new(pl_get_record.clone());
-            load(plain.port, conns, secs, move |mut c: Conn| {
+            let r = load(plain.port, conns, secs, move |mut c: Conn| {
                 let body = body.clone();
                 async move {
                     c.closing = true;
@@ -579,7 +581,14 @@ async fn run() {
                     (c, 1)
                 }
             })
-            .await
+            .await;
+            format!(
+                "plain stdlib peer {}: {:.1}×",
+                k(r.per_sec),
+                o.per_sec / r.per_sec
+            )
+        } else {
+            "plain stdlib peer: resets connections (backlog 5)".to_string()
         };
         table.row([
             "task.get_record (req/s, p50/p99 µs)",
@@ -588,11 +597,9 @@ async fn run() {
             &format!("{} ({:.0}/{:.0})", k(b.per_sec), b.p50_us, b.p99_us),
             &format!("{} ({:.0}/{:.0})", k(p.per_sec), p.p50_us, p.p99_us),
             &format!(
-                "{:.0} % of limit, {:.1}× peer; plain stdlib peer {}: {:.1}×",
+                "{:.0} % of limit, {:.1}× peer; {plain_text}",
                 100.0 * o.per_sec / b.per_sec,
                 o.per_sec / p.per_sec,
-                k(plain_run.per_sec),
-                o.per_sec / plain_run.per_sec
             ),
         ]);
     }
