@@ -343,7 +343,7 @@ pub fn complete_task(db: &Db, task_ref: &str, outcome: Result<Value, ApiError>) 
                 } else {
                     TaskStatus::Failure
                 };
-                t.error_info = e.description();
+                t.error_info = e.description().into();
             }
         }
         Ok(())

@@ -99,7 +99,7 @@ pub fn cancel(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
         None => format!("DummyRef:|{}|task.cancel", new_uuid()),
     };
     mutate(ctx, r, |t| {
-        t.current_operations = vec![(key, "cancel".to_string())];
+        t.current_operations = thin_vec::thin_vec![(key, "cancel".to_string())];
         Ok(())
     })?;
     Ok(Value::void())
@@ -138,7 +138,7 @@ pub fn set_result(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
 pub fn set_error_info(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
     let info = arg::strings(&args[1]);
     mutate(ctx, arg::string(&args[0]), |t| {
-        t.error_info = info;
+        t.error_info = info.into();
         Ok(())
     })?;
     Ok(Value::void())
@@ -185,7 +185,7 @@ pub fn set_other_config(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError
     check_protected_diff(ctx, &old_map, &new_map)?;
     tables
         .update_task(r, |t| {
-            t.other_config = new_map;
+            t.other_config = new_map.into();
             Ok(())
         })
         .map_err(db_error)?;

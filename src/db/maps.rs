@@ -14,6 +14,24 @@ pub fn check_key(key: &str) -> Result<(), DbError> {
     }
 }
 
+/// The list types map fields are stored in (`Vec` for sessions, `ThinVec` for tasks,
+/// whose maps are usually empty).
+pub trait PairList: std::ops::Deref<Target = [(String, String)]> {
+    fn insert_front(&mut self, pair: (String, String));
+}
+
+impl PairList for Vec<(String, String)> {
+    fn insert_front(&mut self, pair: (String, String)) {
+        self.insert(0, pair);
+    }
+}
+
+impl PairList for thin_vec::ThinVec<(String, String)> {
+    fn insert_front(&mut self, pair: (String, String)) {
+        self.insert(0, pair);
+    }
+}
+
 /// Refuses a whole map that has an empty key.
 pub fn check_keys(map: &[(String, String)]) -> Result<(), DbError> {
     map.iter().try_for_each(|(k, _)| check_key(k))
@@ -22,7 +40,7 @@ pub fn check_keys(map: &[(String, String)]) -> Result<(), DbError> {
 /// Adds `key` → `value` in front of `map`, the map being field `field` of row `r` of
 /// `table` (named in the `MAP_DUPLICATE_KEY` error).
 pub fn add(
-    map: &mut Vec<(String, String)>,
+    map: &mut impl PairList,
     table: &'static str,
     field: &'static str,
     r: &str,
@@ -38,7 +56,7 @@ pub fn add(
             key.to_string(),
         ));
     }
-    map.insert(0, (key.to_string(), value.to_string()));
+    map.insert_front((key.to_string(), value.to_string()));
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 //! API layer maps them to values through the datamodel table (`api::record`).
 
 use serde::{Deserialize, Serialize};
+use thin_vec::ThinVec;
 
 use super::{NULL_REF, Stamp, now};
 
@@ -53,6 +54,8 @@ impl TaskStatus {
 /// allocation — with a million tasks, that is a few hundred MB.
 pub type Str = compact_str::CompactString;
 
+/// A task. Its lists are `ThinVec`s: 8 bytes and no allocation while empty (most are),
+/// against 24 for a `Vec`; with a million rows that is 80 MB.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TaskRow {
     /// Kept as 16 bytes; shown in xapi's form (lower-case, hyphenated), which is the
@@ -61,9 +64,9 @@ pub struct TaskRow {
     pub name_label: Str,
     pub name_description: Str,
     /// Values of `task_allowed_operations`.
-    pub allowed_operations: Vec<String>,
+    pub allowed_operations: ThinVec<String>,
     /// key → `task_allowed_operations` value.
-    pub current_operations: Vec<(String, String)>,
+    pub current_operations: ThinVec<(String, String)>,
     pub created: i64,
     pub finished: i64,
     pub status: TaskStatus,
@@ -78,11 +81,11 @@ pub struct TaskRow {
     pub forwarded_to: Str,
     pub type_: Str,
     pub result: Str,
-    pub error_info: Vec<String>,
-    pub other_config: Vec<(String, String)>,
+    pub error_info: ThinVec<String>,
+    pub other_config: ThinVec<(String, String)>,
     pub subtask_of: Str,
     /// Maintained by the database from the children's `subtask_of`.
-    pub subtasks: Vec<String>,
+    pub subtasks: ThinVec<String>,
     pub backtrace: Str,
     pub stamp: Stamp,
 }
@@ -94,8 +97,8 @@ impl TaskRow {
             uuid: uuid::Uuid::new_v4(),
             name_label: label.into(),
             name_description: description.into(),
-            allowed_operations: Vec::new(),
-            current_operations: Vec::new(),
+            allowed_operations: ThinVec::new(),
+            current_operations: ThinVec::new(),
             created: now(),
             finished: 0,
             status: TaskStatus::Pending,
@@ -108,10 +111,10 @@ impl TaskRow {
             forwarded_to: Str::const_new(NULL_REF),
             type_: Str::const_new("<none/>"),
             result: Str::default(),
-            error_info: Vec::new(),
-            other_config: Vec::new(),
+            error_info: ThinVec::new(),
+            other_config: ThinVec::new(),
             subtask_of: Str::const_new(NULL_REF),
-            subtasks: Vec::new(),
+            subtasks: ThinVec::new(),
             backtrace: Str::const_new("()"),
             stamp: Stamp::default(),
         }

@@ -239,7 +239,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut t = TaskRow::new("label", "desc", NULL_REF, "OpaqueRef:h");
         t.progress = f64::NAN;
-        t.other_config = vec![("k".into(), "v".into())];
+        t.other_config = thin_vec::thin_vec![("k".into(), "v".into())];
         t.stamp = Stamp {
             created: 3,
             modified: 7,
