@@ -272,6 +272,12 @@ async fn login(port: u16) -> String {
     )
 }
 
+/// Creates a task over a fresh connection and returns its ref.
+async fn new_task(port: u16, session: &str, label: &str, description: &str) -> String {
+    let body = xml_call("task.create", &[session, label, description]);
+    first_ref(&Conn::open(port).await.post("/", "text/xml", &body).await)
+}
+
 struct Run {
     per_sec: f64,
     p50_us: f64,
@@ -490,19 +496,7 @@ async fn run() {
     // written to disk for them); write workloads on both.
     let ours = start_ours(false);
     let session = login(ours.port).await;
-    let task = first_ref(
-        &Conn::open(ours.port)
-            .await
-            .post(
-                "/",
-                "text/xml",
-                &xml_call(
-                    "task.create",
-                    &[&session, "bench", "the task read by get_record"],
-                ),
-            )
-            .await,
-    );
+    let task = new_task(ours.port, &session, "bench", "the task read by get_record").await;
     let get_record = xml_call("task.get_record", &[&session, &task]);
     let reply = Conn::open(ours.port)
         .await
@@ -512,34 +506,22 @@ async fn run() {
     let python = start_python(false);
     let plain = start_python(true);
     let py_session = login(python.port).await;
-    let py_task = first_ref(
-        &Conn::open(python.port)
-            .await
-            .post(
-                "/",
-                "text/xml",
-                &xml_call(
-                    "task.create",
-                    &[&py_session, "bench", "the task read by get_record"],
-                ),
-            )
-            .await,
-    );
+    let py_task = new_task(
+        python.port,
+        &py_session,
+        "bench",
+        "the task read by get_record",
+    )
+    .await;
     let py_get_record = xml_call("task.get_record", &[&py_session, &py_task]);
     let pl_session = login(plain.port).await;
-    let pl_task = first_ref(
-        &Conn::open(plain.port)
-            .await
-            .post(
-                "/",
-                "text/xml",
-                &xml_call(
-                    "task.create",
-                    &[&pl_session, "bench", "the task read by get_record"],
-                ),
-            )
-            .await,
-    );
+    let pl_task = new_task(
+        plain.port,
+        &pl_session,
+        "bench",
+        "the task read by get_record",
+    )
+    .await;
     let pl_get_record = xml_call("task.get_record", &[&pl_session, &pl_task]);
     println!(
         "# get_record request {} B, reply {} B",
@@ -621,16 +603,7 @@ async fn run() {
     }
     let durable = start_ours(true);
     let d_session = login(durable.port).await;
-    let d_task = first_ref(
-        &Conn::open(durable.port)
-            .await
-            .post(
-                "/",
-                "text/xml",
-                &xml_call("task.create", &[&d_session, "bench", "durable"]),
-            )
-            .await,
-    );
+    let d_task = new_task(durable.port, &d_session, "bench", "durable").await;
     for conns in [16, 64] {
         let o = set_progress_load(ours.port, &session, &task, conns, secs).await;
         let d = set_progress_load(durable.port, &d_session, &d_task, conns, secs).await;
@@ -730,16 +703,7 @@ async fn run() {
     drop(ours);
     let fresh = start_ours(false);
     let session = login(fresh.port).await;
-    let task = first_ref(
-        &Conn::open(fresh.port)
-            .await
-            .post(
-                "/",
-                "text/xml",
-                &xml_call("task.create", &[&session, "fan-out", ""]),
-            )
-            .await,
-    );
+    let task = new_task(fresh.port, &session, "fan-out", "").await;
     for n in fanouts {
         let (p50, p99, max) = fanout(fresh.port, &session, &task, n).await;
         table.ours(
