@@ -132,24 +132,27 @@ async fn accept_loop(listener: Listener, ctx: AcceptCtx) {
             }
         };
         let _ = stream.set_nodelay(true);
-        let permit = ctx.permits.clone().try_acquire_owned().ok();
-        let refusal = match permit {
-            Some(_) => None,
-            None => match ctx.refusals.clone().try_acquire_owned() {
-                Ok(r) => Some(r),
+        let slot = match ctx.permits.clone().try_acquire_owned() {
+            Ok(p) => Slot::Serve(p),
+            Err(_) => match ctx.refusals.clone().try_acquire_owned() {
+                Ok(r) => Slot::Refuse(r),
                 // Too many refusals in flight: wait for a connection slot instead, so
                 // the client queues in the kernel rather than being dropped.
                 Err(_) => match ctx.permits.clone().acquire_owned().await {
-                    Ok(p) => {
-                        spawn_connection(stream, peer, &listener.tls, &ctx, Some(p), None);
-                        continue;
-                    }
+                    Ok(p) => Slot::Serve(p),
                     Err(_) => return,
                 },
             },
         };
-        spawn_connection(stream, peer, &listener.tls, &ctx, permit, refusal);
+        spawn_connection(stream, peer, &listener.tls, &ctx, slot);
     }
+}
+
+/// What an accepted connection got: a place among the served connections, or one among
+/// the refusals (each permit is given back when the connection ends).
+enum Slot {
+    Serve(tokio::sync::OwnedSemaphorePermit),
+    Refuse(tokio::sync::OwnedSemaphorePermit),
 }
 
 fn spawn_connection(
@@ -157,18 +160,17 @@ fn spawn_connection(
     peer: SocketAddr,
     tls: &Option<TlsAcceptor>,
     ctx: &AcceptCtx,
-    permit: Option<tokio::sync::OwnedSemaphorePermit>,
-    refusal: Option<tokio::sync::OwnedSemaphorePermit>,
+    slot: Slot,
 ) {
     let tls = tls.clone();
     let ctx = ctx.clone();
     tokio::spawn(async move {
         match tls {
-            None => serve_io(stream, peer, ctx, permit, refusal).await,
+            None => serve_io(stream, peer, ctx, slot).await,
             Some(acceptor) => {
                 match tokio::time::timeout(ctx.limits.header_timeout, acceptor.accept(stream)).await
                 {
-                    Ok(Ok(s)) => serve_io(s, peer, ctx, permit, refusal).await,
+                    Ok(Ok(s)) => serve_io(s, peer, ctx, slot).await,
                     Ok(Err(e)) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
                     Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
                 }
@@ -178,20 +180,18 @@ fn spawn_connection(
 }
 
 /// Serves one connection, or refuses it with 503 when the connection limit is reached.
-async fn serve_io<I>(
-    io: I,
-    peer: SocketAddr,
-    ctx: AcceptCtx,
-    permit: Option<tokio::sync::OwnedSemaphorePermit>,
-    refusal: Option<tokio::sync::OwnedSemaphorePermit>,
-) where
+async fn serve_io<I>(io: I, peer: SocketAddr, ctx: AcceptCtx, slot: Slot)
+where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    if permit.is_none() {
-        refuse(io, &ctx.limits).await;
-        drop(refusal);
-        return;
-    }
+    let permit = match slot {
+        Slot::Serve(permit) => permit,
+        Slot::Refuse(held) => {
+            refuse(io, &ctx.limits).await;
+            drop(held);
+            return;
+        }
+    };
     let svc = ctx.svc.clone();
     let limits = ctx.limits.clone();
     let service = service_fn(move |req| {

@@ -374,19 +374,54 @@ class Server:
             pass
 
 
-@pytest.fixture(scope="session")
-def server():
+def launch(extra_args=(), tls=False, config=None, users=ROLES):
+    """A started server of its own with one user per role in `users`; `config` is the
+    text of its data directory's xapi-taskd.toml. The caller cleans it up."""
     _build()
     if not BINARY.exists():
         pytest.exit(f"{BINARY} does not exist after cargo build", returncode=3)
-    srv = Server()
+    srv = Server(extra_args=extra_args, tls=tls)
     try:
+        if config is not None:
+            with open(os.path.join(srv.data_dir, "xapi-taskd.toml"), "w") as f:
+                f.write(config)
         srv.start()
-        for role in ROLES:
+        for role in users:
             srv.add_user(user_name(role), role, user_password(role))
+    except BaseException:
+        srv.cleanup()
+        raise
+    return srv
+
+
+@pytest.fixture(scope="session")
+def server():
+    srv = launch()
+    try:
         yield srv
     finally:
         srv.cleanup()
+
+
+@pytest.fixture
+def fresh():
+    """Starts servers of a test's own (`fresh(extra_args, tls=, config=, users=)`, no
+    users by default), for tests that restart, kill or reconfigure them."""
+    servers = []
+
+    def make(extra_args=(), tls=False, config=None, users=()):
+        srv = launch(extra_args, tls=tls, config=config, users=users)
+        servers.append(srv)
+        return srv
+
+    yield make
+    for srv in servers:
+        srv.cleanup()
+
+
+def login(url, user="root", password=ROOT_PASSWORD):
+    """A new session (each login costs an argon2 hash: prefer `sessions` where it fits)."""
+    return ok(server_proxy(url).session.login_with_password(user, password))
 
 
 @pytest.fixture(scope="session")

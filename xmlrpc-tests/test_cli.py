@@ -21,8 +21,8 @@ import time
 import pytest
 
 from conftest import (
-    BINARY, ROLES, ROOT_PASSWORD, UUID_RE, Server, Sessions, _build, fail, ok, server_proxy,
-    unique, user_name, user_password,
+    BINARY, ROOT_PASSWORD, UUID_RE, Server, Sessions, _build, fail, launch, ok,
+    server_proxy, unique, user_name, user_password,
 )
 
 CLI_TIMEOUT = 30
@@ -35,12 +35,8 @@ CLI_TIMEOUT = 30
 # make the test flaky.
 @pytest.fixture(scope="module")
 def server():
-    _build()
-    srv = Server(extra_args=["--gc-interval", "3600"], tls=True)
+    srv = launch(["--gc-interval", "3600"], tls=True)
     try:
-        srv.start()
-        for role in ROLES:
-            srv.add_user(user_name(role), role, user_password(role))
         yield srv
     finally:
         srv.cleanup()

@@ -22,7 +22,7 @@ import xmlrpc.client
 import pytest
 import XenAPI
 
-from conftest import ROOT_PASSWORD, Server, _build, header_proxy, ok, server_proxy
+from conftest import ROOT_PASSWORD, header_proxy, login, ok, server_proxy
 
 CRASH_ROUNDS = int(os.environ.get("CRASH_ROUNDS", "3"))
 WORKERS = 6
@@ -31,27 +31,6 @@ WORKERS = 6
 # (Tasks completed with set_status keep finished = the epoch, so xapi's rule would remove
 # them at the first pass; hence a timeout longer than the epoch's age.)
 NO_GC = ["--max-tasks", "1000000", "--gc-interval", "3600", "--completed-task-timeout", "100000000000"]
-
-
-@pytest.fixture
-def fresh():
-    """A server of its own (the test restarts or kills it)."""
-    _build()
-    servers = []
-
-    def make(extra_args=(), tls=False):
-        srv = Server(extra_args=extra_args, tls=tls)
-        servers.append(srv)
-        srv.start()
-        return srv
-
-    yield make
-    for srv in servers:
-        srv.cleanup()
-
-
-def login(url):
-    return ok(server_proxy(url).session.login_with_password("root", ROOT_PASSWORD))
 
 
 class Ledger:

@@ -11,32 +11,14 @@ import xmlrpc.client
 
 import pytest
 
-from conftest import ROOT_PASSWORD, Server, _build, ok, server_proxy, user_name, user_password
-
-
-@pytest.fixture
-def fresh():
-    _build()
-    servers = []
-
-    def make(extra_args=(), config=None, users=()):
-        srv = Server(extra_args=extra_args)
-        if config is not None:
-            with open(f"{srv.data_dir}/xapi-taskd.toml", "w") as f:
-                f.write(config)
-        servers.append(srv)
-        srv.start()
-        for role in users:
-            srv.add_user(user_name(role), role, user_password(role))
-        return srv
-
-    yield make
-    for srv in servers:
-        srv.cleanup()
-
-
-def login(url, user="root", password=ROOT_PASSWORD):
-    return ok(server_proxy(url).session.login_with_password(user, password))
+from conftest import (
+    ROOT_PASSWORD,
+    login,
+    ok,
+    server_proxy,
+    user_name,
+    user_password,
+)
 
 
 def wait_until(predicate, timeout=10.0, step=0.05):
@@ -202,16 +184,9 @@ def test_a_slow_or_idle_connection_is_closed_after_the_head_timeout(fresh):
     idle.close()
 
 
-def test_a_bad_config_file_is_refused_at_start():
-    _build()
-    srv = Server()
-    with open(f"{srv.data_dir}/xapi-taskd.toml", "w") as f:
-        f.write("max-taks = 5\n")
-    try:
-        with pytest.raises(RuntimeError, match="max-taks"):
-            srv.start()
-    finally:
-        srv.cleanup()
+def test_a_bad_config_file_is_refused_at_start(fresh):
+    with pytest.raises(RuntimeError, match="max-taks"):
+        fresh(config="max-taks = 5\n")
 
 
 # -------------------------------------------------------------------------- retention

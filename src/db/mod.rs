@@ -295,18 +295,8 @@ impl Tables {
             dirty: None,
             seq: 0,
         };
-        let loaded = loaded.unwrap_or_default();
-        let restored_singletons = loaded.pool_stamp.created > 0 && loaded.host_stamp.created > 0;
-        tables.load(loaded);
-        if restored_singletons {
-            let (p, h) = (tables.pool_ref.clone(), tables.host_ref.clone());
-            tables
-                .changes
-                .touch("pool", p.into(), None, tables.pool_stamp.modified);
-            tables
-                .changes
-                .touch("host", h.into(), None, tables.host_stamp.modified);
-        } else {
+        let restored_singletons = tables.load(loaded.unwrap_or_default());
+        if !restored_singletons {
             // The singletons are created after generation 1, so that an `event.from`
             // from the empty token (generation 0) sees them as `add`.
             for class in ["pool", "host"] {
@@ -336,16 +326,23 @@ impl Tables {
     }
 
     /// Fills empty tables with what a store held, rebuilding the indices (uuids, the
-    /// change index, the unfinished count). The stored rows are one committed snapshot,
-    /// so their links (`subtasks`, `session.tasks`) are already consistent.
-    fn load(&mut self, loaded: Loaded) {
+    /// change index, the unfinished count, `session.tasks`). The stored rows are one
+    /// committed snapshot, so `subtasks` is already consistent. Returns whether the store
+    /// held the pool's and host's stamps (a new store does not).
+    fn load(&mut self, loaded: Loaded) -> bool {
         let mut generation = loaded.generation.max(1);
-        if loaded.pool_stamp.created > 0 && loaded.host_stamp.created > 0 {
+        let singletons = loaded.pool_stamp.created > 0 && loaded.host_stamp.created > 0;
+        if singletons {
             self.pool_stamp = loaded.pool_stamp;
             self.host_stamp = loaded.host_stamp;
             generation = generation
                 .max(loaded.pool_stamp.modified)
                 .max(loaded.host_stamp.modified);
+            let (p, h) = (self.pool_ref.clone(), self.host_ref.clone());
+            self.changes
+                .touch("pool", p.into(), None, loaded.pool_stamp.modified);
+            self.changes
+                .touch("host", h.into(), None, loaded.host_stamp.modified);
         }
         for (r, task) in loaded.tasks {
             generation = generation.max(task.stamp.modified);
@@ -374,6 +371,7 @@ impl Tables {
         }
         self.generation = generation;
         self.notify.send_replace(generation);
+        singletons
     }
 
     /// The shared key of task `r`.

@@ -172,28 +172,8 @@ impl Store {
         txn.set_durability(Durability::Immediate)
             .map_err(|e| StoreError(e.to_string()))?;
         {
-            let mut tasks = txn.open_table(TASKS)?;
-            for (r, row) in &batch.tasks {
-                match row {
-                    Some(row) => {
-                        tasks.insert(r.as_str(), encode(row).as_slice())?;
-                    }
-                    None => {
-                        tasks.remove(r.as_str())?;
-                    }
-                }
-            }
-            let mut sessions = txn.open_table(SESSIONS)?;
-            for (r, row) in &batch.sessions {
-                match row {
-                    Some(row) => {
-                        sessions.insert(r.as_str(), encode(row).as_slice())?;
-                    }
-                    None => {
-                        sessions.remove(r.as_str())?;
-                    }
-                }
-            }
+            write_rows(&mut txn.open_table(TASKS)?, &batch.tasks)?;
+            write_rows(&mut txn.open_table(SESSIONS)?, &batch.sessions)?;
             let mut tombstones = txn.open_table(TOMBSTONES)?;
             for (g, t) in &batch.tombstones {
                 tombstones.insert(*g, encode(t).as_slice())?;
@@ -216,6 +196,24 @@ impl Store {
         txn.commit()?;
         Ok(())
     }
+}
+
+/// Puts changed rows in a table, or removes the deleted ones (`None`).
+fn write_rows<T: Serialize>(
+    table: &mut redb::Table<'_, &'static str, &'static [u8]>,
+    rows: &[(String, Option<T>)],
+) -> Result<(), StoreError> {
+    for (r, row) in rows {
+        match row {
+            Some(row) => {
+                table.insert(r.as_str(), encode(row).as_slice())?;
+            }
+            None => {
+                table.remove(r.as_str())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn encode<T: Serialize>(row: &T) -> Vec<u8> {
