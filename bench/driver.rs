@@ -4,7 +4,8 @@
 //! are stated in. Client and servers share the machine: the driver runs on one thread.
 //!
 //! Environment: BENCH_SECS (seconds per load run, default 3), BENCH_MAX_TASKS (largest
-//! memory point, default 1000000), BENCH_FANOUT (comma list, default 100,1000,10000).
+//! memory point, default 1000000), BENCH_FANOUT (comma list, default 100,1000,10000),
+//! BENCH_ONLY=fanout (only the fan-out rows, for profiling them).
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener as StdListener;
@@ -46,6 +47,10 @@ impl Drop for Proc {
 }
 
 impl Proc {
+    fn cpu_ms(&self) -> f64 {
+        cpu_ms(&self.child.id().to_string())
+    }
+
     fn rss_mib(&self) -> f64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
@@ -107,14 +112,25 @@ fn start_ours(durable: bool) -> Proc {
 }
 
 fn start_bare(body: &[u8]) -> Proc {
+    start_bare_with(&[body])
+}
+
+/// The fan-out limit: `event.from` calls block until a `set_progress`, then get `event`
+/// (the bytes of the trigger's own reply do not matter: it gets the same).
+fn start_bare_fanout(event: &[u8]) -> Proc {
+    start_bare_with(&[event, event])
+}
+
+fn start_bare_with(bodies: &[&[u8]]) -> Proc {
     let port = free_port();
-    let file = std::env::temp_dir().join(format!("bench-body-{port}.xml"));
-    std::fs::write(&file, body).unwrap();
-    let child = Command::new(target_dir().join("examples").join("bare-hyper"))
-        .arg(format!("127.0.0.1:{port}"))
-        .arg(&file)
-        .spawn()
-        .expect("start bare-hyper");
+    let mut cmd = Command::new(target_dir().join("examples").join("bare-hyper"));
+    cmd.arg(format!("127.0.0.1:{port}"));
+    for (i, body) in bodies.iter().enumerate() {
+        let file = std::env::temp_dir().join(format!("bench-body-{port}-{i}.xml"));
+        std::fs::write(&file, body).unwrap();
+        cmd.arg(&file);
+    }
+    let child = cmd.spawn().expect("start bare-hyper");
     wait_port(port);
     Proc { child, port }
 }
@@ -380,6 +396,21 @@ struct Table {
 }
 
 impl Table {
+    /// A table with its header row printed.
+    fn new() -> Table {
+        let mut table = Table { rows: Vec::new() };
+        table.row([
+            "workload",
+            "conns",
+            "xapi-taskd",
+            "bare hyper (limit)",
+            "python peer",
+            "ratios",
+        ]);
+        table.row(["---", "---", "---", "---", "---", "---"]);
+        table
+    }
+
     /// A row with a figure for xapi-taskd only (no comparator runs this workload).
     fn ours(&mut self, workload: &str, conns: &str, figure: &str) {
         self.row([workload, conns, figure, "", "", ""]);
@@ -415,72 +446,173 @@ async fn create_tasks(port: u16, session: &str, n: usize) {
     local.await;
 }
 
-async fn fanout(port: u16, session: &str, task: &str, n: usize) -> (f64, f64, f64) {
-    let mut c = Conn::open(port).await;
-    let batch = c
+/// Fan-out, with its own limit: the bare server holding the same number of connections
+/// and answering them all with the bytes of a real event reply, no application work. Also
+/// prints the CPU time each side spent in the round, which shows where the time goes.
+async fn fanout_rows(table: &mut Table, fanouts: &[usize]) {
+    let fresh = start_ours(false);
+    let session = login(fresh.port).await;
+    let task = new_task(fresh.port, &session, "fan-out", "").await;
+    let (waiter, trigger) = fanout_calls(fresh.port, &session, &task, 0).await;
+    let event_reply = fanout(&fresh, waiter, trigger, 1).await.sample;
+    let bare_fan = start_bare_fanout(&event_reply);
+    for (round, &n) in fanouts.iter().enumerate() {
+        let (waiter, trigger) = fanout_calls(fresh.port, &session, &task, round + 1).await;
+        let ours = fanout(&fresh, waiter.clone(), trigger.clone(), n).await;
+        let bare = fanout(&bare_fan, waiter, trigger, n).await;
+        println!(
+            "# fan-out to {n}: CPU ms from the change to the last reply, server/client: xapi-taskd {:.0}/{:.0}, bare {:.0}/{:.0}",
+            ours.cpu.0, ours.cpu.1, bare.cpu.0, bare.cpu.1
+        );
+        table.row([
+            &format!("event.from fan-out to {n} waiters (ms after the change)"),
+            &n.to_string(),
+            &ours.to_string(),
+            &bare.to_string(),
+            "",
+            &format!("p99 {:.1}× the limit's", ours.p99 / bare.p99),
+        ]);
+    }
+}
+
+/// With BENCH_PERF_CTL naming the control FIFO of a `perf record --control
+/// fifo:FIFO --delay=-1`, records only the fan-out's answer phase (docs/performance.md).
+fn perf_control(command: &str) {
+    if let Ok(fifo) = std::env::var("BENCH_PERF_CTL") {
+        let _ = std::fs::write(fifo, format!("{command}\n"));
+    }
+}
+
+/// CPU time (user + system) of process `pid` ("self" for the driver) so far, in ms.
+fn cpu_ms(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<f64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0.0))
+        .collect();
+    let ticks = f.get(11).copied().unwrap_or(0.0) + f.get(12).copied().unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks * 1000.0 / hz
+}
+
+/// The two calls of a fan-out round against our server: the waiters' `event.from` on one
+/// task from the current token, and the `set_progress` that wakes them (a value no earlier
+/// round wrote: an identical write is not a change and wakes nobody).
+async fn fanout_calls(port: u16, session: &str, task: &str, round: usize) -> (Vec<u8>, Vec<u8>) {
+    let batch = Conn::open(port)
+        .await
         .post("/", "text/xml", &xml_call_typed("event.from", &[session], "<array><data><value>task</value></data></array></value></param><param><value></value></param><param><value><double>0</double>"))
         .await;
     let s = String::from_utf8_lossy(&batch);
     let i =
         s.rfind("<name>token</name><value>").expect("token") + "<name>token</name><value>".len();
-    let token = s[i..i + 41].to_string();
-    let body = Rc::new(xml_call_typed(
+    let token = &s[i..i + 41];
+    let waiter = xml_call_typed(
         "event.from",
         &[session],
         &format!(
             "<array><data><value>task/{task}</value></data></array></value></param><param><value>{token}</value></param><param><value><double>120</double>"
         ),
-    ));
+    );
+    let trigger = xml_call_typed(
+        "task.set_progress",
+        &[session, task],
+        &format!("<double>{}</double>", 1.0 / (round as f64 + 2.0)),
+    );
+    (waiter, trigger)
+}
+
+/// One fan-out round: `n` connections each block in the `waiter` call, then `trigger` is
+/// sent on another connection, and each waiter's time from that send to its complete
+/// reply is recorded.
+async fn fanout(server: &Proc, waiter: Vec<u8>, trigger: Vec<u8>, n: usize) -> Fanout {
+    let port = server.port;
+    let mut c = Conn::open(port).await;
+    let body = Rc::new(waiter);
     let local = tokio::task::LocalSet::new();
     let times = Rc::new(std::cell::RefCell::new(Vec::with_capacity(n)));
+    let sample = Rc::new(std::cell::RefCell::new(Vec::new()));
     let start = Rc::new(std::cell::Cell::new(None::<Instant>));
     // Each waiter sends its call as soon as its connection is open (inside the LocalSet):
     // a connection that stays silent while thousands of others are opened would meet the
     // server's request-head timeout.
     let waiters = {
-        let (body, times, start) = (body.clone(), times.clone(), start.clone());
+        let (body, times, start, sample) =
+            (body.clone(), times.clone(), start.clone(), sample.clone());
         async move {
             for _ in 0..n {
                 let mut conn = Conn::open(port).await;
-                let (body, times, start) = (body.clone(), times.clone(), start.clone());
+                let (body, times, start, sample) =
+                    (body.clone(), times.clone(), start.clone(), sample.clone());
                 tokio::task::spawn_local(async move {
                     let reply = conn.post("/", "text/xml", &body).await;
+                    let t0: Instant = start.get().expect("woken after the change");
+                    times.borrow_mut().push(t0.elapsed().as_secs_f64() * 1000.0);
                     assert!(
                         find(&reply, b"<value>mod</value>").is_some(),
                         "a waiter got no event: {}",
                         String::from_utf8_lossy(&reply)
                     );
-                    let t0: Instant = start.get().expect("woken after the change");
-                    times.borrow_mut().push(t0.elapsed().as_secs_f64() * 1000.0);
+                    *sample.borrow_mut() = reply;
                 });
             }
         }
     };
     local.run_until(waiters).await;
-    // A value no earlier run wrote: an identical write is not a change and wakes nobody.
-    let trigger = xml_call_typed(
-        "task.set_progress",
-        &[session, task],
-        &format!("<double>{}</double>", 1.0 / (n as f64 + 1.0)),
-    );
     local
         .run_until(async {
             // Let every waiter reach the server and block.
             tokio::time::sleep(Duration::from_millis(500 + n as u64 / 5)).await;
+            perf_control("enable");
             start.set(Some(Instant::now()));
             c.post("/", "text/xml", &trigger).await;
         })
         .await;
+    let cpu = (server.cpu_ms(), cpu_ms("self"));
     local.await;
+    let cpu = (server.cpu_ms() - cpu.0, cpu_ms("self") - cpu.1);
+    perf_control("disable");
     let mut t = Rc::try_unwrap(times).ok().unwrap().into_inner();
     t.sort_by(f64::total_cmp);
     let pct = |p: f64| t[((t.len() as f64 - 1.0) * p) as usize];
-    (pct(0.5), pct(0.99), t[t.len() - 1])
+    let sample = Rc::try_unwrap(sample).ok().unwrap().into_inner();
+    Fanout {
+        p50: pct(0.5),
+        p99: pct(0.99),
+        max: t[t.len() - 1],
+        cpu,
+        sample,
+    }
+}
+
+/// What a fan-out round measured: latencies in ms after the change, the CPU ms the server
+/// and the client spent from the change until the last waiter had its reply, and one
+/// waiter's reply.
+struct Fanout {
+    p50: f64,
+    p99: f64,
+    max: f64,
+    cpu: (f64, f64),
+    sample: Vec<u8>,
+}
+
+impl std::fmt::Display for Fanout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "p50 {:.1}, p99 {:.1}, max {:.1}",
+            self.p50, self.p99, self.max
+        )
+    }
 }
 
 async fn run() {
     let secs: f64 = env_or("BENCH_SECS", 3.0);
     let max_tasks: usize = env_or("BENCH_MAX_TASKS", 1_000_000);
+    let only_fanout = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "fanout");
     let fanouts: Vec<usize> = std::env::var("BENCH_FANOUT")
         .unwrap_or_else(|_| "100,1000,10000".into())
         .split(',')
@@ -492,6 +624,10 @@ async fn run() {
     println!(
         "# xapi-taskd benchmark: {cores} cores, {secs} s per run, client = 1 thread of this driver"
     );
+    if only_fanout {
+        fanout_rows(&mut Table::new(), &fanouts).await;
+        return;
+    }
     // Reads, bulk and memory figures on an in-memory server (a million tasks need not be
     // written to disk for them); write workloads on both.
     let ours = start_ours(false);
@@ -529,16 +665,7 @@ async fn run() {
         reply.len()
     );
 
-    let mut table = Table { rows: Vec::new() };
-    table.row([
-        "workload",
-        "conns",
-        "xapi-taskd",
-        "bare hyper (limit)",
-        "python peer",
-        "ratios",
-    ]);
-    table.row(["---", "---", "---", "---", "---", "---"]);
+    let mut table = Table::new();
     for conns in [1, 16, 64] {
         let o = fixed(ours.port, conns, secs, "/", "text/xml", get_record.clone()).await;
         let b = fixed(bare.port, conns, secs, "/", "text/xml", get_record.clone()).await;
@@ -701,17 +828,7 @@ async fn run() {
         );
     }
     drop(ours);
-    let fresh = start_ours(false);
-    let session = login(fresh.port).await;
-    let task = new_task(fresh.port, &session, "fan-out", "").await;
-    for n in fanouts {
-        let (p50, p99, max) = fanout(fresh.port, &session, &task, n).await;
-        table.ours(
-            &format!("event.from fan-out to {n} waiters (ms after the change)"),
-            &n.to_string(),
-            &format!("p50 {p50:.1}, p99 {p99:.1}, max {max:.1}"),
-        );
-    }
+    fanout_rows(&mut table, &fanouts).await;
     drop((bare, python, plain));
 }
 
