@@ -20,6 +20,5 @@ pub mod redfish;
 pub mod serve;
 pub mod server;
 pub mod tls;
-pub mod trim;
 pub mod users;
 pub mod wire;

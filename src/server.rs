@@ -370,8 +370,6 @@ async fn handle(
         Reply::Envelope(result) => xmlrpc::write_response(&mut out, &result),
         Reply::Bare(v) => xmlrpc::write_bare(&mut out, &v),
     }
-    // The value tree behind the reply is freed by now.
-    crate::trim::after_large_reply(out.len());
     api_response(StatusCode::OK, "text/xml", out)
 }
 
@@ -394,7 +392,6 @@ async fn handle_json(svc: &Arc<Service>, body: &[u8], meta: &RequestMeta) -> Res
             jsonrpc::write_response(&mut out, c.version, &c.id, &result);
         }
     }
-    crate::trim::after_large_reply(out.len());
     api_response(StatusCode::OK, "application/json", out)
 }
 
