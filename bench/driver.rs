@@ -539,14 +539,28 @@ async fn fanout(server: &Proc, waiter: Vec<u8>, trigger: Vec<u8>, n: usize) -> F
     // Each waiter sends its call as soon as its connection is open (inside the LocalSet):
     // a connection that stays silent while thousands of others are opened would meet the
     // server's request-head timeout.
+    // A waiter keeps its connection once answered, as a real watcher does (it sends its
+    // next `event.from` on it): closing it at once would put connection teardown, which
+    // costs as much kernel time as the reply, inside the measured window.
+    let held = Rc::new(std::cell::RefCell::new(Vec::with_capacity(n)));
     let waiters = {
-        let (body, times, start, sample) =
-            (body.clone(), times.clone(), start.clone(), sample.clone());
+        let (body, times, start, sample, held) = (
+            body.clone(),
+            times.clone(),
+            start.clone(),
+            sample.clone(),
+            held.clone(),
+        );
         async move {
             for _ in 0..n {
                 let mut conn = Conn::open(port).await;
-                let (body, times, start, sample) =
-                    (body.clone(), times.clone(), start.clone(), sample.clone());
+                let (body, times, start, sample, held) = (
+                    body.clone(),
+                    times.clone(),
+                    start.clone(),
+                    sample.clone(),
+                    held.clone(),
+                );
                 tokio::task::spawn_local(async move {
                     let reply = conn.post("/", "text/xml", &body).await;
                     let t0: Instant = start.get().expect("woken after the change");
@@ -557,6 +571,7 @@ async fn fanout(server: &Proc, waiter: Vec<u8>, trigger: Vec<u8>, n: usize) -> F
                         String::from_utf8_lossy(&reply)
                     );
                     *sample.borrow_mut() = reply;
+                    held.borrow_mut().push(conn);
                 });
             }
         }
@@ -575,6 +590,7 @@ async fn fanout(server: &Proc, waiter: Vec<u8>, trigger: Vec<u8>, n: usize) -> F
     local.await;
     let cpu = (server.cpu_ms() - cpu.0, cpu_ms("self") - cpu.1);
     perf_control("disable");
+    drop(held);
     let mut t = Rc::try_unwrap(times).ok().unwrap().into_inner();
     t.sort_by(f64::total_cmp);
     let pct = |p: f64| t[((t.len() as f64 - 1.0) * p) as usize];
