@@ -529,49 +529,53 @@ async fn fanout_calls(port: u16, session: &str, task: &str, round: usize) -> (Ve
 /// sent on another connection, and each waiter's time from that send to its complete
 /// reply is recorded.
 async fn fanout(server: &Proc, waiter: Vec<u8>, trigger: Vec<u8>, n: usize) -> Fanout {
+    use std::cell::{Cell, RefCell};
+
+    /// What the round's waiters share (one thread: Rc and cells).
+    struct Round {
+        body: Vec<u8>,
+        start: Cell<Option<Instant>>,
+        times: RefCell<Vec<f64>>,
+        sample: RefCell<Vec<u8>>,
+        held: RefCell<Vec<Conn>>,
+    }
+
     let port = server.port;
     let mut c = Conn::open(port).await;
-    let body = Rc::new(waiter);
+    let round = Rc::new(Round {
+        body: waiter,
+        start: Cell::new(None),
+        times: RefCell::new(Vec::with_capacity(n)),
+        sample: RefCell::new(Vec::new()),
+        held: RefCell::new(Vec::with_capacity(n)),
+    });
     let local = tokio::task::LocalSet::new();
-    let times = Rc::new(std::cell::RefCell::new(Vec::with_capacity(n)));
-    let sample = Rc::new(std::cell::RefCell::new(Vec::new()));
-    let start = Rc::new(std::cell::Cell::new(None::<Instant>));
     // Each waiter sends its call as soon as its connection is open (inside the LocalSet):
     // a connection that stays silent while thousands of others are opened would meet the
-    // server's request-head timeout.
-    // A waiter keeps its connection once answered, as a real watcher does (it sends its
-    // next `event.from` on it): closing it at once would put connection teardown, which
-    // costs as much kernel time as the reply, inside the measured window.
-    let held = Rc::new(std::cell::RefCell::new(Vec::with_capacity(n)));
+    // server's request-head timeout. A waiter keeps its connection once answered, as a
+    // real watcher does (it sends its next `event.from` on it): closing it at once would
+    // put connection teardown, which costs as much kernel time as the reply, inside the
+    // measured window.
     let waiters = {
-        let (body, times, start, sample, held) = (
-            body.clone(),
-            times.clone(),
-            start.clone(),
-            sample.clone(),
-            held.clone(),
-        );
+        let round = round.clone();
         async move {
             for _ in 0..n {
                 let mut conn = Conn::open(port).await;
-                let (body, times, start, sample, held) = (
-                    body.clone(),
-                    times.clone(),
-                    start.clone(),
-                    sample.clone(),
-                    held.clone(),
-                );
+                let round = round.clone();
                 tokio::task::spawn_local(async move {
-                    let reply = conn.post("/", "text/xml", &body).await;
-                    let t0: Instant = start.get().expect("woken after the change");
-                    times.borrow_mut().push(t0.elapsed().as_secs_f64() * 1000.0);
+                    let reply = conn.post("/", "text/xml", &round.body).await;
+                    let t0: Instant = round.start.get().expect("woken after the change");
+                    round
+                        .times
+                        .borrow_mut()
+                        .push(t0.elapsed().as_secs_f64() * 1000.0);
                     assert!(
                         find(&reply, b"<value>mod</value>").is_some(),
                         "a waiter got no event: {}",
                         String::from_utf8_lossy(&reply)
                     );
-                    *sample.borrow_mut() = reply;
-                    held.borrow_mut().push(conn);
+                    *round.sample.borrow_mut() = reply;
+                    round.held.borrow_mut().push(conn);
                 });
             }
         }
@@ -582,7 +586,7 @@ async fn fanout(server: &Proc, waiter: Vec<u8>, trigger: Vec<u8>, n: usize) -> F
             // Let every waiter reach the server and block.
             tokio::time::sleep(Duration::from_millis(500 + n as u64 / 5)).await;
             perf_control("enable");
-            start.set(Some(Instant::now()));
+            round.start.set(Some(Instant::now()));
             c.post("/", "text/xml", &trigger).await;
         })
         .await;
@@ -590,17 +594,17 @@ async fn fanout(server: &Proc, waiter: Vec<u8>, trigger: Vec<u8>, n: usize) -> F
     local.await;
     let cpu = (server.cpu_ms() - cpu.0, cpu_ms("self") - cpu.1);
     perf_control("disable");
-    drop(held);
-    let mut t = Rc::try_unwrap(times).ok().unwrap().into_inner();
+    let round = Rc::try_unwrap(round).ok().expect("every waiter is done");
+    drop(round.held);
+    let mut t = round.times.into_inner();
     t.sort_by(f64::total_cmp);
     let pct = |p: f64| t[((t.len() as f64 - 1.0) * p) as usize];
-    let sample = Rc::try_unwrap(sample).ok().unwrap().into_inner();
     Fanout {
         p50: pct(0.5),
         p99: pct(0.99),
         max: t[t.len() - 1],
         cpu,
-        sample,
+        sample: round.sample.into_inner(),
     }
 }
 

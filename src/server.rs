@@ -310,6 +310,10 @@ fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// First size of a reply buffer: a task record is ~1.6 KB of XML and an event batch with
+/// one snapshot ~1.8 KB, so 1 KB meant a reallocation and copy for nearly every reply.
+const REPLY_CAPACITY: usize = 4096;
+
 async fn handle(
     svc: Arc<Service>,
     limits: &Limits,
@@ -365,7 +369,7 @@ async fn handle(
             );
         }
     };
-    let mut out = Vec::with_capacity(1024);
+    let mut out = Vec::with_capacity(REPLY_CAPACITY);
     match dispatch::dispatch(&svc, call, &meta).await {
         Reply::Envelope(result) => xmlrpc::write_response(&mut out, &result),
         Reply::Bare(v) => xmlrpc::write_bare(&mut out, &v),
@@ -376,7 +380,7 @@ async fn handle(
 /// JSON-RPC on `/jsonrpc`. `system.listMethods` gets the usual envelope here (xapi only
 /// special-cases it for XML-RPC).
 async fn handle_json(svc: &Arc<Service>, body: &[u8], meta: &RequestMeta) -> Response<Full<Bytes>> {
-    let mut out = Vec::with_capacity(1024);
+    let mut out = Vec::with_capacity(REPLY_CAPACITY);
     match jsonrpc::parse_call(body) {
         Err(bad) => jsonrpc::write_bad_request(&mut out, &bad),
         Ok(c) => {
