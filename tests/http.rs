@@ -8,6 +8,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 const OK_PREFIX: &str = "<?xml version=\"1.0\"?><methodResponse><params><param><value><struct><member><name>Status</name><value>Success</value></member><member><name>Value</name>";
+const OK_SUFFIX: &str = "</member></struct></value></param></params></methodResponse>";
 
 async fn login(conn: &mut TcpStream) -> String {
     let (_, _, body) = exchange(
@@ -56,48 +57,34 @@ async fn success_envelope_bytes_and_headers() {
         .to_string();
     assert!(task.starts_with("OpaqueRef:"));
 
-    let (_, _, body) = exchange(
-        &mut conn,
-        "POST",
-        "/xmlrpc",
-        "",
-        &xml_call("task.set_progress", &[&session, &task, "0.25"]),
-    )
-    .await;
-    assert_eq!(
-        String::from_utf8(body).unwrap(),
-        format!(
-            "{OK_PREFIX}<value></value></member></struct></value></param></params></methodResponse>"
-        )
-    );
-    let (_, _, body) = exchange(
-        &mut conn,
-        "POST",
-        "/any/path",
-        "",
-        &xml_call("task.get_progress", &[&session, &task]),
-    )
-    .await;
-    assert_eq!(
-        String::from_utf8(body).unwrap(),
-        format!(
-            "{OK_PREFIX}<value><double>0.25</double></value></member></struct></value></param></params></methodResponse>"
-        )
-    );
-    let (_, _, body) = exchange(
-        &mut conn,
-        "POST",
-        "/",
-        "",
-        &xml_call("task.get_name_label", &[&session, &task]),
-    )
-    .await;
-    assert_eq!(
-        String::from_utf8(body).unwrap(),
-        format!(
-            "{OK_PREFIX}<value>label</value></member></struct></value></param></params></methodResponse>"
-        )
-    );
+    // Every path serves XML-RPC; each reply is the exact success envelope.
+    for (path, method, params, value) in [
+        (
+            "/xmlrpc",
+            "task.set_progress",
+            vec![&*session, &*task, "0.25"],
+            "<value></value>",
+        ),
+        (
+            "/any/path",
+            "task.get_progress",
+            vec![&*session, &*task],
+            "<value><double>0.25</double></value>",
+        ),
+        (
+            "/",
+            "task.get_name_label",
+            vec![&*session, &*task],
+            "<value>label</value>",
+        ),
+    ] {
+        let (_, _, body) = exchange(&mut conn, "POST", path, "", &xml_call(method, &params)).await;
+        assert_eq!(
+            String::from_utf8(body).unwrap(),
+            format!("{OK_PREFIX}{value}{OK_SUFFIX}"),
+            "{method} on {path}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -11,9 +11,7 @@ import xmlrpc.client
 
 import pytest
 
-from conftest import BINARY, ROOT_PASSWORD, Server as _Launcher, _build
-
-ROLES = ["pool-admin", "pool-operator", "vm-power-admin", "vm-admin", "vm-operator", "client-cert", "read-only"]
+from conftest import ROLES, ROOT_PASSWORD, launch
 
 
 class Server:
@@ -39,10 +37,7 @@ class Server:
 
 
 def start_server():
-    _build()
-    launcher = _Launcher()
-    launcher.start()
-    return Server(launcher)
+    return Server(launch(users=()))
 
 
 def stop_server(srv):

@@ -19,7 +19,6 @@ import pathlib
 import re
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
@@ -52,19 +51,28 @@ def tool(name):
     return str(path)
 
 
-def clean_env():
+def run_validator(args, cwd):
+    """Runs a DMTF validator in `cwd`; returns (exit code, its output)."""
     # requests lets these override --ca-bundle and --no-cert-check (research §1.6).
     env = dict(os.environ)
     env.pop("REQUESTS_CA_BUNDLE", None)
     env.pop("CURL_CA_BUNDLE", None)
-    return env
+    res = subprocess.run(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=VALIDATOR_TIMEOUT,
+        env=env,
+        cwd=cwd,
+    )
+    return res.returncode, res.stdout.decode(errors="replace")
 
 
 def service_validator(url, user, password, authtype, logdir):
     """Runs rf_service_validator; returns (exit code, {PASS, WARN, FAIL, NOT TESTED}, output)."""
     if not (SCHEMA_DIR / "Task_v1.xml").exists():
         pytest.fail(f"DMTF CSDL not found in {SCHEMA_DIR} (set REDFISH_SCHEMA_DIR)")
-    res = subprocess.run(
+    code, out = run_validator(
         [
             tool("rf_service_validator"),
             "--rhost", url,
@@ -75,16 +83,11 @@ def service_validator(url, user, password, authtype, logdir):
             "--skipschema",
             "--logdir", str(logdir),
         ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        timeout=VALIDATOR_TIMEOUT,
-        env=clean_env(),
-        cwd=logdir,
+        logdir,
     )
-    out = res.stdout.decode(errors="replace")
     m = re.search(r"PASS\s*\|\s*WARN\s*\|\s*FAIL\s*\|\s*NOT TESTED\s*\|\s*\n[+-]+\n\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(\d+)\s*\|\s*(\d+)", out)
     counts = dict(zip(["PASS", "WARN", "FAIL", "NOT TESTED"], map(int, m.groups()))) if m else {}
-    return res.returncode, counts, out
+    return code, counts, out
 
 
 def protocol_validator(url, user, password, report_dir, ca_bundle=None):
@@ -99,15 +102,7 @@ def protocol_validator(url, user, password, report_dir, ca_bundle=None):
     ]
     if ca_bundle:
         args += ["--ca-bundle", str(ca_bundle)]
-    res = subprocess.run(
-        args,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        timeout=VALIDATOR_TIMEOUT,
-        env=clean_env(),
-        cwd=report_dir,
-    )
-    out = res.stdout.decode(errors="replace")
+    code, out = run_validator(args, report_dir)
     counts, fails = {}, []
     for tsv in pathlib.Path(report_dir).glob("*.tsv"):
         with open(tsv, newline="") as f:
@@ -117,7 +112,7 @@ def protocol_validator(url, user, password, report_dir, ca_bundle=None):
                 counts[row[4]] = counts.get(row[4], 0) + 1
                 if row[4] == "FAIL":
                     fails.append(row)
-    return res.returncode, counts, fails, out
+    return code, counts, fails, out
 
 
 def make_certificate(directory):

@@ -104,7 +104,7 @@ def test_users_added_and_removed_while_running(server):
     s = ok(p.session.login_with_password("late", "late-pw"))
     assert ok(p.session.get_auth_user_name(s, s)) == "late"
     import subprocess
-    from harness import BINARY
+    from conftest import BINARY
     subprocess.run([str(BINARY), "user", "passwd", "late", "--data-dir", server.data_dir],
                    input="new-pw\n", text=True, check=True, capture_output=True, timeout=30)
     assert fail(p.session.login_with_password("late", "late-pw"))[0] == "SESSION_AUTHENTICATION_FAILED"
