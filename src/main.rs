@@ -62,6 +62,17 @@ fn release_freed_memory_at_once() {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
 }
 
+/// Success, or the error on one line of stderr and exit status 1.
+fn exit_with(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xapi-taskd: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     release_freed_memory_at_once();
     let cli = Cli::parse();
@@ -104,13 +115,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Client(cmd) => xapi_taskd::cli::run(cmd),
-        Command::User { cmd } => match cli_user::run(cmd) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("xapi-taskd: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::User { cmd } => exit_with(cli_user::run(cmd)),
     }
 }
 
