@@ -1,11 +1,12 @@
-//! The `xapi-taskd` command: `serve`, `user` to manage local users, and the client
-//! subcommands (`watch`, `tasks`, `task-list`, …) that talk to a running server.
+//! The `xapi-taskd` command: `serve`, `user` to manage local users, `store` to check,
+//! back up and restore the durable store, and the client subcommands (`watch`, `tasks`, `task-list`, …) that talk to a running server.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use xapi_taskd::cli::ClientCommand;
+use xapi_taskd::cli_store::{self, StoreCommand};
 use xapi_taskd::cli_user::{self, UserCommand};
 use xapi_taskd::config::{self, Options};
 use xapi_taskd::serve::serve;
@@ -35,6 +36,11 @@ enum Command {
     User {
         #[command(subcommand)]
         cmd: UserCommand,
+    },
+    /// Check, back up or restore the durable store (server stopped).
+    Store {
+        #[command(subcommand)]
+        cmd: StoreCommand,
     },
     #[command(flatten)]
     Client(ClientCommand),
@@ -116,6 +122,7 @@ fn main() -> ExitCode {
         }
         Command::Client(cmd) => xapi_taskd::cli::run(cmd),
         Command::User { cmd } => exit_with(cli_user::run(cmd)),
+        Command::Store { cmd } => exit_with(cli_store::run(cmd)),
     }
 }
 

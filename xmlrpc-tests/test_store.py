@@ -9,6 +9,7 @@
   INTERNAL_ERROR when their durable wait times out, and once it frees, writes are durable
   again without a restart — including the changes made while it was full, which a kill -9
   then proves.
+- `xapi-taskd store check / backup / restore` on a real data directory.
 """
 
 import os
@@ -18,7 +19,7 @@ import time
 
 import pytest
 
-from conftest import BINARY, START_TIMEOUT, login, ok, server_proxy
+from conftest import BINARY, CLI_TIMEOUT, START_TIMEOUT, login, ok, server_proxy
 
 # The server waits this long for a commit before answering INTERNAL_ERROR.
 DURABLE_TIMEOUT = 2
@@ -104,6 +105,15 @@ def test_a_damaged_store_is_refused_with_what_to_do(fresh, damage):
     assert "panicked" not in err, err
     assert f"{store_file(srv)} is damaged" in err, err
     assert "xapi-taskd store restore FILE" in err, err
+    # `store check` says the same, with exit status 1.
+    res = subprocess.run(
+        [str(BINARY), "store", "check", "--data-dir", srv.data_dir],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        timeout=CLI_TIMEOUT,
+    )
+    assert res.returncode == 1, res
+    assert b"is damaged" in res.stderr, res
 
 
 @pytest.mark.parametrize("how", ["0-byte", "missing"])
@@ -142,6 +152,52 @@ def test_an_ephemeral_directory_may_become_durable(fresh):
     os.unlink(store_file(srv))
     status, err = start_fails(srv)
     assert status == 1 and "is missing, but identity.json shows" in err, (status, err)
+
+
+def store_cli(srv, *args):
+    return subprocess.run(
+        [str(BINARY), "store", *args, "--data-dir", srv.data_dir],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        timeout=CLI_TIMEOUT,
+    )
+
+
+def test_store_check_backup_restore(fresh, tmp_path):
+    srv = populated(fresh, n=5)
+    res = store_cli(srv, "check")
+    assert res.returncode == 0, res
+    assert b"sound; 5 tasks (5 unfinished), 1 sessions" in res.stdout, res
+    backup = tmp_path / "backup.redb"
+
+    # Not while the server runs: it holds the store.
+    srv.start()
+    res = store_cli(srv, "backup", str(backup))
+    assert res.returncode == 1 and b"is a server running" in res.stderr, res
+    assert not backup.exists()
+    s = login(srv.url)
+    srv.stop()
+
+    res = store_cli(srv, "backup", str(backup))
+    assert res.returncode == 0, res
+    assert b"backed up 5 tasks" in res.stdout, res
+    res = store_cli(srv, "check", str(backup))
+    assert res.returncode == 0 and b"sound; 5 tasks" in res.stdout, res
+
+    # Later changes, then the store is damaged: restore the backup.
+    srv.start()
+    ok(server_proxy(srv.url).task.create(s, "after the backup", ""))
+    srv.stop()
+    zero(store_file(srv))
+    res = store_cli(srv, "restore", str(backup))
+    assert res.returncode == 0, res
+    assert b"restored 5 tasks" in res.stdout and b"store.redb.replaced-" in res.stdout, res
+    srv.start()
+    # The backup's state: its tasks, and the session of then still logged in.
+    assert labels(srv.url, s) == sorted(f"label-{i}" for i in range(5))
+    srv.stop()
+    kept = [n for n in os.listdir(srv.data_dir) if n.startswith("store.redb.replaced-")]
+    assert len(kept) == 1, kept
 
 
 # --------------------------------------------------------------------------------------
