@@ -1,10 +1,30 @@
 #!/usr/bin/env bash
 # Benchmarks xapi-taskd against the bare-hyper limit and a stdlib-Python peer, side by
-# side on this machine, and prints a table (see docs/performance.md). Takes a few
-# minutes on 2 cores. Not part of the test command.
-#   BENCH_SECS=3 BENCH_MAX_TASKS=1000000 BENCH_FANOUT=100,1000,10000 bench/run.sh
+# side on this machine, with the benchmark's own client and with wrk, and counts what a
+# request costs each server (callgrind, perf stat, strace); prints one table (see
+# docs/performance.md). Takes about a quarter of an hour on 2 cores. Not part of the
+# test command.
+#   BENCH_ONLY=driver,wrk,fanout,counts BENCH_SECS=3 BENCH_WRK_SECS=4 \
+#   BENCH_MAX_TASKS=1000000 BENCH_FANOUT=100,1000,10000 BENCH_COUNT_REQUESTS=2000 bench/run.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+only="${BENCH_ONLY:-driver,wrk,fanout,counts}"
+# The tools, from Debian, if missing: wrk for the wrk rows, valgrind, perf and strace for
+# the counts.
+need=()
+case ",$only," in *,wrk,*|*,counts,*) command -v wrk >/dev/null || need+=(wrk) ;; esac
+case ",$only," in
+  *,counts,*)
+    command -v valgrind >/dev/null || need+=(valgrind)
+    command -v strace >/dev/null || need+=(strace)
+    command -v perf >/dev/null || need+=(linux-perf)
+    ;;
+esac
+if [ "${#need[@]}" -gt 0 ]; then
+  apt-get install -y "${need[@]}" >/dev/null || {
+    apt-get update >/dev/null && apt-get install -y "${need[@]}" >/dev/null
+  }
+fi
 cargo build --release --locked --bins --examples
 # 10,000 event watchers need 10,000 sockets on each side.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
