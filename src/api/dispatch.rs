@@ -20,6 +20,7 @@ use futures_util::FutureExt;
 use crate::db::{Db, TaskRow, TaskStatus, new_ref, now};
 use crate::users::UserStore;
 use crate::wire::value::Value;
+use crate::wire::xmlchars;
 use crate::wire::xmlrpc::value_fragment;
 
 /// How often `session.last_active` is refreshed (xapi's `threshold_last_active`).
@@ -103,7 +104,13 @@ impl Ctx<'_> {
 }
 
 pub async fn dispatch(svc: &Arc<Service>, call: Call, meta: &RequestMeta) -> Reply {
-    if let Some(i) = call.invalid_utf8_param {
+    // xapi's dispatcher checks every parameter against its UTF8_XML validator: valid
+    // UTF-8 and only characters XML can carry (`wire::xmlchars`). A string that passed
+    // one face would otherwise break every XML-RPC reader that is sent it later.
+    let refused = call
+        .invalid_utf8_param
+        .or_else(|| call.params.iter().position(|p| !xmlchars::value_ok(p)));
+    if let Some(i) = refused {
         let rendering = call
             .params
             .get(i)
