@@ -114,6 +114,10 @@ pub fn open_service(
         );
         Db::restore(id.pool_ref, pool, id.host_ref, host, store, loaded)
     };
+    db.configure(
+        &settings.task_limits,
+        settings.api_limits.max_event_queue_bytes,
+    );
     let svc = Service {
         api: Api::build(),
         db,
@@ -121,6 +125,7 @@ pub fn open_service(
         max_unfinished_tasks: settings.max_unfinished_tasks,
         max_sessions_per_user: settings.max_sessions_per_user,
         retention: settings.retention.clone(),
+        limits: settings.api_limits.clone(),
     };
     Ok((Arc::new(svc), generated))
 }

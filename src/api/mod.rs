@@ -12,6 +12,7 @@ mod event;
 pub mod gc;
 pub mod handlers;
 mod implicit;
+pub mod limits;
 pub mod marshal;
 pub mod rbac;
 pub mod record;

@@ -27,6 +27,12 @@ pub async fn login(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
                 ["session.login_with_password".to_string(), e.to_string()],
             )
         })?;
+    let failed = |msg: &str| {
+        ApiError::new(
+            codes::SESSION_AUTHENTICATION_FAILED,
+            [uname.clone(), msg.to_string()],
+        )
+    };
     let user = match user {
         Ok(u) => u,
         Err(AuthError::UnknownUser | AuthError::BadPassword) => {
@@ -68,26 +74,38 @@ pub async fn login(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
         client_certificate: false,
         legacy_events: None,
     };
-    let r = new_ref();
-    tables.insert_session(r.clone(), session);
-    // Bound what one user can hold: log out the least recently active sessions that own
-    // no unfinished task (xapi never times out a session with a pending task).
-    let mine = tables.sessions_of_user(&user.name);
-    let mut excess = mine.len().saturating_sub(ctx.svc.max_sessions_per_user);
-    for (old, _) in mine {
-        if excess == 0 {
-            break;
+    // Bound what one user can hold: at the cap, log out the least recently active
+    // sessions that own no unfinished task (xapi never times out a session with a
+    // pending task); if every one of them is busy, refuse this login. The count is kept
+    // by the tables, so below the cap this costs nothing.
+    let cap = ctx.svc.max_sessions_per_user;
+    if tables.usage(&user.name).sessions >= cap {
+        let mine = tables.sessions_of_user(&user.name);
+        let mut excess = (mine.len() + 1).saturating_sub(cap);
+        for (old, _) in mine {
+            if excess == 0 {
+                break;
+            }
+            let busy = tables.session(&old).is_some_and(|s| {
+                s.tasks
+                    .iter()
+                    .any(|t| tables.task(t).is_some_and(|t| !t.status.is_completed()))
+            });
+            if !busy {
+                tables.delete_session(&old);
+                excess -= 1;
+            }
         }
-        let busy = tables.session(&old).is_some_and(|s| {
-            s.tasks
-                .iter()
-                .any(|t| tables.task(t).is_some_and(|t| !t.status.is_completed()))
-        });
-        if old != r && !busy {
-            tables.delete_session(&old);
-            excess -= 1;
+        if excess > 0 {
+            return Err(failed(&format!(
+                "Too many sessions: {} already holds {cap} sessions that own unfinished \
+                 tasks (max-sessions-per-user)",
+                user.name
+            )));
         }
     }
+    let r = new_ref();
+    tables.insert_session(r.clone(), session);
     Ok(Value::String(r))
 }
 
