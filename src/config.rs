@@ -103,6 +103,15 @@ pub struct Options {
     /// [default: 2048].
     #[arg(long)]
     pub max_filter_nodes: Option<usize>,
+    /// Password checks (argon2, ~19 MiB each) run at once; others wait up to 10 s
+    /// [default: 4].
+    #[arg(long)]
+    pub max_concurrent_logins: Option<usize>,
+    /// Failed logins per user and per client address answered without delay; each
+    /// further one is answered after twice the previous delay (0.1 s up to 5 s)
+    /// [default: 5].
+    #[arg(long)]
+    pub login_free_failures: Option<u32>,
     /// Largest request head (request line and headers), in bytes; more gets HTTP 431
     /// [default: 65536].
     #[arg(long)]
@@ -163,6 +172,8 @@ impl Options {
             max_event_queue_bytes,
             max_filter_bytes,
             max_filter_nodes,
+            max_concurrent_logins,
+            login_free_failures,
             max_header_bytes
         )
     }
@@ -226,6 +237,13 @@ impl Options {
                 .max_filter_nodes
                 .unwrap_or(api_default.max_filter_nodes)
                 .max(1),
+            max_concurrent_logins: self
+                .max_concurrent_logins
+                .unwrap_or(api_default.max_concurrent_logins)
+                .max(1),
+            login_free_failures: self
+                .login_free_failures
+                .unwrap_or(api_default.login_free_failures),
         };
         let retention = Retention {
             completed_task_timeout: self

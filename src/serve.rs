@@ -126,6 +126,10 @@ pub fn open_service(
         max_sessions_per_user: settings.max_sessions_per_user,
         retention: settings.retention.clone(),
         limits: settings.api_limits.clone(),
+        login_guard: crate::api::login_guard::LoginGuard::new(
+            settings.api_limits.max_concurrent_logins,
+            settings.api_limits.login_free_failures,
+        ),
     };
     Ok((Arc::new(svc), generated))
 }

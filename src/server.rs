@@ -200,7 +200,13 @@ where
     let service = service_fn(move |req| {
         let svc = svc.clone();
         let limits = limits.clone();
-        async move { Ok::<_, Infallible>(handle(svc, &limits, req).await) }
+        // Every face reaches logins through the dispatcher, which throttles per address.
+        let served =
+            crate::api::limits::with_peer(
+                peer.ip(),
+                async move { handle(svc, &limits, req).await },
+            );
+        async move { Ok::<_, Infallible>(served.await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())

@@ -175,6 +175,117 @@ def test_strings_xml_cannot_carry_are_refused_on_every_face(server):
     assert any(ev["ref"] == t2 for ev in batch["events"])
 
 
+# ----------------------------------------------------------------------------- 2. password work
+
+
+def test_concurrent_wrong_logins_are_bounded_in_memory_and_latency(fresh):
+    """100 simultaneous wrong passwords from 100 addresses used to cost +1.0-1.6 GB and
+    seconds of latency for a healthy client."""
+    srv = fresh(users=["read-only"])
+    root = login(srv, source="127.0.3.1")
+    base = rss_mib(srv)
+    peak = [base]
+    replies = []
+
+    def attacker(i):
+        replies.append(rpc(srv, "session.login_with_password", ALICE, f"guess-{i}", "1.0", "x",
+                           source=f"127.0.4.{i + 1}"))
+
+    prober = Prober(lambda: value(rpc(srv, "task.get_all", root, source="127.0.3.1")))
+    prober.start()
+    t0 = time.monotonic()
+    threads = attack_threads(100, attacker)
+    while any(t.is_alive() for t in threads) and time.monotonic() - t0 < 120:
+        peak.append(rss_mib(srv))
+        time.sleep(0.02)
+    join_all(threads)
+    elapsed = time.monotonic() - t0
+    worst = prober.finish()
+    print(f"\n100 wrong logins: {elapsed:.1f} s, RSS {base:.0f} -> peak {max(peak):.0f} MiB, "
+          f"healthy client worst {worst * 1000:.0f} ms")
+    assert len(replies) == 100
+    for r in replies:
+        assert error(r)[0] == "SESSION_AUTHENTICATION_FAILED", r
+    # 4 checks at once (~19 MiB each) plus slack; before: +1000-1600 MiB.
+    assert max(peak) - base < 200
+    assert worst < 2.0
+    assert value(rpc(srv, "session.get_uuid", root, root))
+
+
+def test_repeated_bad_basic_credentials_cost_no_argon2(fresh):
+    """64 wrong Redfish Basic requests used to cost +1.3 GB; repeats cost a full argon2
+    check each. A failed credential is now remembered (as a keyed digest)."""
+    srv = fresh(["--login-free-failures", "1000"])
+    auth = "Basic " + __import__("base64").b64encode(b"root:wrong").decode()
+
+    def get(i):
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60,
+                                          source_address=(f"127.0.5.{i % 200 + 1}", 0))
+        try:
+            conn.request("GET", "/redfish/v1/TaskService/Tasks", headers={"Authorization": auth})
+            r = conn.getresponse()
+            r.read()
+            return r.status
+        finally:
+            conn.close()
+
+    assert get(0) == 401
+    base, cpu0 = rss_mib(srv), cpu_seconds(srv)
+    statuses = []
+    threads = attack_threads(64, lambda i: statuses.append(get(i)))
+    join_all(threads)
+    for i in range(50):
+        statuses.append(get(i))
+    cpu = cpu_seconds(srv) - cpu0
+    grew = rss_mib(srv) - base
+    print(f"\n114 repeated bad Basic requests: CPU {cpu:.2f} s, RSS +{grew:.0f} MiB")
+    assert statuses == [401] * 114
+    # One argon2 check costs ~20-40 ms of CPU: 114 of them would be several seconds.
+    assert cpu < 1.5
+    assert grew < 100
+    # The right password still works at once (its digest differs).
+    ok_auth = "Basic " + __import__("base64").b64encode(f"root:{ROOT_PASSWORD}".encode()).decode()
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    conn.request("GET", "/redfish/v1/TaskService/Tasks", headers={"Authorization": ok_auth})
+    assert conn.getresponse().status == 200
+    conn.close()
+
+
+def test_backoff_delays_failures_but_never_the_right_password(fresh):
+    """No slowdown after repeated failures used to allow ~45 guesses/s per connection."""
+    srv = fresh(users=["read-only", "vm-operator"])
+    attacker = "127.0.6.1"
+    times = []
+    for i in range(8):
+        dt, r = timed(rpc, srv, "session.login_with_password", ALICE, f"no-{i}", "1.0", "x",
+                      source=attacker)
+        assert error(r) == ["SESSION_AUTHENTICATION_FAILED", ALICE, "Authentication failure"]
+        times.append(dt)
+    print("\nfailure answer times:", [f"{t:.2f}" for t in times])
+    # Five free failures, then 0.1 s, 0.2 s, 0.4 s.
+    assert times[5] >= 0.1 and times[6] >= 0.2 and times[7] >= 0.4
+    # The right password is answered without the delay, even from that address.
+    dt, _ = timed(login, srv, ALICE, ALICE_PW, attacker)
+    assert dt < 0.4 + 0.3, dt  # well under the next delay (0.8 s)
+    # Another user from another address is not slowed by alice's failures.
+    dt, r = timed(rpc, srv, "session.login_with_password", BOB, "nope", "1.0", "x",
+                  source="127.0.6.3")
+    assert error(r)[0] == "SESSION_AUTHENTICATION_FAILED" and dt < 0.5, dt
+    # Parallel connections from one address cannot side-step the delays: at most 8
+    # logins are in progress per address, the rest are refused at once, clearly.
+    replies = []
+    threads = attack_threads(20, lambda i: replies.append(
+        rpc(srv, "session.login_with_password", BOB, f"p-{i}", "1.0", "x", source=attacker)))
+    join_all(threads)
+    messages = [error(r)[2] for r in replies]
+    assert all(error(r)[0] == "SESSION_AUTHENTICATION_FAILED" for r in replies)
+    busy = [m for m in messages if m.startswith("Too many logins in progress from this address")]
+    assert busy and len(busy) <= 20 - 1, messages
+    # bob can still log in, from his own address, at once.
+    dt, _ = timed(login, srv, BOB, BOB_PW, "127.0.6.2")
+    assert dt < 1.0, dt
+
+
 # ----------------------------------------------------------------------------- 3. filters
 
 

@@ -41,6 +41,8 @@ pub struct Service {
     pub retention: crate::api::gc::Retention,
     /// Filter, event and login bounds (`limits.rs`).
     pub limits: super::limits::ApiLimits,
+    /// Bounded password work (`login_guard.rs`).
+    pub login_guard: super::login_guard::LoginGuard,
 }
 
 impl Service {

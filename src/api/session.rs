@@ -2,15 +2,16 @@
 
 use super::dispatch::Ctx;
 use super::error::{ApiError, codes};
+use super::login_guard::Refusal;
 use super::marshal::arg;
 use crate::db::{NULL_REF, SessionRow, new_ref, new_uuid, now};
-use crate::users::AuthError;
 use crate::wire::value::Value;
 
 /// `session.login_with_password(uname, pwd [, version [, originator]])`.
 ///
 /// The password check (argon2) is deliberately slow, so it runs on the blocking pool and
-/// never stalls the async workers. `root` gets a local-superuser session
+/// never stalls the async workers, within the bounds of `login_guard.rs` (concurrency,
+/// backoff, negative cache). `root` gets a local-superuser session
 /// (`auth_user_sid = ""`, no permission list), like a PAM login on xapi; other users get
 /// their role's permissions, fixed for the life of the session.
 pub async fn login(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
@@ -19,29 +20,24 @@ pub async fn login(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
     let originator = arg::string(&args[3]).to_string();
     let svc = ctx.svc.clone();
     let name = uname.clone();
-    let user = tokio::task::spawn_blocking(move || svc.users.authenticate(&name, &pwd))
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                codes::INTERNAL_ERROR,
-                ["session.login_with_password".to_string(), e.to_string()],
-            )
-        })?;
+    let credential = move || svc.users.credential(&name);
+    let peer = super::limits::peer();
     let failed = |msg: &str| {
         ApiError::new(
             codes::SESSION_AUTHENTICATION_FAILED,
             [uname.clone(), msg.to_string()],
         )
     };
-    let user = match user {
+    let user = match ctx
+        .svc
+        .login_guard
+        .login(credential, &uname, &pwd, peer)
+        .await
+    {
         Ok(u) => u,
-        Err(AuthError::UnknownUser | AuthError::BadPassword) => {
-            return Err(ApiError::new(
-                codes::SESSION_AUTHENTICATION_FAILED,
-                [uname, "Authentication failure".to_string()],
-            ));
-        }
-        Err(AuthError::Store(msg)) => {
+        Err(Refusal::Failed) => return Err(failed("Authentication failure")),
+        Err(Refusal::Busy(why)) => return Err(failed(why)),
+        Err(Refusal::Store(msg)) => {
             return Err(ApiError::new(
                 codes::INTERNAL_ERROR,
                 ["session.login_with_password".to_string(), msg],
