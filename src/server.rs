@@ -39,6 +39,8 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Connections served at once; a connection beyond it gets `503` and an XAPI failure.
     pub max_connections: usize,
+    /// Largest request head; hyper answers a larger one with `431` and closes.
+    pub max_header_bytes: usize,
 }
 
 impl Default for Limits {
@@ -48,6 +50,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            max_header_bytes: 64 * 1024,
         }
     }
 }
@@ -197,11 +200,20 @@ where
     let service = service_fn(move |req| {
         let svc = svc.clone();
         let limits = limits.clone();
-        async move { Ok::<_, Infallible>(handle(svc, &limits, req).await) }
+        // Every face reaches logins through the dispatcher, which throttles per address.
+        let served =
+            crate::api::limits::with_peer(
+                peer.ip(),
+                async move { handle(svc, &limits, req).await },
+            );
+        async move { Ok::<_, Infallible>(served.await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(ctx.limits.header_timeout)
+        // hyper's own bound on a head is about 400 KB and depends on how the bytes
+        // arrive; this makes it one documented number.
+        .max_buf_size(ctx.limits.max_header_bytes)
         .keep_alive(true)
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
@@ -310,6 +322,32 @@ fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// `431` for a request head over `max-header-bytes`, for every face. hyper's own bound
+/// (its read buffer, also set to this size) depends on how the bytes arrive, so a head
+/// somewhat over it can get through; counting here makes the limit exact.
+fn head_too_large(req: &Request<Incoming>, limits: &Limits) -> Option<Response<Full<Bytes>>> {
+    let size = req.uri().to_string().len()
+        + req
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    if size <= limits.max_header_bytes {
+        return None;
+    }
+    let mut resp = xml_failure(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        ApiError::internal(format!(
+            "request head of {size} bytes exceeds the limit of {} bytes",
+            limits.max_header_bytes
+        )),
+    );
+    // The body was not read, so the connection cannot be reused.
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    Some(resp)
+}
+
 /// First size of a reply buffer: a task record is ~1.6 KB of XML and an event batch with
 /// one snapshot ~1.8 KB, so 1 KB meant a reallocation and copy for nearly every reply.
 const REPLY_CAPACITY: usize = 4096;
@@ -319,6 +357,9 @@ async fn handle(
     limits: &Limits,
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
+    if let Some(resp) = head_too_large(&req, limits) {
+        return resp;
+    }
     if crate::redfish::owns(req.uri().path()) {
         return crate::redfish::handle(svc, limits, req).await;
     }

@@ -27,7 +27,6 @@ pub fn create(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
         .as_deref()
         .or(ctx.meta.subtask_of.as_deref());
     let mut tables = ctx.svc.db.write();
-    ctx.svc.check_task_room(&tables)?;
     let host = tables.host_ref.clone();
     let mut task = TaskRow::new(
         arg::string(&args[0]),
@@ -41,6 +40,7 @@ pub fn create(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
         }
         task.subtask_of = parent.into();
     }
+    ctx.svc.check_task_room(&tables, &task)?;
     let r = new_ref();
     tables.insert_task(r.clone(), task);
     Ok(Value::String(r))
