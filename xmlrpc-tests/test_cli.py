@@ -29,10 +29,8 @@ CLI_TIMEOUT = 30
 
 
 # This module's own server (these fixtures override conftest's for this file): it also
-# serves HTTPS, and its garbage collector is slowed down. A task finished with set_status
-# keeps xapi's unset `finished` (the epoch), so, as in xapi, the next collection pass
-# (every 30 s by default) removes it; a pass between a test's update and its read would
-# make the test flaky.
+# serves HTTPS, and its garbage collector is slowed down, so that no collection pass
+# (every 30 s by default) lands between a test's update and its read.
 @pytest.fixture(scope="module")
 def server():
     srv = launch(["--gc-interval", "3600"], tls=True)
@@ -346,7 +344,9 @@ def test_create_update_get_round_trip(server, proxy, root):
                        json.dumps([{"jobUID": c["jobUID"], "jobState": "Complete", "percentage": 100}])))
     got = jobs(run(server, "tasks", "-j", c["jobUID"]))
     assert updated == got
-    expected = dict(c, jobState="Complete", percentage=100)
+    # The completion stamped `finished`, so the job has its endDate now.
+    assert got[0]["endDate"] >= got[0]["createDate"]
+    expected = dict(c, jobState="Complete", percentage=100, endDate=got[0]["endDate"])
     assert got[0] == expected
     assert ok(proxy.task.get_status(root, t)) == "success"
     assert "xclarity:jobState" not in ok(proxy.task.get_other_config(root, t))
