@@ -26,7 +26,32 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api::dispatch::{self, Call, Reply, RequestMeta, Service};
 use crate::api::error::{ApiError, codes};
+use crate::face::{Conn, Face};
 use crate::wire::{jsonrpc, xmlrpc};
+
+/// The REST faces, asked in this order whether they own a request; XML-RPC and JSON-RPC
+/// answer whatever none of them owns (the rule is in `face.rs` and docs/architecture.md).
+pub const FACES: &[Face] = &[
+    Face {
+        name: "redfish",
+        owns: redfish_owns,
+        handle: redfish_handle,
+    },
+    crate::xclarity::FACE,
+];
+
+fn redfish_owns(_: &Method, path: &str, _: &HeaderMap) -> bool {
+    crate::redfish::owns(path)
+}
+
+fn redfish_handle<'a>(
+    svc: Arc<Service>,
+    limits: &'a Limits,
+    req: Request<Incoming>,
+    _: Conn,
+) -> futures_util::future::BoxFuture<'a, Response<Full<Bytes>>> {
+    Box::pin(crate::redfish::handle(svc, limits, req))
+}
 
 /// Limits of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -166,11 +191,11 @@ fn spawn_connection(
     let ctx = ctx.clone();
     tokio::spawn(async move {
         match tls {
-            None => serve_io(stream, peer, ctx, slot).await,
+            None => serve_io(stream, peer, ctx, slot, Conn { tls: false }).await,
             Some(acceptor) => {
                 match tokio::time::timeout(ctx.limits.header_timeout, acceptor.accept(stream)).await
                 {
-                    Ok(Ok(s)) => serve_io(s, peer, ctx, slot).await,
+                    Ok(Ok(s)) => serve_io(s, peer, ctx, slot, Conn { tls: true }).await,
                     Ok(Err(e)) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
                     Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
                 }
@@ -180,7 +205,7 @@ fn spawn_connection(
 }
 
 /// Serves one connection, or refuses it with 503 when the connection limit is reached.
-async fn serve_io<I>(io: I, peer: SocketAddr, ctx: AcceptCtx, slot: Slot)
+async fn serve_io<I>(io: I, peer: SocketAddr, ctx: AcceptCtx, slot: Slot, conn_info: Conn)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -197,7 +222,7 @@ where
     let service = service_fn(move |req| {
         let svc = svc.clone();
         let limits = limits.clone();
-        async move { Ok::<_, Infallible>(handle(svc, &limits, req).await) }
+        async move { Ok::<_, Infallible>(handle(svc, &limits, req, conn_info).await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -318,9 +343,13 @@ async fn handle(
     svc: Arc<Service>,
     limits: &Limits,
     req: Request<Incoming>,
+    conn: Conn,
 ) -> Response<Full<Bytes>> {
-    if crate::redfish::owns(req.uri().path()) {
-        return crate::redfish::handle(svc, limits, req).await;
+    if let Some(face) = FACES
+        .iter()
+        .find(|f| (f.owns)(req.method(), req.uri().path(), req.headers()))
+    {
+        return (face.handle)(svc, limits, req, conn).await;
     }
     match *req.method() {
         Method::POST => {}
