@@ -1,7 +1,9 @@
 //! The HTTP server: accept loop, routing, limits and response headers (spec §1.1).
 //!
-//! xapi routes by longest path prefix, so a POST to any path but `/jsonrpc` reaches the
-//! XML-RPC handler of `/` (Xen Orchestra posts to `/xmlrpc`, the Python SDK to `/RPC2`).
+//! First the REST faces ([`FACES`]: Redfish, XClarity) are asked whether they own the
+//! request (`face.rs` has the rule); what none owns is XAPI's. xapi routes by longest path
+//! prefix, so a POST to any path but `/jsonrpc` reaches the XML-RPC handler of `/` (Xen
+//! Orchestra posts to `/xmlrpc`, the Python SDK to `/RPC2`).
 //! Unlike xapi, bodies that cannot be read or parsed get a well-formed answer instead of
 //! HTTP 500 and a dropped connection: oversized bodies a 413 (refused from the
 //! `Content-Length` header, before reading), malformed XML an XML-RPC `Failure`
