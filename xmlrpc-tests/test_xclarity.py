@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 
 import pytest
 
@@ -547,3 +548,28 @@ def test_xml_rpc_still_answers_on_lxcas_paths_and_everywhere_else(server):
     r = requests.get(server.url + "/tasks/", timeout=15)
     assert r.status_code == 401 and r.headers["Content-Type"].startswith("application/json")
     lxca_error(requests.get(server.url + "/csvRequest", timeout=15), 404)
+
+
+def test_a_client_that_goes_away_mid_create_leaves_all_or_nothing(server, xapi):
+    """The tree is made in a task of its own: a client that closes its connection while
+    the jobs are being created does not leave half a tree behind."""
+    import socket
+    login = requests.post(server.url + "/sessions", json={"UserId": "root", "password": ROOT_PASSWORD},
+                          timeout=15)
+    cookie = "; ".join(f"{k}={v}" for k, v in login.cookies.items())
+    body = json.dumps({"jobTitle": unique("gone"), "children": [{"jobTitle": "c"}] * 150}).encode()
+    before = task_count(xapi)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"POST /tasks HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                     + f"Cookie: {cookie}\r\nX-Csrf-Token: {login.cookies['csrf']}\r\n".encode()
+                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+        time.sleep(0.05)
+    deadline = time.monotonic() + 30
+    last = None
+    while time.monotonic() < deadline:
+        n = task_count(xapi) - before
+        if n == last and n in (0, 151):
+            break
+        last = n
+        time.sleep(0.5)
+    assert task_count(xapi) - before in (0, 151)

@@ -229,12 +229,24 @@ pub async fn create(svc: &Arc<Service>, caller: &Caller, body: &Json) -> Answer 
         Ok(j) => j,
         Err(e) => return protocol::bad_request(&e.0),
     };
-    let mut made = Vec::with_capacity(job.count());
-    let root = match create_tree(svc, caller, &job, &mut made).await {
-        Ok(r) => r,
+    // In a task of its own: should the client go away half-way (hyper then drops this
+    // request's future), the tree is still finished, or undone, rather than left half-made.
+    let (svc2, caller2) = (svc.clone(), caller.clone());
+    let outcome = tokio::spawn(async move {
+        let mut made = Vec::with_capacity(job.count());
+        let result = create_tree(&svc2, &caller2, &job, &mut made).await;
+        if result.is_err() {
+            undo(&svc2, &caller2, &made).await;
+        }
+        result
+    })
+    .await;
+    let root = match outcome {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return protocol::from_api("The parent job", &e),
         Err(e) => {
-            undo(svc, caller, &made).await;
-            return protocol::from_api("The parent job", &e);
+            tracing::error!("a job create panicked: {e}");
+            return protocol::from_api("The job", &ApiError::internal("job create failed"));
         }
     };
     let uuid = match xapi(
