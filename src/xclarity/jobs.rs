@@ -14,7 +14,7 @@
 //!   unfinished task only marks it (it is deleted when it completes); to an LXCA client a
 //!   deleted job is gone, so this face hides marked tasks from every answer.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use hyper::StatusCode;
@@ -27,7 +27,7 @@ use super::routes::split_ids;
 use super::sessions::Caller;
 use super::{field, record_text, xapi, xapi_in};
 use crate::api::dispatch::{RequestMeta, Service};
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, codes};
 use crate::db::NULL_REF;
 use crate::wire::value::Value;
 
@@ -91,7 +91,8 @@ impl Node {
     }
 }
 
-/// Every task the caller can see, by ref (`task.get_all_records`: one pipeline call).
+/// Tasks as the job views need them, by ref: all of them (the list of every job), or only
+/// the trees of the jobs a request names.
 pub struct Tasks {
     pub by_ref: HashMap<String, Node>,
     /// jobUID → ref.
@@ -99,7 +100,8 @@ pub struct Tasks {
 }
 
 impl Tasks {
-    pub async fn load(svc: &Arc<Service>, caller: &Caller) -> Result<Tasks, ApiError> {
+    /// Every task (for the list of all jobs).
+    pub async fn all(svc: &Arc<Service>, caller: &Caller) -> Result<Tasks, ApiError> {
         let all = xapi(
             svc,
             "task.get_all_records",
@@ -113,6 +115,53 @@ impl Tasks {
                 .collect(),
             _ => Vec::new(),
         };
+        Ok(Tasks::from_nodes(nodes))
+    }
+
+    /// Only the jobs named by `ids` (404 for the first unknown or deleted one, before
+    /// anything is changed) and, with `descendants`, all their descendants: work in
+    /// proportion to those trees, not to all tasks (`task.get_by_uuid`, then
+    /// `task.get_record` down the `subtasks` links).
+    pub async fn named(
+        svc: &Arc<Service>,
+        caller: &Caller,
+        ids: &[String],
+        descendants: bool,
+    ) -> Result<Tasks, Answer> {
+        let s = Value::str(&caller.session_ref);
+        let gone = |id: &str| protocol::not_found(&format!("Job {id}"));
+        let mut nodes = Vec::new();
+        let mut seen = HashSet::new();
+        let mut queue = VecDeque::new();
+        for id in ids {
+            let r = match xapi(svc, "task.get_by_uuid", vec![s.clone(), Value::str(id)]).await {
+                Ok(v) => v.as_str().unwrap_or_default().to_string(),
+                Err(e) if e.code == codes::UUID_INVALID => return Err(gone(id)),
+                Err(e) => return Err(protocol::from_api(&format!("Job {id}"), &e)),
+            };
+            let node = record(svc, &s, &r)
+                .await
+                .map_err(|e| protocol::from_api(&format!("Job {id}"), &e))?
+                .filter(|n| !n.deleted)
+                .ok_or_else(|| gone(id))?;
+            if seen.insert(r) {
+                queue.extend(node.subtasks.iter().cloned());
+                nodes.push(node);
+            }
+        }
+        while descendants && let Some(r) = queue.pop_front() {
+            if !seen.insert(r.clone()) {
+                continue;
+            }
+            let found = record(svc, &s, &r)
+                .await
+                .map_err(|e| protocol::from_api("A child job", &e))?;
+            // Destroyed meanwhile, or deleted: not a child any more.
+            if let Some(n) = found.filter(|n| !n.deleted) {
+                queue.extend(n.subtasks.iter().cloned());
+                nodes.push(n);
+            }
+        }
         Ok(Tasks::from_nodes(nodes))
     }
 
@@ -130,7 +179,7 @@ impl Tasks {
         Tasks { by_ref, by_uuid }
     }
 
-    /// The (not deleted) task with this jobUID.
+    /// The (not deleted, loaded) task with this jobUID.
     pub fn find(&self, uuid: &str) -> Option<&Node> {
         self.by_uuid.get(uuid).and_then(|r| self.by_ref.get(r))
     }
@@ -205,9 +254,15 @@ pub async fn get(
     ids: Option<&[String]>,
     compact: bool,
 ) -> Answer {
-    let tasks = match Tasks::load(svc, caller).await {
+    let loaded = match ids {
+        None => Tasks::all(svc, caller)
+            .await
+            .map_err(|e| protocol::from_api("The job list", &e)),
+        Some(ids) => Tasks::named(svc, caller, ids, !compact).await,
+    };
+    let tasks = match loaded {
         Ok(t) => t,
-        Err(e) => return protocol::from_api("The job list", &e),
+        Err(a) => return a,
     };
     let nodes = match ids {
         None => tasks.roots(),
@@ -482,9 +537,9 @@ async fn update_one(
 /// `DELETE /tasks/{ids}`: each job with all its children (children first), by XAPI's
 /// `task.destroy` (ownership decides who may: 403 otherwise).
 pub async fn delete(svc: &Arc<Service>, caller: &Caller, ids: &[String]) -> Answer {
-    let tasks = match Tasks::load(svc, caller).await {
+    let tasks = match Tasks::named(svc, caller, ids, true).await {
         Ok(t) => t,
-        Err(e) => return protocol::from_api("The job list", &e),
+        Err(a) => return a,
     };
     let nodes = match tasks.resolve(ids) {
         Ok(n) => n,
@@ -495,7 +550,7 @@ pub async fn delete(svc: &Arc<Service>, caller: &Caller, ids: &[String]) -> Answ
         tasks.post_order(n, &mut doomed, 0);
     }
     let session = Value::str(&caller.session_ref);
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = HashSet::new();
     for n in doomed {
         if !seen.insert(n.r.as_str()) {
             continue;
@@ -507,6 +562,15 @@ pub async fn delete(svc: &Arc<Service>, caller: &Caller, ids: &[String]) -> Answ
     Answer::success()
 }
 
+/// `task.get_record` of `r` as a node; a task that no longer exists is `None`.
+async fn record(svc: &Arc<Service>, session: &Value, r: &str) -> Result<Option<Node>, ApiError> {
+    match xapi(svc, "task.get_record", vec![session.clone(), Value::str(r)]).await {
+        Ok(rec) => Ok(Some(Node::from_record(r, &rec))),
+        Err(e) if e.code == codes::HANDLE_INVALID => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 type JobAction<'a> = futures_util::future::BoxFuture<'a, Result<(), Answer>>;
 
 /// Resolves every id first (404 for an unknown one, before any change), then applies
@@ -515,9 +579,9 @@ async fn each_job<F>(svc: &Arc<Service>, caller: &Caller, ids: &[String], action
 where
     F: for<'a> Fn(&'a Arc<Service>, &'a Caller, Node) -> JobAction<'a>,
 {
-    let tasks = match Tasks::load(svc, caller).await {
+    let tasks = match Tasks::named(svc, caller, ids, false).await {
         Ok(t) => t,
-        Err(e) => return protocol::from_api("The job list", &e),
+        Err(a) => return a,
     };
     let nodes: Vec<Node> = match tasks.resolve(ids) {
         Ok(n) => n.into_iter().cloned().collect(),

@@ -168,9 +168,9 @@ fn compact(query: Option<&str>) -> Result<bool, Answer> {
 }
 
 async fn csv_job(svc: &Arc<Service>, caller: &sessions::Caller, id: &str) -> Answer {
-    let tasks = match jobs::Tasks::load(svc, caller).await {
+    let tasks = match jobs::Tasks::named(svc, caller, &[id.to_string()], true).await {
         Ok(t) => t,
-        Err(e) => return protocol::from_api("The job list", &e),
+        Err(a) => return a,
     };
     match tasks.find(id) {
         Some(n) => Answer::ok(csv::monitor(&tasks, n, crate::db::now())),
