@@ -165,6 +165,10 @@ pub fn open_service(
     if rewrite_identity {
         write_identity(data_dir, &id)?;
     }
+    db.configure(
+        &settings.task_limits,
+        settings.api_limits.max_event_queue_bytes,
+    );
     let svc = Service {
         api: Api::build(),
         db,
@@ -172,6 +176,11 @@ pub fn open_service(
         max_unfinished_tasks: settings.max_unfinished_tasks,
         max_sessions_per_user: settings.max_sessions_per_user,
         retention: settings.retention.clone(),
+        limits: settings.api_limits.clone(),
+        login_guard: crate::api::login_guard::LoginGuard::new(
+            settings.api_limits.max_concurrent_logins,
+            settings.api_limits.login_free_failures,
+        ),
     };
     Ok((Arc::new(svc), generated))
 }
