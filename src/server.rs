@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::FutureExt;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
@@ -228,10 +229,10 @@ where
         let svc = svc.clone();
         let limits = limits.clone();
         // Every face reaches logins through the dispatcher, which throttles per address.
-        let served = crate::api::limits::with_peer(peer.ip(), async move {
-            handle(svc, &limits, req, conn_info).await
-        });
-        async move { Ok::<_, Infallible>(served.await) }
+        // Combinators rather than `async` blocks, which would each hold the request's
+        // future twice (captured, and being awaited): it is moved into place per request.
+        crate::api::limits::with_peer(peer.ip(), handle(svc, limits, req, conn_info))
+            .map(Ok::<_, Infallible>)
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
@@ -379,10 +380,11 @@ const REPLY_CAPACITY: usize = 4096;
 
 async fn handle(
     svc: Arc<Service>,
-    limits: &Limits,
+    limits: Arc<Limits>,
     req: Request<Incoming>,
     conn: Conn,
 ) -> Response<Full<Bytes>> {
+    let limits = &*limits;
     if let Some(resp) = head_too_large(&req, limits) {
         return resp;
     }

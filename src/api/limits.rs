@@ -42,9 +42,13 @@ tokio::task_local! {
     static PEER: IpAddr;
 }
 
-/// Runs `f` as a request from `peer`.
-pub async fn with_peer<F: std::future::Future>(peer: IpAddr, f: F) -> F::Output {
-    PEER.scope(peer, f).await
+/// Runs `f` as a request from `peer`. (A plain function: an `async fn` would store `f`
+/// twice, as its argument and as the future it awaits.)
+pub fn with_peer<F: std::future::Future>(
+    peer: IpAddr,
+    f: F,
+) -> impl std::future::Future<Output = F::Output> {
+    PEER.scope(peer, f)
 }
 
 /// The client address of the current request, if the server set one (in-process

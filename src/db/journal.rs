@@ -51,13 +51,13 @@ tokio::task_local! {
 }
 
 /// Runs `f`, returning its output and the highest sequence number it wrote (0 if none).
-pub async fn tracking_writes<F: Future>(f: F) -> (F::Output, u64) {
-    WRITTEN
-        .scope(Cell::new(0), async move {
-            let out = f.await;
-            (out, WRITTEN.with(Cell::get))
-        })
-        .await
+///
+/// A plain function returning the scoped future, not an `async fn`: an `async fn` keeps
+/// its argument and the future it awaits side by side, so each such wrapper doubles the
+/// size of the call's future (which is moved into place once per request).
+pub fn tracking_writes<F: Future>(f: F) -> impl Future<Output = (F::Output, u64)> {
+    use futures_util::FutureExt;
+    WRITTEN.scope(Cell::new(0), f.map(|out| (out, WRITTEN.with(Cell::get))))
 }
 
 /// Notes that the current call wrote up to `seq` (no-op outside [`tracking_writes`]).
