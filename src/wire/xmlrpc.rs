@@ -92,7 +92,8 @@ pub fn parse_call(body: &[u8]) -> Result<MethodCall, ParseError> {
         ));
     }
     match std::str::from_utf8(body) {
-        Ok(text) => Parser::new(text).call(),
+        // The common shape first; the general reader for everything else.
+        Ok(text) => fast::parse(text).map_or_else(|| Parser::new(text).call(), Ok),
         Err(_) => {
             let text = String::from_utf8_lossy(body);
             let mut call = Parser::new(&text).call()?;
@@ -740,6 +741,9 @@ fn escape(out: &mut Vec<u8>, s: &str) {
     }
     out.extend_from_slice(&bytes[copied..]);
 }
+
+#[path = "xmlrpc_fast.rs"]
+mod fast;
 
 #[cfg(test)]
 #[path = "xmlrpc_tests.rs"]
