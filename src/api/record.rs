@@ -13,11 +13,56 @@ use crate::wire::value::Value;
 
 /// xapi's date form, `Date.to_rfc3339`: `YYYYMMDDTHH:MM:SSZ`, always UTC.
 pub fn format_date(unix: i64) -> String {
+    with_date(unix, str::to_string)
+}
+
+/// Calls `f` with the date text. Every record carries two dates, so the usual years (0 to
+/// 9999) are formatted by hand from the day number, on the stack (the `time` crate's
+/// formatter cost 1,500 instructions a date); other years go through `time`, which
+/// decides their form.
+fn with_date<T>(unix: i64, f: impl FnOnce(&str) -> T) -> T {
+    const YEAR_0: i64 = -62_167_219_200; // 0000-01-01T00:00:00Z
+    const YEAR_10000: i64 = 253_402_300_800;
+    if (YEAR_0..YEAR_10000).contains(&unix) {
+        let text = civil_date(unix);
+        return f(std::str::from_utf8(&text).expect("ASCII digits"));
+    }
     let fmt = format_description!("[year][month][day]T[hour]:[minute]:[second]Z");
-    OffsetDateTime::from_unix_timestamp(unix)
+    let text = OffsetDateTime::from_unix_timestamp(unix)
         .ok()
         .and_then(|d| d.format(fmt).ok())
-        .unwrap_or_else(|| "19700101T00:00:00Z".to_string())
+        .unwrap_or_else(|| "19700101T00:00:00Z".to_string());
+    f(&text)
+}
+
+/// `YYYYMMDDTHH:MM:SSZ` for a time in years 0 to 9999 (Howard Hinnant's
+/// `civil_from_days`, proleptic Gregorian calendar, as `time` uses).
+fn civil_date(unix: i64) -> [u8; 18] {
+    let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let mut out = *b"0000mmddThh:mm:ssZ";
+    let mut put = |at: usize, value: i64, width: usize| {
+        let mut v = value;
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, year, 4);
+    put(4, month, 2);
+    put(6, day, 2);
+    put(9, secs / 3600, 2);
+    put(12, secs / 60 % 60, 2);
+    put(15, secs % 60, 2);
+    out
 }
 
 fn s(v: &str) -> Value {
@@ -213,5 +258,41 @@ mod tests {
     fn dates_in_xapi_form() {
         assert_eq!(format_date(0), "19700101T00:00:00Z");
         assert_eq!(format_date(1_586_248_112), "20200407T08:28:32Z");
+    }
+
+    /// The hand formatter says what the `time` crate says, over the whole range it
+    /// covers (leap days, century years, before 1970) and at its edges.
+    #[test]
+    fn hand_formatted_dates_match_time() {
+        let fmt = format_description!("[year][month][day]T[hour]:[minute]:[second]Z");
+        let by_time = |unix: i64| {
+            OffsetDateTime::from_unix_timestamp(unix)
+                .ok()
+                .and_then(|d| d.format(fmt).ok())
+                .unwrap_or_else(|| "19700101T00:00:00Z".to_string())
+        };
+        let edges = [
+            -62_167_219_200 - 1,
+            -62_167_219_200,
+            -1,
+            0,
+            951_782_400,   // 2000-02-29
+            4_107_456_000, // 2100-02-28 (not a leap year)
+            253_402_300_799,
+            253_402_300_800,
+            i64::MIN,
+            i64::MAX,
+        ];
+        let mut unix = -62_167_219_200i64;
+        let mut n = 0i64;
+        let spread = edges.into_iter().chain(std::iter::from_fn(|| {
+            // About 200,000 points, with a stride that lands on every hour and second.
+            n += 1;
+            unix += 1_577_836 + (n % 7) * 3_601;
+            (unix < 253_402_300_800).then_some(unix)
+        }));
+        for t in spread {
+            assert_eq!(format_date(t), by_time(t), "{t}");
+        }
     }
 }

@@ -106,19 +106,25 @@ pub fn parse_call(body: &[u8]) -> Result<MethodCall, ParseError> {
     }
 }
 
-/// The first byte matching `test`, scanning in blocks without early exits so that the
-/// common case (no match) vectorizes.
+/// The first byte matching `test`. Whole 16-byte blocks are tested without early exits,
+/// which the compiler turns into vector compares (the common case is no match at all);
+/// the tail, and the block with the match, byte by byte.
 #[inline(always)]
 fn find_byte(bytes: &[u8], test: impl Fn(u8) -> bool) -> Option<usize> {
-    const BLOCK: usize = 32;
+    const BLOCK: usize = 16;
+    let mut blocks = bytes.chunks_exact(BLOCK);
     let mut start = 0;
-    for block in bytes.chunks(BLOCK) {
+    for block in &mut blocks {
         if block.iter().fold(false, |hit, &b| hit | test(b)) {
             return block.iter().position(|&b| test(b)).map(|i| start + i);
         }
         start += BLOCK;
     }
-    None
+    blocks
+        .remainder()
+        .iter()
+        .position(|&b| test(b))
+        .map(|i| start + i)
 }
 
 /// Whether lossy decoding left a replacement character anywhere inside `v`.
