@@ -30,6 +30,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::api::dispatch::{self, Call, Reply, RequestMeta, Service};
 use crate::api::error::{ApiError, codes};
 use crate::face::{Conn, Face};
+use crate::wire::encode::Codec;
 use crate::wire::{jsonrpc, xmlrpc};
 
 /// The REST faces, asked in this order whether they own a request; XML-RPC and JSON-RPC
@@ -420,6 +421,7 @@ async fn handle(
                 Some((key.to_string(), v.to_str().ok()?.to_string()))
             })
             .collect(),
+        codec: Some(if json { Codec::JsonRpc } else { Codec::XmlRpc }),
     };
     let body = match read_body(req, limits).await {
         Ok(b) => b,

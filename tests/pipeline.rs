@@ -208,3 +208,122 @@ async fn unfinished_tasks_are_bounded() {
             .is_ok()
     );
 }
+
+/// Records a reply's codec gets straight from the row (`RequestMeta::codec`) are byte for
+/// byte the records built as values and then written, in both codecs, for every class,
+/// for `get_all_records`, and with characters each codec escapes.
+#[tokio::test]
+async fn encoded_records_are_the_records_written() {
+    use xapi_taskd::wire::encode::Codec;
+    use xapi_taskd::wire::{jsonrpc, xmlrpc};
+
+    let srv = start().await;
+    let root = login_root(&srv.svc).await;
+    srv.svc
+        .users
+        .add("alice", "vm-operator", "alice-pw")
+        .expect("user");
+    let Ok(Value::String(alice)) = call(
+        &srv.svc,
+        "session.login_with_password",
+        vec![s("alice"), s("alice-pw")],
+    )
+    .await
+    else {
+        panic!("alice logs in");
+    };
+    let label = "a <label> & \"quotes\"\t\\ é€😀";
+    let Ok(Value::String(task)) =
+        call(&srv.svc, "task.create", vec![s(&root), s(label), s("d\n")]).await
+    else {
+        panic!("task.create");
+    };
+    for (method, params) in [
+        (
+            "task.add_to_other_config",
+            vec![s(&root), s(&task), s("k<&>"), s("v\"\\")],
+        ),
+        (
+            "task.set_error_info",
+            vec![s(&root), s(&task), Value::Array(vec![s("E"), s("<p>")])],
+        ),
+        (
+            "task.set_progress",
+            vec![s(&root), s(&task), Value::Double(0.125)],
+        ),
+    ] {
+        call(&srv.svc, method, params).await.expect(method);
+    }
+    let Ok(Value::String(child)) =
+        call(&srv.svc, "task.create", vec![s(&root), s("c"), s("")]).await
+    else {
+        panic!("task.create");
+    };
+    let first = |v: Value| match v {
+        Value::Array(items) => items.into_iter().next().expect("one"),
+        other => panic!("{other:?}"),
+    };
+    let pool = first(
+        call(&srv.svc, "pool.get_all", vec![s(&root)])
+            .await
+            .unwrap(),
+    );
+    let host = first(
+        call(&srv.svc, "host.get_all", vec![s(&root)])
+            .await
+            .unwrap(),
+    );
+    let calls = [
+        ("task.get_record", vec![s(&root), s(&task)]),
+        ("task.get_record", vec![s(&root), s(&child)]),
+        ("session.get_record", vec![s(&root), s(&root)]),
+        ("session.get_record", vec![s(&alice), s(&alice)]),
+        ("pool.get_record", vec![s(&root), pool]),
+        ("host.get_record", vec![s(&root), host]),
+        ("task.get_all_records", vec![s(&root)]),
+        ("session.get_all_records", vec![s(&root)]),
+        ("task.get_record", vec![s(&root), s("OpaqueRef:gone")]),
+    ];
+    for (method, params) in calls {
+        for codec in [Codec::XmlRpc, Codec::JsonRpc] {
+            let reply = |codec: Option<Codec>| {
+                let params = params.clone();
+                let svc = srv.svc.clone();
+                async move {
+                    let meta = RequestMeta {
+                        codec,
+                        ..RequestMeta::default()
+                    };
+                    match dispatch::dispatch(&svc, dispatch::call(method, params), &meta).await {
+                        Reply::Envelope(r) => r,
+                        Reply::Bare(v) => Ok(v),
+                    }
+                }
+            };
+            let (tree, encoded) = (reply(None).await, reply(Some(codec)).await);
+            if method.ends_with("get_record") && tree.is_ok() {
+                assert!(
+                    matches!(encoded, Ok(Value::Encoded(c, _)) if c == codec),
+                    "{method}: {encoded:?}"
+                );
+            }
+            let mut bytes = (Vec::new(), Vec::new());
+            match codec {
+                Codec::XmlRpc => {
+                    xmlrpc::write_response(&mut bytes.0, &tree);
+                    xmlrpc::write_response(&mut bytes.1, &encoded);
+                }
+                Codec::JsonRpc => {
+                    let id = jsonrpc::Id::Int(7);
+                    jsonrpc::write_response(&mut bytes.0, jsonrpc::Version::V2, &id, &tree);
+                    jsonrpc::write_response(&mut bytes.1, jsonrpc::Version::V2, &id, &encoded);
+                }
+            }
+            assert_eq!(
+                String::from_utf8_lossy(&bytes.1),
+                String::from_utf8_lossy(&bytes.0),
+                "{method} {codec:?}"
+            );
+        }
+    }
+}

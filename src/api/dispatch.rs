@@ -19,6 +19,7 @@ use futures_util::FutureExt;
 
 use crate::db::{Db, TaskRow, TaskStatus, new_ref, now};
 use crate::users::UserStore;
+use crate::wire::encode::Codec;
 use crate::wire::value::Value;
 use crate::wire::xmlchars;
 use crate::wire::xmlrpc::value_fragment;
@@ -84,6 +85,10 @@ pub struct RequestMeta {
     /// `x-http-other-config-<key>: <value>` headers, copied into an `Async.` call's task
     /// as `other_config["http:<key>"]`.
     pub http_other_config: Vec<(String, String)>,
+    /// The codec that will write the reply, when the caller is XML-RPC or JSON-RPC:
+    /// records then come back already in that form ([`Value::Encoded`]). Callers that
+    /// look into the result (the REST faces, tests) leave it `None`.
+    pub codec: Option<Codec>,
 }
 
 /// The reply: the usual Status envelope, or a bare value (`system.listMethods`).
@@ -316,7 +321,12 @@ fn spawn_async(
     };
     let svc = svc.clone();
     let wire = msg.wire.clone();
-    let meta = meta.clone();
+    // The task keeps the result as a value (its `result` field is an XML fragment,
+    // whatever the caller's codec).
+    let meta = RequestMeta {
+        codec: None,
+        ..meta.clone()
+    };
     let task = task_ref.clone();
     tokio::spawn(async move {
         let Some((msg, _)) = svc.api.lookup(&wire) else {

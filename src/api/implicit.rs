@@ -11,7 +11,10 @@ use super::marshal::arg;
 use super::record::{self, field_value};
 use crate::db::{Row, Tables};
 use crate::db::{filter, maps};
+use crate::wire::encode::{Codec, Encoder};
+use crate::wire::jsonrpc::JsonEncoder;
 use crate::wire::value::Value;
+use crate::wire::xmlrpc::XmlEncoder;
 
 pub async fn call(ctx: &Ctx<'_>, imp: Implicit, args: &[Value]) -> Result<Value, ApiError> {
     let class = ctx.msg.class;
@@ -24,7 +27,22 @@ pub async fn call(ctx: &Ctx<'_>, imp: Implicit, args: &[Value]) -> Result<Value,
         Implicit::GetRecord => {
             let tables = ctx.svc.db.read();
             let row = row_of(&tables, class, arg::string(&args[0]))?;
-            Ok(record_of(ctx, class, row))
+            Ok(match ctx.meta.codec {
+                // Straight into the reply's form: no tree is built for the writer to walk.
+                Some(codec) => {
+                    let mut out = Vec::with_capacity(RECORD_CAPACITY);
+                    match codec {
+                        Codec::XmlRpc => {
+                            encode_record_of(ctx, class, row, &mut XmlEncoder { out: &mut out })
+                        }
+                        Codec::JsonRpc => {
+                            encode_record_of(ctx, class, row, &mut JsonEncoder::new(&mut out))
+                        }
+                    }
+                    Value::Encoded(codec, out)
+                }
+                None => record_of(ctx, class, row),
+            })
         }
         Implicit::GetByUuid => {
             let uuid = arg::string(&args[0]);
@@ -52,6 +70,16 @@ pub async fn call(ctx: &Ctx<'_>, imp: Implicit, args: &[Value]) -> Result<Value,
             Ok(Value::Array(
                 refs.iter().map(|r| Value::str(&**r)).collect(),
             ))
+        }
+        Implicit::GetAllRecords if ctx.meta.codec == Some(Codec::XmlRpc) => {
+            let mut out = Vec::new();
+            encode_all_records(ctx, class, &mut XmlEncoder { out: &mut out }).await?;
+            Ok(Value::Encoded(Codec::XmlRpc, out))
+        }
+        Implicit::GetAllRecords if ctx.meta.codec == Some(Codec::JsonRpc) => {
+            let mut out = Vec::new();
+            encode_all_records(ctx, class, &mut JsonEncoder::new(&mut out)).await?;
+            Ok(Value::Encoded(Codec::JsonRpc, out))
         }
         Implicit::GetAllRecords => {
             let mut members = Vec::new();
@@ -115,6 +143,27 @@ pub async fn call(ctx: &Ctx<'_>, imp: Implicit, args: &[Value]) -> Result<Value,
             set_field(ctx, class, field, imp, args)
         }
     }
+}
+
+/// First size of an encoded record: a task record is ~1.4 KB of XML.
+const RECORD_CAPACITY: usize = 2048;
+
+/// `get_all_records` written straight into the reply's codec: a struct of ref → record.
+async fn encode_all_records<E: Encoder>(
+    ctx: &Ctx<'_>,
+    class: &Class,
+    e: &mut E,
+) -> Result<(), ApiError> {
+    e.begin_struct();
+    scan(ctx, class, RECORD_COST, |r, row| {
+        e.member(r);
+        encode_record_of(ctx, class, row, e);
+        e.end_member();
+        Ok(())
+    })
+    .await?;
+    e.end_struct();
+    Ok(())
 }
 
 /// What building one record costs, in filter terms (for [`scan`]'s budget).
@@ -250,6 +299,15 @@ fn value_of(ctx: &Ctx<'_>, row: Row<'_>, field: &Field) -> Value {
         return Value::Array(perms.into_iter().map(Value::String).collect());
     }
     field_value(row, field).unwrap_or_else(Value::void)
+}
+
+/// [`record_of`], told to an encoder instead of built.
+fn encode_record_of<E: Encoder>(ctx: &Ctx<'_>, class: &Class, row: Row<'_>, e: &mut E) {
+    let perms = match row {
+        Row::Session(s) => Some(session_permissions(ctx, s)),
+        _ => None,
+    };
+    record::encode_record(class, row, perms.as_deref(), e);
 }
 
 pub fn record_of(ctx: &Ctx<'_>, class: &Class, row: Row<'_>) -> Value {

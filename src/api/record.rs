@@ -1,14 +1,17 @@
 //! Rows → values, driven by the datamodel's field list.
 //!
-//! The one place where a typed row meets the table: [`field_value`] names each stored
-//! field once, and getters, records, event snapshots and filter strings all go through it.
-//! A unit test checks that every declared field of every class is covered.
+//! The one place where a typed row meets the table: [`encode_field`] names each stored
+//! field once, and getters, records, event snapshots and filter strings all go through it
+//! (as a [`Value`] through [`field_value`] and [`record`], or straight into a reply's
+//! codec through [`encode_record`]). A unit test checks that every declared field of
+//! every class is covered.
 
 use time::OffsetDateTime;
 use time::macros::format_description;
 
 use super::datamodel::{Class, Field, Ty};
 use crate::db::{Row, dbstring};
+use crate::wire::encode::{Builder, Encoder};
 use crate::wire::value::Value;
 
 /// xapi's date form, `Date.to_rfc3339`: `YYYYMMDDTHH:MM:SSZ`, always UTC.
@@ -65,117 +68,148 @@ fn civil_date(unix: i64) -> [u8; 18] {
     out
 }
 
-fn s(v: &str) -> Value {
-    Value::String(v.to_string())
+fn strings<E: Encoder>(e: &mut E, items: &[String]) {
+    e.begin_array();
+    for i in items {
+        e.string(i);
+    }
+    e.end_array();
 }
 
-fn set(items: &[String]) -> Value {
-    Value::Array(items.iter().map(|i| s(i)).collect())
+fn pairs<E: Encoder>(e: &mut E, pairs: &[(String, String)]) {
+    e.begin_struct();
+    for (k, v) in pairs {
+        e.member(k);
+        e.string(v);
+        e.end_member();
+    }
+    e.end_struct();
 }
 
-fn map(pairs: &[(String, String)]) -> Value {
-    Value::Struct(pairs.iter().map(|(k, v)| (k.clone(), s(v))).collect())
+fn date<E: Encoder>(e: &mut E, t: i64) {
+    with_date(t, |text| e.date_time(text));
 }
 
-fn date(t: i64) -> Value {
-    Value::DateTime(format_date(t))
+/// Tells `e` the value of one field of a row; false if the row's class has no such field.
+pub fn encode_field<E: Encoder>(row: Row<'_>, field: &Field, e: &mut E) -> bool {
+    match row {
+        Row::Task(t) => match field.name {
+            "uuid" => e.string(
+                t.uuid
+                    .hyphenated()
+                    .encode_lower(&mut uuid::Uuid::encode_buffer()),
+            ),
+            "name_label" => e.string(&t.name_label),
+            "name_description" => e.string(&t.name_description),
+            "allowed_operations" => strings(e, &t.allowed_operations),
+            "current_operations" => pairs(e, &t.current_operations),
+            "created" => date(e, t.created),
+            "finished" => date(e, t.finished),
+            "status" => e.string(t.status.as_str()),
+            "session" => e.string(&t.session),
+            "resident_on" => e.string(&t.resident_on),
+            "progress" => e.double(t.progress),
+            "externalpid" => e.int(t.externalpid),
+            "stunnelpid" => e.int(t.stunnelpid),
+            "forwarded" => e.bool(t.forwarded),
+            "forwarded_to" => e.string(&t.forwarded_to),
+            "type" => e.string(&t.type_),
+            "result" => e.string(&t.result),
+            "error_info" => strings(e, &t.error_info),
+            "other_config" => pairs(e, &t.other_config),
+            "subtask_of" => e.string(&t.subtask_of),
+            "subtasks" => strings(e, &t.subtasks),
+            "backtrace" => e.string(&t.backtrace),
+            _ => return false,
+        },
+        Row::Session(x) => match field.name {
+            "uuid" => e.string(&x.uuid),
+            "this_host" => e.string(&x.this_host),
+            "this_user" => e.string(&x.this_user),
+            "last_active" => date(e, x.last_active),
+            "pool" => e.bool(x.pool),
+            "other_config" => pairs(e, &x.other_config),
+            "is_local_superuser" => e.bool(x.is_local_superuser),
+            "subject" => e.string(&x.subject),
+            "validation_time" => date(e, x.validation_time),
+            "auth_user_sid" => e.string(&x.auth_user_sid),
+            "auth_user_name" => e.string(&x.auth_user_name),
+            // Filled in by the caller, which knows the API's permission table.
+            "rbac_permissions" => strings(e, &[]),
+            "tasks" => {
+                let mut refs: Vec<&str> = x.tasks.iter().map(|t| &**t).collect();
+                refs.sort_unstable();
+                e.begin_array();
+                for r in refs {
+                    e.string(r);
+                }
+                e.end_array();
+            }
+            "parent" => e.string(&x.parent),
+            "originator" => e.string(&x.originator),
+            "client_certificate" => e.bool(x.client_certificate),
+            _ => return false,
+        },
+        Row::Pool(p) => match field.name {
+            "uuid" => e.string(&p.uuid),
+            "name_label" => e.string(&p.name_label),
+            "name_description" => e.string(&p.name_description),
+            "master" => e.string(&p.master),
+            "other_config" => pairs(e, &p.other_config),
+            _ => return false,
+        },
+        Row::Host(h) => match field.name {
+            "uuid" => e.string(&h.uuid),
+            "name_label" => e.string(&h.name_label),
+            "name_description" => e.string(&h.name_description),
+            "API_version_major" => e.int(h.api_version_major),
+            "API_version_minor" => e.int(h.api_version_minor),
+            "API_version_vendor" => e.string(&h.api_version_vendor),
+            "API_version_vendor_implementation" => pairs(e, &h.api_version_vendor_implementation),
+            "enabled" => e.bool(h.enabled),
+            "software_version" => pairs(e, &h.software_version),
+            "other_config" => pairs(e, &h.other_config),
+            "hostname" => e.string(&h.hostname),
+            "address" => e.string(&h.address),
+            _ => return false,
+        },
+    }
+    true
 }
 
 /// The value of one field of a row, or None if the row's class has no such field.
 pub fn field_value(row: Row<'_>, field: &Field) -> Option<Value> {
-    let v = match row {
-        Row::Task(t) => match field.name {
-            "uuid" => Value::String(t.uuid.hyphenated().to_string()),
-            "name_label" => s(&t.name_label),
-            "name_description" => s(&t.name_description),
-            "allowed_operations" => set(&t.allowed_operations),
-            "current_operations" => map(&t.current_operations),
-            "created" => date(t.created),
-            "finished" => date(t.finished),
-            "status" => s(t.status.as_str()),
-            "session" => s(&t.session),
-            "resident_on" => s(&t.resident_on),
-            "progress" => Value::Double(t.progress),
-            "externalpid" => Value::Int(t.externalpid),
-            "stunnelpid" => Value::Int(t.stunnelpid),
-            "forwarded" => Value::Bool(t.forwarded),
-            "forwarded_to" => s(&t.forwarded_to),
-            "type" => s(&t.type_),
-            "result" => s(&t.result),
-            "error_info" => set(&t.error_info),
-            "other_config" => map(&t.other_config),
-            "subtask_of" => s(&t.subtask_of),
-            "subtasks" => set(&t.subtasks),
-            "backtrace" => s(&t.backtrace),
-            _ => return None,
-        },
-        Row::Session(x) => match field.name {
-            "uuid" => s(&x.uuid),
-            "this_host" => s(&x.this_host),
-            "this_user" => s(&x.this_user),
-            "last_active" => date(x.last_active),
-            "pool" => Value::Bool(x.pool),
-            "other_config" => map(&x.other_config),
-            "is_local_superuser" => Value::Bool(x.is_local_superuser),
-            "subject" => s(&x.subject),
-            "validation_time" => date(x.validation_time),
-            "auth_user_sid" => s(&x.auth_user_sid),
-            "auth_user_name" => s(&x.auth_user_name),
-            // Filled in by the caller, which knows the API's permission table.
-            "rbac_permissions" => Value::Array(Vec::new()),
-            "tasks" => {
-                let mut refs: Vec<&str> = x.tasks.iter().map(|t| &**t).collect();
-                refs.sort_unstable();
-                Value::Array(refs.into_iter().map(s).collect())
-            }
-            "parent" => s(&x.parent),
-            "originator" => s(&x.originator),
-            "client_certificate" => Value::Bool(x.client_certificate),
-            _ => return None,
-        },
-        Row::Pool(p) => match field.name {
-            "uuid" => s(&p.uuid),
-            "name_label" => s(&p.name_label),
-            "name_description" => s(&p.name_description),
-            "master" => s(&p.master),
-            "other_config" => map(&p.other_config),
-            _ => return None,
-        },
-        Row::Host(h) => match field.name {
-            "uuid" => s(&h.uuid),
-            "name_label" => s(&h.name_label),
-            "name_description" => s(&h.name_description),
-            "API_version_major" => Value::Int(h.api_version_major),
-            "API_version_minor" => Value::Int(h.api_version_minor),
-            "API_version_vendor" => s(&h.api_version_vendor),
-            "API_version_vendor_implementation" => map(&h.api_version_vendor_implementation),
-            "enabled" => Value::Bool(h.enabled),
-            "software_version" => map(&h.software_version),
-            "other_config" => map(&h.other_config),
-            "hostname" => s(&h.hostname),
-            "address" => s(&h.address),
-            _ => return None,
-        },
-    };
-    Some(v)
+    let mut known = false;
+    let v = Builder::build(|b| known = encode_field(row, field, b));
+    known.then_some(v)
 }
 
-/// The record of a row: every non-internal field in datamodel order.
+/// Tells `e` the record of a row: every non-internal field in datamodel order.
 ///
 /// `rbac_permissions` of a session depends on the API's permission table, so the caller
 /// passes it in (`None` for other classes).
-pub fn record(class: &Class, row: Row<'_>, rbac_permissions: Option<Vec<String>>) -> Value {
-    let mut members = Vec::with_capacity(class.fields.len());
+pub fn encode_record<E: Encoder>(
+    class: &Class,
+    row: Row<'_>,
+    rbac_permissions: Option<&[String]>,
+    e: &mut E,
+) {
+    e.begin_struct_of(class.fields.len());
     for f in class.fields.iter().filter(|f| !f.internal) {
-        let v = if f.name == "rbac_permissions" {
-            let perms = rbac_permissions.clone().unwrap_or_default();
-            Value::Array(perms.into_iter().map(Value::String).collect())
-        } else {
-            field_value(row, f).unwrap_or_else(Value::void)
-        };
-        members.push((f.name.to_string(), v));
+        e.static_member(f.name);
+        if f.name == "rbac_permissions" {
+            strings(e, rbac_permissions.unwrap_or_default());
+        } else if !encode_field(row, f, e) {
+            e.string("");
+        }
+        e.end_member();
     }
-    Value::Struct(members)
+    e.end_struct();
+}
+
+/// The record of a row as a [`Value`] ([`encode_record`]).
+pub fn record(class: &Class, row: Row<'_>, rbac_permissions: Option<Vec<String>>) -> Value {
+    Builder::build(|b| encode_record(class, row, rbac_permissions.as_deref(), b))
 }
 
 /// The database string form of a field (what `get_all_records_where` compares against).

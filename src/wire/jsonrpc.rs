@@ -9,6 +9,7 @@
 use serde_json::Value as Json;
 
 use crate::api::error::ApiError;
+use crate::wire::encode::{Codec, Encoder};
 use crate::wire::value::Value;
 
 /// The protocol version of a request, which decides the response envelope.
@@ -160,34 +161,97 @@ pub fn format_float(f: f64) -> String {
 
 /// Writes a value as compact JSON.
 pub fn write_value(out: &mut Vec<u8>, v: &Value) {
-    match v {
-        Value::String(s) | Value::DateTime(s) | Value::Base64(s) => write_string(out, s),
-        Value::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
-        Value::Int32(i) => out.extend_from_slice(i.to_string().as_bytes()),
-        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
-        Value::Double(f) => out.extend_from_slice(format_float(*f).as_bytes()),
-        Value::Nil => out.extend_from_slice(b"null"),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(out, item);
-            }
-            out.push(b']');
+    v.encode(&mut JsonEncoder::new(out));
+}
+
+/// The JSON [`Encoder`]: every value, whether from a tree or straight from a row, is
+/// written by these methods.
+pub struct JsonEncoder<'a> {
+    out: &'a mut Vec<u8>,
+    /// A value was just completed, so the next one needs a comma first.
+    comma: bool,
+}
+
+impl<'a> JsonEncoder<'a> {
+    pub fn new(out: &'a mut Vec<u8>) -> JsonEncoder<'a> {
+        JsonEncoder { out, comma: false }
+    }
+
+    fn separate(&mut self) {
+        if self.comma {
+            self.out.push(b',');
         }
-        Value::Struct(members) => {
-            out.push(b'{');
-            for (i, (k, item)) in members.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_string(out, k);
-                out.push(b':');
-                write_value(out, item);
-            }
-            out.push(b'}');
+        self.comma = true;
+    }
+
+    fn raw(&mut self, bytes: &[u8]) {
+        self.separate();
+        self.out.extend_from_slice(bytes);
+    }
+}
+
+impl Encoder for JsonEncoder<'_> {
+    fn string(&mut self, s: &str) {
+        self.separate();
+        write_string(self.out, s);
+    }
+    fn int(&mut self, i: i64) {
+        self.raw(i.to_string().as_bytes());
+    }
+    fn int32(&mut self, i: i32) {
+        self.raw(i.to_string().as_bytes());
+    }
+    fn bool(&mut self, b: bool) {
+        self.raw(if b { b"true" } else { b"false" });
+    }
+    fn double(&mut self, d: f64) {
+        self.raw(format_float(d).as_bytes());
+    }
+    fn date_time(&mut self, s: &str) {
+        self.string(s);
+    }
+    fn base64(&mut self, s: &str) {
+        self.string(s);
+    }
+    fn nil(&mut self) {
+        self.raw(b"null");
+    }
+    fn begin_array(&mut self) {
+        self.raw(b"[");
+        self.comma = false;
+    }
+    fn end_array(&mut self) {
+        self.out.push(b']');
+        self.comma = true;
+    }
+    fn begin_struct(&mut self) {
+        self.raw(b"{");
+        self.comma = false;
+    }
+    fn member(&mut self, name: &str) {
+        self.string(name);
+        self.out.push(b':');
+        self.comma = false;
+    }
+    fn static_member(&mut self, name: &'static str) {
+        self.separate();
+        self.out.push(b'"');
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b"\":");
+        self.comma = false;
+    }
+    fn end_member(&mut self) {}
+    fn end_struct(&mut self) {
+        self.out.push(b'}');
+        self.comma = true;
+    }
+    fn encoded(&mut self, codec: Codec, bytes: &[u8]) {
+        // The dispatcher encodes only for the codec the request named, which is this one.
+        debug_assert_eq!(codec, Codec::JsonRpc);
+        if codec == Codec::JsonRpc {
+            self.raw(bytes);
+        } else {
+            self.nil();
         }
     }
 }

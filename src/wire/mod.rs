@@ -1,5 +1,6 @@
 //! Wire codecs: bytes ↔ [`value::Value`].
 
+pub mod encode;
 pub mod jsonrpc;
 pub mod value;
 pub mod xmlchars;

@@ -29,6 +29,11 @@ pub enum Value {
     Struct(Vec<(String, Value)>),
     /// `<nil/>` / JSON `null`.
     Nil,
+    /// A value already written by `Codec`'s encoder, to be copied into that codec's
+    /// reply as it is. Only the dispatcher makes one, only for the codec the request
+    /// named (`RequestMeta::codec`): a record straight from its row
+    /// (`wire::encode`).
+    Encoded(crate::wire::encode::Codec, Vec<u8>),
 }
 
 impl Value {
@@ -62,6 +67,7 @@ impl Value {
             Value::DateTime(s) => format!("D({s})"),
             Value::Base64(s) => format!("B64({s})"),
             Value::Nil => "N".to_string(),
+            Value::Encoded(_, bytes) => format!("E({})", String::from_utf8_lossy(bytes)),
             Value::Array(items) => {
                 let inner: Vec<String> = items.iter().map(Value::debug_rendering).collect();
                 format!("[{}]", inner.join(";"))

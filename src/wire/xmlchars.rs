@@ -48,6 +48,8 @@ pub fn value_ok(v: &Value) -> bool {
         Value::Array(items) => items.iter().all(value_ok),
         Value::Struct(members) => members.iter().all(|(k, v)| string_ok(k) && value_ok(v)),
         Value::Int(_) | Value::Int32(_) | Value::Bool(_) | Value::Double(_) | Value::Nil => true,
+        // Only ever made for a reply, from stored rows.
+        Value::Encoded(..) => true,
     }
 }
 

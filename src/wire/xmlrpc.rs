@@ -19,6 +19,7 @@ use quick_xml::events::{BytesRef, Event};
 
 use crate::api::error::ApiError;
 use crate::printf::format_g16;
+use crate::wire::encode::{Codec, Encoder};
 use crate::wire::value::Value;
 
 /// How deeply arrays and structs may nest in a call; recursion is bounded by this, so a
@@ -601,63 +602,94 @@ pub fn value_fragment(value: &Value) -> String {
 
 /// Appends one `<value>…</value>` as ocaml-rpc writes it in non-strict mode.
 pub fn write_value(out: &mut Vec<u8>, value: &Value) {
-    match value {
-        Value::String(s) => write_string(out, s),
-        Value::Int(i) => {
-            out.extend_from_slice(b"<value>");
-            write_int(out, *i);
-            out.extend_from_slice(b"</value>");
-        }
-        Value::Int32(i) => {
-            out.extend_from_slice(b"<value><i4>");
-            write_int(out, i64::from(*i));
-            out.extend_from_slice(b"</i4></value>");
-        }
-        Value::Bool(b) => out.extend_from_slice(if *b {
+    value.encode(&mut XmlEncoder { out });
+}
+
+/// The XML-RPC [`Encoder`]: every value, whether from a tree or straight from a row, is
+/// written by these methods.
+pub struct XmlEncoder<'a> {
+    pub out: &'a mut Vec<u8>,
+}
+
+impl Encoder for XmlEncoder<'_> {
+    fn string(&mut self, s: &str) {
+        write_string(self.out, s);
+    }
+    fn int(&mut self, i: i64) {
+        self.out.extend_from_slice(b"<value>");
+        write_int(self.out, i);
+        self.out.extend_from_slice(b"</value>");
+    }
+    fn int32(&mut self, i: i32) {
+        self.out.extend_from_slice(b"<value><i4>");
+        write_int(self.out, i64::from(i));
+        self.out.extend_from_slice(b"</i4></value>");
+    }
+    fn bool(&mut self, b: bool) {
+        self.out.extend_from_slice(if b {
             b"<value><boolean>1</boolean></value>"
         } else {
             b"<value><boolean>0</boolean></value>"
-        }),
-        Value::Double(d) => {
-            out.extend_from_slice(b"<value><double>");
-            // `%.16g` prints whole numbers below 10^15 as plain integers; taking that path
-            // directly spares the general formatter for the usual progress values 0 and 1.
-            if d.fract() == 0.0 && d.abs() < 1e15 && !(*d == 0.0 && d.is_sign_negative()) {
-                write_int(out, *d as i64);
-            } else {
-                out.extend_from_slice(format_g16(*d).as_bytes());
-            }
-            out.extend_from_slice(b"</double></value>");
+        });
+    }
+    fn double(&mut self, d: f64) {
+        self.out.extend_from_slice(b"<value><double>");
+        // `%.16g` prints whole numbers below 10^15 as plain integers; taking that path
+        // directly spares the general formatter for the usual progress values 0 and 1.
+        if d.fract() == 0.0 && d.abs() < 1e15 && !(d == 0.0 && d.is_sign_negative()) {
+            write_int(self.out, d as i64);
+        } else {
+            self.out.extend_from_slice(format_g16(d).as_bytes());
         }
-        Value::DateTime(s) => {
-            out.extend_from_slice(b"<value><dateTime.iso8601>");
-            escape(out, s);
-            out.extend_from_slice(b"</dateTime.iso8601></value>");
+        self.out.extend_from_slice(b"</double></value>");
+    }
+    fn date_time(&mut self, s: &str) {
+        self.out.extend_from_slice(b"<value><dateTime.iso8601>");
+        escape(self.out, s);
+        self.out.extend_from_slice(b"</dateTime.iso8601></value>");
+    }
+    fn base64(&mut self, s: &str) {
+        self.out.extend_from_slice(b"<value><base64>");
+        escape(self.out, s);
+        self.out.extend_from_slice(b"</base64></value>");
+    }
+    fn nil(&mut self) {
+        self.out.extend_from_slice(b"<value><nil/></value>");
+    }
+    fn begin_array(&mut self) {
+        self.out.extend_from_slice(b"<value><array><data>");
+    }
+    fn end_array(&mut self) {
+        self.out.extend_from_slice(b"</data></array></value>");
+    }
+    fn begin_struct(&mut self) {
+        self.out.extend_from_slice(b"<value><struct>");
+    }
+    fn member(&mut self, name: &str) {
+        self.out.extend_from_slice(b"<member><name>");
+        escape(self.out, name);
+        self.out.extend_from_slice(b"</name>");
+    }
+    fn static_member(&mut self, name: &'static str) {
+        debug_assert!(!name.bytes().any(|b| ESCAPES[usize::from(b)] != 0));
+        self.out.extend_from_slice(b"<member><name>");
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(b"</name>");
+    }
+    fn end_member(&mut self) {
+        self.out.extend_from_slice(b"</member>");
+    }
+    fn end_struct(&mut self) {
+        self.out.extend_from_slice(b"</struct></value>");
+    }
+    fn encoded(&mut self, codec: Codec, bytes: &[u8]) {
+        // The dispatcher encodes only for the codec the request named, which is this one.
+        debug_assert_eq!(codec, Codec::XmlRpc);
+        if codec == Codec::XmlRpc {
+            self.out.extend_from_slice(bytes);
+        } else {
+            self.string("");
         }
-        Value::Base64(s) => {
-            out.extend_from_slice(b"<value><base64>");
-            escape(out, s);
-            out.extend_from_slice(b"</base64></value>");
-        }
-        Value::Array(items) => {
-            out.extend_from_slice(b"<value><array><data>");
-            for item in items {
-                write_value(out, item);
-            }
-            out.extend_from_slice(b"</data></array></value>");
-        }
-        Value::Struct(members) => {
-            out.extend_from_slice(b"<value><struct>");
-            for (name, item) in members {
-                out.extend_from_slice(b"<member><name>");
-                escape(out, name);
-                out.extend_from_slice(b"</name>");
-                write_value(out, item);
-                out.extend_from_slice(b"</member>");
-            }
-            out.extend_from_slice(b"</struct></value>");
-        }
-        Value::Nil => out.extend_from_slice(b"<value><nil/></value>"),
     }
 }
 

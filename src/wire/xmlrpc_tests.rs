@@ -771,6 +771,7 @@ fn as_dxr(v: &Value) -> dxr::Value {
         ),
         Value::Nil => dxr::Value::Nil,
         Value::DateTime(_) => unreachable!("dxr cannot read xapi's dates"),
+        Value::Encoded(..) => unreachable!("not among the samples"),
     }
 }
 
