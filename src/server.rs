@@ -341,19 +341,42 @@ fn options(req: &Request<Incoming>) -> Response<Full<Bytes>> {
     resp
 }
 
-fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
+/// What the headers say beyond the call (spec §1.6), in one pass over them: `task-id`
+/// and `subtask-of` as their first value trimmed (none if empty or not text), and every
+/// `x-http-other-config-<key>` value.
+fn request_meta(headers: &HeaderMap, codec: Codec) -> RequestMeta {
+    let text = |v: &HeaderValue| {
+        Some(v.to_str().ok()?.trim())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+    };
+    let mut meta = RequestMeta {
+        codec: Some(codec),
+        ..RequestMeta::default()
+    };
+    let (mut task_id, mut subtask_of) = (false, false);
+    for (name, v) in headers {
+        match name.as_str() {
+            "task-id" if !task_id => (task_id, meta.task_id) = (true, text(v)),
+            "subtask-of" if !subtask_of => (subtask_of, meta.subtask_of) = (true, text(v)),
+            name => {
+                if let Some(key) = name.strip_prefix("x-http-other-config-")
+                    && let Ok(v) = v.to_str()
+                {
+                    meta.http_other_config
+                        .push((key.to_string(), v.to_string()));
+                }
+            }
+        }
+    }
+    meta
 }
 
 /// `431` for a request head over `max-header-bytes`, for every face. hyper's own bound
 /// (its read buffer, also set to this size) depends on how the bytes arrive, so a head
 /// somewhat over it can get through; counting here makes the limit exact.
 fn head_too_large(req: &Request<Incoming>, limits: &Limits) -> Option<Response<Full<Bytes>>> {
-    let size = req.uri().to_string().len()
+    let size = uri_len(req.uri())
         + req
             .headers()
             .iter()
@@ -373,6 +396,14 @@ fn head_too_large(req: &Request<Incoming>, limits: &Limits) -> Option<Response<F
     resp.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     Some(resp)
+}
+
+/// The length of the URI as written back (`Uri`'s `Display`), without writing it.
+fn uri_len(uri: &hyper::Uri) -> usize {
+    uri.scheme_str().map_or(0, |s| s.len() + "://".len())
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path().len()
+        + uri.query().map_or(0, |q| q.len() + 1)
 }
 
 /// First size of a reply buffer: a task record is ~1.6 KB of XML and an event batch with
@@ -410,19 +441,10 @@ async fn handle(
         }
     }
     let json = req.uri().path() == "/jsonrpc";
-    let meta = RequestMeta {
-        task_id: header_string(req.headers(), "task-id"),
-        subtask_of: header_string(req.headers(), "subtask-of"),
-        http_other_config: req
-            .headers()
-            .iter()
-            .filter_map(|(name, v)| {
-                let key = name.as_str().strip_prefix("x-http-other-config-")?;
-                Some((key.to_string(), v.to_str().ok()?.to_string()))
-            })
-            .collect(),
-        codec: Some(if json { Codec::JsonRpc } else { Codec::XmlRpc }),
-    };
+    let meta = request_meta(
+        req.headers(),
+        if json { Codec::JsonRpc } else { Codec::XmlRpc },
+    );
     let body = match read_body(req, limits).await {
         Ok(b) => b,
         Err(resp) => return resp,
@@ -506,7 +528,7 @@ async fn read_body(
         return Err(too_large(len.to_string()));
     }
     let body = Limited::new(req.into_body(), limits.max_body_bytes);
-    match tokio::time::timeout(limits.body_timeout, body.collect()).await {
+    match within(limits.body_timeout, body.collect()).await {
         Err(_) => {
             let mut resp = xml_failure(
                 StatusCode::REQUEST_TIMEOUT,
@@ -531,7 +553,67 @@ async fn read_body(
     }
 }
 
+/// `tokio::time::timeout`, except that a future ready at once (a body that came with its
+/// head, which is nearly every body) costs no timer: arming one reads the clock and
+/// takes the timer wheel's lock, per request.
+pub(crate) async fn within<F: std::future::Future>(
+    limit: Duration,
+    f: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let mut f = std::pin::pin!(f);
+    if let std::task::Poll::Ready(out) =
+        std::future::poll_fn(|cx| std::task::Poll::Ready(f.as_mut().poll(cx))).await
+    {
+        return Ok(out);
+    }
+    tokio::time::timeout(limit, f).await
+}
+
 /// Binds the listening socket.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uri_len_is_the_written_length() {
+        for uri in [
+            "/",
+            "/RPC2",
+            "/jsonrpc?a=b&c",
+            "/?",
+            "*",
+            "http://host:8080/p?q=1",
+            "https://h",
+            "host.example:443",
+        ] {
+            let u: hyper::Uri = uri.parse().expect(uri);
+            assert_eq!(uri_len(&u), u.to_string().len(), "{uri}");
+        }
+    }
+
+    #[test]
+    fn request_meta_takes_first_values_and_every_other_config_header() {
+        let mut h = HeaderMap::new();
+        h.append("task-id", HeaderValue::from_static("  OpaqueRef:t  "));
+        h.append("task-id", HeaderValue::from_static("OpaqueRef:second"));
+        h.append("subtask-of", HeaderValue::from_static(" "));
+        h.append("subtask-of", HeaderValue::from_static("OpaqueRef:second"));
+        h.append("x-http-other-config-a", HeaderValue::from_static("1"));
+        h.append("x-http-other-config-a", HeaderValue::from_static("2"));
+        h.append("x-http-other-config-b", HeaderValue::from_static(""));
+        let meta = request_meta(&h, Codec::XmlRpc);
+        assert_eq!(meta.task_id.as_deref(), Some("OpaqueRef:t"));
+        assert_eq!(meta.subtask_of, None, "the first value is blank");
+        let pairs: Vec<(&str, &str)> = meta
+            .http_other_config
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(pairs, [("a", "1"), ("a", "2"), ("b", "")]);
+        assert_eq!(meta.codec, Some(Codec::XmlRpc));
+    }
 }
