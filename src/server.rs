@@ -12,6 +12,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,7 +23,7 @@ use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -226,37 +227,109 @@ where
     };
     let svc = ctx.svc.clone();
     let limits = ctx.limits.clone();
+    let activity = Arc::new(Activity::default());
+    let (tell, told) = tokio::sync::oneshot::channel();
+    tokio::spawn(guard(
+        activity.clone(),
+        ctx.limits.header_timeout,
+        ctx.stop.clone(),
+        tell,
+    ));
     let service = service_fn(move |req| {
         let svc = svc.clone();
         let limits = limits.clone();
+        activity.started.fetch_add(1, Ordering::Relaxed);
+        let activity = activity.clone();
         // Every face reaches logins through the dispatcher, which throttles per address.
         // Combinators rather than `async` blocks, which would each hold the request's
         // future twice (captured, and being awaited): it is moved into place per request.
-        crate::api::limits::with_peer(peer.ip(), handle(svc, limits, req, conn_info))
-            .map(Ok::<_, Infallible>)
+        crate::api::limits::with_peer(peer.ip(), handle(svc, limits, req, conn_info)).map(
+            move |resp| {
+                activity.finished.fetch_add(1, Ordering::Relaxed);
+                Ok::<_, Infallible>(resp)
+            },
+        )
     });
     let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(ctx.limits.header_timeout)
+        // The head timeout is the guard's.
+        .header_read_timeout(None)
         // hyper's own bound on a head is about 400 KB and depends on how the bytes
         // arrive; this makes it one documented number.
         .max_buf_size(ctx.limits.max_header_bytes)
         .keep_alive(true)
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
-    let mut stop = ctx.stop.clone();
     let result = tokio::select! {
         r = conn.as_mut() => r,
-        _ = async { stop.wait_for(|s| *s).await.map(|_| ()) } => {
+        close = told => match close {
+            // Idle, or a head too slow: dropping the connection closes it.
+            Ok(Close::Idle) => Ok(()),
             // Finish the request in progress (if any), then close.
-            conn.as_mut().graceful_shutdown();
-            conn.await
+            Ok(Close::Drain) | Err(_) => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
         }
     };
     if let Err(e) = result {
         tracing::debug!("connection from {peer}: {e}");
     }
     drop(permit);
+}
+
+/// Requests a connection has started and finished (the service counts them).
+#[derive(Default)]
+struct Activity {
+    started: AtomicU64,
+    finished: AtomicU64,
+}
+
+/// Why a connection's [`guard`] closes it.
+enum Close {
+    /// No request started for a whole `header-timeout` period and none running.
+    Idle,
+    /// Shutdown: finish the request in progress, then close.
+    Drain,
+}
+
+/// Watches one connection from its own task: the head timeout and the shutdown signal,
+/// instead of hyper's head timer, which allocates and arms a timer for every request
+/// (and takes the timer wheel's lock twice), and instead of the connection polling the
+/// shutdown channel at each of its wake-ups (a lock shared by all connections).
+///
+/// Every `timeout` it looks at the connection's [`Activity`]: if no request started or
+/// finished since the last look and none is running, the client sent no complete head
+/// for a whole period (a slow head, or an idle keep-alive connection), and the connection
+/// is closed. So a head gets between one and two periods, counted from the end of the
+/// previous request; a request in progress has its own limits (body, durability).
+async fn guard(
+    activity: Arc<Activity>,
+    timeout: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut tell: tokio::sync::oneshot::Sender<Close>,
+) {
+    let seen = |a: &Activity| {
+        (
+            a.started.load(Ordering::Relaxed),
+            a.finished.load(Ordering::Relaxed),
+        )
+    };
+    let mut last = seen(&activity);
+    let verdict = loop {
+        tokio::select! {
+            // The connection ended by itself.
+            _ = tell.closed() => return,
+            _ = stop.wait_for(|s| *s) => break Close::Drain,
+            _ = tokio::time::sleep(timeout) => {
+                let now = seen(&activity);
+                if now == last && now.0 == now.1 {
+                    break Close::Idle;
+                }
+                last = now;
+            }
+        }
+    };
+    let _ = tell.send(verdict);
 }
 
 /// Answers a connection over the limit with `503 Service Unavailable` and an XAPI
