@@ -10,6 +10,7 @@ use serde_json::Value as Json;
 
 use crate::api::error::ApiError;
 use crate::wire::encode::{Codec, Encoder};
+use crate::wire::scan;
 use crate::wire::value::Value;
 
 /// The protocol version of a request, which decides the response envelope.
@@ -113,30 +114,34 @@ pub fn parse_call(body: &[u8]) -> Result<JsonCall, BadRequest> {
     })
 }
 
-/// Yojson's string escaping: `"` `\` and control characters; everything else raw.
+/// What Yojson escapes in a string: `"` `\\` and control characters (DEL included).
+const fn json_special(b: u8) -> bool {
+    (b < 0x20) | (b == b'"') | (b == b'\\') | (b == 0x7f)
+}
+const JSON_SPECIAL: scan::Table = scan::table!(json_special);
+
+/// Yojson's string escaping: `"` `\\` and control characters; everything else raw.
 fn write_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
+    let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let esc: Option<&[u8]> = match b {
-            b'"' => Some(b"\\\""),
-            b'\\' => Some(b"\\\\"),
-            b'\n' => Some(b"\\n"),
-            b'\r' => Some(b"\\r"),
-            b'\t' => Some(b"\\t"),
-            8 => Some(b"\\b"),
-            12 => Some(b"\\f"),
-            0..=0x1f | 0x7f => None,
-            _ => continue,
-        };
-        out.extend_from_slice(&s.as_bytes()[start..i]);
-        match esc {
-            Some(e) => out.extend_from_slice(e),
-            None => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
+    while let Some(at) = scan::find(&bytes[start..], json_special, &JSON_SPECIAL) {
+        let i = start + at;
+        out.extend_from_slice(&bytes[start..i]);
+        let b = bytes[i];
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            8 => out.extend_from_slice(b"\\b"),
+            12 => out.extend_from_slice(b"\\f"),
+            _ => out.extend_from_slice(format!("\\u{b:04x}").as_bytes()),
         }
         start = i + 1;
     }
-    out.extend_from_slice(&s.as_bytes()[start..]);
+    out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
 }
 
@@ -387,6 +392,44 @@ mod tests {
         let mut out = Vec::new();
         write_value(&mut out, &Value::str("x\u{7f}\t"));
         assert_eq!(serde_json::from_slice::<String>(&out).unwrap(), "x\u{7f}\t");
+    }
+
+    /// Every ASCII byte, early in a string, in a 16-byte block and in the tail, is
+    /// escaped as Yojson escapes it (the byte-by-byte rule, written out here).
+    #[test]
+    fn strings_escape_as_yojson_wherever_the_byte_is() {
+        let yojson = |b: u8| -> String {
+            match b {
+                b'"' => "\\\"".into(),
+                b'\\' => "\\\\".into(),
+                b'\n' => "\\n".into(),
+                b'\r' => "\\r".into(),
+                b'\t' => "\\t".into(),
+                8 => "\\b".into(),
+                12 => "\\f".into(),
+                0..=0x1f | 0x7f => format!("\\u{b:04x}"),
+                _ => char::from(b).to_string(),
+            }
+        };
+        for b in 0..0x80u8 {
+            for (before, after) in [(0, 0), (3, 40), (20, 2), (16, 16)] {
+                let text = format!(
+                    "{}{}{}",
+                    "a".repeat(before),
+                    char::from(b),
+                    "z".repeat(after)
+                );
+                let mut out = Vec::new();
+                write_string(&mut out, &text);
+                let want = format!(
+                    "\"{}{}{}\"",
+                    "a".repeat(before),
+                    yojson(b),
+                    "z".repeat(after)
+                );
+                assert_eq!(String::from_utf8(out).unwrap(), want, "{b:#x} at {before}");
+            }
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ use quick_xml::events::{BytesRef, Event};
 use crate::api::error::ApiError;
 use crate::printf::format_g16;
 use crate::wire::encode::{Codec, Encoder};
+use crate::wire::scan;
 use crate::wire::value::Value;
 
 /// How deeply arrays and structs may nest in a call; recursion is bounded by this, so a
@@ -84,9 +85,7 @@ fn error(expected: impl Into<String>, received: impl Into<String>) -> ParseError
 pub fn parse_call(body: &[u8]) -> Result<MethodCall, ParseError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     // Xmlm refuses raw characters that XML forbids, so xapi rejects such a body outright.
-    if let Some(at) = find_byte(body, |b| {
-        (b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r')
-    }) {
+    if let Some(at) = scan::find(body, is_control, &CONTROL) {
         return Err(error(
             "XML characters",
             format!("control character 0x{:02x} at byte {at}", body[at]),
@@ -107,26 +106,11 @@ pub fn parse_call(body: &[u8]) -> Result<MethodCall, ParseError> {
     }
 }
 
-/// The first byte matching `test`. Whole 16-byte blocks are tested without early exits,
-/// which the compiler turns into vector compares (the common case is no match at all);
-/// the tail, and the block with the match, byte by byte.
-#[inline(always)]
-fn find_byte(bytes: &[u8], test: impl Fn(u8) -> bool) -> Option<usize> {
-    const BLOCK: usize = 16;
-    let mut blocks = bytes.chunks_exact(BLOCK);
-    let mut start = 0;
-    for block in &mut blocks {
-        if block.iter().fold(false, |hit, &b| hit | test(b)) {
-            return block.iter().position(|&b| test(b)).map(|i| start + i);
-        }
-        start += BLOCK;
-    }
-    blocks
-        .remainder()
-        .iter()
-        .position(|&b| test(b))
-        .map(|i| start + i)
+/// A byte XML cannot carry raw (Xmlm refuses it).
+const fn is_control(b: u8) -> bool {
+    (b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r')
 }
+const CONTROL: scan::Table = scan::table!(is_control);
 
 /// Whether lossy decoding left a replacement character anywhere inside `v`.
 fn damaged(v: &Value) -> bool {
@@ -737,6 +721,12 @@ const ESCAPES: [u8; 256] = {
     table[0xEF] = MAYBE_NONCHAR;
     table
 };
+/// Whether `ESCAPES` does anything with a byte (the vector form of the scan).
+const fn needs_escape(b: u8) -> bool {
+    is_control(b) | (b == b'&') | (b == b'<') | (b == b'>') | (b == b'"') | (b == 0xEF)
+}
+const NEEDS_ESCAPE: scan::Table = scan::table!(needs_escape);
+
 /// The lead byte of U+F000–U+FFFF, among them U+FFFE and U+FFFF (`EF BF BE`, `EF BF BF`),
 /// the two characters above U+001F that XML 1.0 cannot carry at all.
 const MAYBE_NONCHAR: u8 = 6;
@@ -749,15 +739,7 @@ const ENTITIES: [&[u8]; 4] = [b"&amp;", b"&lt;", b"&gt;", b"&quot;"];
 /// reply is never malformed XML whatever the tables hold.
 fn escape(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
-    let special = |b: u8| {
-        (b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r')
-            | (b == b'&')
-            | (b == b'<')
-            | (b == b'>')
-            | (b == b'"')
-            | (b == 0xEF)
-    };
-    let Some(first) = find_byte(bytes, special) else {
+    let Some(first) = scan::find(bytes, needs_escape, &NEEDS_ESCAPE) else {
         out.extend_from_slice(bytes);
         return;
     };

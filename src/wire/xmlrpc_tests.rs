@@ -811,3 +811,15 @@ fn dxr_reads_both_envelopes() {
     ]));
     assert_eq!(got.value, want);
 }
+
+#[test]
+fn the_escape_scan_finds_exactly_what_escape_changes() {
+    for b in 0..=255u8 {
+        assert_eq!(
+            NEEDS_ESCAPE[usize::from(b)],
+            ESCAPES[usize::from(b)] != 0,
+            "{b:#x}"
+        );
+        assert_eq!(needs_escape(b), NEEDS_ESCAPE[usize::from(b)], "{b:#x}");
+    }
+}
