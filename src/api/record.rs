@@ -10,7 +10,9 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use super::datamodel::{Class, Field, Ty};
-use crate::db::{Row, dbstring};
+use std::sync::OnceLock;
+
+use crate::db::{HostRow, PoolRow, Row, SessionRow, TaskRow, dbstring};
 use crate::wire::encode::{Builder, Encoder};
 use crate::wire::value::Value;
 
@@ -68,7 +70,7 @@ fn civil_date(unix: i64) -> [u8; 18] {
     out
 }
 
-fn strings<E: Encoder>(e: &mut E, items: &[String]) {
+fn strings(e: &mut dyn Encoder, items: &[String]) {
     e.begin_array();
     for i in items {
         e.string(i);
@@ -76,7 +78,7 @@ fn strings<E: Encoder>(e: &mut E, items: &[String]) {
     e.end_array();
 }
 
-fn pairs<E: Encoder>(e: &mut E, pairs: &[(String, String)]) {
+fn pairs(e: &mut dyn Encoder, pairs: &[(String, String)]) {
     e.begin_struct();
     for (k, v) in pairs {
         e.member(k);
@@ -86,95 +88,124 @@ fn pairs<E: Encoder>(e: &mut E, pairs: &[(String, String)]) {
     e.end_struct();
 }
 
-fn date<E: Encoder>(e: &mut E, t: i64) {
+fn date(e: &mut dyn Encoder, t: i64) {
     with_date(t, |text| e.date_time(text));
+}
+
+/// How one stored field of a row of type `R` is told to an encoder.
+type Emit<R> = fn(&R, &mut dyn Encoder);
+
+/// The stored fields of a task, by wire name.
+fn task_field(name: &str) -> Option<Emit<TaskRow>> {
+    Some(match name {
+        "uuid" => |t, e| {
+            e.string(
+                t.uuid
+                    .hyphenated()
+                    .encode_lower(&mut uuid::Uuid::encode_buffer()),
+            )
+        },
+        "name_label" => |t, e| e.string(&t.name_label),
+        "name_description" => |t, e| e.string(&t.name_description),
+        "allowed_operations" => |t, e| strings(e, &t.allowed_operations),
+        "current_operations" => |t, e| pairs(e, &t.current_operations),
+        "created" => |t, e| date(e, t.created),
+        "finished" => |t, e| date(e, t.finished),
+        "status" => |t, e| e.string(t.status.as_str()),
+        "session" => |t, e| e.string(&t.session),
+        "resident_on" => |t, e| e.string(&t.resident_on),
+        "progress" => |t, e| e.double(t.progress),
+        "externalpid" => |t, e| e.int(t.externalpid),
+        "stunnelpid" => |t, e| e.int(t.stunnelpid),
+        "forwarded" => |t, e| e.bool(t.forwarded),
+        "forwarded_to" => |t, e| e.string(&t.forwarded_to),
+        "type" => |t, e| e.string(&t.type_),
+        "result" => |t, e| e.string(&t.result),
+        "error_info" => |t, e| strings(e, &t.error_info),
+        "other_config" => |t, e| pairs(e, &t.other_config),
+        "subtask_of" => |t, e| e.string(&t.subtask_of),
+        "subtasks" => |t, e| strings(e, &t.subtasks),
+        "backtrace" => |t, e| e.string(&t.backtrace),
+        _ => return None,
+    })
+}
+
+/// The stored fields of a session, by wire name.
+fn session_field(name: &str) -> Option<Emit<SessionRow>> {
+    Some(match name {
+        "uuid" => |x, e| e.string(&x.uuid),
+        "this_host" => |x, e| e.string(&x.this_host),
+        "this_user" => |x, e| e.string(&x.this_user),
+        "last_active" => |x, e| date(e, x.last_active),
+        "pool" => |x, e| e.bool(x.pool),
+        "other_config" => |x, e| pairs(e, &x.other_config),
+        "is_local_superuser" => |x, e| e.bool(x.is_local_superuser),
+        "subject" => |x, e| e.string(&x.subject),
+        "validation_time" => |x, e| date(e, x.validation_time),
+        "auth_user_sid" => |x, e| e.string(&x.auth_user_sid),
+        "auth_user_name" => |x, e| e.string(&x.auth_user_name),
+        // Filled in by the caller, which knows the API's permission table.
+        "rbac_permissions" => |_, e| strings(e, &[]),
+        "tasks" => |x, e| {
+            let mut refs: Vec<&str> = x.tasks.iter().map(|t| &**t).collect();
+            refs.sort_unstable();
+            e.begin_array();
+            for r in refs {
+                e.string(r);
+            }
+            e.end_array();
+        },
+        "parent" => |x, e| e.string(&x.parent),
+        "originator" => |x, e| e.string(&x.originator),
+        "client_certificate" => |x, e| e.bool(x.client_certificate),
+        _ => return None,
+    })
+}
+
+/// The stored fields of the pool, by wire name.
+fn pool_field(name: &str) -> Option<Emit<PoolRow>> {
+    Some(match name {
+        "uuid" => |p, e| e.string(&p.uuid),
+        "name_label" => |p, e| e.string(&p.name_label),
+        "name_description" => |p, e| e.string(&p.name_description),
+        "master" => |p, e| e.string(&p.master),
+        "other_config" => |p, e| pairs(e, &p.other_config),
+        _ => return None,
+    })
+}
+
+/// The stored fields of the host, by wire name.
+fn host_field(name: &str) -> Option<Emit<HostRow>> {
+    Some(match name {
+        "uuid" => |h, e| e.string(&h.uuid),
+        "name_label" => |h, e| e.string(&h.name_label),
+        "name_description" => |h, e| e.string(&h.name_description),
+        "API_version_major" => |h, e| e.int(h.api_version_major),
+        "API_version_minor" => |h, e| e.int(h.api_version_minor),
+        "API_version_vendor" => |h, e| e.string(&h.api_version_vendor),
+        "API_version_vendor_implementation" => {
+            |h, e| pairs(e, &h.api_version_vendor_implementation)
+        }
+        "enabled" => |h, e| e.bool(h.enabled),
+        "software_version" => |h, e| pairs(e, &h.software_version),
+        "other_config" => |h, e| pairs(e, &h.other_config),
+        "hostname" => |h, e| e.string(&h.hostname),
+        "address" => |h, e| e.string(&h.address),
+        _ => return None,
+    })
 }
 
 /// Tells `e` the value of one field of a row; false if the row's class has no such field.
 pub fn encode_field<E: Encoder>(row: Row<'_>, field: &Field, e: &mut E) -> bool {
-    match row {
-        Row::Task(t) => match field.name {
-            "uuid" => e.string(
-                t.uuid
-                    .hyphenated()
-                    .encode_lower(&mut uuid::Uuid::encode_buffer()),
-            ),
-            "name_label" => e.string(&t.name_label),
-            "name_description" => e.string(&t.name_description),
-            "allowed_operations" => strings(e, &t.allowed_operations),
-            "current_operations" => pairs(e, &t.current_operations),
-            "created" => date(e, t.created),
-            "finished" => date(e, t.finished),
-            "status" => e.string(t.status.as_str()),
-            "session" => e.string(&t.session),
-            "resident_on" => e.string(&t.resident_on),
-            "progress" => e.double(t.progress),
-            "externalpid" => e.int(t.externalpid),
-            "stunnelpid" => e.int(t.stunnelpid),
-            "forwarded" => e.bool(t.forwarded),
-            "forwarded_to" => e.string(&t.forwarded_to),
-            "type" => e.string(&t.type_),
-            "result" => e.string(&t.result),
-            "error_info" => strings(e, &t.error_info),
-            "other_config" => pairs(e, &t.other_config),
-            "subtask_of" => e.string(&t.subtask_of),
-            "subtasks" => strings(e, &t.subtasks),
-            "backtrace" => e.string(&t.backtrace),
-            _ => return false,
-        },
-        Row::Session(x) => match field.name {
-            "uuid" => e.string(&x.uuid),
-            "this_host" => e.string(&x.this_host),
-            "this_user" => e.string(&x.this_user),
-            "last_active" => date(e, x.last_active),
-            "pool" => e.bool(x.pool),
-            "other_config" => pairs(e, &x.other_config),
-            "is_local_superuser" => e.bool(x.is_local_superuser),
-            "subject" => e.string(&x.subject),
-            "validation_time" => date(e, x.validation_time),
-            "auth_user_sid" => e.string(&x.auth_user_sid),
-            "auth_user_name" => e.string(&x.auth_user_name),
-            // Filled in by the caller, which knows the API's permission table.
-            "rbac_permissions" => strings(e, &[]),
-            "tasks" => {
-                let mut refs: Vec<&str> = x.tasks.iter().map(|t| &**t).collect();
-                refs.sort_unstable();
-                e.begin_array();
-                for r in refs {
-                    e.string(r);
-                }
-                e.end_array();
-            }
-            "parent" => e.string(&x.parent),
-            "originator" => e.string(&x.originator),
-            "client_certificate" => e.bool(x.client_certificate),
-            _ => return false,
-        },
-        Row::Pool(p) => match field.name {
-            "uuid" => e.string(&p.uuid),
-            "name_label" => e.string(&p.name_label),
-            "name_description" => e.string(&p.name_description),
-            "master" => e.string(&p.master),
-            "other_config" => pairs(e, &p.other_config),
-            _ => return false,
-        },
-        Row::Host(h) => match field.name {
-            "uuid" => e.string(&h.uuid),
-            "name_label" => e.string(&h.name_label),
-            "name_description" => e.string(&h.name_description),
-            "API_version_major" => e.int(h.api_version_major),
-            "API_version_minor" => e.int(h.api_version_minor),
-            "API_version_vendor" => e.string(&h.api_version_vendor),
-            "API_version_vendor_implementation" => pairs(e, &h.api_version_vendor_implementation),
-            "enabled" => e.bool(h.enabled),
-            "software_version" => pairs(e, &h.software_version),
-            "other_config" => pairs(e, &h.other_config),
-            "hostname" => e.string(&h.hostname),
-            "address" => e.string(&h.address),
-            _ => return false,
-        },
+    fn tell<R>(row: &R, emit: Option<Emit<R>>, e: &mut dyn Encoder) -> bool {
+        emit.map(|f| f(row, e)).is_some()
     }
-    true
+    match row {
+        Row::Task(t) => tell(t, task_field(field.name), e),
+        Row::Session(x) => tell(x, session_field(field.name), e),
+        Row::Pool(p) => tell(p, pool_field(field.name), e),
+        Row::Host(h) => tell(h, host_field(field.name), e),
+    }
 }
 
 /// The value of one field of a row, or None if the row's class has no such field.
@@ -194,17 +225,73 @@ pub fn encode_record<E: Encoder>(
     rbac_permissions: Option<&[String]>,
     e: &mut E,
 ) {
-    e.begin_struct_of(class.fields.len());
-    for f in class.fields.iter().filter(|f| !f.internal) {
-        e.static_member(f.name);
-        if f.name == "rbac_permissions" {
-            strings(e, rbac_permissions.unwrap_or_default());
-        } else if !encode_field(row, f, e) {
-            e.string("");
-        }
-        e.end_member();
+    // Each class's fields are resolved to their emitters once, not compared by name for
+    // every field of every record.
+    static TASK: OnceLock<Plan<TaskRow>> = OnceLock::new();
+    static SESSION: OnceLock<Plan<SessionRow>> = OnceLock::new();
+    static POOL: OnceLock<Plan<PoolRow>> = OnceLock::new();
+    static HOST: OnceLock<Plan<HostRow>> = OnceLock::new();
+    let perms = rbac_permissions.unwrap_or_default();
+    match row {
+        Row::Task(t) => TASK
+            .get_or_init(|| plan(class, task_field))
+            .tell(t, perms, e),
+        Row::Session(x) => SESSION
+            .get_or_init(|| plan(class, session_field))
+            .tell(x, perms, e),
+        Row::Pool(p) => POOL
+            .get_or_init(|| plan(class, pool_field))
+            .tell(p, perms, e),
+        Row::Host(h) => HOST
+            .get_or_init(|| plan(class, host_field))
+            .tell(h, perms, e),
     }
-    e.end_struct();
+}
+
+/// A class's record layout: its non-internal fields in datamodel order, each with how
+/// it is told.
+struct Plan<R: 'static>(Vec<(&'static str, Part<R>)>);
+
+enum Part<R: 'static> {
+    Stored(Emit<R>),
+    /// A session's `rbac_permissions`, from the caller.
+    Permissions,
+    /// Declared but not stored (the unit test below keeps this list empty).
+    Void,
+}
+
+fn plan<R>(class: &Class, field: fn(&str) -> Option<Emit<R>>) -> Plan<R> {
+    Plan(
+        class
+            .fields
+            .iter()
+            .filter(|f| !f.internal)
+            .map(|f| {
+                let part = match (f.name, field(f.name)) {
+                    ("rbac_permissions", _) => Part::Permissions,
+                    (_, Some(emit)) => Part::Stored(emit),
+                    (_, None) => Part::Void,
+                };
+                (f.name, part)
+            })
+            .collect(),
+    )
+}
+
+impl<R> Plan<R> {
+    fn tell(&self, row: &R, perms: &[String], e: &mut dyn Encoder) {
+        e.begin_struct_of(self.0.len());
+        for (name, part) in &self.0 {
+            e.static_member(name);
+            match part {
+                Part::Stored(emit) => emit(row, e),
+                Part::Permissions => strings(e, perms),
+                Part::Void => e.string(""),
+            }
+            e.end_member();
+        }
+        e.end_struct();
+    }
 }
 
 /// The record of a row as a [`Value`] ([`encode_record`]).
