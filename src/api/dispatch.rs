@@ -266,18 +266,19 @@ async fn authorize_and_call(
 ) -> Result<Value, ApiError> {
     let msg = ctx.msg;
     if let Some(caller) = &ctx.caller {
-        let permission = if alias {
-            // The alias spelling needs a permission of its own name, which no role has.
-            msg.wire.replacen('.', "_", 1).to_lowercase()
-        } else {
-            let key = msg
-                .params
-                .iter()
-                .position(|p| p.name == "key")
-                .and_then(|i| args[i].as_str());
-            rbac::permission_for(&msg.wire, msg.map_keys_roles, key)
-        };
-        rbac::check(&ctx.svc.api, caller, &permission)?;
+        rbac::check_named(&ctx.svc.api, caller, || {
+            if alias {
+                // The alias spelling needs a permission of its own name, which no role has.
+                msg.wire.replacen('.', "_", 1).to_lowercase()
+            } else {
+                let key = msg
+                    .params
+                    .iter()
+                    .position(|p| p.name == "key")
+                    .and_then(|i| args[i].as_str());
+                rbac::permission_for(&msg.wire, msg.map_keys_roles, key)
+            }
+        })?;
     }
     match msg.handler {
         Handler::Implicit(imp) => implicit::call(ctx, imp, &args).await,

@@ -18,6 +18,7 @@
 //! Data stored before this rule (or by a future path that forgets it) is still never
 //! written as malformed XML: the XML-RPC writer drops what XML cannot carry.
 
+use crate::wire::scan;
 use crate::wire::value::Value;
 
 /// Whether xapi's `UTF8_XML` validator accepts this character.
@@ -33,12 +34,16 @@ pub fn allowed(c: char) -> bool {
 /// of U+F000 and above (0xEF, 0xF0–0xF4) can start a refused character, so the common
 /// case is a byte scan.
 pub fn string_ok(s: &str) -> bool {
-    let suspect = |b: u8| !(0x20..0xEF).contains(&b);
-    if !s.bytes().any(suspect) {
+    if scan::find(s.as_bytes(), suspect, &SUSPECT).is_none() {
         return true;
     }
     s.chars().all(allowed)
 }
+
+const fn suspect(b: u8) -> bool {
+    (b < 0x20) | (b >= 0xEF)
+}
+const SUSPECT: scan::Table = scan::table!(suspect);
 
 /// Whether every string inside `v` (struct member names included) passes [`string_ok`].
 /// Values are depth-bounded by the readers, so the recursion is too.
