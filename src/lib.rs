@@ -4,6 +4,7 @@
 //! - [`server`]: HTTP (routing, limits, headers), hyper on tokio.
 //! - [`wire`]: XML-RPC bytes ↔ [`wire::value::Value`]; knows nothing of tasks.
 //! - [`redfish`]: the DMTF Redfish TaskService face, a REST client of the [`api`] pipeline.
+//! - [`web`]: the live task page at `/` (embedded files; the page itself is a JSON-RPC client).
 //! - [`api`]: the datamodel table, the dispatch pipeline, RBAC, the class implementations.
 //! - [`db`]: the in-memory object database; knows nothing of XML, callers or roles.
 //! - [`users`]: local users and their argon2 password hashes.
@@ -21,4 +22,5 @@ pub mod serve;
 pub mod server;
 pub mod tls;
 pub mod users;
+pub mod web;
 pub mod wire;

@@ -322,6 +322,9 @@ async fn handle(
     if crate::redfish::owns(req.uri().path()) {
         return crate::redfish::handle(svc, limits, req).await;
     }
+    if crate::web::owns(req.method(), req.uri().path()) {
+        return crate::web::handle(&req);
+    }
     match *req.method() {
         Method::POST => {}
         Method::OPTIONS => return options(&req),
