@@ -47,7 +47,9 @@ def playwright_api():
     return sync_api
 
 
-@pytest.fixture(scope="session")
+# Per module: each test module imports these fixtures, which makes them its own, and two
+# Playwright instances cannot be open at once in one thread.
+@pytest.fixture(scope="module")
 def browser(playwright_api):
     if not os.access(CHROMIUM, os.X_OK):
         _missing(f"{CHROMIUM} is not installed (apt-get install chromium)")
