@@ -79,6 +79,7 @@ function end(message) {
   sessionStorage.removeItem(SESSION_KEY);
   model.clear();
   grid.reset();
+  $("rows").scrollTop = 0;
   details.hide();
   $("tasks").hidden = true;
   $("logout").hidden = true;
@@ -126,6 +127,9 @@ async function onLogout() {
 async function follow(epoch) {
   let token = "";
   let failures = 0;
+  // Whether the server's task count matched ours after the last full load: only then is
+  // a later mismatch a sign of a lost deletion (and not a count of tasks we cannot see).
+  let countsAgree = false;
   while (epoch === state.epoch) {
     const full = token === "";
     const asked = performance.now();
@@ -151,24 +155,24 @@ async function follow(epoch) {
     apply(batch, full, asked);
     token = typeof batch.token === "string" ? batch.token : "";
     const count = batch.valid_ref_counts?.task;
-    if (!full && typeof count === "number" && count !== model.size) {
+    if (full) countsAgree = count === model.size;
+    else if (countsAgree && count !== model.size) {
       setConn("Resynchronising…", false);
       token = "";
-    } else {
-      setConn("Live", false);
+      continue;
     }
+    setConn("Live", false);
   }
 }
 
 /** Applies one batch to the model and the page, and measures it (User Timing). */
 function apply(batch, full, asked) {
   const received = performance.now();
-  if (full) {
-    model.clear();
-    grid.reset();
-  }
+  // A full load replaces the model; the rows on screen stay (and keep focus and scroll
+  // position) and are refilled from it.
+  if (full) model.clear();
   const ch = model.apply(Array.isArray(batch.events) ? batch.events : []);
-  grid.refresh(ch.modified);
+  grid.refresh(full ? [...grid.views.keys()] : ch.modified);
   if (full || ch.added.size || ch.removed.size || affectsLayout(ch.fields, state.view)) relayout();
   if (ch.added.size && !holds(state.me, "task.destroy/any")) refreshOwn(state.epoch);
   const sel = state.selected;

@@ -235,14 +235,13 @@ export class Grid {
     }
   }
 
-  /** Drops every row (after a resynchronisation or at logout). */
+  /** Drops every row (at logout). */
   reset() {
     for (const v of this.order) v.el.remove();
     this.order = [];
     this.views = new Map();
     this.layout = [];
     this.index = new Map();
-    this.body.scrollTop = 0;
   }
 
   /** Refreshes elapsed and ETA of the unfinished rendered rows. */
