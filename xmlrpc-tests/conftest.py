@@ -285,14 +285,16 @@ class Server:
             **kwargs,
         )
         atexit.register(self.stop)
-        # Collect stdout in the background so the pipe never fills up.
+        # Collect stdout in the background so the pipe never fills up. With HTTPS, ready
+        # means its line too: the certificate is made after the plain port listens.
         ready = threading.Event()
+        last_line = "listening on https://" if self.tls_port else "listening on"
 
         def reader():
             for line in self.proc.stdout:
                 text = line.decode(errors="replace").rstrip("\n")
                 self.stdout_lines.append(text)
-                if "listening on" in text:
+                if last_line in text:
                     ready.set()
 
         threading.Thread(target=reader, daemon=True).start()
@@ -315,7 +317,7 @@ class Server:
                     f"stdout: {self.stdout_lines}\nstderr:\n{self.stderr()}"
                 )
             time.sleep(0.05)
-        ready.wait(timeout=2)
+        ready.wait(timeout=10)
 
     def stderr(self):
         try:

@@ -242,6 +242,8 @@ def test_a_task_appears_moves_nests_and_is_cancelled_from_the_page(web, xml, ope
     finish(xml, task, "cancelled")
     expect(row(page, label).locator(".badge")).to_have_text("cancelled")
     expect(details.get_by_role("button", name="Cancel")).to_be_hidden()
+    # The focus, on Cancel until it went away, moved on to Destroy.
+    expect(details.get_by_role("button", name="Destroy")).to_be_focused()
     details.get_by_role("button", name="Destroy").click()
     expect(row(page, label)).to_have_count(0)
     assert p.task.get_record(root, task)["ErrorDescription"][0] == "HANDLE_INVALID"

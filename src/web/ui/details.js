@@ -15,6 +15,7 @@ export class Details {
     this.cancel = root.querySelector("#action-cancel");
     this.destroy = root.querySelector("#action-destroy");
     this.error = root.querySelector("#action-error");
+    this.close = root.querySelector("#details-close");
     this.cancel.addEventListener("click", () => on.cancel());
     this.destroy.addEventListener("click", () => on.destroy());
     this.ref = null;
@@ -31,7 +32,7 @@ export class Details {
       setText(this.title, "Task no longer exists");
       this.fields.replaceChildren();
       this.links.replaceChildren();
-      this.cancel.hidden = this.destroy.hidden = true;
+      this.#offer({ cancel: false, destroy: false });
       return;
     }
     setText(this.title, task.name_label || "(no name)");
@@ -75,8 +76,18 @@ export class Details {
     }
     links.push(link("XClarity job", `/tasks/${uuid}`));
     this.links.replaceChildren(...links);
+    this.#offer(actions);
+  }
+
+  // Shows the allowed actions. A button that goes away while it has the focus (Cancel
+  // once the task is cancelled) hands the focus on instead of dropping it to the page.
+  #offer(actions) {
+    const had = document.activeElement;
     this.cancel.hidden = !actions.cancel;
     this.destroy.hidden = !actions.destroy;
+    if ((had === this.cancel || had === this.destroy) && had.hidden) {
+      (actions.destroy ? this.destroy : this.close).focus();
+    }
   }
 
   hide() {
