@@ -3,7 +3,9 @@
 //! Layers, outermost first (each only uses the ones below it):
 //! - [`server`]: HTTP (routing, limits, headers), hyper on tokio.
 //! - [`wire`]: XML-RPC bytes ↔ [`wire::value::Value`]; knows nothing of tasks.
+//! - [`face`]: the shape of a REST face; [`server`] routes between the faces.
 //! - [`redfish`]: the DMTF Redfish TaskService face, a REST client of the [`api`] pipeline.
+//! - [`xclarity`]: the Lenovo XClarity (LXCA) jobs face for pylxca, likewise.
 //! - [`web`]: the live task page at `/` (embedded files; the page itself is a JSON-RPC client).
 //! - [`api`]: the datamodel table, the dispatch pipeline, RBAC, the class implementations.
 //! - [`db`]: the in-memory object database; knows nothing of XML, callers or roles.
@@ -13,9 +15,11 @@
 
 pub mod api;
 pub mod cli;
+pub mod cli_store;
 pub mod cli_user;
 pub mod config;
 pub mod db;
+pub mod face;
 pub mod printf;
 pub mod redfish;
 pub mod serve;
@@ -24,3 +28,4 @@ pub mod tls;
 pub mod users;
 pub mod web;
 pub mod wire;
+pub mod xclarity;

@@ -183,7 +183,7 @@ def test_deletions_the_server_no_longer_remembers_make_the_page_reload(fresh, op
     """More deletions than the server keeps tombstones for happen while the page's
     event.from is held back: the batch it then gets misses some of them, the task count
     the server sends with it disagrees with the page's, and the page reloads everything."""
-    srv = fresh(["--ephemeral"])
+    srv = fresh(["--ephemeral", "--max-pending-tasks-per-user", "20000"])
     p = server_proxy(srv.url + "/")
     root = ok(p.session.login_with_password("root", ROOT_PASSWORD))
     doomed = in_parallel(srv, lambda rpc, i: [rpc("task.create", [root, f"doomed-{i}", ""])], list(range(MAX_TOMBSTONES + 100)))

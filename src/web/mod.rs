@@ -8,18 +8,41 @@
 //! ([`assets`]) with the headers that keep the page safe (a Content-Security-Policy
 //! without inline script, no framing, no MIME sniffing). See `docs/web.md`.
 //!
-//! Only `GET`/`HEAD` of `/` belong here: XML-RPC clients POST to `/`, and that stays
-//! theirs. Everything under `/ui/` is ours, whatever the method, so that a wrong method
-//! or a missing file gets a plain answer from this face rather than an XML-RPC reply.
+//! A face (`src/face.rs`) that owns only `GET`/`HEAD` of `/` and of `/ui/…`: XML-RPC
+//! clients POST to any path, `/` included, and that stays theirs.
 
 mod assets;
 
+use std::sync::Arc;
+
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
 use http_body_util::Full;
-use hyper::header::{self, HeaderValue};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
+use crate::api::dispatch::Service;
+use crate::face::{Conn, Face};
+use crate::server::Limits;
 pub use assets::{ASSETS, Asset};
+
+/// This face in `server::FACES`.
+pub const FACE: Face = Face {
+    name: "web",
+    owns: |method, path, _: &HeaderMap| owns(method, path),
+    handle: face_handle,
+};
+
+fn face_handle<'a>(
+    _: Arc<Service>,
+    _: &'a Limits,
+    req: Request<Incoming>,
+    _: Conn,
+) -> BoxFuture<'a, Response<Full<Bytes>>> {
+    let resp = handle(&req);
+    Box::pin(async move { resp })
+}
 
 /// Where the page's files live (`/ui/app.js`, …); `/` itself is the page.
 pub const PREFIX: &str = "/ui/";
@@ -34,23 +57,16 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
      form-action 'none'; frame-ancestors 'none'; require-trusted-types-for 'script'; \
      trusted-types 'none'";
 
-/// Whether this face answers the request: `GET`/`HEAD /` and anything under `/ui/`.
+/// Whether this face answers the request: `GET`/`HEAD` of `/` and of anything under `/ui/`.
 pub fn owns(method: &Method, path: &str) -> bool {
-    (path == "/" && (method == Method::GET || method == Method::HEAD))
-        || path == "/ui"
-        || path.starts_with(PREFIX)
+    (method == Method::GET || method == Method::HEAD)
+        && (path == "/" || path == "/ui" || path.starts_with(PREFIX))
 }
 
-/// Answers one request this face [`owns`]. Never fails: a missing file is a 404 and a
-/// method other than `GET`/`HEAD` a 405, both as plain text with the same headers.
+/// Answers a `GET` or `HEAD` this face [`owns`]. Never fails: a missing file is a plain
+/// 404 with the same headers.
 pub fn handle<B>(req: &Request<B>) -> Response<Full<Bytes>> {
     let head = req.method() == Method::HEAD;
-    if req.method() != Method::GET && !head {
-        let mut resp = plain(StatusCode::METHOD_NOT_ALLOWED, "use GET or HEAD\n", head);
-        resp.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return resp;
-    }
     let Some(asset) = assets::find(req.uri().path()) else {
         return plain(StatusCode::NOT_FOUND, "no such file\n", head);
     };
@@ -143,7 +159,8 @@ mod tests {
         assert!(!owns(&Method::GET, "/RPC2"));
         assert!(!owns(&Method::GET, "/jsonrpc"));
         assert!(!owns(&Method::GET, "/redfish/v1"));
-        assert!(owns(&Method::POST, "/ui/app.js"));
+        assert!(!owns(&Method::POST, "/ui/app.js"));
+        assert!(owns(&Method::HEAD, "/ui/app.js"));
         assert!(owns(&Method::GET, "/ui"));
         assert!(!owns(&Method::GET, "/uix"));
     }
@@ -154,7 +171,7 @@ mod tests {
             (Method::GET, "/", StatusCode::OK),
             (Method::GET, "/ui/app.js", StatusCode::OK),
             (Method::GET, "/ui/nope.js", StatusCode::NOT_FOUND),
-            (Method::POST, "/ui/app.js", StatusCode::METHOD_NOT_ALLOWED),
+            (Method::HEAD, "/ui/nope.js", StatusCode::NOT_FOUND),
         ] {
             let resp = get(method, path);
             assert_eq!(resp.status(), status, "{path}");
