@@ -250,6 +250,41 @@ def test_a_task_appears_moves_nests_and_is_cancelled_from_the_page(web, xml, ope
     expect(details.get_by_role("heading", level=2)).to_have_text("Task no longer exists")
 
 
+def test_changes_made_through_redfish_and_xclarity_show_on_the_page(web, xml, open_page, expect):
+    import redfish  # DMTF's client
+    import requests  # as pylxca calls LXCA's REST API
+
+    p, root = xml
+    via_redfish, via_lxca = unique("rf"), unique("lxca")
+    a, b = create(xml, via_redfish), create(xml, via_lxca)
+    page, _ = open_page(web.url + "/")
+    log_in(page, "root", ROOT_PASSWORD, expect)
+    expect(row(page, via_lxca)).to_be_visible()
+
+    # Redfish: DELETE of a running task asks for its cancellation.
+    rf = redfish.redfish_client(base_url=web.url, username="root", password=ROOT_PASSWORD, timeout=15)
+    rf.login(auth="session")
+    try:
+        uuid = ok(p.task.get_uuid(root, a))
+        assert rf.delete(f"/redfish/v1/TaskService/Tasks/{uuid}").status in (200, 202, 204)
+    finally:
+        rf.logout()
+    expect(row(page, via_redfish)).to_contain_text("cancel requested")
+
+    # XClarity: a job update (pylxca's `tasks -a update`) moves the progress bar.
+    lxca = requests.Session()
+    lxca.headers["content-type"] = "application/json; charset=utf-8"
+    login = lxca.post(f"{web.url}/sessions", json={"UserId": "root", "password": ROOT_PASSWORD},
+                      headers={"Referer": f"{web.url}/sessions"}, timeout=15)
+    assert login.status_code == 200, login.text
+    lxca.headers["X-Csrf-Token"] = lxca.cookies.get("csrf")
+    uuid = ok(p.task.get_uuid(root, b))
+    put = lxca.put(f"{web.url}/tasks/{uuid}", json={"jobUID": uuid, "percentage": 40}, timeout=15)
+    assert put.status_code == 200, put.text
+    expect(row(page, via_lxca).get_by_role("progressbar")).to_have_attribute("aria-valuenow", "40")
+    lxca.delete(f"{web.url}/sessions", timeout=15)
+
+
 def test_read_only_user_gets_actions_only_on_tasks_of_its_session(web, xml, open_page, expect):
     p, root = xml
     theirs = unique("root-task")
