@@ -263,6 +263,75 @@ mod tests {
         assert!(l.users.is_empty(), "empty entries are dropped");
     }
 
+    fn session(user: &str) -> crate::db::SessionRow {
+        crate::db::SessionRow {
+            uuid: crate::db::new_uuid(),
+            this_host: String::new(),
+            this_user: String::new(),
+            last_active: 0,
+            pool: false,
+            other_config: vec![],
+            is_local_superuser: false,
+            subject: String::new(),
+            validation_time: 0,
+            auth_user_sid: String::new(),
+            auth_user_name: user.to_string(),
+            role: None,
+            tasks: Default::default(),
+            parent: String::new(),
+            originator: String::new(),
+            client_certificate: false,
+            legacy_events: None,
+        }
+    }
+
+    #[test]
+    fn the_tables_keep_the_ledger_current() {
+        use crate::db::{Db, HostRow, PoolRow, new_ref};
+        let db = Db::new(new_ref(), PoolRow::default(), new_ref(), HostRow::default());
+        db.configure(
+            &TaskLimits {
+                field_bytes: 100,
+                ..TaskLimits::default()
+            },
+            1 << 20,
+        );
+        let mut t = db.write();
+        t.insert_session("S".into(), session("alice"));
+        assert_eq!(t.usage("alice").sessions, 1);
+        let task = TaskRow::new("abc", "", "S", "h");
+        t.check_new_task(&task).unwrap();
+        t.insert_task("T".into(), task);
+        let u = t.usage("alice");
+        assert_eq!((u.unfinished, u.bytes), (1, ROW_OVERHEAD + 3));
+        // A write over a limit is refused and leaves the task as it was.
+        let err = t.update_task("T", |t| {
+            t.name_label = "x".repeat(101).into();
+            Ok(())
+        });
+        assert!(matches!(
+            err,
+            Err(DbError::TooLarge {
+                field: "name_label",
+                ..
+            })
+        ));
+        assert_eq!(t.task("T").unwrap().name_label, "abc");
+        t.update_task("T", |t| {
+            t.status = TaskStatus::Success;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(t.usage("alice").unfinished, 0);
+        // Logging out keeps the task counted for alice until it goes.
+        t.delete_session("S");
+        assert_eq!(t.usage("alice").bytes, ROW_OVERHEAD + 3);
+        assert_eq!(t.usage("alice").sessions, 0);
+        t.delete_task("T").unwrap();
+        assert_eq!(t.usage("alice"), Usage::default());
+        assert!(t.ledger.departed.is_empty());
+    }
+
     #[test]
     fn departed_sessions_keep_their_user_until_their_last_task_goes() {
         let mut l = Ledger::default();
