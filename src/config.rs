@@ -72,6 +72,15 @@ pub struct Options {
     /// Seconds between garbage-collection passes (xapi: 30) [default: 30].
     #[arg(long)]
     pub gc_interval: Option<f64>,
+    /// Start with a new, empty store even though identity.json shows that this data
+    /// directory had one (which is then missing, empty or never initialised). For once,
+    /// after deciding to give up the lost store [default: false].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_empty_store: Option<bool>,
+    /// Seconds a call waits for its change to become durable before it is answered
+    /// INTERNAL_ERROR (the change stays in memory and its commit is retried) [default: 30].
+    #[arg(long)]
+    pub durable_timeout: Option<f64>,
     // ----- hardening: per-user quotas and bounds on shared resources (security.md) -----
     /// Unfinished tasks one user may have; more are TOO_MANY_PENDING_TASKS
     /// [default: 10000].
@@ -130,6 +139,10 @@ pub struct Settings {
     /// Most pending/cancelling tasks at once.
     pub max_unfinished_tasks: usize,
     pub max_sessions_per_user: usize,
+    /// Create a new store even where identity.json says there was one.
+    pub allow_empty_store: bool,
+    /// Longest a call waits for its change to be durable.
+    pub durable_timeout: Duration,
     /// Per-task and per-user task limits.
     pub task_limits: crate::db::quota::TaskLimits,
     /// Filter, event and login bounds.
@@ -164,6 +177,8 @@ impl Options {
             max_tasks,
             session_timeout,
             gc_interval,
+            allow_empty_store,
+            durable_timeout,
             max_pending_tasks_per_user,
             max_task_field_bytes,
             max_task_bytes,
@@ -272,6 +287,11 @@ impl Options {
             retention,
             max_unfinished_tasks: self.max_pending_tasks.unwrap_or(100_000),
             max_sessions_per_user: self.max_sessions_per_user.unwrap_or(500).max(1),
+            allow_empty_store: self.allow_empty_store.unwrap_or(false),
+            durable_timeout: match self.durable_timeout {
+                Some(v) => seconds("durable-timeout", v)?,
+                None => crate::db::journal::DURABLE_TIMEOUT,
+            },
             task_limits,
             api_limits,
         })

@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod cli_store;
 pub mod cli_user;
 pub mod config;
 pub mod db;

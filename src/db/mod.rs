@@ -15,6 +15,7 @@ pub mod maps;
 pub mod quota;
 mod rows;
 pub mod store;
+pub mod verify;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -187,18 +188,19 @@ impl Db {
     }
 
     /// A durable database: the tables as `store` held them, and a writer that commits
-    /// every later change to it.
+    /// every later change to it. A call waits at most `durable_timeout` for its change to
+    /// be durable.
     pub fn restore(
         pool_ref: String,
         pool: PoolRow,
         host_ref: String,
         host: HostRow,
-        store: Store,
-        loaded: Loaded,
+        (store, loaded): (Store, Loaded),
+        durable_timeout: std::time::Duration,
     ) -> Db {
         let tables = Tables::empty(pool_ref, pool, host_ref, host, Some(loaded));
         let tables = Arc::new(RwLock::new(tables));
-        let journal = Journal::start(tables.clone(), store);
+        let journal = Journal::start(tables.clone(), store, durable_timeout);
         Db {
             tables,
             journal: Some(journal),
