@@ -1,7 +1,9 @@
 //! The HTTP server: accept loop, routing, limits and response headers (spec §1.1).
 //!
-//! xapi routes by longest path prefix, so a POST to any path but `/jsonrpc` reaches the
-//! XML-RPC handler of `/` (Xen Orchestra posts to `/xmlrpc`, the Python SDK to `/RPC2`).
+//! First the REST faces ([`FACES`]: Redfish, XClarity) are asked whether they own the
+//! request (`face.rs` has the rule); what none owns is XAPI's. xapi routes by longest path
+//! prefix, so a POST to any path but `/jsonrpc` reaches the XML-RPC handler of `/` (Xen
+//! Orchestra posts to `/xmlrpc`, the Python SDK to `/RPC2`).
 //! Unlike xapi, bodies that cannot be read or parsed get a well-formed answer instead of
 //! HTTP 500 and a dropped connection: oversized bodies a 413 (refused from the
 //! `Content-Length` header, before reading), malformed XML an XML-RPC `Failure`
@@ -26,7 +28,32 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api::dispatch::{self, Call, Reply, RequestMeta, Service};
 use crate::api::error::{ApiError, codes};
+use crate::face::{Conn, Face};
 use crate::wire::{jsonrpc, xmlrpc};
+
+/// The REST faces, asked in this order whether they own a request; XML-RPC and JSON-RPC
+/// answer whatever none of them owns (the rule is in `face.rs` and docs/architecture.md).
+pub const FACES: &[Face] = &[
+    Face {
+        name: "redfish",
+        owns: redfish_owns,
+        handle: redfish_handle,
+    },
+    crate::xclarity::FACE,
+];
+
+fn redfish_owns(_: &Method, path: &str, _: &HeaderMap) -> bool {
+    crate::redfish::owns(path)
+}
+
+fn redfish_handle<'a>(
+    svc: Arc<Service>,
+    limits: &'a Limits,
+    req: Request<Incoming>,
+    _: Conn,
+) -> futures_util::future::BoxFuture<'a, Response<Full<Bytes>>> {
+    Box::pin(crate::redfish::handle(svc, limits, req))
+}
 
 /// Limits of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -169,11 +196,11 @@ fn spawn_connection(
     let ctx = ctx.clone();
     tokio::spawn(async move {
         match tls {
-            None => serve_io(stream, peer, ctx, slot).await,
+            None => serve_io(stream, peer, ctx, slot, Conn { tls: false }).await,
             Some(acceptor) => {
                 match tokio::time::timeout(ctx.limits.header_timeout, acceptor.accept(stream)).await
                 {
-                    Ok(Ok(s)) => serve_io(s, peer, ctx, slot).await,
+                    Ok(Ok(s)) => serve_io(s, peer, ctx, slot, Conn { tls: true }).await,
                     Ok(Err(e)) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
                     Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
                 }
@@ -183,7 +210,7 @@ fn spawn_connection(
 }
 
 /// Serves one connection, or refuses it with 503 when the connection limit is reached.
-async fn serve_io<I>(io: I, peer: SocketAddr, ctx: AcceptCtx, slot: Slot)
+async fn serve_io<I>(io: I, peer: SocketAddr, ctx: AcceptCtx, slot: Slot, conn_info: Conn)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -201,11 +228,9 @@ where
         let svc = svc.clone();
         let limits = limits.clone();
         // Every face reaches logins through the dispatcher, which throttles per address.
-        let served =
-            crate::api::limits::with_peer(
-                peer.ip(),
-                async move { handle(svc, &limits, req).await },
-            );
+        let served = crate::api::limits::with_peer(peer.ip(), async move {
+            handle(svc, &limits, req, conn_info).await
+        });
         async move { Ok::<_, Infallible>(served.await) }
     });
     let conn = http1::Builder::new()
@@ -356,12 +381,16 @@ async fn handle(
     svc: Arc<Service>,
     limits: &Limits,
     req: Request<Incoming>,
+    conn: Conn,
 ) -> Response<Full<Bytes>> {
     if let Some(resp) = head_too_large(&req, limits) {
         return resp;
     }
-    if crate::redfish::owns(req.uri().path()) {
-        return crate::redfish::handle(svc, limits, req).await;
+    if let Some(face) = FACES
+        .iter()
+        .find(|f| (f.owns)(req.method(), req.uri().path(), req.headers()))
+    {
+        return (face.handle)(svc, limits, req, conn).await;
     }
     match *req.method() {
         Method::POST => {}
