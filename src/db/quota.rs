@@ -308,23 +308,8 @@ mod tests {
 
     fn session(user: &str) -> crate::db::SessionRow {
         crate::db::SessionRow {
-            uuid: crate::db::new_uuid(),
-            this_host: String::new(),
-            this_user: String::new(),
-            last_active: 0,
-            pool: false,
-            other_config: vec![],
-            is_local_superuser: false,
-            subject: String::new(),
-            validation_time: 0,
-            auth_user_sid: String::new(),
             auth_user_name: user.to_string(),
-            role: None,
-            tasks: Default::default(),
-            parent: String::new(),
-            originator: String::new(),
-            client_certificate: false,
-            legacy_events: None,
+            ..Default::default()
         }
     }
 
