@@ -409,6 +409,11 @@ def test_task_strings_are_bounded_per_field_task_and_user(fresh):
     assert 14 <= made <= 18, made
     value(rpc(srv, "task.create", root, "x" * 60_000, "y" * 60_000))
     assert rss_mib(srv) - base < 50
+    # A session's other_config is bounded the same way (500 sessions a user).
+    value(rpc(srv, "session.add_to_other_config", root, root, "a", "v" * 60_000))
+    desc = error(rpc(srv, "session.add_to_other_config", root, root, "b", "v" * 10_000))
+    assert desc[:2] == ["VALUE_NOT_SUPPORTED", "other_config"], desc
+    assert list(value(rpc(srv, "session.get_other_config", root, root))) == ["a"]
 
 
 # ----------------------------------------------------------------------------- 5. bytes, not counts
