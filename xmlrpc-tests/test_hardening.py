@@ -414,6 +414,8 @@ def test_task_strings_are_bounded_per_field_task_and_user(fresh):
     desc = error(rpc(srv, "session.add_to_other_config", root, root, "b", "v" * 10_000))
     assert desc[:2] == ["VALUE_NOT_SUPPORTED", "other_config"], desc
     assert list(value(rpc(srv, "session.get_other_config", root, root))) == ["a"]
+    desc = error(rpc(srv, "session.login_with_password", ALICE, ALICE_PW, "1.0", "o" * 70_000))
+    assert desc[:2] == ["VALUE_NOT_SUPPORTED", "originator"], desc
 
 
 # ----------------------------------------------------------------------------- 5. bytes, not counts
