@@ -286,16 +286,14 @@ class Server:
             **kwargs,
         )
         atexit.register(self.stop)
-        # Collect stdout in the background so the pipe never fills up. With HTTPS, ready
-        # means its line too: the certificate is made after the plain port listens.
+        # Collect stdout in the background so the pipe never fills up.
         ready = threading.Event()
-        last_line = "listening on https://" if self.tls_port else "listening on"
 
         def reader():
             for line in self.proc.stdout:
                 text = line.decode(errors="replace").rstrip("\n")
                 self.stdout_lines.append(text)
-                if last_line in text:
+                if "listening on" in text:
                     ready.set()
 
         threading.Thread(target=reader, daemon=True).start()
@@ -307,7 +305,9 @@ class Server:
                     f"stdout: {self.stdout_lines}\nstderr:\n{self.stderr()}"
                 )
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                # Every listener: the HTTPS one is bound just after the HTTP one.
+                for port in filter(None, (self.port, self.tls_port)):
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 break
             except OSError:
                 pass
@@ -318,7 +318,7 @@ class Server:
                     f"stdout: {self.stdout_lines}\nstderr:\n{self.stderr()}"
                 )
             time.sleep(0.05)
-        ready.wait(timeout=10)
+        ready.wait(timeout=2)
 
     def stderr(self):
         try:
