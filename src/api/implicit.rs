@@ -343,9 +343,11 @@ fn set_field(
         )));
     }
     let mut tables = ctx.svc.db.write();
+    let limit = tables.ledger.limits.field_bytes;
     let s = tables
         .session_mut(&r)
         .ok_or_else(|| ApiError::handle_invalid("session", &r))?;
+    let before = s.other_config.clone();
     match imp {
         Implicit::Set(_) => {
             let map = arg::string_map(&args[1]);
@@ -365,6 +367,17 @@ fn set_field(
             let key = arg::string(&args[1]);
             s.other_config.retain(|(k, _)| k != key);
         }
+    }
+    // A session's map is bounded like a task's fields (`max-task-field-bytes`), so that
+    // 500 sessions per user cannot each hold an unbounded map.
+    let bytes: usize = s.other_config.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if bytes > limit {
+        s.other_config = before;
+        return Err(db_error(crate::db::DbError::TooLarge {
+            field: "other_config",
+            bytes,
+            limit,
+        }));
     }
     Ok(Value::void())
 }

@@ -47,6 +47,15 @@ pub async fn login(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
     let superuser = user.role.is_none();
     let t = now();
     let mut tables = ctx.svc.db.write();
+    // The originator is kept with the session: bounded like a task field.
+    let limit = tables.ledger.limits.field_bytes;
+    if originator.len() > limit {
+        return Err(super::dispatch::db_error(crate::db::DbError::TooLarge {
+            field: "originator",
+            bytes: originator.len(),
+            limit,
+        }));
+    }
     let session = SessionRow {
         uuid: new_uuid(),
         this_host: tables.host_ref.clone(),
