@@ -8,6 +8,8 @@ pub struct Target {
     pub session: String,
     pub task: String,
     pub uuid: String,
+    /// The `Cookie` header and `X-Csrf-Token` of an XClarity login (`POST /sessions`).
+    pub lxca: (String, String),
 }
 
 impl Target {
@@ -20,8 +22,46 @@ impl Target {
             session,
             task,
             uuid,
+            lxca: lxca_login(port).await,
         }
     }
+
+    /// A target on the Python peer, which has no uuids and no XClarity face.
+    pub fn peer(session: String, task: String) -> Target {
+        Target {
+            session,
+            task,
+            uuid: String::new(),
+            lxca: Default::default(),
+        }
+    }
+}
+
+/// pylxca's `connect`: `POST /sessions`; what it then sends on every request is both
+/// cookies, and the `csrf` one again in `X-Csrf-Token`.
+async fn lxca_login(port: u16) -> (String, String) {
+    let body = format!(
+        "{{\"UserId\":\"root\",\"password\":\"{}\"}}",
+        client::ROOT_PASSWORD
+    );
+    let login = Request::post("/sessions", "application/json", body.into_bytes());
+    let r = Conn::open(port).await.send(&login.bytes()).await;
+    assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(&r.body));
+    let cookies: Vec<&str> = r
+        .head
+        .lines()
+        .filter_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("set-cookie")
+                .then(|| value.trim().split(';').next().unwrap_or_default())
+        })
+        .collect();
+    let csrf = cookies
+        .iter()
+        .find_map(|c| c.strip_prefix("csrf="))
+        .expect("a csrf cookie")
+        .to_string();
+    (cookies.join("; "), csrf)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,11 +69,12 @@ pub enum Face {
     XmlRpc,
     JsonRpc,
     Redfish,
+    XClarity,
 }
 
-const ALL: &[Face] = &[Face::XmlRpc, Face::JsonRpc, Face::Redfish];
+const ALL: &[Face] = &[Face::XmlRpc, Face::JsonRpc, Face::Redfish, Face::XClarity];
 
-/// The faces to measure: all, or those `BENCH_FACES` names (`xmlrpc,jsonrpc,redfish`).
+/// The faces to measure: all, or those `BENCH_FACES` names (`xmlrpc,jsonrpc,redfish,xclarity`).
 pub fn faces() -> Vec<Face> {
     let only = std::env::var("BENCH_FACES").unwrap_or_default();
     ALL.iter()
@@ -48,6 +89,7 @@ impl Face {
             Face::XmlRpc => "xmlrpc",
             Face::JsonRpc => "jsonrpc",
             Face::Redfish => "redfish",
+            Face::XClarity => "xclarity",
         }
     }
 
@@ -56,12 +98,14 @@ impl Face {
             Face::XmlRpc => "XML-RPC task.get_record",
             Face::JsonRpc => "JSON-RPC task.get_record",
             Face::Redfish => "Redfish GET TaskService/Tasks/{id}",
+            Face::XClarity => "XClarity GET /tasks/{id}",
         }
     }
 
     /// The request: for XML-RPC the bytes of Python's `xmlrpc.client` (its headers, its
     /// path `/RPC2`, its body); for JSON-RPC what Xen Orchestra's connector posts; for
-    /// Redfish a GET with the session token, as sushy and the DMTF library send it.
+    /// Redfish a GET with the session token, as sushy and the DMTF library send it; for
+    /// XClarity pylxca's GET with its session cookies and CSRF header.
     pub fn request(self, t: &Target) -> Request {
         match self {
             Face::XmlRpc => {
@@ -87,6 +131,15 @@ impl Face {
                     ("Accept", "application/json"),
                     ("OData-Version", "4.0"),
                     ("X-Auth-Token", &t.session),
+                ],
+            ),
+            Face::XClarity => Request::get(
+                &format!("/tasks/{}", t.uuid),
+                &[
+                    ("Accept", "application/json"),
+                    ("Content-Type", "application/json"),
+                    ("Cookie", &t.lxca.0),
+                    ("X-Csrf-Token", &t.lxca.1),
                 ],
             ),
         }

@@ -105,11 +105,8 @@ pub async fn rows(table: &mut Table, secs: f64) {
     let t = Target::on(ours.port).await;
     let python = start_python(false);
     let py_session = crate::client::login(python.port).await;
-    let py = Target {
-        task: crate::client::new_task(python.port, &py_session, "bench", "read").await,
-        session: py_session,
-        uuid: String::new(),
-    };
+    let py_task = crate::client::new_task(python.port, &py_session, "bench", "read").await;
+    let py = Target::peer(py_session, py_task);
     let mut limits = Vec::new();
     for face in faces() {
         let reply = face.reply(ours.port, &t).await;
