@@ -4,6 +4,7 @@
 //! - [`server`]: HTTP (routing, limits, headers), hyper on tokio.
 //! - [`wire`]: XML-RPC bytes ↔ [`wire::value::Value`]; knows nothing of tasks.
 //! - [`face`]: the shape of a REST face; [`server`] routes between the faces.
+//!   `json_out` writes the JSON documents the REST faces serve most, directly.
 //! - [`redfish`]: the DMTF Redfish TaskService face, a REST client of the [`api`] pipeline.
 //! - [`xclarity`]: the Lenovo XClarity (LXCA) jobs face for pylxca, likewise.
 //! - [`web`]: the live task page at `/` (embedded files; the page itself is a JSON-RPC client).
@@ -20,6 +21,7 @@ pub mod cli_user;
 pub mod config;
 pub mod db;
 pub mod face;
+pub(crate) mod json_out;
 pub mod printf;
 pub mod redfish;
 pub mod serve;

@@ -34,6 +34,8 @@ pub enum Body {
     /// A resource or an error. Resources with an `@odata.type` get a `Link` header that
     /// names their JSON schema and an `ETag`.
     Json(Json),
+    /// A resource already written as JSON (`json_out`), with its `@odata.type`.
+    Written(Vec<u8>, &'static str),
     /// `$metadata` (CSDL).
     Xml(String),
     Empty,
@@ -50,6 +52,15 @@ impl Answer {
 
     pub fn ok(body: Json) -> Answer {
         Answer::json(StatusCode::OK, body)
+    }
+
+    /// 200 with a resource written by `json_out` (whose `@odata.type` is `odata_type`).
+    pub fn ok_written(bytes: Vec<u8>, odata_type: &'static str) -> Answer {
+        Answer {
+            status: StatusCode::OK,
+            body: Body::Written(bytes, odata_type),
+            headers: Vec::new(),
+        }
     }
 
     pub fn empty(status: StatusCode) -> Answer {
@@ -267,23 +278,24 @@ pub fn schema_link(odata_type: &str) -> Option<String> {
 /// 304 Not Modified without a body (RFC 7232), so a poller can ask cheaply whether a task
 /// changed.
 pub fn finish(a: Answer, head: bool, if_none_match: Option<&str>) -> Response<Full<Bytes>> {
-    let (bytes, content_type, odata_type) = match &a.body {
+    let (bytes, content_type, odata_type) = match a.body {
         Body::Json(j) => {
             let t = j
                 .get("@odata.type")
                 .and_then(Json::as_str)
                 .map(str::to_string);
             (
-                serde_json::to_vec(j).unwrap_or_default(),
+                serde_json::to_vec(&j).unwrap_or_default(),
                 Some("application/json;charset=utf-8"),
                 t,
             )
         }
-        Body::Xml(x) => (
-            x.clone().into_bytes(),
-            Some("application/xml;charset=utf-8"),
-            None,
+        Body::Written(bytes, t) => (
+            bytes,
+            Some("application/json;charset=utf-8"),
+            Some(t.to_string()),
         ),
+        Body::Xml(x) => (x.into_bytes(), Some("application/xml;charset=utf-8"), None),
         Body::Empty => (Vec::new(), None, None),
     };
     let mut resp = Response::new(Full::new(Bytes::new()));

@@ -25,6 +25,7 @@ use crate::api::dispatch::Service;
 use crate::api::error::{ApiError, codes};
 use crate::api::gc::Retention;
 use crate::db::NULL_REF;
+use crate::json_out::{Array, Object};
 use crate::wire::value::Value;
 
 pub const SERVICE: &str = "/redfish/v1/TaskService";
@@ -143,57 +144,68 @@ pub fn redfish_date(xapi: &str) -> Option<String> {
     ))
 }
 
-fn task_event(id: &str, task_id: &str, text: &str, severity: &str) -> Json {
-    json!({
-        "MessageId": format!("{TASK_EVENT}.{id}"),
-        "Message": text.replace("%1", task_id),
-        "MessageArgs": [task_id],
-        "MessageSeverity": severity,
-        "Resolution": "None.",
-    })
+/// One TaskEvent message (members in key order, see [`write_task`]).
+fn task_event(a: &mut Array<'_>, id: &str, task_id: &str, text: &str, severity: &str) {
+    a.object(|m| {
+        m.str("Message", &text.replace("%1", task_id));
+        m.array("MessageArgs", |args| args.str(task_id));
+        m.str("MessageId", &format!("{TASK_EVENT}.{id}"));
+        m.str("MessageSeverity", severity);
+        m.str("Resolution", "None.");
+    });
 }
 
 /// The task's `Messages`: TaskStarted, then the TaskEvent message of its outcome; a
 /// failure adds the XAPI error (code and parameters) as a message of its own.
-pub fn messages(t: &TaskView) -> Vec<Json> {
+fn write_messages(a: &mut Array<'_>, t: &TaskView) {
     let id = t.uuid.as_str();
-    let mut out = vec![task_event(
+    task_event(
+        a,
         "TaskStarted",
         id,
         "The task with Id '%1' has started.",
         "OK",
-    )];
+    );
     match t.status.as_str() {
-        "success" => out.push(task_event(
+        "success" => task_event(
+            a,
             "TaskCompletedOK",
             id,
             "The task with Id '%1' has completed.",
             "OK",
-        )),
+        ),
         "failure" => {
-            out.push(task_event(
+            task_event(
+                a,
                 "TaskAborted",
                 id,
                 "The task with Id '%1' has completed with errors.",
                 "Critical",
-            ));
+            );
             if !t.error_info.is_empty() {
                 let mut m = protocol::xapi_error_list_message(&t.error_info);
                 if let Json::Object(o) = &mut m {
                     o.remove("@odata.type");
                 }
-                out.push(m);
+                a.json(&m);
             }
         }
-        "cancelled" => out.push(task_event(
+        "cancelled" => task_event(
+            a,
             "TaskCancelled",
             id,
             "Work on the task with Id '%1' was halted prior to completion due to an explicit request.",
             "Warning",
-        )),
+        ),
         _ => {}
     }
-    out
+}
+
+/// The task's `Messages` as values.
+pub fn messages(t: &TaskView) -> Vec<Json> {
+    let mut out = Vec::new();
+    Array::write(&mut out, |a| write_messages(a, t));
+    serde_json::from_slice(&out).expect("json_out writes JSON")
 }
 
 /// Where a task lives: `/Tasks/{uuid}` for a root, `/Tasks/{root}/SubTasks/{uuid}` for a
@@ -215,47 +227,60 @@ pub fn cancel_monitor_uri(uuid: &str) -> String {
     format!("{MONITORS}/{CANCEL_MONITOR_PREFIX}{uuid}")
 }
 
-/// The Task resource. `root_uuid` is the root's uuid when the task is a sub-task.
-pub fn task_json(t: &TaskView, root_uuid: Option<&str>) -> Json {
+/// The Task resource's `@odata.type`.
+pub const TASK_TYPE: &str = "#Task.v1_7_4.Task";
+
+/// The Task resource, written as JSON. `root_uuid` is the root's uuid when the task is a
+/// sub-task. Members come in key order, as serde_json writes a `json!` object, so these
+/// are the bytes the resource had when it was built as a value (a test checks the order).
+pub fn write_task(out: &mut Vec<u8>, t: &TaskView, root_uuid: Option<&str>) {
     let (task_state, task_status) = state(&t.status, t.cancel_requested);
-    let mut j = json!({
-        "@odata.type": "#Task.v1_7_4.Task",
-        "@odata.id": task_uri(&t.uuid, root_uuid),
-        "Id": t.uuid,
-        "Name": if t.name_label.is_empty() { format!("Task {}", t.uuid) } else { t.name_label.clone() },
-        "TaskState": task_state,
-        "PercentComplete": percent(t.progress),
-        "Messages": messages(t),
-        "HidePayload": true,
+    Object::write(out, |o| {
+        o.str("@odata.id", &task_uri(&t.uuid, root_uuid));
+        o.str("@odata.type", TASK_TYPE);
+        // An empty Description is "not supported" to validators: omit it.
+        if !t.name_description.is_empty() {
+            o.str("Description", &t.name_description);
+        }
+        if t.is_completed()
+            && let Some(end) = redfish_date(&t.finished)
+        {
+            o.str("EndTime", &end);
+        }
+        o.bool("HidePayload", true);
+        o.str("Id", &t.uuid);
+        o.array("Messages", |a| write_messages(a, t));
+        if t.name_label.is_empty() {
+            o.str("Name", &format!("Task {}", t.uuid));
+        } else {
+            o.str("Name", &t.name_label);
+        }
+        o.int("PercentComplete", percent(t.progress));
+        if let Some(start) = redfish_date(&t.created) {
+            o.str("StartTime", &start);
+        }
+        // "SubTasks shall not be present if this resource represents a sub-task."
+        if root_uuid.is_none() {
+            o.object("SubTasks", |sub| {
+                sub.str("@odata.id", &format!("{TASKS}/{}/SubTasks", t.uuid));
+            });
+        }
+        // A cancelled task's monitor is gone (TaskService v1.3: "removed at that time").
+        if t.status != "cancelled" {
+            o.str("TaskMonitor", &monitor_uri(&t.uuid));
+        }
+        o.str("TaskState", task_state);
+        if let Some(s) = task_status {
+            o.str("TaskStatus", s);
+        }
     });
-    let o = j.as_object_mut().expect("an object");
-    // An empty Description is "not supported" to validators: omit it.
-    if !t.name_description.is_empty() {
-        o.insert("Description".into(), json!(t.name_description));
-    }
-    if let Some(s) = task_status {
-        o.insert("TaskStatus".into(), json!(s));
-    }
-    if let Some(start) = redfish_date(&t.created) {
-        o.insert("StartTime".into(), json!(start));
-    }
-    if t.is_completed()
-        && let Some(end) = redfish_date(&t.finished)
-    {
-        o.insert("EndTime".into(), json!(end));
-    }
-    // A cancelled task's monitor is gone (TaskService v1.3: "removed at that time").
-    if t.status != "cancelled" {
-        o.insert("TaskMonitor".into(), json!(monitor_uri(&t.uuid)));
-    }
-    // "SubTasks shall not be present if this resource represents a sub-task."
-    if root_uuid.is_none() {
-        o.insert(
-            "SubTasks".into(),
-            json!({"@odata.id": format!("{TASKS}/{}/SubTasks", t.uuid)}),
-        );
-    }
-    j
+}
+
+/// The Task resource as a value, for the answers that add to it (monitors).
+pub fn task_json(t: &TaskView, root_uuid: Option<&str>) -> Json {
+    let mut out = Vec::with_capacity(1024);
+    write_task(&mut out, t, root_uuid);
+    serde_json::from_slice(&out).expect("json_out writes JSON")
 }
 
 /// `TaskService` (v1.3.0): the GC's retention as `TaskAutoDeleteTimeoutMinutes`, and `Oldest`
@@ -455,7 +480,11 @@ pub async fn get_task(
     uri: &str,
 ) -> Answer {
     match find(svc, caller, id, parent).await {
-        Ok(Some(f)) => Answer::ok(task_json(&f.view, f.root_uuid.as_deref())),
+        Ok(Some(f)) => {
+            let mut out = Vec::with_capacity(1024);
+            write_task(&mut out, &f.view, f.root_uuid.as_deref());
+            Answer::ok_written(out, TASK_TYPE)
+        }
         Ok(None) => protocol::not_found(uri),
         Err(e) => protocol::from_api(uri, &e),
     }
@@ -646,6 +675,34 @@ mod tests {
             error_info: vec![],
             subtask_of: NULL_REF.into(),
             subtasks: vec![],
+        }
+    }
+
+    /// The written Task is what serde_json writes for the same document (members in key
+    /// order, its escaping), for every status, with and without a root, description,
+    /// errors, and characters JSON escapes: the bytes the resource had as a `json!` value.
+    #[test]
+    fn written_tasks_are_serde_jsons_bytes() {
+        for status in ["pending", "cancelling", "success", "failure", "cancelled"] {
+            for root in [None, Some("root-uuid")] {
+                let mut v = view(status);
+                v.finished = "20261123T01:00:00Z".into();
+                if status == "failure" {
+                    v.error_info = vec!["E\"".into(), "p\n".into()];
+                }
+                for (label, description) in [("", ""), ("a \"b\" \\ \u{1} é", "d")] {
+                    v.name_label = label.into();
+                    v.name_description = description.into();
+                    let mut out = Vec::new();
+                    write_task(&mut out, &v, root);
+                    let value: Json = serde_json::from_slice(&out).expect("JSON");
+                    assert_eq!(
+                        String::from_utf8(out).unwrap(),
+                        serde_json::to_string(&value).unwrap(),
+                        "{status} {root:?} {label:?}"
+                    );
+                }
+            }
         }
     }
 

@@ -2,7 +2,7 @@
 
 pub mod encode;
 pub mod jsonrpc;
-mod scan;
+pub(crate) mod scan;
 pub mod value;
 pub mod xmlchars;
 pub mod xmlrpc;

@@ -1,0 +1,180 @@
+//! JSON documents written straight into a buffer, byte for byte as serde_json writes the
+//! same document held as a `serde_json::Value`: compact, each object's members in key
+//! order (serde_json's map is a `BTreeMap`).
+//!
+//! The REST faces describe resources as `serde_json::Value`s (`json!`). For the ones that
+//! clients poll (a Redfish Task, an LXCA job), building that tree, serializing it and
+//! dropping it cost more than the rest of the request together; an [`Object`] writes the
+//! document directly. Callers give members in key order (debug builds check it); strings
+//! go through serde_json's own writer unless they hold nothing it escapes, so the bytes
+//! are serde_json's.
+
+use crate::wire::scan;
+
+/// What serde_json escapes in a string: `"`, `\` and control characters.
+const fn escaped(b: u8) -> bool {
+    (b < 0x20) | (b == b'"') | (b == b'\\')
+}
+const ESCAPED: scan::Table = scan::table!(escaped);
+
+/// A JSON string as serde_json writes it.
+pub fn string(out: &mut Vec<u8>, s: &str) {
+    if scan::find(s.as_bytes(), escaped, &ESCAPED).is_none() {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
+    }
+}
+
+/// An object being written: `{`, members, `}`.
+pub struct Object<'a> {
+    out: &'a mut Vec<u8>,
+    members: usize,
+    #[cfg(debug_assertions)]
+    last: String,
+}
+
+impl<'a> Object<'a> {
+    /// Writes the object `f` fills into `out`.
+    pub fn write(out: &'a mut Vec<u8>, f: impl FnOnce(&mut Object<'_>)) {
+        out.push(b'{');
+        let mut o = Object {
+            out,
+            members: 0,
+            #[cfg(debug_assertions)]
+            last: String::new(),
+        };
+        f(&mut o);
+        o.out.push(b'}');
+    }
+
+    fn key(&mut self, key: &str) {
+        #[cfg(debug_assertions)]
+        {
+            assert!(
+                self.members == 0 || self.last.as_str() < key,
+                "{key} after {}: members must come in key order",
+                self.last
+            );
+            self.last = key.to_string();
+        }
+        if self.members > 0 {
+            self.out.push(b',');
+        }
+        self.members += 1;
+        string(self.out, key);
+        self.out.push(b':');
+    }
+
+    pub fn str(&mut self, key: &str, value: &str) {
+        self.key(key);
+        string(self.out, value);
+    }
+
+    pub fn int(&mut self, key: &str, value: i64) {
+        self.key(key);
+        self.out.extend_from_slice(value.to_string().as_bytes());
+    }
+
+    pub fn bool(&mut self, key: &str, value: bool) {
+        self.key(key);
+        self.out
+            .extend_from_slice(if value { b"true" } else { b"false" });
+    }
+
+    pub fn object(&mut self, key: &str, f: impl FnOnce(&mut Object<'_>)) {
+        self.key(key);
+        Object::write(self.out, f);
+    }
+
+    pub fn array(&mut self, key: &str, f: impl FnOnce(&mut Array<'_>)) {
+        self.key(key);
+        Array::write(self.out, f);
+    }
+}
+
+/// An array being written: `[`, items, `]`.
+pub struct Array<'a> {
+    out: &'a mut Vec<u8>,
+    items: usize,
+}
+
+impl<'a> Array<'a> {
+    pub fn write(out: &'a mut Vec<u8>, f: impl FnOnce(&mut Array<'_>)) {
+        out.push(b'[');
+        let mut a = Array { out, items: 0 };
+        f(&mut a);
+        a.out.push(b']');
+    }
+
+    fn item(&mut self) {
+        if self.items > 0 {
+            self.out.push(b',');
+        }
+        self.items += 1;
+    }
+
+    pub fn str(&mut self, value: &str) {
+        self.item();
+        string(self.out, value);
+    }
+
+    pub fn object(&mut self, f: impl FnOnce(&mut Object<'_>)) {
+        self.item();
+        Object::write(self.out, f);
+    }
+
+    /// An item that is a `serde_json::Value` (written by serde_json).
+    pub fn json(&mut self, value: &serde_json::Value) {
+        self.item();
+        serde_json::to_writer(&mut *self.out, value).expect("writing to a Vec cannot fail");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn writes_what_serde_json_writes() {
+        let mut out = Vec::new();
+        Object::write(&mut out, |o| {
+            o.str("@odata.id", "/x");
+            o.array("A", |a| {
+                a.str("plain");
+                a.str("q\"b\\s\n\u{1}\u{7f}é");
+                a.object(|m| m.int("n", -3));
+                a.json(&json!({"z": 1, "y": [null]}));
+            });
+            o.bool("B", true);
+            o.object("C", |c| c.bool("f", false));
+            o.object("E", |_| {});
+            o.array("F", |_| {});
+        });
+        let value = json!({
+            "@odata.id": "/x",
+            "A": ["plain", "q\"b\\s\n\u{1}\u{7f}é", {"n": -3}, {"z": 1, "y": [null]}],
+            "B": true,
+            "C": {"f": false},
+            "E": {},
+            "F": [],
+        });
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            serde_json::to_string(&value).unwrap()
+        );
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = "members must come in key order")]
+    fn members_out_of_order_are_a_bug() {
+        Object::write(&mut Vec::new(), |o| {
+            o.str("b", "");
+            o.str("a", "");
+        });
+    }
+}
