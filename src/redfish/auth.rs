@@ -45,32 +45,36 @@ pub const ORIGINATOR_BASIC: &str = "redfish-basic";
 pub struct Caller {
     /// The XAPI session every call of this request uses.
     pub session_ref: String,
-    /// The session's record (`session.get_record`), for the Session resources.
-    pub record: Value,
+    /// The session's uuid: its Redfish `Id`.
+    pub uuid: String,
     /// True when the caller came in with Basic credentials rather than a token.
     pub basic: bool,
 }
 
 impl Caller {
-    pub fn field(&self, name: &str) -> Option<&Value> {
-        field(&self.record, name)
+    /// The session's record (`session.get_record`), for the Session resources; fetched
+    /// only by them, since every other resource needs just the session's validity.
+    pub async fn record(&self, svc: &Arc<Service>) -> Result<Value, ApiError> {
+        let s = Value::str(&self.session_ref);
+        xapi(svc, "session.get_record", vec![s.clone(), s]).await
     }
+}
 
-    pub fn user_name(&self) -> String {
-        self.field("auth_user_name")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    }
+/// The user a session record belongs to.
+pub fn user_name(record: &Value) -> String {
+    field(record, "auth_user_name")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
+}
 
-    /// Administrator in Redfish terms: the local superuser or a pool-admin (the roles
-    /// that may act on other users' sessions).
-    pub fn is_admin(&self) -> bool {
-        let superuser = matches!(self.field("is_local_superuser"), Some(Value::Bool(true)));
-        let pool_admin = matches!(self.field("rbac_permissions"), Some(Value::Array(p))
-            if p.iter().any(|x| x.as_str() == Some("pool-admin")));
-        superuser || pool_admin
-    }
+/// Administrator in Redfish terms: the local superuser or a pool-admin (the roles that
+/// may act on other users' sessions), from the session's record.
+pub fn is_admin(record: &Value) -> bool {
+    let superuser = matches!(field(record, "is_local_superuser"), Some(Value::Bool(true)));
+    let pool_admin = matches!(field(record, "rbac_permissions"), Some(Value::Array(p))
+        if p.iter().any(|x| x.as_str() == Some("pool-admin")));
+    superuser || pool_admin
 }
 
 /// A struct member of an XAPI record.
@@ -97,17 +101,18 @@ pub async fn authenticate(svc: &Arc<Service>, headers: &HeaderMap) -> Result<Cal
     }
 }
 
-/// Validates a session ref through the pipeline and returns its record.
+/// Validates a session ref through the pipeline (`session.get_uuid`: the session check
+/// of any call with it, and the uuid the Session resources are named by).
 pub async fn check(svc: &Arc<Service>, session_ref: &str, basic: bool) -> Result<Caller, ApiError> {
-    let record = xapi(
+    let uuid = xapi(
         svc,
-        "session.get_record",
+        "session.get_uuid",
         vec![Value::str(session_ref), Value::str(session_ref)],
     )
     .await?;
     Ok(Caller {
         session_ref: session_ref.to_string(),
-        record,
+        uuid: uuid.as_str().unwrap_or_default().to_string(),
         basic,
     })
 }
@@ -334,7 +339,7 @@ mod tests {
             a.session_ref, b.session_ref,
             "one session per credential pair"
         );
-        assert_eq!(a.user_name(), "root");
+        assert_eq!(user_name(&a.record(&svc).await.expect("record")), "root");
         assert!(cache.login(&svc, "root", "wrong").await.is_err());
         assert_eq!(cache.entries.lock().len(), 1, "failures are not cached");
         // A session logged out (or collected) behind the cache's back: log in afresh.

@@ -217,7 +217,7 @@ mod tests {
         ];
         let caller = crate::redfish::auth::Caller {
             session_ref: String::new(),
-            record,
+            uuid: String::new(),
             basic: true,
         };
         out.push(json(sessions::collection(&caller)));

@@ -66,7 +66,7 @@ pub fn session_json(rec: &Value) -> Json {
 pub fn collection(caller: &Caller) -> Answer {
     let mut members = Vec::new();
     if !caller.basic {
-        members.push(json!({"@odata.id": format!("{SESSIONS}/{}", text(&caller.record, "uuid"))}));
+        members.push(json!({"@odata.id": format!("{SESSIONS}/{}", caller.uuid)}));
     }
     Answer::ok(json!({
         "@odata.type": "#SessionCollection.SessionCollection",
@@ -106,11 +106,14 @@ pub async fn create(svc: &Arc<Service>, body: &[u8]) -> Answer {
         Ok(t) => t,
         Err(e) => return protocol::from_api(SESSIONS, &e),
     };
-    let caller = match auth::check(svc, &token, false).await {
-        Ok(c) => c,
+    let record = match auth::check(svc, &token, false).await {
+        Ok(caller) => caller.record(svc).await,
+        Err(e) => Err(e),
+    };
+    let body = match record {
+        Ok(r) => session_json(&r),
         Err(e) => return protocol::from_api(SESSIONS, &e),
     };
-    let body = session_json(&caller.record);
     let location = body["@odata.id"].as_str().unwrap_or_default().to_string();
     Answer::json(StatusCode::CREATED, body)
         .header(header::LOCATION, location)
@@ -131,8 +134,12 @@ async fn find(svc: &Arc<Service>, caller: &Caller, id: &str) -> Result<(String, 
     let rec = xapi(svc, "session.get_record", vec![session, r.clone()])
         .await
         .map_err(|e| protocol::from_api(&uri, &e))?;
-    let mine = text(&rec, "auth_user_name") == caller.user_name();
-    if !mine && !caller.is_admin() {
+    let me = caller
+        .record(svc)
+        .await
+        .map_err(|e| protocol::from_api(&uri, &e))?;
+    let mine = text(&rec, "auth_user_name") == auth::user_name(&me);
+    if !mine && !auth::is_admin(&me) {
         return Err(protocol::error(
             StatusCode::FORBIDDEN,
             "InsufficientPrivilege",
