@@ -17,14 +17,25 @@ const fn escaped(b: u8) -> bool {
 }
 const ESCAPED: scan::Table = scan::table!(escaped);
 
+fn plain(s: &str) -> bool {
+    scan::find(s.as_bytes(), escaped, &ESCAPED).is_none()
+}
+
 /// A JSON string as serde_json writes it.
 pub fn string(out: &mut Vec<u8>, s: &str) {
-    if scan::find(s.as_bytes(), escaped, &ESCAPED).is_none() {
+    string_of(out, &[s]);
+}
+
+/// The JSON string of `parts` joined, without joining them first (URIs, dates).
+pub fn string_of(out: &mut Vec<u8>, parts: &[&str]) {
+    if parts.iter().all(|p| plain(p)) {
         out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
+        for p in parts {
+            out.extend_from_slice(p.as_bytes());
+        }
         out.push(b'"');
     } else {
-        serde_json::to_writer(&mut *out, s).expect("writing to a Vec cannot fail");
+        serde_json::to_writer(&mut *out, &parts.concat()).expect("writing to a Vec cannot fail");
     }
 }
 
@@ -71,6 +82,12 @@ impl<'a> Object<'a> {
     pub fn str(&mut self, key: &str, value: &str) {
         self.key(key);
         string(self.out, value);
+    }
+
+    /// A string member made of `parts`.
+    pub fn str_of(&mut self, key: &str, parts: &[&str]) {
+        self.key(key);
+        string_of(self.out, parts);
     }
 
     pub fn int(&mut self, key: &str, value: i64) {
@@ -142,7 +159,8 @@ mod tests {
     fn writes_what_serde_json_writes() {
         let mut out = Vec::new();
         Object::write(&mut out, |o| {
-            o.str("@odata.id", "/x");
+            o.str_of("@odata.id", &["/", "x"]);
+            o.str_of("@q", &["q\"", "b"]);
             o.array("A", |a| {
                 a.str("plain");
                 a.str("q\"b\\s\n\u{1}\u{7f}é");
@@ -156,6 +174,7 @@ mod tests {
         });
         let value = json!({
             "@odata.id": "/x",
+            "@q": "q\"b",
             "A": ["plain", "q\"b\\s\n\u{1}\u{7f}é", {"n": -3}, {"z": 1, "y": [null]}],
             "B": true,
             "C": {"f": false},

@@ -128,6 +128,12 @@ pub fn percent(progress: f64) -> i64 {
 /// XAPI's `20261123T00:55:00Z` → Redfish's `2026-11-23T00:55:00+00:00`. `None` for the
 /// epoch (XAPI's "never") or anything that does not look like an XAPI date.
 pub fn redfish_date(xapi: &str) -> Option<String> {
+    redfish_date_parts(xapi).map(|parts| parts.concat())
+}
+
+/// [`redfish_date`] in pieces of the XAPI text (for `json_out`, which joins them as it
+/// writes).
+fn redfish_date_parts(xapi: &str) -> Option<[&str; 8]> {
     let b = xapi.as_bytes();
     if b.len() != 18 || b[8] != b'T' || b[17] != b'Z' || xapi.starts_with("19700101") {
         return None;
@@ -135,21 +141,25 @@ pub fn redfish_date(xapi: &str) -> Option<String> {
     if !b[..8].iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(format!(
-        "{}-{}-{}T{}+00:00",
+    Some([
         &xapi[0..4],
+        "-",
         &xapi[4..6],
+        "-",
         &xapi[6..8],
-        &xapi[9..17]
-    ))
+        "T",
+        &xapi[9..17],
+        "+00:00",
+    ])
 }
 
 /// One TaskEvent message (members in key order, see [`write_task`]).
 fn task_event(a: &mut Array<'_>, id: &str, task_id: &str, text: &str, severity: &str) {
+    let (before, after) = text.split_once("%1").unwrap_or((text, ""));
     a.object(|m| {
-        m.str("Message", &text.replace("%1", task_id));
+        m.str_of("Message", &[before, task_id, after]);
         m.array("MessageArgs", |args| args.str(task_id));
-        m.str("MessageId", &format!("{TASK_EVENT}.{id}"));
+        m.str_of("MessageId", &[TASK_EVENT, ".", id]);
         m.str("MessageSeverity", severity);
         m.str("Resolution", "None.");
     });
@@ -211,15 +221,20 @@ pub fn messages(t: &TaskView) -> Vec<Json> {
 /// Where a task lives: `/Tasks/{uuid}` for a root, `/Tasks/{root}/SubTasks/{uuid}` for a
 /// descendant.
 pub fn task_uri(uuid: &str, root_uuid: Option<&str>) -> String {
+    task_uri_parts(uuid, root_uuid).concat()
+}
+
+/// [`task_uri`] in pieces (for `json_out`).
+fn task_uri_parts<'a>(uuid: &'a str, root_uuid: Option<&'a str>) -> [&'a str; 5] {
     match root_uuid {
-        Some(root) => format!("{TASKS}/{root}/SubTasks/{uuid}"),
-        None => format!("{TASKS}/{uuid}"),
+        Some(root) => [TASKS, "/", root, "/SubTasks/", uuid],
+        None => [TASKS, "/", uuid, "", ""],
     }
 }
 
-/// The task's own monitor (the Task's `TaskMonitor`).
-pub fn monitor_uri(uuid: &str) -> String {
-    format!("{MONITORS}/{uuid}")
+/// The task's own monitor (the Task's `TaskMonitor`), in pieces (for `json_out`).
+fn monitor_uri_parts(uuid: &str) -> [&str; 3] {
+    [MONITORS, "/", uuid]
 }
 
 /// The monitor of a DELETE that asked to cancel the task.
@@ -235,39 +250,40 @@ pub const TASK_TYPE: &str = "#Task.v1_7_4.Task";
 /// are the bytes the resource had when it was built as a value (a test checks the order).
 pub fn write_task(out: &mut Vec<u8>, t: &TaskView, root_uuid: Option<&str>) {
     let (task_state, task_status) = state(&t.status, t.cancel_requested);
+    let id = t.uuid.as_str();
     Object::write(out, |o| {
-        o.str("@odata.id", &task_uri(&t.uuid, root_uuid));
+        o.str_of("@odata.id", &task_uri_parts(id, root_uuid));
         o.str("@odata.type", TASK_TYPE);
         // An empty Description is "not supported" to validators: omit it.
         if !t.name_description.is_empty() {
             o.str("Description", &t.name_description);
         }
         if t.is_completed()
-            && let Some(end) = redfish_date(&t.finished)
+            && let Some(end) = redfish_date_parts(&t.finished)
         {
-            o.str("EndTime", &end);
+            o.str_of("EndTime", &end);
         }
         o.bool("HidePayload", true);
-        o.str("Id", &t.uuid);
+        o.str("Id", id);
         o.array("Messages", |a| write_messages(a, t));
         if t.name_label.is_empty() {
-            o.str("Name", &format!("Task {}", t.uuid));
+            o.str_of("Name", &["Task ", id]);
         } else {
             o.str("Name", &t.name_label);
         }
         o.int("PercentComplete", percent(t.progress));
-        if let Some(start) = redfish_date(&t.created) {
-            o.str("StartTime", &start);
+        if let Some(start) = redfish_date_parts(&t.created) {
+            o.str_of("StartTime", &start);
         }
         // "SubTasks shall not be present if this resource represents a sub-task."
         if root_uuid.is_none() {
             o.object("SubTasks", |sub| {
-                sub.str("@odata.id", &format!("{TASKS}/{}/SubTasks", t.uuid));
+                sub.str_of("@odata.id", &[TASKS, "/", id, "/SubTasks"]);
             });
         }
         // A cancelled task's monitor is gone (TaskService v1.3: "removed at that time").
         if t.status != "cancelled" {
-            o.str("TaskMonitor", &monitor_uri(&t.uuid));
+            o.str_of("TaskMonitor", &monitor_uri_parts(id));
         }
         o.str("TaskState", task_state);
         if let Some(s) = task_status {
