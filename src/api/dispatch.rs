@@ -17,7 +17,8 @@ use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;
 
-use crate::db::{Db, TaskRow, TaskStatus, new_ref, now};
+use crate::db::store::StoreError;
+use crate::db::{Db, TaskRow, TaskStatus, Tx, new_ref, now};
 use crate::users::UserStore;
 use crate::wire::value::Value;
 use crate::wire::xmlrpc::value_fragment;
@@ -132,16 +133,10 @@ pub async fn dispatch(svc: &Arc<Service>, call: Call, meta: &RequestMeta) -> Rep
             .collect();
         return Reply::Bare(Value::Array(names));
     }
-    let (result, written) =
-        crate::db::journal::tracking_writes(guarded(run(svc, &call, meta))).await;
-    // A call is answered only once what it changed is durable (group commit: calls
-    // that wrote meanwhile share the fsync).
-    if let Err(e) = svc.db.wait_durable(written).await {
-        return Reply::Envelope(Err(ApiError::internal(format!(
-            "the change was made but could not be made durable: {e}"
-        ))));
-    }
-    Reply::Envelope(result)
+    // A call is answered only once what it changed is durable: every write goes through
+    // `Db::transact`, which returns only then (group commit: calls that wrote meanwhile
+    // share the fsync).
+    Reply::Envelope(guarded(run(svc, &call, meta)).await)
 }
 
 /// Runs a call with a panic guard: a bug in one call answers `INTERNAL_ERROR` (in the
@@ -164,7 +159,7 @@ async fn run(svc: &Arc<Service>, call: &Call, meta: &RequestMeta) -> Result<Valu
         None => (false, call.method.as_str()),
     };
     let Some((msg, alias)) = svc.api.lookup(name) else {
-        return unknown_method(svc, name, &call.params);
+        return unknown_method(svc, name, &call.params).await;
     };
 
     let received = call.params.len() as i64 - i64::from(msg.session);
@@ -196,7 +191,7 @@ async fn run(svc: &Arc<Service>, call: &Call, meta: &RequestMeta) -> Result<Valu
     }
 
     let caller = match &session_arg {
-        Some(s) => Some(check_session(&svc.db, s.as_str().unwrap_or_default())?),
+        Some(s) => Some(check_session(&svc.db, s.as_str().unwrap_or_default()).await?),
         None => None,
     };
 
@@ -209,7 +204,7 @@ async fn run(svc: &Arc<Service>, call: &Call, meta: &RequestMeta) -> Result<Valu
     let current_task = context_task(svc, meta)?;
     if is_async {
         let caller = caller.expect("async-capable messages take a session");
-        return spawn_async(svc, &call.method, msg, alias, caller, args, meta);
+        return spawn_async(svc, &call.method, msg, alias, caller, args, meta).await;
     }
 
     let ctx = Ctx {
@@ -258,7 +253,7 @@ async fn authorize_and_call(
         rbac::check(&ctx.svc.api, caller, &permission)?;
     }
     match msg.handler {
-        Handler::Implicit(imp) => implicit::call(ctx, imp, &args),
+        Handler::Implicit(imp) => implicit::call(ctx, imp, &args).await,
         Handler::Custom(custom) => call_custom(ctx, custom, &args).await,
     }
 }
@@ -267,7 +262,7 @@ async fn authorize_and_call(
 /// named after the wire name as sent, returns its ref at once, and runs the call in the
 /// background inside that task. Unlike xapi, task and event messages get a real task too
 /// (xapi hands out an unusable `DummyRef` for them).
-fn spawn_async(
+async fn spawn_async(
     svc: &Arc<Service>,
     wire_as_sent: &str,
     msg: &Message,
@@ -276,27 +271,33 @@ fn spawn_async(
     args: Vec<Value>,
     meta: &RequestMeta,
 ) -> Result<Value, ApiError> {
-    let task_ref = {
-        let mut tables = svc.db.write();
-        svc.check_task_room(&tables)?;
-        let host = tables.host_ref.clone();
-        let mut task = TaskRow::new(wire_as_sent, "", &caller.session_ref, &host);
-        if let Some(parent) = meta
-            .subtask_of
-            .as_deref()
-            .filter(|p| tables.task(p).is_some())
-        {
-            task.subtask_of = parent.into();
-        }
-        task.other_config = meta
-            .http_other_config
-            .iter()
-            .map(|(k, v)| (format!("http:{k}"), v.clone()))
-            .collect();
-        let r = new_ref();
-        tables.insert_task(r.clone(), task);
-        r
-    };
+    let task_ref = svc
+        .db
+        .transact(|tx| {
+            if tx.session_fixed(&caller.session_ref).is_none() {
+                return Err(ApiError::new(
+                    codes::SESSION_INVALID,
+                    [caller.session_ref.as_str()],
+                ));
+            }
+            svc.check_task_room(tx.untracked())?;
+            let host = &tx.untracked().host_ref;
+            let mut task = TaskRow::new(wire_as_sent, "", &caller.session_ref, host);
+            if let Some(parent) = meta.subtask_of.as_deref()
+                && tx.task(parent).is_some()
+            {
+                task.subtask_of = parent.into();
+            }
+            task.other_config = meta
+                .http_other_config
+                .iter()
+                .map(|(k, v)| (format!("http:{k}"), v.clone()))
+                .collect();
+            let r = new_ref();
+            tx.insert_task(r.clone(), task);
+            Ok(r)
+        })
+        .await?;
     let svc = svc.clone();
     let wire = msg.wire.clone();
     let meta = meta.clone();
@@ -312,8 +313,13 @@ fn spawn_async(
             msg,
             current_task: Some(task.clone()),
         };
-        let outcome = guarded(authorize_and_call(&ctx, alias, args)).await;
-        complete_task(&svc.db, &task, outcome);
+        let outcome = crate::db::backend::deferring_durability(guarded(authorize_and_call(
+            &ctx, alias, args,
+        )))
+        .await;
+        if let Err(e) = complete_task(&svc.db, &task, outcome).await {
+            tracing::error!("cannot complete task {task}: {e}");
+        }
     });
     Ok(Value::String(task_ref))
 }
@@ -323,60 +329,69 @@ fn spawn_async(
 /// fragment (for every transport, as xapi), `error_info` the error's description;
 /// `TASK_CANCELLED` ends as `cancelled`. All fields change in one write, so no reader
 /// sees a finished status without its result.
-pub fn complete_task(db: &Db, task_ref: &str, outcome: Result<Value, ApiError>) {
-    let mut tables = db.write();
-    let _ = tables.update_task(task_ref, |t| {
+pub async fn complete_task(
+    db: &Db,
+    task_ref: &str,
+    outcome: Result<Value, ApiError>,
+) -> Result<(), StoreError> {
+    let (status, result, error_info) = match outcome {
+        Ok(v) => (TaskStatus::Success, value_fragment(&v), Vec::new()),
+        Err(e) if e.code == codes::TASK_CANCELLED => {
+            (TaskStatus::Cancelled, String::new(), e.description())
+        }
+        Err(e) => (TaskStatus::Failure, String::new(), e.description()),
+    };
+    let finished = now();
+    db.transact(|tx| {
+        let Some(t) = tx.task(task_ref) else {
+            return Ok(());
+        };
         if t.status != TaskStatus::Pending {
             return Ok(());
         }
+        let mut t = t.clone();
         t.allowed_operations.clear();
-        t.finished = now();
+        t.finished = finished;
         t.progress = 1.0;
-        match outcome {
-            Ok(v) => {
-                t.result = value_fragment(&v).into();
-                t.status = TaskStatus::Success;
-            }
-            Err(e) => {
-                t.status = if e.code == codes::TASK_CANCELLED {
-                    TaskStatus::Cancelled
-                } else {
-                    TaskStatus::Failure
-                };
-                t.error_info = e.description().into();
-            }
+        t.status = status;
+        if status == TaskStatus::Success {
+            t.result = result.as_str().into();
+        } else {
+            t.error_info = error_info.as_slice().into();
         }
-        Ok(())
-    });
+        tx.update_task(task_ref, t);
+        Ok::<_, StoreError>(())
+    })
+    .await
 }
 
 async fn call_custom(ctx: &Ctx<'_>, custom: Custom, args: &[Value]) -> Result<Value, ApiError> {
     match custom {
         Custom::SessionLogin => session::login(ctx, args).await,
-        Custom::SessionLogout => session::logout(ctx),
-        Custom::TaskCreate => task::create(ctx, args),
-        Custom::TaskDestroy => task::destroy(ctx, args),
-        Custom::TaskCancel => task::cancel(ctx, args),
-        Custom::TaskSetStatus => task::set_status(ctx, args),
-        Custom::TaskSetProgress => task::set_progress(ctx, args),
-        Custom::TaskSetResult => task::set_result(ctx, args),
-        Custom::TaskSetErrorInfo => task::set_error_info(ctx, args),
-        Custom::TaskAddToOtherConfig => task::add_to_other_config(ctx, args),
-        Custom::TaskRemoveFromOtherConfig => task::remove_from_other_config(ctx, args),
-        Custom::TaskSetOtherConfig => task::set_other_config(ctx, args),
+        Custom::SessionLogout => session::logout(ctx).await,
+        Custom::TaskCreate => task::create(ctx, args).await,
+        Custom::TaskDestroy => task::destroy(ctx, args).await,
+        Custom::TaskCancel => task::cancel(ctx, args).await,
+        Custom::TaskSetStatus => task::set_status(ctx, args).await,
+        Custom::TaskSetProgress => task::set_progress(ctx, args).await,
+        Custom::TaskSetResult => task::set_result(ctx, args).await,
+        Custom::TaskSetErrorInfo => task::set_error_info(ctx, args).await,
+        Custom::TaskAddToOtherConfig => task::add_to_other_config(ctx, args).await,
+        Custom::TaskRemoveFromOtherConfig => task::remove_from_other_config(ctx, args).await,
+        Custom::TaskSetOtherConfig => task::set_other_config(ctx, args).await,
         Custom::EventRegister => event::register(ctx, args),
         Custom::EventUnregister => event::unregister(ctx, args),
         Custom::EventNext => event::next(ctx).await,
         Custom::EventFrom => event::from(ctx, args).await,
         Custom::EventGetCurrentId => event::get_current_id(ctx),
-        Custom::EventInject => event::inject(ctx, args),
+        Custom::EventInject => event::inject(ctx, args).await,
     }
 }
 
 /// Session check (xapi's `session_check.ml`): `SESSION_INVALID [ref as sent]` for an
 /// unknown ref; otherwise refresh `last_active` when it is older than the threshold, and
 /// copy out what access checks need.
-pub fn check_session(db: &Db, session_ref: &str) -> Result<Caller, ApiError> {
+pub async fn check_session(db: &Db, session_ref: &str) -> Result<Caller, ApiError> {
     let t = now();
     let (caller, stale) = {
         let tables = db.read();
@@ -388,10 +403,31 @@ pub fn check_session(db: &Db, session_ref: &str) -> Result<Caller, ApiError> {
             t - s.last_active > LAST_ACTIVE_THRESHOLD_SECS,
         )
     };
-    if stale && let Some(s) = db.write().session_mut(session_ref) {
-        s.last_active = t;
+    if stale {
+        // Never a blind write: a session logged out meanwhile must stay logged out.
+        db.transact(|tx| {
+            if let Some(s) = tx.session(session_ref)
+                && t - s.last_active > LAST_ACTIVE_THRESHOLD_SECS
+            {
+                let mut s = s.fields();
+                s.last_active = t;
+                tx.put_session(session_ref.to_string(), s);
+            }
+            Ok::<_, ApiError>(())
+        })
+        .await?;
     }
     Ok(caller)
+}
+
+/// Every write of a call with a session depends on that session: a write from a session
+/// whose logout was acknowledged (here or, with a shared store, anywhere) is refused.
+pub fn require_caller(ctx: &Ctx<'_>, tx: &mut Tx<'_>) -> Result<(), ApiError> {
+    let r = &ctx.caller().session_ref;
+    match tx.session_fixed(r) {
+        Some(_) => Ok(()),
+        None => Err(ApiError::new(codes::SESSION_INVALID, [r.as_str()])),
+    }
 }
 
 fn caller_of(session_ref: &str, s: &crate::db::SessionRow) -> Caller {
@@ -406,10 +442,10 @@ fn caller_of(session_ref: &str, s: &crate::db::SessionRow) -> Caller {
 /// An unknown method: without parameters `MESSAGE_METHOD_UNKNOWN`; with parameters xapi
 /// treats it as a possible host extension call: session check, then RBAC for
 /// `host.call_extension`, then `MESSAGE_METHOD_UNKNOWN` (`xapi_extensions.ml`).
-fn unknown_method(svc: &Service, name: &str, params: &[Value]) -> Result<Value, ApiError> {
+async fn unknown_method(svc: &Service, name: &str, params: &[Value]) -> Result<Value, ApiError> {
     if let Some(first) = params.first() {
         let s = unmarshal(&super::datamodel::Ty::Ref("session"), first)?;
-        let caller = check_session(&svc.db, s.as_str().unwrap_or_default())?;
+        let caller = check_session(&svc.db, s.as_str().unwrap_or_default()).await?;
         rbac::check(&svc.api, &caller, "host.call_extension")?;
     }
     Err(ApiError::new(codes::MESSAGE_METHOD_UNKNOWN, [name]))

@@ -13,7 +13,7 @@ use crate::db::{Row, Tables};
 use crate::db::{filter, maps};
 use crate::wire::value::Value;
 
-pub fn call(ctx: &Ctx<'_>, imp: Implicit, args: &[Value]) -> Result<Value, ApiError> {
+pub async fn call(ctx: &Ctx<'_>, imp: Implicit, args: &[Value]) -> Result<Value, ApiError> {
     let class = ctx.msg.class;
     match imp {
         Implicit::Get(field) => {
@@ -98,7 +98,7 @@ pub fn call(ctx: &Ctx<'_>, imp: Implicit, args: &[Value]) -> Result<Value, ApiEr
             })
         }
         Implicit::Set(field) | Implicit::AddToMap(field) | Implicit::RemoveFromMap(field) => {
-            set_field(ctx, class, field, imp, args)
+            set_field(ctx, class, field, imp, args).await
         }
     }
 }
@@ -145,7 +145,7 @@ fn session_permissions(ctx: &Ctx<'_>, s: &crate::db::SessionRow) -> Vec<String> 
 }
 
 /// Generated setters for RW map fields (only `session.other_config` in this datamodel).
-fn set_field(
+async fn set_field(
     ctx: &Ctx<'_>,
     class: &Class,
     field: &Field,
@@ -159,29 +159,33 @@ fn set_field(
             class.name, field.name
         )));
     }
-    let mut tables = ctx.svc.db.write();
-    let s = tables
-        .session_mut(&r)
-        .ok_or_else(|| ApiError::handle_invalid("session", &r))?;
-    match imp {
-        Implicit::Set(_) => {
-            let map = arg::string_map(&args[1]);
-            maps::check_keys(&map).map_err(db_error)?;
-            s.other_config = map;
-        }
-        Implicit::AddToMap(_) => maps::add(
-            &mut s.other_config,
-            "session",
-            field.name,
-            &r,
-            arg::string(&args[1]),
-            arg::string(&args[2]),
-        )
-        .map_err(db_error)?,
-        _ => {
-            let key = arg::string(&args[1]);
-            s.other_config.retain(|(k, _)| k != key);
-        }
-    }
-    Ok(Value::void())
+    let key = args.get(1).and_then(Value::as_str).unwrap_or_default();
+    ctx.svc
+        .db
+        .transact(|tx| {
+            let mut s = tx
+                .session(&r)
+                .ok_or_else(|| ApiError::handle_invalid("session", &r))?
+                .fields();
+            match imp {
+                Implicit::Set(_) => {
+                    let map = arg::string_map(&args[1]);
+                    maps::check_keys(&map).map_err(db_error)?;
+                    s.other_config = map;
+                }
+                Implicit::AddToMap(_) => maps::add(
+                    &mut s.other_config,
+                    "session",
+                    field.name,
+                    &r,
+                    key,
+                    arg::string(&args[2]),
+                )
+                .map_err(db_error)?,
+                _ => s.other_config.retain(|(k, _)| k != key),
+            }
+            tx.put_session(r.clone(), s);
+            Ok(Value::void())
+        })
+        .await
 }
