@@ -72,6 +72,31 @@ pub struct Options {
     /// Seconds between garbage-collection passes (xapi: 30) [default: 30].
     #[arg(long)]
     pub gc_interval: Option<f64>,
+    /// Where tasks, sessions and users are kept: `redb` (this data directory, one
+    /// server) or `etcd` (an etcd v3 cluster shared by any number of front-ends; needs a
+    /// build with the `etcd` feature) [default: redb].
+    #[arg(long)]
+    pub store: Option<String>,
+    /// The etcd cluster's members, as URLs (`--etcd-endpoints URL,URL,…`; in the file, a
+    /// list of strings). Required with `store = "etcd"`.
+    #[arg(long, value_delimiter = ',')]
+    pub etcd_endpoints: Option<Vec<String>>,
+    /// Prefix of every key in etcd, so that several deployments can share one cluster
+    /// [default: /xapi-taskd/].
+    #[arg(long)]
+    pub etcd_prefix: Option<String>,
+}
+
+/// Where the data is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// `store.redb` in the data directory (or memory only, with `--ephemeral`).
+    Redb,
+    /// An etcd cluster shared by the front-ends.
+    Etcd {
+        endpoints: Vec<String>,
+        prefix: String,
+    },
 }
 
 /// Settings of a running server, every value decided.
@@ -86,6 +111,7 @@ pub struct Settings {
     /// Most pending/cancelling tasks at once.
     pub max_unfinished_tasks: usize,
     pub max_sessions_per_user: usize,
+    pub store: StoreChoice,
 }
 
 fn seconds(name: &str, v: f64) -> Result<Duration, String> {
@@ -115,7 +141,10 @@ impl Options {
             pending_task_timeout,
             max_tasks,
             session_timeout,
-            gc_interval
+            gc_interval,
+            store,
+            etcd_endpoints,
+            etcd_prefix
         )
     }
 
@@ -160,17 +189,44 @@ impl Options {
                 None => retention_default.interval,
             },
         };
+        let ephemeral = self.ephemeral.unwrap_or(false);
+        let store = match self.store.as_deref().unwrap_or("redb") {
+            "redb" => StoreChoice::Redb,
+            "etcd" => {
+                let endpoints: Vec<String> = self
+                    .etcd_endpoints
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|e| e.trim().to_string())
+                    .filter(|e| !e.is_empty())
+                    .collect();
+                if endpoints.is_empty() {
+                    return Err("store = \"etcd\" needs etcd-endpoints".to_string());
+                }
+                if ephemeral {
+                    return Err("ephemeral and store = \"etcd\" exclude each other".to_string());
+                }
+                StoreChoice::Etcd {
+                    endpoints,
+                    prefix: self
+                        .etcd_prefix
+                        .unwrap_or_else(|| "/xapi-taskd/".to_string()),
+                }
+            }
+            other => return Err(format!("store must be \"redb\" or \"etcd\", not {other:?}")),
+        };
         Ok(Settings {
             listen: self
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             tls_listen: self.tls_listen,
             data_dir,
-            ephemeral: self.ephemeral.unwrap_or(false),
+            ephemeral,
             limits,
             retention,
             max_unfinished_tasks: self.max_pending_tasks.unwrap_or(100_000),
             max_sessions_per_user: self.max_sessions_per_user.unwrap_or(500).max(1),
+            store,
         })
     }
 }
@@ -233,6 +289,36 @@ mod tests {
         std::fs::write(&path, "header-timeout = -1\n").unwrap();
         let err = load(dir.path().to_path_buf(), Some(&path), Options::default()).unwrap_err();
         assert!(err.contains("header-timeout"), "{err}");
+    }
+
+    #[test]
+    fn the_etcd_store_needs_endpoints_and_takes_them_from_flag_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "store = \"etcd\"\netcd-endpoints = [\"http://127.0.0.1:1\", \"http://127.0.0.1:2\"]\n",
+        )
+        .unwrap();
+        let s = load(dir.path().to_path_buf(), Some(&path), Options::default()).unwrap();
+        assert_eq!(
+            s.store,
+            StoreChoice::Etcd {
+                endpoints: vec!["http://127.0.0.1:1".into(), "http://127.0.0.1:2".into()],
+                prefix: "/xapi-taskd/".into()
+            }
+        );
+        let flags = Options {
+            store: Some("etcd".into()),
+            ..Options::default()
+        };
+        let err = flags.resolve(dir.path().to_path_buf()).unwrap_err();
+        assert!(err.contains("etcd-endpoints"), "{err}");
+        let bad = Options {
+            store: Some("mysql".into()),
+            ..Options::default()
+        };
+        assert!(bad.resolve(dir.path().to_path_buf()).is_err());
     }
 
     #[test]

@@ -295,6 +295,7 @@ async fn spawn_async(
                 .collect();
             let r = new_ref();
             tx.insert_task(r.clone(), task);
+            tx.claim(&r);
             Ok(r)
         })
         .await?;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::db::backend::Leadership;
 use crate::db::store::StoreError;
-use crate::db::{Db, Read, Stamp};
+use crate::db::{Db, Read, Stamp, TaskStatus};
 
 /// The retention knobs, with xapi's defaults.
 #[derive(Debug, Clone)]
@@ -77,6 +77,9 @@ impl Gc {
             Leadership::Leader(token) => Some(Read::Leader(token)),
             Leadership::Sole => None,
         };
+        if fence.is_some() {
+            fail_orphans(db, fence.clone(), now).await;
+        }
         let doomed = self.decide(db, retention, now);
         let mut removed = Removed::default();
         let chunk = db.backend().max_plan_writes().max(1);
@@ -194,6 +197,55 @@ impl Gc {
         }
         doomed.extend(sessions);
         doomed
+    }
+}
+
+/// Fails the unfinished `Async.` tasks whose front-end stopped before completing them
+/// (a shared store only): their work is lost, and watchers should not wait for the 24 h
+/// pending timeout. xapi destroys a restarting host's leftover tasks
+/// (`Cancel_tasks.cancel_tasks_on_host`); here they settle as `failure` (a `cancelling`
+/// one as `cancelled`) with an `error_info` naming the front-end.
+async fn fail_orphans(db: &Db, fence: Option<Read>, now: i64) {
+    let orphans = match db.backend().orphaned_tasks().await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!("gc: cannot list orphaned tasks: {e}");
+            return;
+        }
+    };
+    for (r, node) in orphans {
+        let info = vec![
+            "INTERNAL_ERROR".to_string(),
+            format!(
+                "the xapi-taskd front-end {node} running this task stopped before completing it"
+            ),
+        ];
+        let done = db
+            .transact(|tx| {
+                if let Some(f) = &fence {
+                    tx.depend(f.clone());
+                }
+                let Some(t) = tx.task(&r) else {
+                    return Ok(false);
+                };
+                let mut t = t.clone();
+                t.status = match t.status {
+                    TaskStatus::Pending => TaskStatus::Failure,
+                    TaskStatus::Cancelling => TaskStatus::Cancelled,
+                    _ => return Ok(false),
+                };
+                t.allowed_operations.clear();
+                t.progress = 1.0;
+                t.finished = now;
+                t.error_info = info.as_slice().into();
+                Ok::<_, StoreError>(tx.update_task(&r, t))
+            })
+            .await;
+        match done {
+            Ok(true) => tracing::info!("gc: task {r} of the stopped front-end {node} failed"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!("gc: cannot fail task {r}: {e}"),
+        }
     }
 }
 

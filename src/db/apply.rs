@@ -57,12 +57,88 @@ impl Tables {
                     let g = self.bump();
                     self.touch_at(class, &r, g);
                 }
+                Write::Claim(_) => {}
             }
         }
         WriteSet {
             seq: self.seq,
             generation: self.generation,
         }
+    }
+
+    /// Moves the generation forward to `g` (a shared backend's revision) and wakes event
+    /// waiters. Never backwards.
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+    pub(crate) fn advance_to(&mut self, g: u64) {
+        if g > self.generation {
+            self.generation = g;
+            self.notify.send_replace(g);
+        }
+    }
+
+    // ----- bulk loading (a shared backend's cache, at start or after a reload) -----
+
+    /// Sets the pool's and host's generations.
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+    pub(crate) fn load_singletons(&mut self, pool: Stamp, host: Stamp) {
+        let (p, h) = (self.pool_ref.clone(), self.host_ref.clone());
+        self.changes.touch(
+            "pool",
+            p.into(),
+            Some(self.pool_stamp.modified),
+            pool.modified,
+        );
+        self.changes.touch(
+            "host",
+            h.into(),
+            Some(self.host_stamp.modified),
+            host.modified,
+        );
+        self.pool_stamp = pool;
+        self.host_stamp = host;
+    }
+
+    /// A task as stored, with its generations (sessions must be loaded first).
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+    pub(crate) fn load_task(&mut self, r: &str, mut task: TaskRow, stamp: Stamp) {
+        task.stamp = stamp;
+        task.subtasks.clear();
+        let key: Arc<str> = r.into();
+        if let Some(session) = self.sessions.get_mut(task.session.as_str()) {
+            session.tasks.insert(key.clone());
+        }
+        self.task_by_uuid.insert(task.uuid, key.clone());
+        self.unfinished_tasks += usize::from(!task.status.is_completed());
+        self.changes
+            .touch("task", key.clone(), None, stamp.modified);
+        self.tasks.insert(key, Box::new(task));
+    }
+
+    /// A stored change of task `r` at `g` that its row does not show (a link to a child,
+    /// a child's deletion): its last modification is at least `g`. `child` joins its
+    /// `subtasks` when given (links are loaded in creation order).
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+    pub(crate) fn load_parent_change(&mut self, r: &str, child: Option<&str>, g: u64) {
+        let Some((key, t)) = self.tasks.get_key_value(r) else {
+            return;
+        };
+        let key = key.clone();
+        let previous = t.stamp.modified;
+        if previous < g {
+            self.changes.touch("task", key, Some(previous), g);
+        }
+        if let Some(t) = self.tasks.get_mut(r) {
+            t.stamp.modified = previous.max(g);
+            if let Some(c) = child {
+                t.subtasks.push(c.to_string());
+            }
+        }
+    }
+
+    /// A stored deletion (tombstone) of a task created at `created`, deleted at `g`.
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+    pub(crate) fn load_tombstone(&mut self, r: &str, created: u64, g: u64) {
+        self.changes.delete("task", r.into(), 0, created, g);
     }
 
     fn snapshot_task(&self, r: &str) -> Option<RowSnapshot> {

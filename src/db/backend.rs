@@ -78,6 +78,11 @@ pub trait Backend: Send + Sync {
         decide: &'a mut Decide<'_>,
     ) -> BoxFuture<'a, Result<Executed, StoreError>>;
 
+    /// Whether other processes write to the store too (then reads [`Backend::sync`] first).
+    fn is_shared(&self) -> bool {
+        false
+    }
+
     /// Waits until the tables show every write acknowledged anywhere before this call.
     fn sync<'a>(&'a self, tables: &'a RwLock<Tables>) -> BoxFuture<'a, Result<(), StoreError>>;
 
@@ -90,6 +95,12 @@ pub trait Backend: Send + Sync {
 
     /// Whether this process runs the garbage collector now.
     fn gc_leadership(&self) -> Leadership;
+
+    /// Unfinished `Async.` tasks whose front-end stopped before completing them, with that
+    /// front-end's id (a shared backend; a local one never has any: its tasks stop with it).
+    fn orphaned_tasks(&self) -> BoxFuture<'_, Result<Vec<(String, String)>, StoreError>> {
+        Box::pin(async { Ok(Vec::new()) })
+    }
 
     /// Whether anything survives a restart.
     fn is_durable(&self) -> bool;

@@ -11,6 +11,8 @@ mod apply;
 pub mod backend;
 pub mod changes;
 pub mod dbstring;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod filter;
 pub mod journal;
 pub mod maps;
@@ -122,6 +124,39 @@ pub struct Tables {
     seq: u64,
 }
 
+// Used by the shared (etcd) backend's cache.
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+impl Tables {
+    /// Tables holding only the pool and host singletons, at generation 0, for a shared
+    /// backend's cache (which then loads what its store holds).
+    pub(crate) fn for_cache(
+        pool_ref: String,
+        pool: PoolRow,
+        host_ref: String,
+        host: HostRow,
+    ) -> Tables {
+        let mut t = Tables::empty(pool_ref, pool, host_ref, host, None);
+        t.changes = ChangeIndex::default();
+        t.generation = 0;
+        t.notify.send_replace(0);
+        t
+    }
+
+    /// Takes over what lives only in this process's memory from the tables this one
+    /// replaces (a shared backend's reload): the waiters' channel and legacy event
+    /// subscriptions of sessions that still exist.
+    pub(crate) fn take_memory_of(&mut self, old: &mut Tables) {
+        std::mem::swap(&mut self.notify, &mut old.notify);
+        for (r, s) in &mut old.sessions {
+            if let (Some(sub), Some(new)) = (s.legacy_events.take(), self.sessions.get_mut(r)) {
+                new.legacy_events = Some(sub);
+                self.legacy.listeners += 1;
+            }
+        }
+        self.notify.send_replace(self.generation);
+    }
+}
+
 /// The database handle shared by all connections: the tables, and the backend that makes
 /// their changes durable (see [`backend`] for what it guarantees).
 pub struct Db {
@@ -205,7 +240,15 @@ impl Db {
     /// Waits until the tables show everything acknowledged anywhere before this call
     /// (at once, for a backend that only this process writes).
     pub async fn sync(&self) -> Result<(), StoreError> {
+        if !self.backend.is_shared() {
+            return Ok(());
+        }
         self.backend.sync(&self.tables).await
+    }
+
+    /// Whether other processes write to the store too.
+    pub fn is_shared(&self) -> bool {
+        self.backend.is_shared()
     }
 
     /// Whether changes are committed to a store.

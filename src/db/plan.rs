@@ -75,6 +75,9 @@ pub enum Write {
     DeleteSession(String),
     /// Marks an object changed without changing it (`event.inject`).
     Touch(&'static str, String),
+    /// This process runs the new task's work (an `Async.` call): a shared backend fails
+    /// the task if this process stops before completing it. Nothing for a local one.
+    Claim(String),
 }
 
 /// What a decision produced: its reads and writes.
@@ -228,6 +231,11 @@ impl<'a> Tx<'a> {
 
     pub fn touch(&mut self, class: &'static str, r: &str) {
         self.plan.writes.push(Write::Touch(class, r.to_string()));
+    }
+
+    /// Claims a task inserted by this plan: this process runs its work (see [`Write::Claim`]).
+    pub fn claim(&mut self, r: &str) {
+        self.plan.writes.push(Write::Claim(r.to_string()));
     }
 
     /// Whether the plan writes anything yet.

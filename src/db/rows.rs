@@ -190,7 +190,7 @@ pub struct LegacySubscription {
     pub last_id: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct PoolRow {
     pub uuid: String,
     pub name_label: String,
@@ -199,7 +199,7 @@ pub struct PoolRow {
     pub other_config: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct HostRow {
     pub uuid: String,
     pub name_label: String,
