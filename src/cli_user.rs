@@ -163,7 +163,10 @@ fn open(dir: &Path, flags: StoreFlags) -> Result<(UserStore, Runtime), String> {
             .map_err(|e| format!("cannot open the data directory: {e}")),
         #[cfg(feature = "etcd")]
         store => {
-            let rt = tokio::runtime::Builder::new_current_thread()
+            // Multi-threaded: the store's blocking calls drive it from this thread with a
+            // runtime handle, which a current-thread runtime does not allow.
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())?;

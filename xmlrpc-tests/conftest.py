@@ -221,8 +221,10 @@ def _build():
         if BINARY.exists():
             return
         pytest.exit("cargo is not installed and %s does not exist" % BINARY, returncode=3)
+    # XAPI_TASKD_CARGO_FEATURES=etcd builds the binary the cluster tests need.
+    features = os.environ.get("XAPI_TASKD_CARGO_FEATURES")
     res = subprocess.run(
-        [cargo, "build", "--quiet"],
+        [cargo, "build", "--quiet"] + (["--features", features] if features else []),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -158,6 +158,13 @@ async fn run(svc: &Arc<Service>, call: &Call, meta: &RequestMeta) -> Result<Valu
         Some(rest) => (true, rest),
         None => (false, call.method.as_str()),
     };
+    // With a shared store, the tables first catch up with everything acknowledged
+    // anywhere (read-your-writes across front-ends); a front-end that cannot prove it is
+    // current answers with an error rather than stale data.
+    svc.db
+        .sync()
+        .await
+        .map_err(|e| ApiError::internal(format!("the cluster store is not reachable: {e}")))?;
     let Some((msg, alias)) = svc.api.lookup(name) else {
         return unknown_method(svc, name, &call.params).await;
     };

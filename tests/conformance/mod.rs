@@ -305,6 +305,7 @@ pub async fn concurrent_decisions_are_serialised(h: &Harness) {
             .expect("writers finish")
             .unwrap();
     }
+    db.sync().await.unwrap();
     assert_eq!(db.read().task(&r).unwrap().progress, (4 * EACH) as f64);
     // Two decisions that both add the same map key: exactly one wins.
     let wins = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -336,6 +337,8 @@ pub async fn concurrent_decisions_are_serialised(h: &Harness) {
         j.await.unwrap();
     }
     assert_eq!(wins.load(std::sync::atomic::Ordering::SeqCst), 1);
+    db.sync().await.unwrap();
+    assert_eq!(db.read().task(&r).unwrap().other_config.len(), 1);
     if let Some(s) = &second {
         s.close();
     }
@@ -432,8 +435,28 @@ pub async fn acknowledged_state_survives_a_restart(h: &Harness) {
     db.close();
 }
 
+/// Reads after `sync` see every write acknowledged anywhere before it (read-your-writes
+/// for a client that moves between processes sharing the store).
+pub async fn a_sync_shows_what_others_acknowledged(h: &Harness) {
+    if !h.shared() {
+        return;
+    }
+    let (a, b) = (h.open().await, h.open().await);
+    let r = insert(&a, task("ryw")).await;
+    for i in 1..=200 {
+        let v = f64::from(i);
+        update(&a, &r, move |t| t.progress = v).await;
+        b.sync().await.unwrap();
+        let seen = b.read().task(&r).map(|t| t.progress);
+        assert_eq!(seen, Some(v), "write {i} not seen after sync");
+    }
+    a.close();
+    b.close();
+}
+
 /// Every case, in order, on one harness.
 pub async fn run_all(h: &mut Harness) {
+    a_sync_shows_what_others_acknowledged(h).await;
     writes_are_visible_when_acknowledged(h).await;
     a_refusal_writes_nothing(h).await;
     a_plan_is_all_or_nothing(h).await;
@@ -442,4 +465,5 @@ pub async fn run_all(h: &mut Harness) {
     concurrent_decisions_are_serialised(h).await;
     sessions_and_their_tasks(h).await;
     acknowledged_state_survives_a_restart(h).await;
+    a_sync_shows_what_others_acknowledged(h).await;
 }

@@ -264,6 +264,7 @@ pub async fn run(inner: Arc<Inner>, tables: Arc<RwLock<Tables>>, mut applied: u6
                 if rev <= applied {
                     continue;
                 }
+                tracing::trace!(rev, n = evs.len(), "apply");
                 apply_revision(&inner, &mut tables.write(), rev, &evs);
                 applied = rev;
                 inner.applied(rev);

@@ -83,6 +83,8 @@ pub(crate) struct Inner {
     watching: AtomicBool,
     /// The election key this front-end leads with, and its creation revision.
     leader: Mutex<Option<(Vec<u8>, u64)>>,
+    /// Held by a write retrying after a conflict (see `execute`).
+    contended: tokio::sync::Mutex<()>,
 }
 
 /// Removes a transaction id from the pending set when dropped.
@@ -157,6 +159,7 @@ impl Inner {
             })
             .await?;
         let rev = resp.kvs().first().map_or(0, |kv| kv.mod_revision()).max(0) as u64;
+        tracing::trace!(ticket, covered, rev, "barrier");
         *last = (covered, rev);
         Ok(rev)
     }
@@ -218,6 +221,7 @@ impl Inner {
             closed: AtomicBool::new(false),
             watching: AtomicBool::new(false),
             leader: Mutex::new(None),
+            contended: tokio::sync::Mutex::new(()),
         }))
     }
 }
@@ -385,7 +389,18 @@ impl Backend for Etcd {
     ) -> BoxFuture<'a, Result<Executed, StoreError>> {
         Box::pin(async move {
             let inner = &*self.inner;
-            for _ in 0..MAX_ATTEMPTS {
+            // After a first conflict, this front-end's retries take turns: writers here
+            // then never race each other, only other front-ends' writers.
+            let mut turn = None;
+            for attempt in 0..MAX_ATTEMPTS {
+                if attempt == 1 {
+                    let wait = tokio::time::timeout(inner.budget, inner.contended.lock());
+                    turn = Some(wait.await.map_err(|_| {
+                        StoreError(
+                            "the change waited too long for its turn and was not made".into(),
+                        )
+                    })?);
+                }
                 let (committed, prepared, basis) = {
                     let t = tables.read();
                     let mut tx = Tx::new(&t, true);
@@ -402,6 +417,7 @@ impl Backend for Etcd {
                 let writes = prepared.id.is_some();
                 match txn::commit(inner, prepared, inner.budget).await? {
                     txn::Outcome::Done(rev) => {
+                        tracing::trace!(rev, writes, "committed");
                         if writes {
                             inner.wait_applied(rev).await?;
                         }
@@ -410,9 +426,15 @@ impl Backend for Etcd {
                             generation: if writes { rev } else { basis },
                         });
                     }
-                    txn::Outcome::Conflict(rev) => inner.wait_applied(rev).await?,
+                    txn::Outcome::Conflict(rev) => {
+                        inner.wait_applied(rev).await?;
+                        // Front-ends that conflict again should not stay in step.
+                        let jitter = rand::random::<u64>() % (2 * attempt as u64 + 1);
+                        tokio::time::sleep(Duration::from_millis(jitter)).await;
+                    }
                 }
             }
+            drop(turn);
             Err(StoreError(format!(
                 "the change conflicted with others {MAX_ATTEMPTS} times in a row and was not made"
             )))
