@@ -85,6 +85,15 @@ pub struct Options {
     /// [default: /xapi-taskd/].
     #[arg(long)]
     pub etcd_prefix: Option<String>,
+    /// Start with a new, empty store even though identity.json shows that this data
+    /// directory had one (which is then missing, empty or never initialised). For once,
+    /// after deciding to give up the lost store [default: false].
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_empty_store: Option<bool>,
+    /// Seconds a call waits for its change to become durable before it is answered
+    /// INTERNAL_ERROR (the change stays in memory and its commit is retried) [default: 30].
+    #[arg(long)]
+    pub durable_timeout: Option<f64>,
 }
 
 /// Where the data is kept.
@@ -112,6 +121,10 @@ pub struct Settings {
     pub max_unfinished_tasks: usize,
     pub max_sessions_per_user: usize,
     pub store: StoreChoice,
+    /// Create a new store even where identity.json says there was one.
+    pub allow_empty_store: bool,
+    /// Longest a call waits for its change to be durable.
+    pub durable_timeout: Duration,
 }
 
 fn seconds(name: &str, v: f64) -> Result<Duration, String> {
@@ -144,7 +157,9 @@ impl Options {
             gc_interval,
             store,
             etcd_endpoints,
-            etcd_prefix
+            etcd_prefix,
+            allow_empty_store,
+            durable_timeout
         )
     }
 
@@ -227,6 +242,11 @@ impl Options {
             max_unfinished_tasks: self.max_pending_tasks.unwrap_or(100_000),
             max_sessions_per_user: self.max_sessions_per_user.unwrap_or(500).max(1),
             store,
+            allow_empty_store: self.allow_empty_store.unwrap_or(false),
+            durable_timeout: match self.durable_timeout {
+                Some(v) => seconds("durable-timeout", v)?,
+                None => crate::db::journal::DURABLE_TIMEOUT,
+            },
         })
     }
 }

@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod cli_store;
 pub mod cli_user;
 #[cfg(feature = "etcd")]
 pub mod cluster;

@@ -1,11 +1,12 @@
-//! The `xapi-taskd` command: `serve`, `user` to manage local users, and the client
-//! subcommands (`watch`, `tasks`, `task-list`, …) that talk to a running server.
+//! The `xapi-taskd` command: `serve`, `user` to manage local users, `store` to check,
+//! back up and restore the durable store, and the client subcommands (`watch`, `tasks`, `task-list`, …) that talk to a running server.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use xapi_taskd::cli::ClientCommand;
+use xapi_taskd::cli_store::{self, StoreCommand};
 use xapi_taskd::cli_user::{self, UserCommand};
 use xapi_taskd::config::{self, Options};
 use xapi_taskd::serve::serve;
@@ -36,6 +37,11 @@ enum Command {
         #[command(subcommand)]
         cmd: UserCommand,
     },
+    /// Check, back up or restore the durable store (server stopped).
+    Store {
+        #[command(subcommand)]
+        cmd: StoreCommand,
+    },
     #[command(flatten)]
     Client(ClientCommand),
 }
@@ -60,6 +66,17 @@ fn release_freed_memory_at_once() {
     // SAFETY: mi_option_set only stores a value mimalloc reads when it next purges; it
     // has no preconditions and is thread-safe.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) }
+}
+
+/// Success, or the error on one line of stderr and exit status 1.
+fn exit_with(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xapi-taskd: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -104,13 +121,8 @@ fn main() -> ExitCode {
             }
         }
         Command::Client(cmd) => xapi_taskd::cli::run(cmd),
-        Command::User { cmd } => match cli_user::run(cmd) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("xapi-taskd: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::User { cmd } => exit_with(cli_user::run(cmd)),
+        Command::Store { cmd } => exit_with(cli_store::run(cmd)),
     }
 }
 

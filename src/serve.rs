@@ -10,7 +10,7 @@ use crate::api::Api;
 use crate::api::datamodel::{API_VERSION_MAJOR, API_VERSION_MINOR};
 use crate::api::dispatch::Service;
 use crate::config::{Settings, StoreChoice};
-use crate::db::store::Store;
+use crate::db::store::{Problem, Store};
 use crate::db::{Db, HostRow, PoolRow, new_ref, new_uuid};
 use crate::server;
 use crate::users::UserStore;
@@ -23,31 +23,50 @@ struct Identity {
     pool_uuid: String,
     host_ref: String,
     host_uuid: String,
+    /// Whether this data directory has had a durable store. From then on, a store that is
+    /// missing or empty was lost, and the server refuses to start on it (unless
+    /// `--allow-empty-store`). Files written before this field existed say nothing; the
+    /// servers that wrote them kept a store unless run `--ephemeral`, so the safe reading
+    /// is yes.
+    #[serde(default = "yes")]
+    store: bool,
 }
 
-fn load_identity(data_dir: &Path) -> io::Result<Identity> {
-    let path = data_dir.join("identity.json");
+fn yes() -> bool {
+    true
+}
+
+const IDENTITY_FILE: &str = "identity.json";
+
+impl Identity {
+    fn new() -> Identity {
+        Identity {
+            pool_ref: new_ref(),
+            pool_uuid: new_uuid(),
+            host_ref: new_ref(),
+            host_uuid: new_uuid(),
+            store: false,
+        }
+    }
+}
+
+/// The data directory's identity, if it has one yet.
+fn read_identity(data_dir: &Path) -> io::Result<Option<Identity>> {
+    let path = data_dir.join(IDENTITY_FILE);
     match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("{}: {e}", path.display()),
             )
         }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let id = Identity {
-                pool_ref: new_ref(),
-                pool_uuid: new_uuid(),
-                host_ref: new_ref(),
-                host_uuid: new_uuid(),
-            };
-            let tmp = data_dir.join("identity.json.tmp");
-            std::fs::write(&tmp, serde_json::to_vec_pretty(&id)?)?;
-            std::fs::rename(&tmp, &path)?;
-            Ok(id)
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+fn write_identity(data_dir: &Path, id: &Identity) -> io::Result<()> {
+    crate::users::write_atomically(data_dir, IDENTITY_FILE, &serde_json::to_vec_pretty(id)?)
 }
 
 fn hostname() -> String {
@@ -58,7 +77,7 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-/// The pool and host rows this server presents (refs and uuids from its identity).
+/// The pool and host rows this server presents (uuids from its identity).
 pub(crate) fn singletons(
     settings: &Settings,
     pool_uuid: String,
@@ -122,28 +141,68 @@ pub fn open_service(
     std::fs::create_dir_all(data_dir)?;
     let users = UserStore::open(data_dir)?;
     let generated = users.ensure_root(root_password)?;
-    let id = load_identity(data_dir)?;
-    let (pool, host) = singletons(settings, id.pool_uuid, id.host_uuid);
+    let known = read_identity(data_dir)?;
+    let mut rewrite_identity = known.is_none();
+    let had_store = known.as_ref().is_some_and(|id| id.store);
+    let mut id = known.unwrap_or_else(Identity::new);
+    let (pool, host) = singletons(settings, id.pool_uuid.clone(), id.host_uuid.clone());
+    let (pool_ref, host_ref) = (id.pool_ref.clone(), id.host_ref.clone());
     let db = if settings.ephemeral {
-        Db::new(id.pool_ref, pool, id.host_ref, host)
+        Db::new(pool_ref, pool, host_ref, host)
     } else {
-        let (store, loaded) = Store::open(data_dir).map_err(|e| io::Error::other(e.to_string()))?;
+        // A new store only where none was kept before, or where the operator says so.
+        let allow_new = !had_store || settings.allow_empty_store;
+        let opened = Store::open(data_dir, allow_new).map_err(|e| match e.problem {
+            Problem::Missing => io::Error::other(format!(
+                "{}, but identity.json shows that this data directory has had a store: its \
+                 tasks and sessions would be lost. Put the store back (`xapi-taskd store \
+                 restore FILE`), or start once with --allow-empty-store to begin again with \
+                 an empty store.",
+                e.message
+            )),
+            _ => io::Error::other(e.message),
+        })?;
+        let loaded = &opened.1;
         tracing::info!(
             "store: {} tasks, {} sessions, generation {}",
             loaded.tasks.len(),
             loaded.sessions.len(),
             loaded.generation
         );
-        Db::restore(id.pool_ref, pool, id.host_ref, host, store, loaded)
+        // Recorded once the store exists, so that a crash in between leaves a directory
+        // that still starts.
+        if !id.store {
+            id.store = true;
+            rewrite_identity = true;
+        }
+        Db::restore(
+            pool_ref,
+            pool,
+            host_ref,
+            host,
+            opened,
+            settings.durable_timeout,
+        )
     };
+    if rewrite_identity {
+        write_identity(data_dir, &id)?;
+    }
     Ok((Arc::new(service(settings, db, users)), generated))
 }
 
-/// The pool's and host's refs and uuids this data directory would give a new cluster.
+/// The pool's and host's refs and uuids this data directory would give a new cluster
+/// (pool ref, pool uuid, host ref, host uuid).
 #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
 pub(crate) fn identity_of(data_dir: &Path) -> io::Result<(String, String, String, String)> {
     std::fs::create_dir_all(data_dir)?;
-    let id = load_identity(data_dir)?;
+    let id = match read_identity(data_dir)? {
+        Some(id) => id,
+        None => {
+            let id = Identity::new();
+            write_identity(data_dir, &id)?;
+            id
+        }
+    };
     Ok((id.pool_ref, id.pool_uuid, id.host_ref, id.host_uuid))
 }
 

@@ -294,7 +294,7 @@ fn remove_if_exists(path: &Path) -> io::Result<()> {
 /// directory is written and synced, renamed over the target, then the directory is synced
 /// so that the rename itself survives a crash. Callers hold the users lock, so the fixed
 /// temporary name cannot clash.
-fn write_atomically(dir: &Path, name: &str, content: &[u8]) -> io::Result<()> {
+pub(crate) fn write_atomically(dir: &Path, name: &str, content: &[u8]) -> io::Result<()> {
     let target = dir.join(name);
     let tmp = dir.join(format!("{name}.tmp"));
     // A leftover from a crash may have any mode: start afresh so that 0600 applies.

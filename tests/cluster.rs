@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use conformance::{Harness, Kind};
+use xapi_taskd::db::backend::BackendError;
 use xapi_taskd::db::etcd::{Config, Etcd, Identity};
-use xapi_taskd::db::store::StoreError;
 use xapi_taskd::db::{Db, HostRow, NULL_REF, PoolRow, TaskRow, new_ref, new_uuid};
 
 /// Opens a front-end's database on `prefix` (the first one creates the pool and host).
@@ -68,7 +68,7 @@ async fn etcd_backend_meets_the_contract_and_survives_a_member_kill() {
                 let out = db
                     .transact(|tx| {
                         tx.insert_task(r.clone(), TaskRow::new("k", "", NULL_REF, NULL_REF));
-                        Ok::<_, StoreError>(())
+                        Ok::<_, BackendError>(())
                     })
                     .await;
                 match out {

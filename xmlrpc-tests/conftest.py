@@ -252,11 +252,12 @@ def free_port():
 
 class Server:
     """A real `xapi-taskd serve` process. `extra_args` are added to its command line;
-    `tls=True` also serves HTTPS (`tls_url`). `start()` may be called again after
-    `stop()` or `kill()`: the same data directory and ports are reused (a restart)."""
+    `tls=True` also serves HTTPS (`tls_url`); `data_dir` chooses the data directory (a
+    fresh temporary one by default). `start()` may be called again after `stop()` or
+    `kill()`: the same data directory and ports are reused (a restart)."""
 
-    def __init__(self, extra_args=(), tls=False):
-        self.data_dir = tempfile.mkdtemp(prefix="xapi-taskd-pytest-")
+    def __init__(self, extra_args=(), tls=False, data_dir=None):
+        self.data_dir = data_dir or tempfile.mkdtemp(prefix="xapi-taskd-pytest-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.extra_args = list(extra_args)
@@ -376,13 +377,13 @@ class Server:
             pass
 
 
-def launch(extra_args=(), tls=False, config=None, users=ROLES):
+def launch(extra_args=(), tls=False, config=None, users=ROLES, data_dir=None):
     """A started server of its own with one user per role in `users`; `config` is the
     text of its data directory's xapi-taskd.toml. The caller cleans it up."""
     _build()
     if not BINARY.exists():
         pytest.exit(f"{BINARY} does not exist after cargo build", returncode=3)
-    srv = Server(extra_args=extra_args, tls=tls)
+    srv = Server(extra_args=extra_args, tls=tls, data_dir=data_dir)
     try:
         if config is not None:
             with open(os.path.join(srv.data_dir, "xapi-taskd.toml"), "w") as f:
@@ -416,8 +417,8 @@ def fresh():
     users by default), for tests that restart, kill or reconfigure them."""
     servers = []
 
-    def make(extra_args=(), tls=False, config=None, users=()):
-        srv = launch(extra_args, tls=tls, config=config, users=users)
+    def make(extra_args=(), tls=False, config=None, users=(), data_dir=None):
+        srv = launch(extra_args, tls=tls, config=config, users=users, data_dir=data_dir)
         servers.append(srv)
         return srv
 

@@ -133,6 +133,22 @@ def make_certificate(directory):
     return key.read_text() + cert.read_text(), cert
 
 
+def tls_server(extra_args=()):
+    """A started server with HTTPS on a certificate made now: (server, cert PEM path).
+    The caller cleans it up."""
+    _build()
+    srv = Server(extra_args=extra_args, tls=True)
+    try:
+        pem, cert = make_certificate(pathlib.Path(srv.data_dir))
+        # The server uses the certificate it finds instead of generating one.
+        (pathlib.Path(srv.data_dir) / "xapi-ssl.pem").write_text(pem)
+        srv.start()
+    except BaseException:
+        srv.cleanup()
+        raise
+    return srv, cert
+
+
 def seed_tasks(url):
     """One task in every state the mapping distinguishes, and a sub-task tree."""
     p = server_proxy(url)
@@ -162,13 +178,8 @@ def target():
     if os.environ.get("REDFISH_VALIDATE_URL"):
         yield (os.environ["REDFISH_VALIDATE_URL"], None, os.environ.get("REDFISH_CA_BUNDLE"))
         return
-    _build()
-    srv = Server(tls=True)
+    srv, cert = tls_server()
     try:
-        pem, cert = make_certificate(pathlib.Path(srv.data_dir))
-        # The server uses the certificate it finds instead of generating one.
-        (pathlib.Path(srv.data_dir) / "xapi-ssl.pem").write_text(pem)
-        srv.start()
         srv.add_user(user_name("read-only"), "read-only", user_password("read-only"))
         seed_tasks(srv.url + "/")
         yield (srv.tls_url, srv.url, cert)

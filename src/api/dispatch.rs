@@ -17,7 +17,7 @@ use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;
 
-use crate::db::store::StoreError;
+use crate::db::backend::BackendError;
 use crate::db::{Db, TaskRow, TaskStatus, Tx, new_ref, now};
 use crate::users::UserStore;
 use crate::wire::value::Value;
@@ -341,7 +341,7 @@ pub async fn complete_task(
     db: &Db,
     task_ref: &str,
     outcome: Result<Value, ApiError>,
-) -> Result<(), StoreError> {
+) -> Result<(), BackendError> {
     let (status, result, error_info) = match outcome {
         Ok(v) => (TaskStatus::Success, value_fragment(&v), Vec::new()),
         Err(e) if e.code == codes::TASK_CANCELLED => {
@@ -368,7 +368,7 @@ pub async fn complete_task(
             t.error_info = error_info.as_slice().into();
         }
         tx.update_task(task_ref, t);
-        Ok::<_, StoreError>(())
+        Ok::<_, BackendError>(())
     })
     .await
 }

@@ -57,8 +57,8 @@ impl std::error::Error for ApiError {}
 
 /// A store that could not commit (or, for a remote one, could not be reached): the
 /// message says which, and whether the change was made.
-impl From<crate::db::store::StoreError> for ApiError {
-    fn from(e: crate::db::store::StoreError) -> ApiError {
+impl From<crate::db::backend::BackendError> for ApiError {
+    fn from(e: crate::db::backend::BackendError) -> ApiError {
         ApiError::internal(e.0)
     }
 }

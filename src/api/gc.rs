@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::db::backend::BackendError;
 use crate::db::backend::Leadership;
-use crate::db::store::StoreError;
 use crate::db::{Db, Read, Stamp, TaskStatus};
 
 /// The retention knobs, with xapi's defaults.
@@ -114,7 +114,7 @@ impl Gc {
                             }
                         }
                     }
-                    Ok::<_, StoreError>(done)
+                    Ok::<_, BackendError>(done)
                 })
                 .await;
             match result {
@@ -238,7 +238,7 @@ async fn fail_orphans(db: &Db, fence: Option<Read>, now: i64) {
                 t.progress = 1.0;
                 t.finished = now;
                 t.error_info = info.as_slice().into();
-                Ok::<_, StoreError>(tx.update_task(&r, t))
+                Ok::<_, BackendError>(tx.update_task(&r, t))
             })
             .await;
         match done {
@@ -280,7 +280,7 @@ mod tests {
         t.finished = finished;
         db.transact(|tx| {
             tx.insert_task(r.clone(), t.clone());
-            Ok::<_, StoreError>(())
+            Ok::<_, BackendError>(())
         })
         .await
         .unwrap();
@@ -292,7 +292,7 @@ mod tests {
             let mut row = tx.task(r).unwrap().clone();
             f(&mut row);
             tx.update_task(r, row);
-            Ok::<_, StoreError>(())
+            Ok::<_, BackendError>(())
         })
         .await
         .unwrap();

@@ -41,8 +41,20 @@ use parking_lot::RwLock;
 
 use super::journal::Journal;
 use super::plan::{Plan, Tx};
-use super::store::StoreError;
 use super::{Tables, WriteSet};
+
+/// Why a backend could not commit (or, for a remote store, could not be reached): a
+/// complete sentence for the caller's error, saying whether the change was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendError(pub String);
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BackendError {}
 
 /// A decision: reads through the [`Tx`], buffers its writes there, and says whether to
 /// commit them (`true`) or refuse (`false`: its error is the caller's to keep).
@@ -76,7 +88,7 @@ pub trait Backend: Send + Sync {
         &'a self,
         tables: &'a RwLock<Tables>,
         decide: &'a mut Decide<'_>,
-    ) -> BoxFuture<'a, Result<Executed, StoreError>>;
+    ) -> BoxFuture<'a, Result<Executed, BackendError>>;
 
     /// Whether other processes write to the store too (then reads [`Backend::sync`] first).
     fn is_shared(&self) -> bool {
@@ -84,11 +96,11 @@ pub trait Backend: Send + Sync {
     }
 
     /// Waits until the tables show every write acknowledged anywhere before this call.
-    fn sync<'a>(&'a self, tables: &'a RwLock<Tables>) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn sync<'a>(&'a self, tables: &'a RwLock<Tables>) -> BoxFuture<'a, Result<(), BackendError>>;
 
     /// Waits until the tables' state up to sequence number `seq` ([`Tables::seq`]) is
     /// durable. Backends whose tables only ever hold committed state return at once.
-    fn wait_durable(&self, seq: u64) -> BoxFuture<'_, Result<(), StoreError>>;
+    fn wait_durable(&self, seq: u64) -> BoxFuture<'_, Result<(), BackendError>>;
 
     /// Most writes one plan may carry (a remote store bounds transaction sizes).
     fn max_plan_writes(&self) -> usize;
@@ -98,7 +110,7 @@ pub trait Backend: Send + Sync {
 
     /// Unfinished `Async.` tasks whose front-end stopped before completing them, with that
     /// front-end's id (a shared backend; a local one never has any: its tasks stop with it).
-    fn orphaned_tasks(&self) -> BoxFuture<'_, Result<Vec<(String, String)>, StoreError>> {
+    fn orphaned_tasks(&self) -> BoxFuture<'_, Result<Vec<(String, String)>, BackendError>> {
         Box::pin(async { Ok(Vec::new()) })
     }
 
@@ -143,7 +155,7 @@ impl Backend for Local {
         &'a self,
         tables: &'a RwLock<Tables>,
         decide: &'a mut Decide<'_>,
-    ) -> BoxFuture<'a, Result<Executed, StoreError>> {
+    ) -> BoxFuture<'a, Result<Executed, BackendError>> {
         let (executed, seq) = {
             let mut t = tables.write();
             let mut tx = Tx::new(&t, false);
@@ -181,7 +193,7 @@ impl Backend for Local {
                 && !deferred()
             {
                 j.wait(seq).await.map_err(|e| {
-                    StoreError(format!(
+                    BackendError(format!(
                         "the change was made but could not be made durable: {e}"
                     ))
                 })?;
@@ -190,14 +202,14 @@ impl Backend for Local {
         })
     }
 
-    fn sync<'a>(&'a self, _tables: &'a RwLock<Tables>) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn sync<'a>(&'a self, _tables: &'a RwLock<Tables>) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async { Ok(()) })
     }
 
-    fn wait_durable(&self, seq: u64) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn wait_durable(&self, seq: u64) -> BoxFuture<'_, Result<(), BackendError>> {
         Box::pin(async move {
             match &self.journal {
-                Some(j) if seq > 0 => j.wait(seq).await.map_err(StoreError),
+                Some(j) if seq > 0 => j.wait(seq).await.map_err(BackendError),
                 _ => Ok(()),
             }
         })

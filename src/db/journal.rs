@@ -16,6 +16,14 @@
 //! A write ([`super::Db::transact`]) applies its plan and notes the sequence number it
 //! reached; it returns only once the store's durable sequence number covers it (see
 //! [`super::backend::Local`]). Reads wait for nothing.
+//!
+//! When a commit fails (a full or failing disk), the writer keeps the batch and retries
+//! it, with a growing pause (up to 2 s), until it succeeds; each retry reopens the store
+//! file first (`store.rs`: redb refuses every write after an I/O error until then). Rows
+//! changed meanwhile stay dirty and go in the next batch, so once the disk is back, the
+//! whole state is committed without a restart. Calls waiting meanwhile are answered with
+//! the commit's error when their wait times out; nothing is acknowledged before it is
+//! durable.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -30,8 +38,11 @@ use super::store::{Batch, Store, Tombstone};
 use super::{Tables, TaskRow};
 
 /// Longest a call waits for its change to become durable before it is answered with an
-/// error (the disk is failing or stalled).
+/// error (the disk is failing or stalled), unless configured (`durable-timeout`).
 pub const DURABLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest pause between two attempts at a failing commit.
+const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
 
 /// Rows changed since the last commit.
 #[derive(Debug, Default)]
@@ -59,10 +70,12 @@ pub(super) struct Journal {
     failure: Arc<Mutex<Option<String>>>,
     stop: Arc<AtomicBool>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    /// Longest a call waits for durability.
+    timeout: Duration,
 }
 
 impl Journal {
-    pub fn start(tables: Arc<RwLock<Tables>>, store: Store) -> Journal {
+    pub fn start(tables: Arc<RwLock<Tables>>, store: Store, timeout: Duration) -> Journal {
         let (wake, wake_rx) = sync_channel(1);
         let (durable_tx, durable) = tokio::sync::watch::channel(0);
         let failure = Arc::new(Mutex::new(None));
@@ -84,6 +97,7 @@ impl Journal {
             failure,
             stop,
             thread: Mutex::new(Some(thread)),
+            timeout,
         }
     }
 
@@ -101,7 +115,7 @@ impl Journal {
         if *rx.borrow() >= seq {
             return Ok(());
         }
-        match tokio::time::timeout(DURABLE_TIMEOUT, rx.wait_for(|d| *d >= seq)).await {
+        match tokio::time::timeout(self.timeout, rx.wait_for(|d| *d >= seq)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(_)) => Err("the store is closed".to_string()),
             Err(_) => Err(self
@@ -142,7 +156,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn run(self, wake: Receiver<()>) {
+    fn run(mut self, wake: Receiver<()>) {
         loop {
             let woken = wake.recv().is_ok();
             self.flush();
@@ -154,7 +168,7 @@ impl Writer {
 
     /// Takes the dirty rows and commits them; retries a failing commit (the calls waiting
     /// for it time out with the error meanwhile) until it succeeds or shutdown gives up.
-    fn flush(&self) {
+    fn flush(&mut self) {
         let (batch, seq) = {
             let mut t = self.tables.write();
             let seq = t.seq;
@@ -200,15 +214,25 @@ impl Writer {
                 Ok(()) => break,
                 Err(e) => {
                     attempt += 1;
-                    tracing::error!("store commit failed (attempt {attempt}): {e}");
+                    // Every attempt at first, then one in 30 (a minute at the longest pause).
+                    if attempt <= 3 || attempt.is_multiple_of(30) {
+                        tracing::error!("store commit failed (attempt {attempt}): {e}");
+                    }
                     *self.failure.lock() = Some(format!("the store cannot commit: {e}"));
                     if self.stop.load(Ordering::SeqCst) && attempt >= 3 {
                         tracing::error!("giving up: the last changes are not on disk");
                         return;
                     }
-                    std::thread::sleep(Duration::from_millis(200 * u64::from(attempt.min(10))));
+                    std::thread::sleep(
+                        (Duration::from_millis(200) * attempt.min(10)).min(MAX_RETRY_PAUSE),
+                    );
                 }
             }
+        }
+        if attempt > 0 {
+            tracing::warn!(
+                "store commit succeeded after {attempt} failed attempts: writes are durable again"
+            );
         }
         *self.failure.lock() = None;
         self.durable.send_replace(seq);

@@ -19,6 +19,7 @@ pub mod maps;
 pub mod plan;
 mod rows;
 pub mod store;
+pub mod verify;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,10 +32,11 @@ pub use changes::{Change, LegacyEvent, Op};
 pub use plan::{Plan, Read, Tx, Write};
 pub use rows::{HostRow, LegacySubscription, PoolRow, SessionRow, Str, TaskRow, TaskStatus};
 
+use backend::BackendError;
 use backend::{Backend, Local};
 use changes::{ChangeIndex, LegacyQueue};
 use journal::{Dirty, Journal};
-use store::{Loaded, Store, StoreError};
+use store::{Loaded, Store};
 
 /// xapi's null reference.
 pub const NULL_REF: &str = "OpaqueRef:NULL";
@@ -175,19 +177,20 @@ impl Db {
     }
 
     /// A durable database: the tables as `store` held them, and a writer that commits
-    /// every later change to it.
+    /// every later change to it. A call waits at most `durable_timeout` for its change to
+    /// be durable.
     pub fn restore(
         pool_ref: String,
         pool: PoolRow,
         host_ref: String,
         host: HostRow,
-        store: Store,
-        loaded: Loaded,
+        (store, loaded): (Store, Loaded),
+        durable_timeout: std::time::Duration,
     ) -> Db {
         let tables = Tables::empty(pool_ref, pool, host_ref, host, Some(loaded));
         let tables = Arc::new(RwLock::new(tables));
         let describe = format!("store: {} (redb)", store::STORE_FILE);
-        let journal = Journal::start(tables.clone(), store);
+        let journal = Journal::start(tables.clone(), store, durable_timeout);
         Db::with_backend(tables, Box::new(Local::durable(journal, describe)))
     }
 
@@ -209,7 +212,7 @@ impl Db {
     ) -> Result<T, E>
     where
         T: Send,
-        E: Send + From<StoreError>,
+        E: Send + From<BackendError>,
     {
         self.transact_at(decide).await.map(|(t, _)| t)
     }
@@ -221,7 +224,7 @@ impl Db {
     ) -> Result<(T, u64), E>
     where
         T: Send,
-        E: Send + From<StoreError>,
+        E: Send + From<BackendError>,
     {
         let mut out: Option<Result<T, E>> = None;
         let mut run = |tx: &mut Tx<'_>| {
@@ -233,13 +236,13 @@ impl Db {
         let executed = self.backend.execute(&self.tables, &mut run).await?;
         match out {
             Some(r) => r.map(|t| (t, executed.generation)),
-            None => Err(StoreError("the decision never ran".to_string()).into()),
+            None => Err(BackendError("the decision never ran".to_string()).into()),
         }
     }
 
     /// Waits until the tables show everything acknowledged anywhere before this call
     /// (at once, for a backend that only this process writes).
-    pub async fn sync(&self) -> Result<(), StoreError> {
+    pub async fn sync(&self) -> Result<(), BackendError> {
         if !self.backend.is_shared() {
             return Ok(());
         }

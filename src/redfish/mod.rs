@@ -167,7 +167,10 @@ async fn get(
         Route::Task(id) => tasks::get_task(svc, caller, id, None, uri).await,
         Route::SubTasks(id) => tasks::get_subtasks(svc, caller, id, uri).await,
         Route::SubTask(root, id) => tasks::get_task(svc, caller, id, Some(root), uri).await,
-        Route::Monitor(id) => tasks::get_monitor(svc, caller, id, uri).await,
+        Route::Monitor(id) => tasks::get_monitor(svc, caller, id, uri, tasks::monitor_answer).await,
+        Route::CancelMonitor(id) => {
+            tasks::get_monitor(svc, caller, id, uri, tasks::cancel_monitor_answer).await
+        }
         _ => protocol::not_found(uri),
     }
 }

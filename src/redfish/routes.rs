@@ -2,6 +2,10 @@
 //! allows (its `Allow` header; they never exceed what the CSDL capabilities permit,
 //! which the service validator checks).
 
+/// Marks a cancel monitor's id (`TaskMonitors/cancel-{uuid}`). Task uuids are hex and
+/// dashes, so no task monitor id starts with it.
+pub const CANCEL_MONITOR_PREFIX: &str = "cancel-";
+
 /// A Redfish resource, identified from the request path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Route {
@@ -29,8 +33,11 @@ pub enum Route {
     SubTasks(String),
     /// `/Tasks/{root}/SubTasks/{id}`
     SubTask(String, String),
-    /// `/TaskService/TaskMonitors/{id}`
+    /// `/TaskService/TaskMonitors/{id}`: the task's own monitor.
     Monitor(String),
+    /// `/TaskService/TaskMonitors/cancel-{id}`: the monitor of a DELETE that asked to
+    /// cancel task `id` (`tasks::cancel_monitor_answer`).
+    CancelMonitor(String),
     /// `/TaskService/Actions/TaskService.DeleteAllCompletedTasks`
     DeleteAllCompletedTasks,
 }
@@ -69,7 +76,10 @@ impl Route {
             ["TaskService", "Tasks", t] => Route::Task(id(t)),
             ["TaskService", "Tasks", t, "SubTasks"] => Route::SubTasks(id(t)),
             ["TaskService", "Tasks", t, "SubTasks", s] => Route::SubTask(id(t), id(s)),
-            ["TaskService", "TaskMonitors", t] => Route::Monitor(id(t)),
+            ["TaskService", "TaskMonitors", t] => match t.strip_prefix(CANCEL_MONITOR_PREFIX) {
+                Some(task) => Route::CancelMonitor(id(task)),
+                None => Route::Monitor(id(t)),
+            },
             [
                 "TaskService",
                 "Actions",
@@ -140,6 +150,14 @@ mod tests {
             Route::parse("/redfish/v1/TaskService/Tasks/a/SubTasks/b/SubTasks"),
             None
         );
+        assert_eq!(
+            Route::parse("/redfish/v1/TaskService/TaskMonitors/abc"),
+            Some(Route::Monitor("abc".into()))
+        );
+        assert_eq!(
+            Route::parse("/redfish/v1/TaskService/TaskMonitors/cancel-abc"),
+            Some(Route::CancelMonitor("abc".into()))
+        );
     }
 
     #[test]
@@ -156,5 +174,9 @@ mod tests {
         );
         assert!(Route::DeleteAllCompletedTasks.allows("POST"));
         assert!(!Route::DeleteAllCompletedTasks.is_public("POST"));
+        // A task monitor cancels its task (DELETE); a cancel's own monitor is read-only.
+        assert!(Route::Monitor("x".into()).allows("DELETE"));
+        assert!(!Route::CancelMonitor("x".into()).allows("DELETE"));
+        assert!(Route::CancelMonitor("x".into()).allows("GET"));
     }
 }

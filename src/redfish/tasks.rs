@@ -14,11 +14,12 @@ use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use hyper::StatusCode;
-use hyper::header::{self, HeaderName};
+use hyper::header;
 use serde_json::{Value as Json, json};
 
 use super::auth::{Caller, field};
 use super::protocol::{self, Answer, TASK_EVENT};
+use super::routes::CANCEL_MONITOR_PREFIX;
 use super::xapi;
 use crate::api::dispatch::Service;
 use crate::api::error::{ApiError, codes};
@@ -31,8 +32,6 @@ pub const TASKS: &str = "/redfish/v1/TaskService/Tasks";
 pub const MONITORS: &str = "/redfish/v1/TaskService/TaskMonitors";
 pub const DELETE_ALL_COMPLETED: &str =
     "/redfish/v1/TaskService/Actions/TaskService.DeleteAllCompletedTasks";
-/// Seconds a client should wait between polls of a running task's monitor.
-pub const RETRY_AFTER_SECS: u32 = 1;
 
 /// The parts of an XAPI task record the Redfish view uses.
 #[derive(Debug, Clone, PartialEq)]
@@ -206,8 +205,14 @@ pub fn task_uri(uuid: &str, root_uuid: Option<&str>) -> String {
     }
 }
 
+/// The task's own monitor (the Task's `TaskMonitor`).
 pub fn monitor_uri(uuid: &str) -> String {
     format!("{MONITORS}/{uuid}")
+}
+
+/// The monitor of a DELETE that asked to cancel the task.
+pub fn cancel_monitor_uri(uuid: &str) -> String {
+    format!("{MONITORS}/{CANCEL_MONITOR_PREFIX}{uuid}")
 }
 
 /// The Task resource. `root_uuid` is the root's uuid when the task is a sub-task.
@@ -456,26 +461,60 @@ pub async fn get_task(
     }
 }
 
-/// `GET` on a task monitor: 202 with `Location` and `Retry-After` while the task runs;
-/// when it is done, the outcome as the original request would have answered it: 200
-/// with the Task (and XAPI's result) for success, an error for failure; 404 once the task
-/// is cancelled or gone.
-pub async fn get_monitor(svc: &Arc<Service>, caller: &Caller, id: &str, uri: &str) -> Answer {
-    let (view, root) = match find(svc, caller, id, None).await {
-        Ok(Some(f)) => (f.view, f.root_uuid),
-        Ok(None) => return protocol::not_found(uri),
-        Err(e) => return protocol::from_api(uri, &e),
-    };
-    monitor_answer(&view, root.as_deref(), uri)
+/// `GET` on a monitor: `answer` ([`monitor_answer`] or [`cancel_monitor_answer`]) for
+/// the task as it is now; 404 once the task is gone.
+pub async fn get_monitor(
+    svc: &Arc<Service>,
+    caller: &Caller,
+    id: &str,
+    uri: &str,
+    answer: fn(&TaskView, Option<&str>, &str) -> Answer,
+) -> Answer {
+    match find(svc, caller, id, None).await {
+        Ok(Some(f)) => answer(&f.view, f.root_uuid.as_deref(), uri),
+        Ok(None) => protocol::not_found(uri),
+        Err(e) => protocol::from_api(uri, &e),
+    }
 }
 
-/// The monitor's answer for a task in a given state (pure, for tests).
+/// A task's own monitor, for the task in a given state (pure, for tests): 202 while it
+/// runs; when it is done, the outcome as the original request would have answered it
+/// ([`outcome`]); 404 once it is cancelled (TaskService v1.3: the monitor "shall be
+/// removed at that time").
 pub fn monitor_answer(view: &TaskView, root: Option<&str>, uri: &str) -> Answer {
-    let mut body = task_json(view, root);
+    match outcome(view, root) {
+        Some(done) => done,
+        None if view.status == "cancelled" => protocol::not_found(uri),
+        None => accepted(view, root, uri),
+    }
+}
+
+/// The answer of a DELETE that cancels task `view`, and of its monitor (pure, for
+/// tests). That DELETE is an asynchronous request of its own: it is done when the task
+/// is, and a client following it must then get a success, not the 404 of the task's
+/// removed monitor (sushy raises on it, redfishtool exits 5). So: 202 while the task is
+/// cancelling; 200 with the Task once it is cancelled; if its owner finished it
+/// otherwise, the outcome the task's monitor gives. 404 while no cancel was asked for.
+pub fn cancel_monitor_answer(view: &TaskView, root: Option<&str>, uri: &str) -> Answer {
+    if view.status == "cancelled" {
+        return Answer::ok(task_json(view, root));
+    }
+    if !view.cancel_requested && view.status != "cancelling" {
+        return protocol::not_found(uri);
+    }
+    outcome(view, root).unwrap_or_else(|| accepted(view, root, uri))
+}
+
+/// A finished operation's answer, as if the request had been synchronous: 200 with the
+/// Task (and XAPI's result) for success, an error for failure (400; 500 for
+/// `INTERNAL_ERROR`). `None` while the task runs, and for a cancelled task (the
+/// monitors differ there).
+fn outcome(view: &TaskView, root: Option<&str>) -> Option<Answer> {
     match view.status.as_str() {
         "success" => {
+            let mut body = task_json(view, root);
             body["Oem"] = json!({"Xapi": {"Result": view.result}});
-            Answer::ok(body)
+            Some(Answer::ok(body))
         }
         "failure" => {
             let status =
@@ -486,29 +525,36 @@ pub fn monitor_answer(view: &TaskView, root: Option<&str>, uri: &str) -> Answer 
                 };
             let mut info = vec![protocol::base_message("GeneralError", &[])];
             info.extend(messages(view).into_iter().skip(1));
-            Answer::json(status, protocol::error_body(info))
+            Some(Answer::json(status, protocol::error_body(info)))
         }
-        "cancelled" => protocol::not_found(uri),
-        _ => {
-            // sushy's blocking mode would follow an @odata.id here to the Task resource,
-            // which answers 200 at once; without it, clients keep polling the monitor.
-            if let Json::Object(o) = &mut body {
-                o.remove("@odata.id");
-            }
-            Answer::json(StatusCode::ACCEPTED, body)
-                .header(header::LOCATION, uri)
-                .header(
-                    HeaderName::from_static("retry-after"),
-                    RETRY_AFTER_SECS.to_string(),
-                )
-        }
+        _ => None,
     }
 }
 
-/// `DELETE` on a Task, sub-task or monitor: an unfinished task gets XAPI's `task.cancel`
-/// (202, the Task now `Cancelling`, `Location` its monitor); a finished one
-/// `task.destroy` (204). XAPI's ownership rule decides who may (403 otherwise). The
-/// monitor of a cancelled task is gone (404), as its `GET` says.
+/// A 202 for a task still under way, polled at `monitor` (its `Location`, a path: DMTF's
+/// `redfish` joins it to its base URL). The body is the Task without `@odata.id`:
+/// sushy's `TaskMonitor.from_response` polls the body's `@odata.id` instead of
+/// `Location` when there is one, and the Task resource answers 200 at once.
+/// `Content-Location` names that Task resource instead (RFC 9110 §8.7: the body is a
+/// representation of it). No `Retry-After`: DSP0266 makes it optional, and no value
+/// suits all three client libraries (sushy hands a number of seconds to `time.sleep` as
+/// a string, redfishtool cannot subtract an HTTP-date from its naive clock); without it
+/// each of them polls every second.
+fn accepted(view: &TaskView, root: Option<&str>, monitor: &str) -> Answer {
+    let mut body = task_json(view, root);
+    let task_uri = body.as_object_mut().and_then(|o| o.remove("@odata.id"));
+    let answer = Answer::json(StatusCode::ACCEPTED, body).header(header::LOCATION, monitor);
+    match task_uri {
+        Some(Json::String(t)) => answer.header(header::CONTENT_LOCATION, t),
+        _ => answer,
+    }
+}
+
+/// `DELETE` on a Task, sub-task or task monitor: an unfinished task gets XAPI's
+/// `task.cancel`, answered as its cancel monitor answers now (202 with `Location` that
+/// monitor while the owner has not finished the task; XAPI's cancel only asks); a
+/// finished one `task.destroy` (204). XAPI's ownership rule decides who may (403
+/// otherwise). The monitor of a cancelled task is gone (404), as its `GET` says.
 pub async fn delete(
     svc: &Arc<Service>,
     caller: &Caller,
@@ -538,13 +584,11 @@ pub async fn delete(
     {
         return protocol::from_api(uri, &e);
     }
-    // Show the task as it is now (its owner may already have finished it).
+    // Answer from the task as it is now (its owner may already have finished it).
     match find(svc, caller, id, None).await {
-        Ok(Some(f)) => Answer::json(
-            StatusCode::ACCEPTED,
-            task_json(&f.view, f.root_uuid.as_deref()),
-        )
-        .header(header::LOCATION, monitor_uri(id)),
+        Ok(Some(f)) => {
+            cancel_monitor_answer(&f.view, f.root_uuid.as_deref(), &cancel_monitor_uri(id))
+        }
         Ok(None) => Answer::empty(StatusCode::NO_CONTENT),
         Err(e) => protocol::from_api(uri, &e),
     }
@@ -729,25 +773,33 @@ mod tests {
         assert_eq!(root_uuids(&all), vec!["a".to_string(), "d".to_string()]);
     }
 
+    fn has(a: &Answer, name: &str, value: &str) -> bool {
+        a.headers.iter().any(|(n, v)| n == name && v == value)
+    }
+
+    fn body(a: &Answer) -> &Json {
+        match &a.body {
+            protocol::Body::Json(j) => j,
+            other => panic!("a JSON body, not {other:?}"),
+        }
+    }
+
     #[test]
     fn monitor_answers_follow_the_task() {
         let uri = "/redfish/v1/TaskService/TaskMonitors/x";
         let running = monitor_answer(&view("pending"), None, uri);
         assert_eq!(running.status, StatusCode::ACCEPTED);
-        assert!(
-            running
-                .headers
-                .iter()
-                .any(|(n, v)| *n == header::LOCATION && v == uri)
-        );
-        assert!(
-            running
-                .headers
-                .iter()
-                .any(|(n, v)| n == "retry-after" && v == "1")
-        );
+        assert!(has(&running, "location", uri));
+        // Where the Task resource is, since the body may not say it (sushy).
+        let task = "/redfish/v1/TaskService/Tasks/0b5e1f9c-6c1e-4a3c-9d7e-6f1a2b3c4d5e";
+        assert!(has(&running, "content-location", task));
+        assert!(body(&running).get("@odata.id").is_none());
+        assert_eq!(body(&running)["Id"], "0b5e1f9c-6c1e-4a3c-9d7e-6f1a2b3c4d5e");
+        // No value of Retry-After suits sushy and redfishtool both.
+        assert!(!running.headers.iter().any(|(n, _)| n == "retry-after"));
         let done = monitor_answer(&view("success"), None, uri);
         assert_eq!(done.status, StatusCode::OK);
+        assert_eq!(body(&done)["@odata.id"], task);
         let mut v = view("failure");
         v.error_info = vec!["INTERNAL_ERROR".into()];
         assert_eq!(
@@ -762,6 +814,49 @@ mod tests {
         assert_eq!(
             monitor_answer(&view("cancelled"), None, uri).status,
             StatusCode::NOT_FOUND
+        );
+    }
+
+    #[test]
+    fn a_cancel_is_followed_to_a_success() {
+        let uri = "/redfish/v1/TaskService/TaskMonitors/cancel-x";
+        // No cancel asked for: no such monitor.
+        assert_eq!(
+            cancel_monitor_answer(&view("pending"), None, uri).status,
+            StatusCode::NOT_FOUND
+        );
+        let mut asked = view("pending");
+        asked.cancel_requested = true;
+        let cancelling = cancel_monitor_answer(&asked, None, uri);
+        assert_eq!(cancelling.status, StatusCode::ACCEPTED);
+        assert!(has(&cancelling, "location", uri));
+        assert_eq!(body(&cancelling)["TaskState"], "Cancelling");
+        assert!(body(&cancelling).get("@odata.id").is_none());
+        assert_eq!(
+            cancel_monitor_answer(&view("cancelling"), None, uri).status,
+            StatusCode::ACCEPTED
+        );
+        // Cancelled: the DELETE succeeded (where the task's own monitor is gone).
+        asked.status = "cancelled".into();
+        let done = cancel_monitor_answer(&asked, None, uri);
+        assert_eq!(done.status, StatusCode::OK);
+        assert_eq!(body(&done)["TaskState"], "Cancelled");
+        assert!(body(&done)["@odata.id"].is_string());
+        // The owner finished it anyway: what the task's monitor says.
+        asked.status = "success".into();
+        assert_eq!(
+            cancel_monitor_answer(&asked, None, uri).status,
+            StatusCode::OK
+        );
+        asked.status = "failure".into();
+        asked.error_info = vec!["VM_BAD_POWER_STATE".into()];
+        assert_eq!(
+            cancel_monitor_answer(&asked, None, uri).status,
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            cancel_monitor_uri("x"),
+            "/redfish/v1/TaskService/TaskMonitors/cancel-x"
         );
     }
 }

@@ -7,7 +7,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use xapi_taskd::db::store::{Store, StoreError};
+use xapi_taskd::db::backend::BackendError;
+use xapi_taskd::db::store::Store;
 use xapi_taskd::db::{
     Change, Db, HostRow, NULL_REF, PoolRow, SessionRow, TaskRow, TaskStatus, new_ref, new_uuid,
 };
@@ -55,14 +56,14 @@ impl Harness {
         match &self.kind {
             Kind::Memory => Db::new(self.pool_ref.clone(), pool, self.host_ref.clone(), host),
             Kind::Redb(dir) => {
-                let (store, loaded) = Store::open(dir.path()).unwrap();
+                let opened = Store::open(dir.path(), true).unwrap();
                 Db::restore(
                     self.pool_ref.clone(),
                     pool,
                     self.host_ref.clone(),
                     host,
-                    store,
-                    loaded,
+                    opened,
+                    Duration::from_secs(30),
                 )
             }
             Kind::Shared(open) => open().await,
@@ -80,7 +81,7 @@ impl Harness {
     }
 }
 
-type R<T> = Result<T, StoreError>;
+type R<T> = Result<T, BackendError>;
 
 fn task(label: &str) -> TaskRow {
     TaskRow::new(label, "", NULL_REF, NULL_REF)
@@ -199,8 +200,8 @@ impl From<String> for StringOrStore {
     }
 }
 
-impl From<StoreError> for StringOrStore {
-    fn from(e: StoreError) -> Self {
+impl From<BackendError> for StringOrStore {
+    fn from(e: BackendError) -> Self {
         StringOrStore(e.0)
     }
 }

@@ -20,7 +20,7 @@ use parking_lot::RwLock;
 
 use super::keys::{DataKey, Host, Keys, Pool, Tomb, range_end};
 use super::{Inner, decode};
-use crate::db::store::StoreError;
+use crate::db::backend::BackendError;
 use crate::db::{SessionRow, Stamp, Tables, TaskRow};
 
 /// Everything under the data range at one revision.
@@ -30,7 +30,7 @@ pub struct Snapshot {
 }
 
 /// Reads the whole data range at one revision, in pages.
-pub async fn snapshot(inner: &Inner) -> Result<Snapshot, StoreError> {
+pub async fn snapshot(inner: &Inner) -> Result<Snapshot, BackendError> {
     let data = inner.keys.data();
     let end = range_end(&data);
     let mut kvs = Vec::new();
@@ -77,7 +77,7 @@ fn stamp(kv: &KeyValue) -> Stamp {
 }
 
 /// Tables holding exactly `snap` (the pool and host rows must be in it).
-pub fn build(keys: &Keys, snap: &Snapshot) -> Result<Tables, StoreError> {
+pub fn build(keys: &Keys, snap: &Snapshot) -> Result<Tables, BackendError> {
     let (mut pool, mut host) = (None, None);
     let mut tasks = Vec::new();
     let mut links = Vec::new();
@@ -100,7 +100,7 @@ pub fn build(keys: &Keys, snap: &Snapshot) -> Result<Tables, StoreError> {
     }
     let ((pool, pool_stamp), (host, host_stamp)) = match (pool, host) {
         (Some(p), Some(h)) => (p, h),
-        _ => return Err(StoreError("the cluster has no pool and host yet".into())),
+        _ => return Err(BackendError("the cluster has no pool and host yet".into())),
     };
     let mut t = Tables::for_cache(pool.r, pool.row, host.r, host.row);
     t.load_singletons(pool_stamp, host_stamp);
@@ -179,7 +179,7 @@ fn apply_revision(inner: &Inner, t: &mut Tables, rev: u64, events: &[etcd_client
 
 /// Replaces the tables' content with a fresh snapshot (after a compaction), keeping what
 /// lives only in memory.
-async fn reload(inner: &Inner, tables: &RwLock<Tables>) -> Result<u64, StoreError> {
+async fn reload(inner: &Inner, tables: &RwLock<Tables>) -> Result<u64, BackendError> {
     let snap = snapshot(inner).await?;
     let mut fresh = build(&inner.keys, &snap)?;
     let mut t = tables.write();

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions};
 
-use crate::db::store::StoreError;
+use crate::db::backend::BackendError;
 
 /// How the backend reaches the cluster.
 pub struct Conn {
@@ -27,9 +27,9 @@ pub struct Conn {
 impl Conn {
     /// Clients for every endpoint (they connect lazily: a member that is down now is
     /// tried again when its turn comes).
-    pub async fn new(endpoints: &[String], timeout: Duration) -> Result<Conn, StoreError> {
+    pub async fn new(endpoints: &[String], timeout: Duration) -> Result<Conn, BackendError> {
         if endpoints.is_empty() {
-            return Err(StoreError("etcd-endpoints is empty".into()));
+            return Err(BackendError("etcd-endpoints is empty".into()));
         }
         let options = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(1))
@@ -43,7 +43,7 @@ impl Conn {
         for e in endpoints {
             let c = Client::connect([e.as_str()], Some(options.clone()))
                 .await
-                .map_err(|err| StoreError(format!("etcd endpoint {e}: {err}")))?;
+                .map_err(|err| BackendError(format!("etcd endpoint {e}: {err}")))?;
             clients.push(c);
         }
         Ok(Conn {
@@ -78,7 +78,7 @@ impl Conn {
 
     /// Runs an idempotent call (a read, a lease keep-alive) on the current member, moving
     /// through the members on failure until `budget` is spent.
-    pub async fn retry<T, F, Fut>(&self, budget: Duration, mut call: F) -> Result<T, StoreError>
+    pub async fn retry<T, F, Fut>(&self, budget: Duration, mut call: F) -> Result<T, BackendError>
     where
         F: FnMut(Client) -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
@@ -91,14 +91,14 @@ impl Conn {
             match tokio::time::timeout(self.timeout, call(client)).await {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(e)) if !retryable(&e) => {
-                    return Err(StoreError(format!("etcd {}: {e}", self.endpoint(i))));
+                    return Err(BackendError(format!("etcd {}: {e}", self.endpoint(i))));
                 }
                 Ok(Err(e)) => last = format!("{}: {e}", self.endpoint(i)),
                 Err(_) => last = format!("{}: no answer in {:?}", self.endpoint(i), self.timeout),
             }
             self.failed(i);
             if tokio::time::Instant::now() + pause >= deadline {
-                return Err(StoreError(format!("etcd cannot be reached ({last})")));
+                return Err(BackendError(format!("etcd cannot be reached ({last})")));
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(500));

@@ -18,7 +18,7 @@ use etcd_client::{GetOptions, PutOptions};
 
 use super::Inner;
 use super::keys::range_end;
-use crate::db::store::StoreError;
+use crate::db::backend::BackendError;
 
 /// Seconds a front-end's lease lives without a keep-alive.
 pub const LEASE_TTL: i64 = 10;
@@ -39,7 +39,7 @@ pub async fn run(inner: Arc<Inner>) {
 }
 
 /// One lease's life.
-async fn term(inner: &Arc<Inner>) -> Result<(), StoreError> {
+async fn term(inner: &Arc<Inner>) -> Result<(), BackendError> {
     let lease = inner
         .conn
         .retry(inner.budget, |mut c| async move {
@@ -66,7 +66,7 @@ async fn term(inner: &Arc<Inner>) -> Result<(), StoreError> {
     tokio::select! {
         r = &mut alive => {
             // The lease is gone before this front-end was elected.
-            return r.map_err(|e| StoreError(e.to_string())).and_then(|r| r);
+            return r.map_err(|e| BackendError(e.to_string())).and_then(|r| r);
         }
         won = &mut campaign => {
             let (key, rev) = won?;
@@ -76,11 +76,12 @@ async fn term(inner: &Arc<Inner>) -> Result<(), StoreError> {
     }
     let lost = alive.await;
     tracing::warn!("this front-end no longer runs the garbage collector");
-    lost.map_err(|e| StoreError(e.to_string())).and_then(|r| r)
+    lost.map_err(|e| BackendError(e.to_string()))
+        .and_then(|r| r)
 }
 
 /// Campaigns until elected; returns the election key and its creation revision.
-async fn campaign(inner: &Inner, lease: i64) -> Result<(Vec<u8>, u64), StoreError> {
+async fn campaign(inner: &Inner, lease: i64) -> Result<(Vec<u8>, u64), BackendError> {
     let name = inner.keys.election();
     loop {
         let (i, mut c) = inner.conn.client();
@@ -97,17 +98,17 @@ async fn campaign(inner: &Inner, lease: i64) -> Result<(Vec<u8>, u64), StoreErro
                     inner.conn.failed(i);
                 }
             }
-            Err(e) => return Err(StoreError(format!("etcd campaign: {e}"))),
+            Err(e) => return Err(BackendError(format!("etcd campaign: {e}"))),
         }
         if inner.is_closed() {
-            return Err(StoreError("closed".into()));
+            return Err(BackendError("closed".into()));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
 /// Keeps the lease alive; returns when it is lost (expired, or unreachable for its TTL).
-async fn keep_alive(inner: Arc<Inner>, lease: i64) -> Result<(), StoreError> {
+async fn keep_alive(inner: Arc<Inner>, lease: i64) -> Result<(), BackendError> {
     let mut last_ok = tokio::time::Instant::now();
     let ttl = Duration::from_secs(LEASE_TTL as u64);
     loop {
@@ -122,19 +123,19 @@ async fn keep_alive(inner: Arc<Inner>, lease: i64) -> Result<(), StoreError> {
         };
         match tokio::time::timeout(inner.conn.timeout, once).await {
             Ok(Ok(Some(resp))) if resp.ttl() > 0 => last_ok = tokio::time::Instant::now(),
-            Ok(Ok(Some(_))) => return Err(StoreError("the lease expired".into())),
+            Ok(Ok(Some(_))) => return Err(BackendError("the lease expired".into())),
             _ => inner.conn.failed(i),
         }
         // Give up leadership well before the lease can expire unseen.
         if last_ok.elapsed() > ttl - Duration::from_secs(3) {
-            return Err(StoreError("the lease could not be kept alive".into()));
+            return Err(BackendError("the lease could not be kept alive".into()));
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
 }
 
 /// `Async.` tasks whose front-end is gone: (task ref, front-end id).
-pub async fn orphans(inner: &Inner) -> Result<Vec<(String, String)>, StoreError> {
+pub async fn orphans(inner: &Inner) -> Result<Vec<(String, String)>, BackendError> {
     let list = |prefix: String| async move {
         let end = range_end(&prefix);
         let resp = inner
@@ -144,7 +145,7 @@ pub async fn orphans(inner: &Inner) -> Result<Vec<(String, String)>, StoreError>
                 async move { c.get(p, Some(GetOptions::new().with_range(e))).await }
             })
             .await?;
-        Ok::<_, StoreError>(
+        Ok::<_, BackendError>(
             resp.kvs()
                 .iter()
                 .map(|kv| {

@@ -34,8 +34,8 @@ use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::backend::BackendError;
 use super::backend::{Backend, Decide, Executed, Leadership};
-use super::store::StoreError;
 use super::{HostRow, Plan, PoolRow, Tables, Tx};
 use keys::Keys;
 
@@ -128,12 +128,12 @@ impl Inner {
     }
 
     /// Waits until the cache has applied revision `rev`.
-    pub async fn wait_applied(&self, rev: u64) -> Result<(), StoreError> {
+    pub async fn wait_applied(&self, rev: u64) -> Result<(), BackendError> {
         let mut rx = self.applied.subscribe();
         match tokio::time::timeout(self.budget, rx.wait_for(|a| *a >= rev)).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(StoreError("the cluster store is closed".into())),
-            Err(_) => Err(StoreError(format!(
+            Ok(Err(_)) => Err(BackendError("the cluster store is closed".into())),
+            Err(_) => Err(BackendError(format!(
                 "this front-end's view of the cluster store is behind (revision {rev} not \
                  applied after {:?})",
                 self.budget
@@ -143,7 +143,7 @@ impl Inner {
 
     /// The newest data revision, read linearizably; concurrent callers share one read
     /// (a caller rides on a read only if that read started after the caller arrived).
-    pub async fn barrier(&self) -> Result<u64, StoreError> {
+    pub async fn barrier(&self) -> Result<u64, BackendError> {
         let ticket = self.barrier_calls.fetch_add(1, Ordering::SeqCst) + 1;
         let mut last = self.barrier.lock().await;
         if last.0 >= ticket {
@@ -182,9 +182,9 @@ pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(kv: &KeyValue) -> Result<T, StoreError> {
+pub(crate) fn decode<T: DeserializeOwned>(kv: &KeyValue) -> Result<T, BackendError> {
     serde_json::from_slice(kv.value()).map_err(|e| {
-        StoreError(format!(
+        BackendError(format!(
             "etcd key {} cannot be read: {e}",
             String::from_utf8_lossy(kv.key())
         ))
@@ -206,7 +206,7 @@ pub struct Identity {
 }
 
 impl Inner {
-    async fn connect(config: &Config) -> Result<Arc<Inner>, StoreError> {
+    async fn connect(config: &Config) -> Result<Arc<Inner>, BackendError> {
         let keys = Keys::new(&config.prefix);
         let conn = conn::Conn::new(&config.endpoints, config.request_timeout).await?;
         Ok(Arc::new(Inner {
@@ -236,20 +236,24 @@ pub struct KeyFile {
 impl KeyFile {
     /// The users file of the cluster, for a process that needs nothing else (the `user`
     /// commands).
-    pub async fn users(config: &Config) -> Result<KeyFile, StoreError> {
+    pub async fn users(config: &Config) -> Result<KeyFile, BackendError> {
         let inner = Inner::connect(config).await?;
         let key = inner.keys.users();
         Ok(KeyFile { inner, key })
     }
 
-    pub async fn read(&self) -> Result<Option<(Vec<u8>, i64)>, StoreError> {
+    pub async fn read(&self) -> Result<Option<(Vec<u8>, i64)>, BackendError> {
         Ok(get(&self.inner, self.key.clone())
             .await?
             .map(|kv| (kv.value().to_vec(), kv.mod_revision())))
     }
 
     /// Writes `content` if the key is still at `expected` (None: absent).
-    pub async fn replace(&self, content: &[u8], expected: Option<i64>) -> Result<bool, StoreError> {
+    pub async fn replace(
+        &self,
+        content: &[u8],
+        expected: Option<i64>,
+    ) -> Result<bool, BackendError> {
         let k = self.key.as_str();
         let cmp = match expected {
             Some(rev) => Compare::mod_revision(k, CompareOp::Equal, rev),
@@ -278,7 +282,7 @@ impl Etcd {
     pub async fn open(
         config: &Config,
         identity: Identity,
-    ) -> Result<(Arc<RwLock<Tables>>, Etcd), StoreError> {
+    ) -> Result<(Arc<RwLock<Tables>>, Etcd), BackendError> {
         let inner = Inner::connect(config).await?;
         init(&inner, identity).await?;
         let snap = cache::snapshot(&inner).await?;
@@ -318,7 +322,7 @@ impl Etcd {
 
 /// Creates `c/format` and the pool and host rows if they are missing, and refuses a
 /// cluster written by a newer layout.
-async fn init(inner: &Inner, id: Identity) -> Result<(), StoreError> {
+async fn init(inner: &Inner, id: Identity) -> Result<(), BackendError> {
     let keys = &inner.keys;
     let format = keys.format();
     let txn = Txn::new()
@@ -346,7 +350,7 @@ async fn init(inner: &Inner, id: Identity) -> Result<(), StoreError> {
             .and_then(|kv| std::str::from_utf8(kv.value()).ok()?.parse().ok())
             .unwrap_or(0);
         if v > keys::FORMAT {
-            return Err(StoreError(format!(
+            return Err(BackendError(format!(
                 "the cluster's data under {} has layout {v}; this version reads layout {}",
                 keys.prefix(),
                 keys::FORMAT
@@ -386,7 +390,7 @@ impl Backend for Etcd {
         &'a self,
         tables: &'a RwLock<Tables>,
         decide: &'a mut Decide<'_>,
-    ) -> BoxFuture<'a, Result<Executed, StoreError>> {
+    ) -> BoxFuture<'a, Result<Executed, BackendError>> {
         Box::pin(async move {
             let inner = &*self.inner;
             // After a first conflict, this front-end's retries take turns: writers here
@@ -396,7 +400,7 @@ impl Backend for Etcd {
                 if attempt == 1 {
                     let wait = tokio::time::timeout(inner.budget, inner.contended.lock());
                     turn = Some(wait.await.map_err(|_| {
-                        StoreError(
+                        BackendError(
                             "the change waited too long for its turn and was not made".into(),
                         )
                     })?);
@@ -435,7 +439,7 @@ impl Backend for Etcd {
                 }
             }
             drop(turn);
-            Err(StoreError(format!(
+            Err(BackendError(format!(
                 "the change conflicted with others {MAX_ATTEMPTS} times in a row and was not made"
             )))
         })
@@ -445,14 +449,14 @@ impl Backend for Etcd {
         true
     }
 
-    fn sync<'a>(&'a self, _tables: &'a RwLock<Tables>) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn sync<'a>(&'a self, _tables: &'a RwLock<Tables>) -> BoxFuture<'a, Result<(), BackendError>> {
         Box::pin(async move {
             let rev = self.inner.barrier().await?;
             self.inner.wait_applied(rev).await
         })
     }
 
-    fn wait_durable(&self, _seq: u64) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn wait_durable(&self, _seq: u64) -> BoxFuture<'_, Result<(), BackendError>> {
         // The cache holds committed state only.
         Box::pin(async { Ok(()) })
     }
@@ -469,7 +473,7 @@ impl Backend for Etcd {
         }
     }
 
-    fn orphaned_tasks(&self) -> BoxFuture<'_, Result<Vec<(String, String)>, StoreError>> {
+    fn orphaned_tasks(&self) -> BoxFuture<'_, Result<Vec<(String, String)>, BackendError>> {
         Box::pin(leader::orphans(&self.inner))
     }
 
@@ -500,7 +504,7 @@ impl Drop for Etcd {
 }
 
 /// Reads one key linearizably.
-async fn get(inner: &Inner, key: String) -> Result<Option<KeyValue>, StoreError> {
+async fn get(inner: &Inner, key: String) -> Result<Option<KeyValue>, BackendError> {
     let resp = inner
         .conn
         .retry(inner.budget, |mut c| {

@@ -21,7 +21,7 @@ use etcd_client::{Compare, CompareOp, DeleteOptions, Txn, TxnOp};
 
 use super::keys::{Keys, Tomb};
 use super::{Inner, encode};
-use crate::db::store::StoreError;
+use crate::db::backend::BackendError;
 use crate::db::{NULL_REF, Plan, Read, Tables, TaskRow, Write};
 
 /// A transaction ready to send.
@@ -96,7 +96,7 @@ pub fn prepare(
     leader_key: Option<&[u8]>,
     tables: &Tables,
     plan: &Plan,
-) -> Result<Prepared, StoreError> {
+) -> Result<Prepared, BackendError> {
     let mut c = Compares {
         seen: HashSet::new(),
         list: Vec::new(),
@@ -117,7 +117,7 @@ pub fn prepare(
             Read::User(_, rev) => c.at(keys.users(), *rev),
             Read::Leader(token) => {
                 let key = leader_key.ok_or_else(|| {
-                    StoreError("this front-end no longer leads the garbage collector".into())
+                    BackendError("this front-end no longer leads the garbage collector".into())
                 })?;
                 let key = String::from_utf8_lossy(key).into_owned();
                 c.add(key, 6, |k| {
@@ -153,7 +153,7 @@ pub fn prepare(
                 was_unfinished,
             } => {
                 current_task(&mut c, r)
-                    .ok_or_else(|| StoreError(format!("task {r} is not in the cache")))?;
+                    .ok_or_else(|| BackendError(format!("task {r} is not in the cache")))?;
                 ops.push(TxnOp::put(keys.task(r), task_value(row), None));
                 let unfinished = !row.status.is_completed();
                 if *was_unfinished && !unfinished {
@@ -171,7 +171,7 @@ pub fn prepare(
                 created,
             } => {
                 current_task(&mut c, r)
-                    .ok_or_else(|| StoreError(format!("task {r} is not in the cache")))?;
+                    .ok_or_else(|| BackendError(format!("task {r} is not in the cache")))?;
                 ops.push(TxnOp::delete(keys.task(r), None));
                 ops.push(TxnOp::delete(
                     keys.links_of(r),
@@ -205,7 +205,7 @@ pub fn prepare(
             Write::Touch(class, r) => match *class {
                 "task" => {
                     let row = current_task(&mut c, r)
-                        .ok_or_else(|| StoreError(format!("task {r} is not in the cache")))?;
+                        .ok_or_else(|| BackendError(format!("task {r} is not in the cache")))?;
                     ops.push(TxnOp::put(keys.task(r), task_value(&row), None));
                 }
                 "pool" => {
@@ -244,7 +244,7 @@ pub async fn commit(
     inner: &Inner,
     prepared: Prepared,
     budget: Duration,
-) -> Result<Outcome, StoreError> {
+) -> Result<Outcome, BackendError> {
     let deadline = tokio::time::Instant::now() + budget;
     let mut sent = false;
     let mut last;
@@ -301,9 +301,9 @@ pub async fn commit(
 }
 
 /// Last look before giving up: the cache may have seen an earlier send commit.
-fn settled(inner: &Inner, prepared: &Prepared, error: String) -> Result<Outcome, StoreError> {
+fn settled(inner: &Inner, prepared: &Prepared, error: String) -> Result<Outcome, BackendError> {
     match prepared.id.as_deref().and_then(|id| inner.seen(id)) {
         Some(r) => Ok(Outcome::Done(r)),
-        None => Err(StoreError(error)),
+        None => Err(BackendError(error)),
     }
 }
