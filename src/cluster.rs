@@ -39,8 +39,16 @@ impl RemoteFile for EtcdUsersFile {
 
 fn etcd_config(settings_store: &StoreChoice) -> io::Result<Config> {
     match settings_store {
-        StoreChoice::Etcd { endpoints, prefix } => {
-            Ok(Config::new(endpoints.clone(), prefix.clone()))
+        StoreChoice::Etcd {
+            endpoints,
+            prefix,
+            timeout,
+        } => {
+            let mut config = Config::new(endpoints.clone(), prefix.clone());
+            config.budget = *timeout;
+            // One member gets a share of the budget before the next is tried.
+            config.request_timeout = config.request_timeout.min(*timeout / 3);
+            Ok(config)
         }
         StoreChoice::Redb => Err(io::Error::other("not an etcd store")),
     }

@@ -85,6 +85,10 @@ pub struct Options {
     /// [default: /xapi-taskd/].
     #[arg(long)]
     pub etcd_prefix: Option<String>,
+    /// Seconds a call keeps trying to reach the etcd cluster (members failing over, an
+    /// election) before it is answered INTERNAL_ERROR [default: 15].
+    #[arg(long)]
+    pub etcd_timeout: Option<f64>,
     /// Start with a new, empty store even though identity.json shows that this data
     /// directory had one (which is then missing, empty or never initialised). For once,
     /// after deciding to give up the lost store [default: false].
@@ -105,6 +109,8 @@ pub enum StoreChoice {
     Etcd {
         endpoints: Vec<String>,
         prefix: String,
+        /// How long a call keeps trying to reach the cluster.
+        timeout: Duration,
     },
 }
 
@@ -158,6 +164,7 @@ impl Options {
             store,
             etcd_endpoints,
             etcd_prefix,
+            etcd_timeout,
             allow_empty_store,
             durable_timeout
         )
@@ -226,6 +233,10 @@ impl Options {
                     prefix: self
                         .etcd_prefix
                         .unwrap_or_else(|| "/xapi-taskd/".to_string()),
+                    timeout: match self.etcd_timeout {
+                        Some(v) => seconds("etcd-timeout", v)?,
+                        None => Duration::from_secs(15),
+                    },
                 }
             }
             other => return Err(format!("store must be \"redb\" or \"etcd\", not {other:?}")),
@@ -325,7 +336,8 @@ mod tests {
             s.store,
             StoreChoice::Etcd {
                 endpoints: vec!["http://127.0.0.1:1".into(), "http://127.0.0.1:2".into()],
-                prefix: "/xapi-taskd/".into()
+                prefix: "/xapi-taskd/".into(),
+                timeout: Duration::from_secs(15),
             }
         );
         let flags = Options {

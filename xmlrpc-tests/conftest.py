@@ -377,6 +377,24 @@ class Server:
             pass
 
 
+_ETCD = []
+
+
+def cluster_config():
+    """With XAPI_TASKD_TEST_STORE=etcd, the configuration that makes a server a front-end
+    of a real 3-member etcd cluster (one cluster per test session, a key prefix per
+    server): how .ci/run runs the black-box suite against cluster mode. None otherwise."""
+    if os.environ.get("XAPI_TASKD_TEST_STORE") != "etcd":
+        return None
+    import etcd_cluster
+
+    if not _ETCD:
+        _ETCD.append(etcd_cluster.EtcdCluster(3).start())
+        atexit.register(_ETCD[0].cleanup)
+    eps = ", ".join(f'"{u}"' for u in _ETCD[0].urls)
+    return f'store = "etcd"\netcd-endpoints = [{eps}]\netcd-prefix = "/{unique("bb")}/"\n'
+
+
 def launch(extra_args=(), tls=False, config=None, users=ROLES, data_dir=None):
     """A started server of its own with one user per role in `users`; `config` is the
     text of its data directory's xapi-taskd.toml. The caller cleans it up."""
@@ -404,7 +422,7 @@ def server():
     # at the next pass (every 30 s by default); a pass landing between a test's
     # `set_status` and its next read would remove the task under it at random. The GC
     # rules are tested on servers of their own with short timeouts.
-    srv = launch(["--gc-interval", "86400"])
+    srv = launch(["--gc-interval", "86400"], config=cluster_config())
     try:
         yield srv
     finally:

@@ -39,10 +39,12 @@ def _free_port():
 
 
 class EtcdCluster:
-    def __init__(self, members=3, token=None, listen_ip="127.0.0.1"):
+    def __init__(self, members=3, token=None, listen_ip="127.0.0.1", extra_client_ips=()):
         base = "/dev/shm" if os.path.isdir("/dev/shm") else None
         self.dir = tempfile.mkdtemp(prefix="xapi-taskd-etcd-", dir=base)
         self.ip = listen_ip
+        # Also serve clients there (a front-end in a network namespace of a test's own).
+        self.extra_client_ips = list(extra_client_ips)
         self.names = [f"m{i}" for i in range(members)]
         self.client_ports = [_free_port() for _ in range(members)]
         self.peer_ports = [_free_port() for _ in range(members)]
@@ -62,12 +64,15 @@ class EtcdCluster:
             f"{n}=http://{self.ip}:{p}" for n, p in zip(self.names, self.peer_ports)
         )
         client = f"http://{self.ip}:{self.client_ports[i]}"
+        listen = ",".join(
+            [client] + [f"http://{ip}:{self.client_ports[i]}" for ip in self.extra_client_ips]
+        )
         peer = f"http://{self.ip}:{self.peer_ports[i]}"
         return [
             ETCD,
             "--name", self.names[i],
             "--data-dir", os.path.join(self.dir, self.names[i]),
-            "--listen-client-urls", client,
+            "--listen-client-urls", listen,
             "--advertise-client-urls", client,
             "--listen-peer-urls", peer,
             "--initial-advertise-peer-urls", peer,
