@@ -638,3 +638,73 @@ def test_kill_9_of_the_etcd_leader_under_16_clients_loses_nothing():
             ok(server_proxy(fe.url).task.create(s, "after-the-election", ""))
     finally:
         c.cleanup()
+
+
+# ---------------------------------------------------------------------------- GC, compaction
+
+
+def test_the_gc_runs_in_the_cluster_and_its_deletions_reach_every_front_end():
+    c = Cluster(front_ends=2, extra_config="gc-interval = 0.3\ncompleted-task-timeout = 1\n")
+    try:
+        a, b = c.proxies()
+        s = login(c.fes[0].url)
+        t = ok(a.task.create(s, "collected", ""))
+        token = event_from(b, s, ["task"], "", 0.1)["token"]
+        ok(a.task.set_status(s, t, "success"))
+        deadline = time.monotonic() + 20
+        while b.task.get_record(s, t)["Status"] == "Success":
+            assert time.monotonic() < deadline, "the GC never collected the task"
+            time.sleep(0.2)
+        batch = event_from(b, s, ["task"], token, 5.0)
+        assert ("del", t) in [(e["operation"], e["ref"]) for e in batch["events"]], batch
+        assert a.task.get_record(s, t)["ErrorDescription"] == ["HANDLE_INVALID", "task", t]
+    finally:
+        c.cleanup()
+
+
+def _revision(etcd):
+    out = etcdctl(etcd, "get", "/", "-w", "json")
+    assert out.returncode == 0, out.stderr
+    import json
+
+    return json.loads(out.stdout)["header"]["revision"]
+
+
+def test_a_front_end_behind_a_compaction_reloads_and_old_tokens_still_work():
+    import signal
+
+    c = Cluster(front_ends=2)
+    try:
+        a, b = c.proxies()
+        s = login(c.fes[0].url)
+        gone = ok(a.task.create(s, "deleted-meanwhile", ""))
+        token = event_from(b, s, ["task"], "", 0.1)["token"]
+        c.fes[1].proc.send_signal(signal.SIGSTOP)
+        try:
+            # The member B's watch uses goes away first: B misses what follows, and comes
+            # back to a history that no longer has those revisions.
+            c.etcd.kill(0)
+            kept = ok(a.task.create(s, "created-meanwhile", ""))
+            ok(a.task.set_status(s, gone, "success"))
+            ok(a.task.destroy(s, gone))
+            for i in range(5):
+                ok(a.task.set_progress(s, kept, i / 10))
+            assert etcdctl(c.etcd, "compact", str(_revision(c.etcd))).returncode == 0
+        finally:
+            c.fes[1].proc.send_signal(signal.SIGCONT)
+        c.etcd.start(0)
+        deadline = time.monotonic() + 30
+        while True:
+            r = b.task.get_progress(s, kept)
+            if r["Status"] == "Success" and r["Value"] == 0.4:
+                break
+            assert time.monotonic() < deadline, r
+            time.sleep(0.2)
+        batch = event_from(b, s, ["task"], token, 5.0)
+        ops = [(e["operation"], e["ref"]) for e in batch["events"]]
+        assert ("add", kept) in ops and ("del", gone) in ops, ops
+        assert batch["token"] > token
+        # It did come back through a reload (not a plain resumed watch).
+        assert "was compacted; reloading" in c.fes[1].stderr(), c.fes[1].stderr()
+    finally:
+        c.cleanup()
