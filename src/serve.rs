@@ -119,6 +119,10 @@ pub(crate) fn singletons(
 
 /// The service over a database and a user store, with the settings' limits.
 pub(crate) fn service(settings: &Settings, db: Db, users: UserStore) -> Service {
+    db.configure(
+        &settings.task_limits,
+        settings.api_limits.max_event_queue_bytes,
+    );
     Service {
         api: Api::build(),
         db,
@@ -126,6 +130,11 @@ pub(crate) fn service(settings: &Settings, db: Db, users: UserStore) -> Service 
         max_unfinished_tasks: settings.max_unfinished_tasks,
         max_sessions_per_user: settings.max_sessions_per_user,
         retention: settings.retention.clone(),
+        limits: settings.api_limits.clone(),
+        login_guard: crate::api::login_guard::LoginGuard::new(
+            settings.api_limits.max_concurrent_logins,
+            settings.api_limits.login_free_failures,
+        ),
     }
 }
 

@@ -21,6 +21,7 @@ use crate::db::backend::BackendError;
 use crate::db::{Db, TaskRow, TaskStatus, Tx, new_ref, now};
 use crate::users::UserStore;
 use crate::wire::value::Value;
+use crate::wire::xmlchars;
 use crate::wire::xmlrpc::value_fragment;
 
 /// How often `session.last_active` is refreshed (xapi's `threshold_last_active`).
@@ -39,18 +40,28 @@ pub struct Service {
     pub max_sessions_per_user: usize,
     /// The garbage collector's rules (also shown by the Redfish TaskService).
     pub retention: crate::api::gc::Retention,
+    /// Filter, event and login bounds (`limits.rs`).
+    pub limits: super::limits::ApiLimits,
+    /// Bounded password work (`login_guard.rs`).
+    pub login_guard: super::login_guard::LoginGuard,
 }
 
 impl Service {
-    /// Refuses a new task when the unfinished ones are at the limit.
-    pub fn check_task_room(&self, tables: &crate::db::Tables) -> Result<(), ApiError> {
+    /// Refuses a new task when the unfinished ones are at the global limit, or when it
+    /// does not fit the task limits and its user's quotas (`db::quota`): one user
+    /// filling their share leaves everyone else's untouched.
+    pub fn check_task_room(
+        &self,
+        tables: &crate::db::Tables,
+        task: &TaskRow,
+    ) -> Result<(), ApiError> {
         if tables.unfinished_tasks() >= self.max_unfinished_tasks {
             return Err(ApiError::new(
                 codes::TOO_MANY_PENDING_TASKS,
                 Vec::<String>::new(),
             ));
         }
-        Ok(())
+        tables.check_new_task(task).map_err(db_error)
     }
 }
 
@@ -104,7 +115,13 @@ impl Ctx<'_> {
 }
 
 pub async fn dispatch(svc: &Arc<Service>, call: Call, meta: &RequestMeta) -> Reply {
-    if let Some(i) = call.invalid_utf8_param {
+    // xapi's dispatcher checks every parameter against its UTF8_XML validator: valid
+    // UTF-8 and only characters XML can carry (`wire::xmlchars`). A string that passed
+    // one face would otherwise break every XML-RPC reader that is sent it later.
+    let refused = call
+        .invalid_utf8_param
+        .or_else(|| call.params.iter().position(|p| !xmlchars::value_ok(p)));
+    if let Some(i) = refused {
         let rendering = call
             .params
             .get(i)
@@ -287,7 +304,6 @@ async fn spawn_async(
                     [caller.session_ref.as_str()],
                 ));
             }
-            svc.check_task_room(tx.untracked())?;
             let host = &tx.untracked().host_ref;
             let mut task = TaskRow::new(wire_as_sent, "", &caller.session_ref, host);
             if let Some(parent) = meta.subtask_of.as_deref()
@@ -300,6 +316,7 @@ async fn spawn_async(
                 .iter()
                 .map(|(k, v)| (format!("http:{k}"), v.clone()))
                 .collect();
+            svc.check_task_room(tx.untracked(), &task)?;
             let r = new_ref();
             tx.insert_task(r.clone(), task);
             tx.claim(&r);
@@ -342,15 +359,8 @@ pub async fn complete_task(
     task_ref: &str,
     outcome: Result<Value, ApiError>,
 ) -> Result<(), BackendError> {
-    let (status, result, error_info) = match outcome {
-        Ok(v) => (TaskStatus::Success, value_fragment(&v), Vec::new()),
-        Err(e) if e.code == codes::TASK_CANCELLED => {
-            (TaskStatus::Cancelled, String::new(), e.description())
-        }
-        Err(e) => (TaskStatus::Failure, String::new(), e.description()),
-    };
     let finished = now();
-    db.transact(|tx| {
+    let finish = |tx: &mut Tx<'_>, outcome: &Result<Value, ApiError>| {
         let Some(t) = tx.task(task_ref) else {
             return Ok(());
         };
@@ -361,13 +371,28 @@ pub async fn complete_task(
         t.allowed_operations.clear();
         t.finished = finished;
         t.progress = 1.0;
-        t.status = status;
-        if status == TaskStatus::Success {
-            t.result = result.as_str().into();
-        } else {
-            t.error_info = error_info.as_slice().into();
+        match outcome {
+            Ok(v) => {
+                t.result = value_fragment(v).into();
+                t.status = TaskStatus::Success;
+            }
+            Err(e) => {
+                t.status = if e.code == codes::TASK_CANCELLED {
+                    TaskStatus::Cancelled
+                } else {
+                    TaskStatus::Failure
+                };
+                t.error_info = e.description().into();
+            }
         }
-        tx.update_task(task_ref, t);
+        tx.update_task(task_ref, t).map(|_| ())
+    };
+    db.transact(|tx| {
+        // A result over the task limits (say `Async.task.get_all_records` of many tasks)
+        // fails the task with the reason instead of leaving it pending for ever.
+        if let Err(e) = finish(tx, &outcome) {
+            let _ = finish(tx, &Err(db_error(e)));
+        }
         Ok::<_, BackendError>(())
     })
     .await
@@ -477,5 +502,40 @@ pub fn db_error(e: crate::db::DbError) -> ApiError {
             [table.to_string(), field.to_string(), r, key],
         ),
         crate::db::DbError::EmptyKey => ApiError::internal("Db_exn.Empty_key_in_map"),
+        // xapi's `value_not_supported fld v reason`; the value itself is not echoed (it
+        // may be a megabyte), its size is.
+        crate::db::DbError::TooLarge {
+            field,
+            bytes,
+            limit,
+        } => {
+            let option = if field == "task" {
+                "max-task-bytes"
+            } else {
+                "max-task-field-bytes"
+            };
+            ApiError::new(
+                codes::VALUE_NOT_SUPPORTED,
+                [
+                    field.to_string(),
+                    format!("{bytes} bytes"),
+                    format!("longer than the limit of {limit} bytes ({option})"),
+                ],
+            )
+        }
+        crate::db::DbError::TooManyPending => {
+            ApiError::new(codes::TOO_MANY_PENDING_TASKS, Vec::<String>::new())
+        }
+        crate::db::DbError::UserQuota { user, bytes, limit } => ApiError::new(
+            codes::VALUE_NOT_SUPPORTED,
+            [
+                "task".to_string(),
+                format!("{bytes} bytes"),
+                format!(
+                    "the tasks of user {user} would hold more than {limit} bytes \
+                     (max-task-bytes-per-user)"
+                ),
+            ],
+        ),
     }
 }

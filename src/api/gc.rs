@@ -238,7 +238,7 @@ async fn fail_orphans(db: &Db, fence: Option<Read>, now: i64) {
                 t.progress = 1.0;
                 t.finished = now;
                 t.error_info = info.as_slice().into();
-                Ok::<_, BackendError>(tx.update_task(&r, t))
+                Ok::<_, BackendError>(tx.update_task(&r, t).unwrap_or(false))
             })
             .await;
         match done {
@@ -291,7 +291,7 @@ mod tests {
         db.transact(|tx| {
             let mut row = tx.task(r).unwrap().clone();
             f(&mut row);
-            tx.update_task(r, row);
+            tx.update_task(r, row).unwrap();
             Ok::<_, BackendError>(())
         })
         .await

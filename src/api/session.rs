@@ -2,15 +2,16 @@
 
 use super::dispatch::Ctx;
 use super::error::{ApiError, codes};
+use super::login_guard::Refusal;
 use super::marshal::arg;
 use crate::db::{NULL_REF, SessionRow, new_ref, new_uuid, now};
-use crate::users::AuthError;
 use crate::wire::value::Value;
 
 /// `session.login_with_password(uname, pwd [, version [, originator]])`.
 ///
 /// The password check (argon2) is deliberately slow, so it runs on the blocking pool and
-/// never stalls the async workers. `root` gets a local-superuser session
+/// never stalls the async workers, within the bounds of `login_guard.rs` (concurrency,
+/// backoff, negative cache). `root` gets a local-superuser session
 /// (`auth_user_sid = ""`, no permission list), like a PAM login on xapi; other users get
 /// their role's permissions, fixed for the life of the session.
 pub async fn login(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
@@ -19,23 +20,24 @@ pub async fn login(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
     let originator = arg::string(&args[3]).to_string();
     let svc = ctx.svc.clone();
     let name = uname.clone();
-    let user = tokio::task::spawn_blocking(move || svc.users.authenticate(&name, &pwd))
+    let credential = move || svc.users.credential(&name);
+    let peer = super::limits::peer();
+    let failed = |msg: &str| {
+        ApiError::new(
+            codes::SESSION_AUTHENTICATION_FAILED,
+            [uname.clone(), msg.to_string()],
+        )
+    };
+    let user = match ctx
+        .svc
+        .login_guard
+        .login(credential, &uname, &pwd, peer)
         .await
-        .map_err(|e| {
-            ApiError::new(
-                codes::INTERNAL_ERROR,
-                ["session.login_with_password".to_string(), e.to_string()],
-            )
-        })?;
-    let user = match user {
+    {
         Ok(u) => u,
-        Err(AuthError::UnknownUser | AuthError::BadPassword) => {
-            return Err(ApiError::new(
-                codes::SESSION_AUTHENTICATION_FAILED,
-                [uname, "Authentication failure".to_string()],
-            ));
-        }
-        Err(AuthError::Store(msg)) => {
+        Err(Refusal::Failed) => return Err(failed("Authentication failure")),
+        Err(Refusal::Busy(why)) => return Err(failed(why)),
+        Err(Refusal::Store(msg)) => {
             return Err(ApiError::new(
                 codes::INTERNAL_ERROR,
                 ["session.login_with_password".to_string(), msg],
@@ -44,7 +46,7 @@ pub async fn login(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
     };
     let superuser = user.role.is_none();
     let t = now();
-    let max = ctx.svc.max_sessions_per_user;
+    let cap = ctx.svc.max_sessions_per_user;
     ctx.svc
         .db
         .transact(|tx| {
@@ -72,22 +74,33 @@ pub async fn login(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
                 legacy_events: None,
                 revision: 0,
             };
-            let r = new_ref();
-            tx.put_session(r.clone(), session);
-            // Bound what one user can hold: log out the least recently active sessions
-            // that own no unfinished task (xapi never times out a session with a pending
-            // task). The new session counts; it is not in the tables yet.
-            let mine = tx.untracked().sessions_of_user(&user.name);
-            let mut excess = (mine.len() + 1).saturating_sub(max);
-            for (old, _) in mine {
-                if excess == 0 {
-                    break;
+            // Bound what one user can hold: at the cap, log out the least recently active
+            // sessions that own no unfinished task (xapi never times out a session with a
+            // pending task); if every one of them is busy, refuse this login (and log
+            // nobody out). The count is kept by the tables, so below the cap this costs
+            // nothing.
+            if tx.untracked().usage(&user.name).sessions >= cap {
+                let mine = tx.untracked().sessions_of_user(&user.name);
+                let mut excess = (mine.len() + 1).saturating_sub(cap);
+                for (old, _) in mine {
+                    if excess == 0 {
+                        break;
+                    }
+                    if tx.session(&old).is_some() && !tx.session_busy(&old) {
+                        tx.delete_session(&old);
+                        excess -= 1;
+                    }
                 }
-                if tx.session(&old).is_some() && !tx.session_busy(&old) {
-                    tx.delete_session(&old);
-                    excess -= 1;
+                if excess > 0 {
+                    return Err(failed(&format!(
+                        "Too many sessions: {} already holds {cap} sessions that own unfinished \
+                         tasks (max-sessions-per-user)",
+                        user.name
+                    )));
                 }
             }
+            let r = new_ref();
+            tx.put_session(r.clone(), session);
             Ok(Value::String(r))
         })
         .await

@@ -174,6 +174,9 @@ impl Tables {
         }
         self.task_by_uuid.insert(task.uuid, key.clone());
         self.unfinished_tasks += usize::from(!task.status.is_completed());
+        if let Some(user) = super::owner(&self.sessions, &self.ledger, &task.session) {
+            self.ledger.record(&user, None, Some(&task));
+        }
         self.tasks.insert(key, Box::new(task));
         self.task_changed(&r, None, g, Op::Add);
     }
@@ -218,6 +221,10 @@ impl Tables {
             created: task.stamp.created,
             modified: g,
         };
+        if let Some(user) = super::owner(&self.sessions, &self.ledger, &row.session) {
+            let user = user.into_owned();
+            self.ledger.record(&user, Some(task), Some(&row));
+        }
         **task = row;
         self.task_changed(r, Some(previous), g, Op::Mod);
     }
@@ -228,6 +235,13 @@ impl Tables {
     pub(crate) fn delete_task_at(&mut self, r: &str, g: u64) -> Option<TaskRow> {
         let (key, task) = self.tasks.remove_entry(r)?;
         self.unfinished_tasks -= usize::from(!task.status.is_completed());
+        if let Some(user) = super::owner(&self.sessions, &self.ledger, &task.session) {
+            let user = user.into_owned();
+            self.ledger.record(&user, Some(&task), None);
+        }
+        if !self.sessions.contains_key(task.session.as_str()) {
+            self.ledger.departed_task_gone(&task.session);
+        }
         self.task_by_uuid.remove(&task.uuid);
         self.changes
             .delete("task", key, task.stamp.modified, task.stamp.created, g);
@@ -309,6 +323,7 @@ impl Tables {
                 // creation requires its session), so it owns nothing yet.
                 row.tasks.clear();
                 row.legacy_events = None;
+                self.ledger.session_added(&row.auth_user_name);
                 self.session_by_uuid.insert(row.uuid.clone(), r.clone());
                 self.sessions.insert(r, row);
             }
@@ -321,11 +336,13 @@ impl Tables {
     pub(crate) fn remove_session(&mut self, r: &str) -> Option<SessionRow> {
         let session = self.sessions.remove(r)?;
         self.mark_session(r);
+        self.ledger
+            .session_removed(r, &session.auth_user_name, session.tasks.len());
         self.session_by_uuid.remove(&session.uuid);
         if session.legacy_events.is_some() {
             self.legacy.listeners -= 1;
             if self.legacy.listeners == 0 {
-                self.legacy.events.clear();
+                self.legacy.clear();
             }
         }
         self.notify.send_modify(|_| ());

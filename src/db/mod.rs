@@ -17,10 +17,12 @@ pub mod filter;
 pub mod journal;
 pub mod maps;
 pub mod plan;
+pub mod quota;
 mod rows;
 pub mod store;
 pub mod verify;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,6 +85,17 @@ pub enum RowSnapshot {
     Host(HostRow),
 }
 
+impl changes::Weigh for RowSnapshot {
+    /// A task's client-set strings plus its row (`quota::task_bytes`); the singletons are
+    /// small and fixed.
+    fn weight(&self) -> usize {
+        match self {
+            RowSnapshot::Task(t) => quota::task_bytes(t),
+            RowSnapshot::Pool(_) | RowSnapshot::Host(_) => quota::ROW_OVERHEAD,
+        }
+    }
+}
+
 impl RowSnapshot {
     pub fn as_row(&self) -> Row<'_> {
         match self {
@@ -116,6 +129,9 @@ pub struct Tables {
     /// that the limit on them is checked in O(1).
     unfinished_tasks: usize,
     changes: ChangeIndex,
+    /// Per-user counts and the task limits (`quota.rs`), kept current by every task and
+    /// session write.
+    pub ledger: quota::Ledger,
     pub legacy: LegacyQueue<RowSnapshot>,
     /// Carries the current generation to event waiters. A watch channel wakes every
     /// receiver with one store and costs nothing while nobody waits.
@@ -254,6 +270,14 @@ impl Db {
         self.backend.is_shared()
     }
 
+    /// Sets the task limits and the legacy event queue's byte budget (from the options;
+    /// the defaults apply until then).
+    pub fn configure(&self, task_limits: &quota::TaskLimits, legacy_queue_bytes: usize) {
+        let mut t = self.tables.write();
+        t.ledger.limits = task_limits.clone();
+        t.legacy.max_bytes = legacy_queue_bytes;
+    }
+
     /// Whether changes are committed to a store.
     pub fn is_durable(&self) -> bool {
         self.backend.is_durable()
@@ -319,6 +343,34 @@ pub enum DbError {
     DuplicateKey(&'static str, &'static str, String, String),
     /// An empty map key (xapi: `Db_exn.Empty_key_in_map`, sent as `INTERNAL_ERROR`).
     EmptyKey,
+    /// A task field (or the whole task, `field == "task"`) over its byte limit.
+    TooLarge {
+        field: &'static str,
+        bytes: usize,
+        limit: usize,
+    },
+    /// The user has as many unfinished tasks as they may.
+    TooManyPending,
+    /// The user's tasks would hold more bytes than they may.
+    UserQuota {
+        user: String,
+        bytes: usize,
+        limit: usize,
+    },
+}
+
+/// The user a task of `session` counts for: the session's, or the departed session's.
+fn owner<'a>(
+    sessions: &'a HashMap<String, SessionRow>,
+    ledger: &quota::Ledger,
+    session: &str,
+) -> Option<Cow<'a, str>> {
+    match sessions.get(session) {
+        Some(s) => Some(Cow::Borrowed(s.auth_user_name.as_str())),
+        None => ledger
+            .departed_user(session)
+            .map(|u| Cow::Owned(u.to_string())),
+    }
 }
 
 impl Tables {
@@ -349,6 +401,7 @@ impl Tables {
             generation: 1,
             unfinished_tasks: 0,
             changes: ChangeIndex::default(),
+            ledger: quota::Ledger::default(),
             legacy: LegacyQueue::default(),
             notify: tokio::sync::watch::channel(1).0,
             dirty: None,
@@ -419,7 +472,11 @@ impl Tables {
         for (r, task) in &self.tasks {
             if let Some(s) = self.sessions.get_mut(task.session.as_str()) {
                 s.tasks.insert(r.clone());
+                self.ledger.record(&s.auth_user_name, None, Some(task));
             }
+        }
+        for s in self.sessions.values() {
+            self.ledger.session_added(&s.auth_user_name);
         }
         for (g, t) in loaded.tombstones {
             if t.class == "task" {
@@ -550,6 +607,18 @@ impl Tables {
         }
     }
 
+    /// The refs of every object of `class`, for scans that release the lock between
+    /// chunks of rows (the tasks' refs are shared, so this copies pointers).
+    pub fn refs(&self, class: &str) -> Vec<Arc<str>> {
+        match class {
+            "task" => self.tasks.keys().cloned().collect(),
+            "session" => self.sessions.keys().map(|r| r.as_str().into()).collect(),
+            "pool" => vec![self.pool_ref.as_str().into()],
+            "host" => vec![self.host_ref.as_str().into()],
+            _ => Vec::new(),
+        }
+    }
+
     pub fn count(&self, class: &str) -> usize {
         match class {
             "task" => self.tasks.len(),
@@ -568,6 +637,21 @@ impl Tables {
 
     pub fn task(&self, r: &str) -> Option<&TaskRow> {
         self.tasks.get(r).map(|t| &**t)
+    }
+
+    /// Whether a new task like `task` fits the task limits and its user's quotas
+    /// (checked before [`Tables::insert_task`], which cannot fail).
+    pub fn check_new_task(&self, task: &TaskRow) -> Result<(), DbError> {
+        quota::check_task(&self.ledger.limits, task)?;
+        match owner(&self.sessions, &self.ledger, &task.session) {
+            Some(user) => self.ledger.check_growth(&user, None, task),
+            None => Ok(()),
+        }
+    }
+
+    /// What `user` holds (unfinished tasks, task bytes, sessions).
+    pub fn usage(&self, user: &str) -> quota::Usage {
+        self.ledger.usage(user)
     }
 
     // ----- sessions -----
@@ -619,7 +703,7 @@ mod tests {
         decide(t, |tx| {
             let mut row = tx.task(r).unwrap().clone();
             f(&mut row);
-            tx.update_task(r, row);
+            tx.update_task(r, row).unwrap();
         });
     }
 

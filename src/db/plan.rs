@@ -21,7 +21,7 @@
 
 use std::sync::Arc;
 
-use super::{SessionRow, Stamp, Tables, TaskRow};
+use super::{DbError, SessionRow, Stamp, Tables, TaskRow, quota};
 
 /// Something a decision depended on. A plan commits only if every read still holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -188,9 +188,13 @@ impl<'a> Tx<'a> {
 
     /// Writes `row` as task `r`'s new value if any field differs from the current one
     /// (stamps and `subtasks` are not fields a decision writes). Returns whether it did.
-    pub fn update_task(&mut self, r: &str, mut row: TaskRow) -> bool {
-        let Some(current) = self.tables.task(r) else {
-            return false;
+    /// A write that grows the task (or reopens it) must fit the task limits and its
+    /// user's quotas (`quota.rs`); one that does not is never refused, so the GC and
+    /// completions always get through.
+    pub fn update_task(&mut self, r: &str, mut row: TaskRow) -> Result<bool, DbError> {
+        let tables = self.tables;
+        let Some(current) = tables.task(r) else {
+            return Ok(false);
         };
         row.stamp = current.stamp;
         if row.subtasks != current.subtasks {
@@ -198,14 +202,24 @@ impl<'a> Tx<'a> {
         }
         // (A NaN progress written over NaN counts as a change; harmless.)
         if row == *current {
-            return false;
+            return Ok(false);
+        }
+        let grew = quota::task_bytes(&row) > quota::task_bytes(current);
+        let reopened = current.status.is_completed() && !row.status.is_completed();
+        if grew {
+            quota::check_task(&tables.ledger.limits, &row)?;
+        }
+        if (grew || reopened)
+            && let Some(user) = super::owner(&tables.sessions, &tables.ledger, &row.session)
+        {
+            tables.ledger.check_growth(&user, Some(current), &row)?;
         }
         self.plan.writes.push(Write::UpdateTask {
             r: r.to_string(),
             row: Box::new(row),
             was_unfinished: !current.status.is_completed(),
         });
-        true
+        Ok(true)
     }
 
     pub fn delete_task(&mut self, r: &str) {

@@ -125,7 +125,7 @@ async fn update(db: &Db, r: &str, f: impl Fn(&mut TaskRow) + Send + Sync) -> boo
     db.transact(|tx| {
         let mut row = tx.task(r).expect("task exists").clone();
         f(&mut row);
-        R::Ok(tx.update_task(r, row))
+        R::Ok(tx.update_task(r, row).expect("within the limits"))
     })
     .await
     .unwrap()
@@ -325,7 +325,7 @@ pub async fn concurrent_decisions_are_serialised(h: &Harness) {
                         return Err("duplicate".to_string().into());
                     }
                     row.other_config.insert(0, ("key".into(), format!("{w}")));
-                    tx.update_task(&r, row);
+                    tx.update_task(&r, row).expect("within the limits");
                     Ok(())
                 })
                 .await;
