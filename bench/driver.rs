@@ -372,6 +372,28 @@ async fn set_progress_load(port: u16, session: &str, task: &str, conns: usize, s
     .await
 }
 
+/// 16 connections each creating a task, completing it and destroying it, in a loop.
+async fn churn(port: u16, session: &str, secs: f64) -> Run {
+    let create = Rc::new(xml_call("task.create", &[session, "churn", ""]));
+    let s = Rc::new(session.to_string());
+    load(port, 16, secs, move |mut c: Conn| {
+        let (create, s) = (create.clone(), s.clone());
+        async move {
+            let t = first_ref(&c.post("/", "text/xml", &create).await);
+            c.post(
+                "/",
+                "text/xml",
+                &xml_call_typed("task.set_status", &[&s, &t], "success"),
+            )
+            .await;
+            c.post("/", "text/xml", &xml_call("task.destroy", &[&s, &t]))
+                .await;
+            (c, 1)
+        }
+    })
+    .await
+}
+
 async fn fixed(
     port: u16,
     conns: usize,
@@ -797,24 +819,7 @@ async fn run() {
         ("in memory", ours.port, &session),
         ("durable", durable.port, &d_session),
     ] {
-        let create = Rc::new(xml_call("task.create", &[s, "churn", ""]));
-        let s = Rc::new(s.clone());
-        let o = load(port, 16, secs, move |mut c: Conn| {
-            let (create, s) = (create.clone(), s.clone());
-            async move {
-                let t = first_ref(&c.post("/", "text/xml", &create).await);
-                c.post(
-                    "/",
-                    "text/xml",
-                    &xml_call_typed("task.set_status", &[&s, &t], "success"),
-                )
-                .await;
-                c.post("/", "text/xml", &xml_call("task.destroy", &[&s, &t]))
-                    .await;
-                (c, 1)
-            }
-        })
-        .await;
+        let o = churn(port, s, secs).await;
         table.ours(
             &format!("task.create + set_status + destroy, {name} (cycles/s)"),
             "16",
@@ -1013,24 +1018,7 @@ async fn cluster_rows(table: &mut Table, secs: f64) {
             ),
         );
     }
-    let create = Rc::new(xml_call("task.create", &[&session, "churn", ""]));
-    let s = Rc::new(session.clone());
-    let r = load(a.port, 16, secs, move |mut c: Conn| {
-        let (create, s) = (create.clone(), s.clone());
-        async move {
-            let t = first_ref(&c.post("/", "text/xml", &create).await);
-            c.post(
-                "/",
-                "text/xml",
-                &xml_call_typed("task.set_status", &[&s, &t], "success"),
-            )
-            .await;
-            c.post("/", "text/xml", &xml_call("task.destroy", &[&s, &t]))
-                .await;
-            (c, 1)
-        }
-    })
-    .await;
+    let r = churn(a.port, &session, secs).await;
     table.ours(
         "cluster: task.create + set_status + destroy on A (cycles/s)",
         "16",
