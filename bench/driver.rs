@@ -878,7 +878,7 @@ async fn run() {
 mod etcd;
 
 /// A front-end of the cluster (`serve --store etcd`; the binary needs the etcd feature).
-fn start_front_end(endpoints: &str, prefix: &str) -> Option<Proc> {
+fn start_front_end(endpoints: &str, prefix: &str, extra: &[&str]) -> Option<Proc> {
     let port = free_port();
     let dir = std::env::temp_dir().join(format!("xapi-taskd-bench-fe-{port}"));
     let _ = std::fs::remove_dir_all(&dir);
@@ -910,6 +910,7 @@ fn start_front_end(endpoints: &str, prefix: &str) -> Option<Proc> {
             "--completed-task-timeout",
             "1000000000",
         ])
+        .args(extra)
         .env("XAPI_TASKD_ROOT_PASSWORD", ROOT_PASSWORD)
         .env("XAPI_TASKD_LOG", "warn")
         .stdout(Stdio::null())
@@ -995,9 +996,10 @@ async fn cluster_rows(table: &mut Table, secs: f64) {
         limit.push(r);
     }
     let endpoints = urls.join(",");
-    let (Some(a), Some(b)) = (
-        start_front_end(&endpoints, "/bench/"),
-        start_front_end(&endpoints, "/bench/"),
+    let (Some(a), Some(b), Some(c)) = (
+        start_front_end(&endpoints, "/bench/", &[]),
+        start_front_end(&endpoints, "/bench/", &[]),
+        start_front_end(&endpoints, "/bench/", &["--etcd-reads", "cached"]),
     ) else {
         println!("# cluster rows skipped: xapi-taskd was built without --features etcd");
         return;
@@ -1025,13 +1027,17 @@ async fn cluster_rows(table: &mut Table, secs: f64) {
         &k(r.per_sec),
     );
     let get_record = xml_call("task.get_record", &[&session, &task]);
-    for conns in [1, 16, 64] {
-        let r = fixed(b.port, conns, secs, "/", "text/xml", get_record.clone()).await;
-        table.ours(
-            "cluster: task.get_record on B, which did not write (req/s, p50/p99 µs)",
-            &conns.to_string(),
-            &format!("{} ({:.0}/{:.0})", k(r.per_sec), r.p50_us, r.p99_us),
-        );
+    for (name, port) in [("B", b.port), ("C, etcd-reads = cached,", c.port)] {
+        for conns in [1, 16, 64] {
+            let r = fixed(port, conns, secs, "/", "text/xml", get_record.clone()).await;
+            table.ours(
+                &format!(
+                    "cluster: task.get_record on {name} which did not write (req/s, p50/p99 µs)"
+                ),
+                &conns.to_string(),
+                &format!("{} ({:.0}/{:.0})", k(r.per_sec), r.p50_us, r.p99_us),
+            );
+        }
     }
     for round in 0..2 {
         let (waiter, trigger) = fanout_calls(b.port, &session, &task, 100 + round).await;
@@ -1042,7 +1048,7 @@ async fn cluster_rows(table: &mut Table, secs: f64) {
             &f.to_string(),
         );
     }
-    drop((a, b, cluster));
+    drop((a, b, c, cluster));
 }
 
 fn main() {

@@ -43,9 +43,11 @@ fn etcd_config(settings_store: &StoreChoice) -> io::Result<Config> {
             endpoints,
             prefix,
             timeout,
+            cached_reads,
         } => {
             let mut config = Config::new(endpoints.clone(), prefix.clone());
             config.budget = *timeout;
+            config.cached_reads = *cached_reads;
             // One member gets a share of the budget before the next is tried.
             config.request_timeout = config.request_timeout.min(*timeout / 3);
             Ok(config)

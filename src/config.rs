@@ -89,6 +89,12 @@ pub struct Options {
     /// election) before it is answered INTERNAL_ERROR [default: 15].
     #[arg(long)]
     pub etcd_timeout: Option<f64>,
+    /// `linearizable`: every call first makes sure this front-end has everything
+    /// acknowledged anywhere (one shared etcd round trip; read-your-writes for a client
+    /// that moves between front-ends). `cached`: reads are answered from this front-end's
+    /// cache at once, stale by the watch's lag (a few ms) [default: linearizable].
+    #[arg(long)]
+    pub etcd_reads: Option<String>,
     /// Start with a new, empty store even though identity.json shows that this data
     /// directory had one (which is then missing, empty or never initialised). For once,
     /// after deciding to give up the lost store [default: false].
@@ -155,6 +161,8 @@ pub enum StoreChoice {
         prefix: String,
         /// How long a call keeps trying to reach the cluster.
         timeout: Duration,
+        /// Reads from the cache without a sync first.
+        cached_reads: bool,
     },
 }
 
@@ -213,6 +221,7 @@ impl Options {
             etcd_endpoints,
             etcd_prefix,
             etcd_timeout,
+            etcd_reads,
             allow_empty_store,
             durable_timeout,
             max_pending_tasks_per_user,
@@ -338,6 +347,15 @@ impl Options {
                         Some(v) => seconds("etcd-timeout", v)?,
                         None => Duration::from_secs(15),
                     },
+                    cached_reads: match self.etcd_reads.as_deref() {
+                        None | Some("linearizable") => false,
+                        Some("cached") => true,
+                        Some(other) => {
+                            return Err(format!(
+                                "etcd-reads must be \"linearizable\" or \"cached\", not {other:?}"
+                            ));
+                        }
+                    },
                 }
             }
             other => return Err(format!("store must be \"redb\" or \"etcd\", not {other:?}")),
@@ -441,6 +459,7 @@ mod tests {
                 endpoints: vec!["http://127.0.0.1:1".into(), "http://127.0.0.1:2".into()],
                 prefix: "/xapi-taskd/".into(),
                 timeout: Duration::from_secs(15),
+                cached_reads: false,
             }
         );
         let flags = Options {

@@ -708,3 +708,25 @@ def test_a_front_end_behind_a_compaction_reloads_and_old_tokens_still_work():
         assert "was compacted; reloading" in c.fes[1].stderr(), c.fes[1].stderr()
     finally:
         c.cleanup()
+
+
+def test_cached_reads_are_served_without_a_round_trip_and_a_miss_is_never_final():
+    c = Cluster(front_ends=2, extra_config='etcd-reads = "cached"\n')
+    try:
+        a, b = c.proxies()
+        for i in range(20):
+            # A session made on A a moment ago works on B at once (B's miss syncs and
+            # looks again), as does a task.
+            s = login(c.fes[0].url)
+            t = ok(a.task.create(s, f"cached-{i}", ""))
+            assert ok(b.task.get_name_label(s, t)) == f"cached-{i}"
+            assert ok(b.task.get_by_uuid(s, ok(a.task.get_uuid(s, t)))) == t
+            ok(b.session.logout(s))
+        # A write on B from a decision on B's cache is still checked against etcd.
+        s = login(c.fes[1].url)
+        t = ok(b.task.create(s, "x", ""))
+        ok(a.task.add_to_other_config(s, t, "k", "a"))
+        r = b.task.add_to_other_config(s, t, "k", "b")
+        assert r["ErrorDescription"] == ["MAP_DUPLICATE_KEY", "task", "other_config", t, "k"], r
+    finally:
+        c.cleanup()

@@ -170,18 +170,44 @@ async fn guarded(
         })
 }
 
+/// Errors that may only mean "not in this front-end's cache yet" (a shared store whose
+/// reads are served from the cache without a sync first).
+const MISS_CODES: [&str; 3] = [
+    codes::SESSION_INVALID,
+    codes::HANDLE_INVALID,
+    codes::UUID_INVALID,
+];
+
 async fn run(svc: &Arc<Service>, call: &Call, meta: &RequestMeta) -> Result<Value, ApiError> {
-    let (is_async, name) = match call.method.strip_prefix("Async.") {
-        Some(rest) => (true, rest),
-        None => (false, call.method.as_str()),
+    let unreachable = |e: crate::db::backend::BackendError| {
+        ApiError::internal(format!("the cluster store is not reachable: {e}"))
     };
     // With a shared store, the tables first catch up with everything acknowledged
     // anywhere (read-your-writes across front-ends); a front-end that cannot prove it is
     // current answers with an error rather than stale data.
-    svc.db
-        .sync()
-        .await
-        .map_err(|e| ApiError::internal(format!("the cluster store is not reachable: {e}")))?;
+    svc.db.sync().await.map_err(unreachable)?;
+    let result = run_synced(svc, call, meta).await;
+    // Reads served from the cache (`etcd-reads = "cached"`): a miss is never final from
+    // the cache alone (a login on another front-end a moment ago): sync, and once more.
+    if svc.db.reads_cached()
+        && let Err(e) = &result
+        && MISS_CODES.contains(&e.code)
+    {
+        svc.db.sync_now().await.map_err(unreachable)?;
+        return run_synced(svc, call, meta).await;
+    }
+    result
+}
+
+async fn run_synced(
+    svc: &Arc<Service>,
+    call: &Call,
+    meta: &RequestMeta,
+) -> Result<Value, ApiError> {
+    let (is_async, name) = match call.method.strip_prefix("Async.") {
+        Some(rest) => (true, rest),
+        None => (false, call.method.as_str()),
+    };
     let Some((msg, alias)) = svc.api.lookup(name) else {
         return unknown_method(svc, name, &call.params).await;
     };

@@ -95,6 +95,12 @@ pub trait Backend: Send + Sync {
         false
     }
 
+    /// Whether reads skip [`Backend::sync`] (a shared backend configured to serve reads
+    /// from its cache: faster, stale by the watch's lag).
+    fn reads_cached(&self) -> bool {
+        false
+    }
+
     /// Waits until the tables show every write acknowledged anywhere before this call.
     fn sync<'a>(&'a self, tables: &'a RwLock<Tables>) -> BoxFuture<'a, Result<(), BackendError>>;
 

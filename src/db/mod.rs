@@ -258,11 +258,27 @@ impl Db {
 
     /// Waits until the tables show everything acknowledged anywhere before this call
     /// (at once, for a backend that only this process writes).
+    /// With reads served from the cache (a shared backend's option) this waits for
+    /// nothing; [`Db::sync_now`] then brings the tables up to date when a call needs it.
     pub async fn sync(&self) -> Result<(), BackendError> {
+        if !self.backend.is_shared() || self.backend.reads_cached() {
+            return Ok(());
+        }
+        self.backend.sync(&self.tables).await
+    }
+
+    /// [`Db::sync`], even when reads are served from the cache.
+    pub async fn sync_now(&self) -> Result<(), BackendError> {
         if !self.backend.is_shared() {
             return Ok(());
         }
         self.backend.sync(&self.tables).await
+    }
+
+    /// Whether reads are answered from the cache without a sync (stale by the watch's lag
+    /// at most; no read-your-writes across front-ends).
+    pub fn reads_cached(&self) -> bool {
+        self.backend.reads_cached()
     }
 
     /// Whether other processes write to the store too.

@@ -52,6 +52,8 @@ pub struct Config {
     /// Longest a call keeps trying (members failing over, an election) before it is
     /// answered with an error.
     pub budget: Duration,
+    /// Serve reads from the cache without a linearizable sync first.
+    pub cached_reads: bool,
 }
 
 impl Config {
@@ -61,6 +63,7 @@ impl Config {
             prefix,
             request_timeout: Duration::from_secs(2),
             budget: Duration::from_secs(15),
+            cached_reads: false,
         }
     }
 }
@@ -85,6 +88,7 @@ pub(crate) struct Inner {
     leader: Mutex<Option<(Vec<u8>, u64)>>,
     /// Held by a write retrying after a conflict (see `execute`).
     contended: tokio::sync::Mutex<()>,
+    cached_reads: bool,
 }
 
 /// Removes a transaction id from the pending set when dropped.
@@ -222,6 +226,7 @@ impl Inner {
             watching: AtomicBool::new(false),
             leader: Mutex::new(None),
             contended: tokio::sync::Mutex::new(()),
+            cached_reads: config.cached_reads,
         }))
     }
 }
@@ -447,6 +452,10 @@ impl Backend for Etcd {
 
     fn is_shared(&self) -> bool {
         true
+    }
+
+    fn reads_cached(&self) -> bool {
+        self.inner.cached_reads
     }
 
     fn sync<'a>(&'a self, _tables: &'a RwLock<Tables>) -> BoxFuture<'a, Result<(), BackendError>> {
