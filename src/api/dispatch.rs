@@ -182,14 +182,19 @@ async fn run(svc: &Arc<Service>, call: &Call, meta: &RequestMeta) -> Result<Valu
     let unreachable = |e: crate::db::backend::BackendError| {
         ApiError::internal(format!("the cluster store is not reachable: {e}"))
     };
-    // With a shared store, the tables first catch up with everything acknowledged
+    // With a shared store, a read first catches up with everything acknowledged
     // anywhere (read-your-writes across front-ends); a front-end that cannot prove it is
-    // current answers with an error rather than stale data.
-    svc.db.sync().await.map_err(unreachable)?;
+    // current answers with an error rather than stale data. A write needs no such sync:
+    // its decision is checked against the store when it commits.
+    let writes = svc.db.is_shared() && writes(svc, call);
+    if !writes {
+        svc.db.sync().await.map_err(unreachable)?;
+    }
     let result = run_synced(svc, call, meta).await;
-    // Reads served from the cache (`etcd-reads = "cached"`): a miss is never final from
-    // the cache alone (a login on another front-end a moment ago): sync, and once more.
-    if svc.db.reads_cached()
+    // Without that sync (a write, or reads served from the cache: `etcd-reads =
+    // "cached"`), a miss is never final from the cache alone (a login on another
+    // front-end a moment ago): sync, and once more.
+    if (writes || svc.db.reads_cached())
         && let Err(e) = &result
         && MISS_CODES.contains(&e.code)
     {
@@ -197,6 +202,16 @@ async fn run(svc: &Arc<Service>, call: &Call, meta: &RequestMeta) -> Result<Valu
         return run_synced(svc, call, meta).await;
     }
     result
+}
+
+/// Whether the call is a write (see [`Custom::writes`]).
+fn writes(svc: &Service, call: &Call) -> bool {
+    let name = call.method.strip_prefix("Async.").unwrap_or(&call.method);
+    match svc.api.lookup(name).map(|(m, _)| m.handler) {
+        Some(Handler::Custom(c)) => c.writes(),
+        Some(Handler::Implicit(i)) => i.writes(),
+        None => false,
+    }
 }
 
 async fn run_synced(
