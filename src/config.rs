@@ -476,6 +476,30 @@ mod tests {
     }
 
     #[test]
+    fn quotas_and_bounds_come_from_the_file_and_flags_with_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "max-pending-tasks-per-user = 7\nmax-filter-nodes = 9\nmax-header-bytes = 100\n",
+        )
+        .unwrap();
+        let flags = Options {
+            login_free_failures: Some(2),
+            ..Options::default()
+        };
+        let s = load(dir.path().to_path_buf(), None, flags).unwrap();
+        assert_eq!(s.task_limits.user_unfinished, 7);
+        assert_eq!(s.task_limits.field_bytes, 65_536);
+        assert_eq!(s.api_limits.max_filter_nodes, 9);
+        assert_eq!(s.api_limits.login_free_failures, 2);
+        assert_eq!(s.api_limits.max_concurrent_logins, 4);
+        assert_eq!(s.limits.max_header_bytes, 8192, "hyper's minimum");
+        let d = Settings::defaults(dir.path().to_path_buf());
+        assert_eq!(d.api_limits.max_event_queue_bytes, 10 * 1024 * 1024);
+        assert_eq!(d.task_limits.user_bytes, 64 * 1024 * 1024);
+    }
+
+    #[test]
     fn an_explicit_file_must_exist() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("none.toml");

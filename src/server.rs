@@ -1,7 +1,7 @@
 //! The HTTP server: accept loop, routing, limits and response headers (spec §1.1).
 //!
-//! First the REST faces ([`FACES`]: Redfish, XClarity) are asked whether they own the
-//! request (`face.rs` has the rule); what none owns is XAPI's. xapi routes by longest path
+//! First the faces ([`FACES`]: Redfish, XClarity, the web page) are asked whether they
+//! own the request (`face.rs` has the rule); what none owns is XAPI's. xapi routes by longest path
 //! prefix, so a POST to any path but `/jsonrpc` reaches the XML-RPC handler of `/` (Xen
 //! Orchestra posts to `/xmlrpc`, the Python SDK to `/RPC2`).
 //! Unlike xapi, bodies that cannot be read or parsed get a well-formed answer instead of
@@ -31,7 +31,7 @@ use crate::api::error::{ApiError, codes};
 use crate::face::{Conn, Face};
 use crate::wire::{jsonrpc, xmlrpc};
 
-/// The REST faces, asked in this order whether they own a request; XML-RPC and JSON-RPC
+/// The faces, asked in this order whether they own a request; XML-RPC and JSON-RPC
 /// answer whatever none of them owns (the rule is in `face.rs` and docs/architecture.md).
 pub const FACES: &[Face] = &[
     Face {
@@ -40,6 +40,7 @@ pub const FACES: &[Face] = &[
         handle: redfish_handle,
     },
     crate::xclarity::FACE,
+    crate::web::FACE,
 ];
 
 fn redfish_owns(_: &Method, path: &str, _: &HeaderMap) -> bool {

@@ -307,7 +307,9 @@ class Server:
                     f"stdout: {self.stdout_lines}\nstderr:\n{self.stderr()}"
                 )
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                # Every listener: the HTTPS one is bound just after the HTTP one.
+                for port in filter(None, (self.port, self.tls_port)):
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 break
             except OSError:
                 pass

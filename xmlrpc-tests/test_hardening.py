@@ -9,15 +9,16 @@ Client addresses: the login throttle counts failures per address, so attackers a
 healthy clients connect from different loopback addresses (127.0.0.0/8 is all loopback).
 """
 
+import base64
 import http.client
 import json
 import threading
 import time
 import xmlrpc.client
 
-import pytest
-
 from conftest import ROOT_PASSWORD, user_name, user_password
+from harness import fail as error  # the ErrorDescription of a failed reply
+from harness import ok as value  # the Value of a successful reply
 
 ALICE = user_name("read-only")
 ALICE_PW = user_password("read-only")
@@ -68,16 +69,6 @@ def jrpc(srv, method, *params):
     status, data = post(srv, "/jsonrpc", payload.encode(), "application/json")
     assert status == 200
     return json.loads(data)
-
-
-def value(reply):
-    assert reply["Status"] == "Success", reply
-    return reply["Value"]
-
-
-def error(reply):
-    assert reply["Status"] == "Failure", reply
-    return reply["ErrorDescription"]
 
 
 def login(srv, user="root", pw=ROOT_PASSWORD, source=None):
@@ -216,7 +207,7 @@ def test_repeated_bad_basic_credentials_cost_no_argon2(fresh):
     """64 wrong Redfish Basic requests used to cost +1.3 GB; repeats cost a full argon2
     check each. A failed credential is now remembered (as a keyed digest)."""
     srv = fresh(["--login-free-failures", "1000"])
-    auth = "Basic " + __import__("base64").b64encode(b"root:wrong").decode()
+    auth = "Basic " + base64.b64encode(b"root:wrong").decode()
 
     def get(i):
         conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=60,
@@ -244,7 +235,7 @@ def test_repeated_bad_basic_credentials_cost_no_argon2(fresh):
     assert cpu < 1.5
     assert grew < 100
     # The right password still works at once (its digest differs).
-    ok_auth = "Basic " + __import__("base64").b64encode(f"root:{ROOT_PASSWORD}".encode()).decode()
+    ok_auth = "Basic " + base64.b64encode(f"root:{ROOT_PASSWORD}".encode()).decode()
     conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
     conn.request("GET", "/redfish/v1/TaskService/Tasks", headers={"Authorization": ok_auth})
     assert conn.getresponse().status == 200
@@ -418,6 +409,13 @@ def test_task_strings_are_bounded_per_field_task_and_user(fresh):
     assert 14 <= made <= 18, made
     value(rpc(srv, "task.create", root, "x" * 60_000, "y" * 60_000))
     assert rss_mib(srv) - base < 50
+    # A session's other_config is bounded the same way (500 sessions a user).
+    value(rpc(srv, "session.add_to_other_config", root, root, "a", "v" * 60_000))
+    desc = error(rpc(srv, "session.add_to_other_config", root, root, "b", "v" * 10_000))
+    assert desc[:2] == ["VALUE_NOT_SUPPORTED", "other_config"], desc
+    assert list(value(rpc(srv, "session.get_other_config", root, root))) == ["a"]
+    desc = error(rpc(srv, "session.login_with_password", ALICE, ALICE_PW, "1.0", "o" * 70_000))
+    assert desc[:2] == ["VALUE_NOT_SUPPORTED", "originator"], desc
 
 
 # ----------------------------------------------------------------------------- 5. bytes, not counts

@@ -309,6 +309,17 @@ async fn set_field(
                 .map_err(db_error)?,
                 _ => s.other_config.retain(|(k, _)| k != key),
             }
+            // A session's map is bounded like a task's fields (`max-task-field-bytes`), so
+            // that 500 sessions per user cannot each hold an unbounded map.
+            let limit = tx.untracked().ledger.limits.field_bytes;
+            let bytes: usize = s.other_config.iter().map(|(k, v)| k.len() + v.len()).sum();
+            if bytes > limit {
+                return Err(db_error(crate::db::DbError::TooLarge {
+                    field: "other_config",
+                    bytes,
+                    limit,
+                }));
+            }
             tx.put_session(r.clone(), s);
             Ok(Value::void())
         })

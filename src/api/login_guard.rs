@@ -18,10 +18,11 @@
 //!   forgotten [`FORGET_AFTER`] after the last failure, and a user's count on their next
 //!   success. A correct password is never delayed by its user's count, so an attacker
 //!   guessing alice's password cannot lock alice out: they only slow their own wrong
-//!   answers. To stop parallel connections from side-stepping the delay, an address has
-//!   at most [`PER_ADDRESS_IN_FLIGHT`] logins in progress (delays included); more are
-//!   refused at once. That refusal does reach other clients behind the same address
-//!   (a NAT or a proxy), which is the price of a per-address bound.
+//!   answers. To stop parallel connections from side-stepping the delay, an address past
+//!   its free failures has at most [`PER_ADDRESS_IN_FLIGHT`] logins in progress (delays
+//!   included); more are refused at once. That refusal does reach other clients behind
+//!   the same address (a NAT or a proxy) while its count lasts, which is the price of a
+//!   per-address bound; an address without failures is never limited this way.
 //! - **Timing**: an unknown user costs what a wrong password costs (the dummy hash in
 //!   `users.rs`), and both go through the same cache and delays.
 
@@ -40,7 +41,8 @@ use crate::users::{AuthError, Credential, User};
 
 /// How long a login waits for a verification slot before it is refused.
 pub const VERIFY_WAIT: Duration = Duration::from_secs(10);
-/// Logins in progress at once from one address (delayed answers included).
+/// Logins in progress at once from one address past its free failures (delayed answers
+/// included).
 pub const PER_ADDRESS_IN_FLIGHT: usize = 8;
 /// The first delay after the free failures; each further failure doubles it.
 pub const BASE_DELAY: Duration = Duration::from_millis(100);
@@ -246,8 +248,11 @@ impl LoginGuard {
         {
             let mut st = self.state.lock();
             if let Some(a) = address {
+                // Only an address past its free failures is limited, so a burst of
+                // good logins from behind one NAT or proxy is never refused.
+                let suspect = st.addresses.get(&a, Instant::now()) >= self.free_failures;
                 let n = st.in_flight.entry(a).or_insert(0);
-                if *n >= PER_ADDRESS_IN_FLIGHT {
+                if suspect && *n >= PER_ADDRESS_IN_FLIGHT {
                     return Err(Refusal::Busy(
                         "Too many logins in progress from this address; try again later",
                     ));
@@ -430,6 +435,27 @@ mod tests {
             0
         );
         assert!(guard.state.lock().in_flight.is_empty());
+        // The in-flight bound applies only to an address past its free failures.
+        let clean: IpAddr = "192.0.2.2".parse().unwrap();
+        guard
+            .state
+            .lock()
+            .in_flight
+            .insert(clean, PER_ADDRESS_IN_FLIGHT);
+        assert!(
+            guard
+                .login(lookup(&users, "root"), "root", "right", Some(clean))
+                .await
+                .is_ok()
+        );
+        guard.state.lock().addresses.fail(&clean, Instant::now());
+        assert!(matches!(
+            guard
+                .login(lookup(&users, "root"), "root", "right", Some(clean))
+                .await,
+            Err(Refusal::Busy(_))
+        ));
+        guard.state.lock().in_flight.clear();
         // An unknown user goes the same way.
         assert_eq!(
             guard

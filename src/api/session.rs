@@ -44,6 +44,15 @@ pub async fn login(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
             ));
         }
     };
+    // The originator is kept with the session: bounded like a task field.
+    let limit = ctx.svc.db.read().ledger.limits.field_bytes;
+    if originator.len() > limit {
+        return Err(super::dispatch::db_error(crate::db::DbError::TooLarge {
+            field: "originator",
+            bytes: originator.len(),
+            limit,
+        }));
+    }
     let superuser = user.role.is_none();
     let t = now();
     let cap = ctx.svc.max_sessions_per_user;

@@ -86,11 +86,11 @@ pub enum RowSnapshot {
 }
 
 impl changes::Weigh for RowSnapshot {
-    /// A task's client-set strings plus its row (`quota::task_bytes`); the singletons are
+    /// Every string of a task row plus the row (`quota::row_bytes`); the singletons are
     /// small and fixed.
     fn weight(&self) -> usize {
         match self {
-            RowSnapshot::Task(t) => quota::task_bytes(t),
+            RowSnapshot::Task(t) => quota::row_bytes(t),
             RowSnapshot::Pool(_) | RowSnapshot::Host(_) => quota::ROW_OVERHEAD,
         }
     }

@@ -51,22 +51,47 @@ pub struct Usage {
     pub sessions: usize,
 }
 
+fn list_bytes(items: &[String]) -> usize {
+    items.iter().map(String::len).sum()
+}
+
+fn map_bytes(pairs: &[(String, String)]) -> usize {
+    pairs.iter().map(|(k, v)| k.len() + v.len()).sum()
+}
+
 /// The client-set fields of a task and their sizes, in the datamodel's names.
 pub fn field_sizes(t: &TaskRow) -> [(&'static str, usize); 5] {
-    let list = |items: &[String]| items.iter().map(String::len).sum::<usize>();
-    let map = |pairs: &[(String, String)]| pairs.iter().map(|(k, v)| k.len() + v.len()).sum();
     [
         ("name_label", t.name_label.len()),
         ("name_description", t.name_description.len()),
         ("result", t.result.len()),
-        ("error_info", list(&t.error_info)),
-        ("other_config", map(&t.other_config)),
+        ("error_info", list_bytes(&t.error_info)),
+        ("other_config", map_bytes(&t.other_config)),
     ]
 }
 
 /// What a task holds against its user's byte quota.
 pub fn task_bytes(t: &TaskRow) -> usize {
     ROW_OVERHEAD + field_sizes(t).iter().map(|(_, n)| n).sum::<usize>()
+}
+
+/// Every string a task row holds, server-maintained lists included (a parent's
+/// `subtasks` grows with its children), plus [`ROW_OVERHEAD`]: what a copy of the row
+/// costs, for the legacy event queue's byte budget.
+pub fn row_bytes(t: &TaskRow) -> usize {
+    let fixed = [
+        &t.session,
+        &t.resident_on,
+        &t.forwarded_to,
+        &t.type_,
+        &t.subtask_of,
+        &t.backtrace,
+    ];
+    task_bytes(t)
+        + list_bytes(&t.allowed_operations)
+        + map_bytes(&t.current_operations)
+        + list_bytes(&t.subtasks)
+        + fixed.iter().map(|s| s.len()).sum::<usize>()
 }
 
 /// The per-field and per-task caps.
@@ -154,9 +179,13 @@ impl Ledger {
     pub fn record(&mut self, user: &str, old: Option<&TaskRow>, new: Option<&TaskRow>) {
         let unfinished =
             |t: Option<&TaskRow>| usize::from(t.is_some_and(|t| !t.status.is_completed()));
+        let bytes = |t: Option<&TaskRow>| t.map_or(0, task_bytes);
+        if unfinished(old) == unfinished(new) && bytes(old) == bytes(new) {
+            return; // most writes (progress, results of the same size) change neither
+        }
         let u = self.entry(user);
         u.unfinished = (u.unfinished + unfinished(new)).saturating_sub(unfinished(old));
-        u.bytes = (u.bytes + new.map_or(0, task_bytes)).saturating_sub(old.map_or(0, task_bytes));
+        u.bytes = (u.bytes + bytes(new)).saturating_sub(bytes(old));
         self.tidy(user);
     }
 
@@ -224,6 +253,20 @@ mod tests {
     }
 
     #[test]
+    fn a_row_copy_counts_the_lists_the_server_keeps() {
+        let mut t = task("p");
+        let base = row_bytes(&t);
+        assert!(base > task_bytes(&t), "refs and constants count too");
+        t.subtasks = (0..10).map(|i| format!("OpaqueRef:{i:036}")).collect();
+        assert_eq!(row_bytes(&t), base + 10 * 46);
+        assert_eq!(
+            task_bytes(&t),
+            ROW_OVERHEAD + 1,
+            "not against the user's quota"
+        );
+    }
+
+    #[test]
     fn usage_follows_tasks_and_quotas_refuse_only_growth() {
         let mut l = Ledger {
             limits: TaskLimits {
@@ -261,6 +304,86 @@ mod tests {
         l.record("alice", Some(&done), None);
         assert_eq!(l.usage("alice"), Usage::default());
         assert!(l.users.is_empty(), "empty entries are dropped");
+    }
+
+    fn session(user: &str) -> crate::db::SessionRow {
+        crate::db::SessionRow {
+            auth_user_name: user.to_string(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_tables_keep_the_ledger_current() {
+        use crate::db::{Db, HostRow, PoolRow, new_ref};
+        let db = Db::new(new_ref(), PoolRow::default(), new_ref(), HostRow::default());
+        db.configure(
+            &TaskLimits {
+                field_bytes: 100,
+                ..TaskLimits::default()
+            },
+            1 << 20,
+        );
+        let mut t = db.memory_mut();
+        // Decisions applied as the local backend applies them.
+        let decide = |t: &mut crate::db::Tables,
+                      f: &dyn Fn(&mut crate::db::Tx<'_>) -> Result<(), DbError>|
+         -> Result<(), DbError> {
+            let mut tx = crate::db::Tx::new(t, false);
+            f(&mut tx)?;
+            let plan = tx.into_plan();
+            t.apply(plan.writes);
+            Ok(())
+        };
+        let update = |t: &mut crate::db::Tables, change: &dyn Fn(&mut TaskRow)| {
+            decide(t, &|tx| {
+                let mut row = tx.task("T").unwrap().clone();
+                change(&mut row);
+                tx.update_task("T", row).map(|_| ())
+            })
+        };
+        decide(&mut t, &|tx| {
+            tx.put_session("S".into(), session("alice"));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(t.usage("alice").sessions, 1);
+        let task = TaskRow::new("abc", "", "S", "h");
+        t.check_new_task(&task).unwrap();
+        decide(&mut t, &|tx| {
+            tx.insert_task("T".into(), task.clone());
+            Ok(())
+        })
+        .unwrap();
+        let u = t.usage("alice");
+        assert_eq!((u.unfinished, u.bytes), (1, ROW_OVERHEAD + 3));
+        // A write over a limit is refused and leaves the task as it was.
+        let err = update(&mut t, &|t| t.name_label = "x".repeat(101).into());
+        assert!(matches!(
+            err,
+            Err(DbError::TooLarge {
+                field: "name_label",
+                ..
+            })
+        ));
+        assert_eq!(t.task("T").unwrap().name_label, "abc");
+        update(&mut t, &|t| t.status = TaskStatus::Success).unwrap();
+        assert_eq!(t.usage("alice").unfinished, 0);
+        // Logging out keeps the task counted for alice until it goes.
+        decide(&mut t, &|tx| {
+            tx.delete_session("S");
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(t.usage("alice").bytes, ROW_OVERHEAD + 3);
+        assert_eq!(t.usage("alice").sessions, 0);
+        decide(&mut t, &|tx| {
+            tx.delete_task("T");
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(t.usage("alice"), Usage::default());
+        assert!(t.ledger.departed.is_empty());
     }
 
     #[test]
