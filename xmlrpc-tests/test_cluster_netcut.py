@@ -82,7 +82,7 @@ def can_make_namespaces():
 class InsideFrontEnd:
     """`xapi-taskd serve --store etcd` started inside the namespace."""
 
-    def __init__(self, ns, etcd, prefix):
+    def __init__(self, ns, etcd, prefix, extra_args=()):
         self.data_dir = tempfile.mkdtemp(prefix="xapi-taskd-cut-")
         self.port = free_port()
         self.url = f"http://{ns.inside_ip('client')}:{self.port}"
@@ -94,7 +94,7 @@ class InsideFrontEnd:
             ["ip", "netns", "exec", ns.name, str(BINARY), "serve",
              "--listen", f"{ns.inside_ip('client')}:{self.port}", "--data-dir", self.data_dir,
              "--store", "etcd", "--etcd-endpoints", endpoints, "--etcd-prefix", prefix,
-             "--etcd-timeout", str(TIMEOUT)],
+             "--etcd-timeout", str(TIMEOUT), *extra_args],
             env=dict(os.environ, XAPI_TASKD_ROOT_PASSWORD=ROOT_PASSWORD),
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
         )
@@ -170,6 +170,45 @@ def test_a_front_end_cut_off_from_etcd_refuses_clearly_and_rejoins_by_itself():
         assert ok(c.task.get_name_label(s, during)) == "made-during-the-cut"
         ok(c.task.set_progress(s, t, 0.75))
         assert ok(a.task.get_progress(s, t)) == 0.75
+    finally:
+        for x in (inside, outside):
+            if x is not None:
+                x.cleanup()
+        if etcd is not None:
+            etcd.cleanup()
+        ns.remove()
+
+
+def test_with_cached_reads_a_cut_off_front_end_stops_answering_from_its_cache():
+    _need(etcd_cluster.available(), "etcd is not installed")
+    _need(can_make_namespaces(), "network namespaces need root and iproute2")
+    ns = Namespace()
+    etcd = inside = outside = None
+    try:
+        etcd = etcd_cluster.EtcdCluster(3, extra_client_ips=[ns.host_ip("store")]).start()
+        prefix = "/" + unique("cut") + "/"
+        outside = front_end(etcd, prefix)
+        inside = InsideFrontEnd(ns, etcd, prefix, ["--etcd-reads", "cached"])
+        a, c = server_proxy(outside.url), server_proxy(inside.url)
+        s = login(outside.url)
+        t = ok(a.task.create(s, "seen-inside", ""))
+        assert ok(c.task.get_name_label(s, t)) == "seen-inside"
+        ns.cut()
+        # Within the keep-alive's detection time, reads stop being served as current.
+        deadline = time.monotonic() + 30
+        while True:
+            reply = c.task.get_name_label(s, t)
+            if reply["Status"] == "Failure":
+                break
+            assert time.monotonic() < deadline, reply
+            time.sleep(0.5)
+        assert reply["ErrorDescription"][0] == "INTERNAL_ERROR", reply
+        assert "cluster store" in reply["ErrorDescription"][1], reply
+        ns.heal()
+        deadline = time.monotonic() + 30
+        while c.task.get_name_label(s, t)["Status"] != "Success":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
     finally:
         for x in (inside, outside):
             if x is not None:

@@ -455,7 +455,9 @@ impl Backend for Etcd {
     }
 
     fn reads_cached(&self) -> bool {
-        self.inner.cached_reads
+        // Only while the watch is up: a front-end cut off from etcd stops serving its
+        // cache as current (its reads then sync, and fail with a clear error).
+        self.inner.cached_reads && self.inner.watching.load(Ordering::SeqCst)
     }
 
     fn sync<'a>(&'a self, _tables: &'a RwLock<Tables>) -> BoxFuture<'a, Result<(), BackendError>> {
