@@ -595,17 +595,23 @@ def report(name, acknowledged, lost, phantom, uncertain, errors, extra=""):
         f.write(line + "\n")
 
 
+def settled(load, name, survivor_url, elapsed):
+    """Counts a fault run on `survivor_url`, reports it and asserts nothing was lost."""
+    acknowledged, lost, phantom, uncertain = load.check(survivor_url)
+    stale = load.stale_reads()
+    report(name, acknowledged, lost, phantom, uncertain, load.errors,
+           f"stale-reads={len(stale)} seconds={elapsed:.1f}")
+    assert acknowledged > 100
+    assert lost == [] and phantom == []
+    assert stale == []
+
+
 def test_kill_9_of_a_front_end_under_16_clients_loses_nothing():
     c = Cluster(front_ends=2, extra_config="gc-interval = 1\n")
     try:
         load = Load([fe.url for fe in c.fes])
         elapsed = load.run(2.5, lambda: c.fes[0].kill())
-        acknowledged, lost, phantom, uncertain = load.check(c.fes[1].url)
-        report("kill -9 front-end", acknowledged, lost, phantom, uncertain, load.errors,
-               f"stale-reads={len(load.stale_reads())} seconds={elapsed:.1f}")
-        assert acknowledged > 100
-        assert lost == [] and phantom == []
-        assert load.stale_reads() == []
+        settled(load, "kill -9 front-end", c.fes[1].url, elapsed)
         # The survivor still serves everyone, sessions included.
         s = load.session
         assert ok(server_proxy(c.fes[1].url).task.get_all(s))
@@ -626,12 +632,7 @@ def test_kill_9_of_the_etcd_leader_under_16_clients_loses_nothing():
 
         elapsed = load.run(2.5, kill_leader)
         c.etcd.start(killed["i"])
-        acknowledged, lost, phantom, uncertain = load.check(c.fes[1].url)
-        report("kill -9 etcd leader", acknowledged, lost, phantom, uncertain, load.errors,
-               f"stale-reads={len(load.stale_reads())} seconds={elapsed:.1f}")
-        assert acknowledged > 100
-        assert lost == [] and phantom == []
-        assert load.stale_reads() == []
+        settled(load, "kill -9 etcd leader", c.fes[1].url, elapsed)
         # Both front-ends serve again.
         for fe in c.fes:
             s = login(fe.url)

@@ -124,6 +124,39 @@ class InsideFrontEnd:
             pass
 
 
+class CutOff:
+    """etcd with a client address inside the namespace's reach, a front-end outside and
+    one inside it (with `extra_args`); everything is removed on exit."""
+
+    def __init__(self, extra_args=()):
+        self.extra_args = extra_args
+
+    def __enter__(self):
+        _need(etcd_cluster.available(), "etcd is not installed")
+        _need(can_make_namespaces(), "network namespaces need root and iproute2")
+        self.ns = Namespace()
+        self.etcd = self.inside = self.outside = None
+        try:
+            self.etcd = etcd_cluster.EtcdCluster(
+                3, extra_client_ips=[self.ns.host_ip("store")]
+            ).start()
+            prefix = "/" + unique("cut") + "/"
+            self.outside = front_end(self.etcd, prefix)
+            self.inside = InsideFrontEnd(self.ns, self.etcd, prefix, self.extra_args)
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        for x in (self.inside, self.outside):
+            if x is not None:
+                x.cleanup()
+        if self.etcd is not None:
+            self.etcd.cleanup()
+        self.ns.remove()
+
+
 def timed(f):
     t = time.monotonic()
     out = f()
@@ -131,21 +164,13 @@ def timed(f):
 
 
 def test_a_front_end_cut_off_from_etcd_refuses_clearly_and_rejoins_by_itself():
-    _need(etcd_cluster.available(), "etcd is not installed")
-    _need(can_make_namespaces(), "network namespaces need root and iproute2")
-    ns = Namespace()
-    etcd = inside = outside = None
-    try:
-        etcd = etcd_cluster.EtcdCluster(3, extra_client_ips=[ns.host_ip("store")]).start()
-        prefix = "/" + unique("cut") + "/"
-        outside = front_end(etcd, prefix)
-        inside = InsideFrontEnd(ns, etcd, prefix)
-        a, c = server_proxy(outside.url), server_proxy(inside.url)
-        s = login(outside.url)
+    with CutOff() as cut:
+        a, c = server_proxy(cut.outside.url), server_proxy(cut.inside.url)
+        s = login(cut.outside.url)
         t = ok(c.task.create(s, "made-inside", ""))
         assert ok(a.task.get_name_label(s, t)) == "made-inside"
 
-        ns.cut()
+        cut.ns.cut()
         # Writes and reads on the cut-off front-end: a clear error, within its timeout.
         for call in (lambda: c.task.set_progress(s, t, 0.5), lambda: c.task.get_record(s, t)):
             reply, took = timed(call)
@@ -157,7 +182,7 @@ def test_a_front_end_cut_off_from_etcd_refuses_clearly_and_rejoins_by_itself():
         during = ok(a.task.create(s, "made-during-the-cut", ""))
         ok(a.task.set_progress(s, t, 0.25))
 
-        ns.heal()
+        cut.ns.heal()
         deadline = time.monotonic() + 30
         while True:
             r = c.task.get_progress(s, t)
@@ -170,30 +195,15 @@ def test_a_front_end_cut_off_from_etcd_refuses_clearly_and_rejoins_by_itself():
         assert ok(c.task.get_name_label(s, during)) == "made-during-the-cut"
         ok(c.task.set_progress(s, t, 0.75))
         assert ok(a.task.get_progress(s, t)) == 0.75
-    finally:
-        for x in (inside, outside):
-            if x is not None:
-                x.cleanup()
-        if etcd is not None:
-            etcd.cleanup()
-        ns.remove()
 
 
 def test_with_cached_reads_a_cut_off_front_end_stops_answering_from_its_cache():
-    _need(etcd_cluster.available(), "etcd is not installed")
-    _need(can_make_namespaces(), "network namespaces need root and iproute2")
-    ns = Namespace()
-    etcd = inside = outside = None
-    try:
-        etcd = etcd_cluster.EtcdCluster(3, extra_client_ips=[ns.host_ip("store")]).start()
-        prefix = "/" + unique("cut") + "/"
-        outside = front_end(etcd, prefix)
-        inside = InsideFrontEnd(ns, etcd, prefix, ["--etcd-reads", "cached"])
-        a, c = server_proxy(outside.url), server_proxy(inside.url)
-        s = login(outside.url)
+    with CutOff(["--etcd-reads", "cached"]) as cut:
+        a, c = server_proxy(cut.outside.url), server_proxy(cut.inside.url)
+        s = login(cut.outside.url)
         t = ok(a.task.create(s, "seen-inside", ""))
         assert ok(c.task.get_name_label(s, t)) == "seen-inside"
-        ns.cut()
+        cut.ns.cut()
         # Within the keep-alive's detection time, reads stop being served as current.
         deadline = time.monotonic() + 30
         while True:
@@ -204,15 +214,8 @@ def test_with_cached_reads_a_cut_off_front_end_stops_answering_from_its_cache():
             time.sleep(0.5)
         assert reply["ErrorDescription"][0] == "INTERNAL_ERROR", reply
         assert "cluster store" in reply["ErrorDescription"][1], reply
-        ns.heal()
+        cut.ns.heal()
         deadline = time.monotonic() + 30
         while c.task.get_name_label(s, t)["Status"] != "Success":
             assert time.monotonic() < deadline
             time.sleep(0.2)
-    finally:
-        for x in (inside, outside):
-            if x is not None:
-                x.cleanup()
-        if etcd is not None:
-            etcd.cleanup()
-        ns.remove()
