@@ -9,12 +9,13 @@
 //! (seconds per wrk run, default 4), BENCH_MAX_TASKS (largest memory point, default
 //! 1000000), BENCH_FANOUT (comma list, default 100,1000,10000), BENCH_COUNT_REQUESTS
 //! (requests counted under callgrind, default 2000), BENCH_ONLY (comma list of parts:
-//! `driver`, `wrk`, `fanout`, `counts`; default all of them, in that order;
+//! `driver`, `wrk`, `fanout`, `counts`, `cluster`; default all of them, in that order;
 //! `instructions` is `counts` without the perf/strace rows), BENCH_FACES (comma list of
 //! `xmlrpc`, `jsonrpc`, `redfish`, `xclarity`: the faces of the wrk and count rows;
 //! default all).
 
 mod client;
+mod cluster;
 mod counts;
 mod faces;
 mod fanout;
@@ -56,6 +57,28 @@ async fn set_progress_load(port: u16, session: &str, task: &str, conns: usize, s
                 &xml_call_typed("task.set_progress", &[&session, &task], &value),
             )
             .await;
+            (c, 1)
+        }
+    })
+    .await
+}
+
+/// 16 connections each creating a task, completing it and destroying it, in a loop.
+async fn churn(port: u16, session: &str, secs: f64) -> Run {
+    let create = Rc::new(xml_call("task.create", &[session, "churn", ""]));
+    let s = Rc::new(session.to_string());
+    load(port, 16, secs, move |mut c: Conn| {
+        let (create, s) = (create.clone(), s.clone());
+        async move {
+            let t = first_ref(&c.post("/", "text/xml", &create).await);
+            c.post(
+                "/",
+                "text/xml",
+                &xml_call_typed("task.set_status", &[&s, &t], "success"),
+            )
+            .await;
+            c.post("/", "text/xml", &xml_call("task.destroy", &[&s, &t]))
+                .await;
             (c, 1)
         }
     })
@@ -122,7 +145,8 @@ async fn run() {
     let secs: f64 = env_or("BENCH_SECS", 3.0);
     let max_tasks: usize = env_or("BENCH_MAX_TASKS", 1_000_000);
     let wrk_secs: f64 = env_or("BENCH_WRK_SECS", 4.0);
-    let only = std::env::var("BENCH_ONLY").unwrap_or_else(|_| "driver,wrk,fanout,counts".into());
+    let only =
+        std::env::var("BENCH_ONLY").unwrap_or_else(|_| "driver,wrk,fanout,counts,cluster".into());
     let parts: Vec<&str> = only.split(',').map(str::trim).collect();
     let fanouts: Vec<usize> = std::env::var("BENCH_FANOUT")
         .unwrap_or_else(|_| "100,1000,10000".into())
@@ -147,6 +171,9 @@ async fn run() {
     }
     if parts.contains(&"counts") || parts.contains(&"instructions") {
         counts::rows(&mut table, parts.contains(&"counts")).await;
+    }
+    if parts.contains(&"cluster") {
+        cluster::rows(&mut table, secs).await;
     }
 }
 
@@ -283,24 +310,7 @@ async fn driver_rows(table: &mut Table, secs: f64, max_tasks: usize) {
         ("in memory", ours.port, &session),
         ("durable", durable.port, &d_session),
     ] {
-        let create = Rc::new(xml_call("task.create", &[s, "churn", ""]));
-        let s = Rc::new(s.clone());
-        let o = load(port, 16, secs, move |mut c: Conn| {
-            let (create, s) = (create.clone(), s.clone());
-            async move {
-                let t = first_ref(&c.post("/", "text/xml", &create).await);
-                c.post(
-                    "/",
-                    "text/xml",
-                    &xml_call_typed("task.set_status", &[&s, &t], "success"),
-                )
-                .await;
-                c.post("/", "text/xml", &xml_call("task.destroy", &[&s, &t]))
-                    .await;
-                (c, 1)
-            }
-        })
-        .await;
+        let o = churn(port, s, secs).await;
         table.ours(
             &format!("task.create + set_status + destroy, {name} (cycles/s)"),
             "16",

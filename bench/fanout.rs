@@ -50,7 +50,12 @@ fn perf_control(command: &str) {
 /// The two calls of a fan-out round against our server: the waiters' `event.from` on one
 /// task from the current token, and the `set_progress` that wakes them (a value no earlier
 /// round wrote: an identical write is not a change and wakes nobody).
-async fn fanout_calls(port: u16, session: &str, task: &str, round: usize) -> (Vec<u8>, Vec<u8>) {
+pub async fn fanout_calls(
+    port: u16,
+    session: &str,
+    task: &str,
+    round: usize,
+) -> (Vec<u8>, Vec<u8>) {
     let batch = Conn::open(port)
         .await
         .post("/", "text/xml", &xml_call_typed("event.from", &[session], "<array><data><value>task</value></data></array></value></param><param><value></value></param><param><value><double>0</double>"))
@@ -78,6 +83,17 @@ async fn fanout_calls(port: u16, session: &str, task: &str, round: usize) -> (Ve
 /// sent on another connection, and each waiter's time from that send to its complete
 /// reply is recorded.
 async fn fanout(server: &Proc, waiter: Vec<u8>, trigger: Vec<u8>, n: usize) -> Fanout {
+    fanout_via(server, server.port, waiter, trigger, n).await
+}
+
+/// [`fanout`] with the trigger sent to another server (a second front-end of a cluster).
+pub async fn fanout_via(
+    server: &Proc,
+    trigger_port: u16,
+    waiter: Vec<u8>,
+    trigger: Vec<u8>,
+    n: usize,
+) -> Fanout {
     use std::cell::{Cell, RefCell};
 
     /// What the round's waiters share (one thread: Rc and cells).
@@ -90,7 +106,7 @@ async fn fanout(server: &Proc, waiter: Vec<u8>, trigger: Vec<u8>, n: usize) -> F
     }
 
     let port = server.port;
-    let mut c = Conn::open(port).await;
+    let mut c = Conn::open(trigger_port).await;
     let round = Rc::new(Round {
         body: Request::xml(waiter).bytes(),
         start: Cell::new(None),
@@ -160,7 +176,7 @@ async fn fanout(server: &Proc, waiter: Vec<u8>, trigger: Vec<u8>, n: usize) -> F
 /// What a fan-out round measured: latencies in ms after the change, the CPU ms the server
 /// and the client spent from the change until the last waiter had its reply, and one
 /// waiter's reply.
-struct Fanout {
+pub struct Fanout {
     p50: f64,
     p99: f64,
     max: f64,
