@@ -22,6 +22,8 @@ mod task;
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
+
 use datamodel::{CLASSES, Class, Field, Param, Qualifier, Roles, Ty};
 use handlers::{Custom, Implicit};
 
@@ -73,15 +75,16 @@ impl Message {
 /// The expanded API: every message, the wire-name index and the permission table.
 pub struct Api {
     pub messages: Vec<Message>,
-    by_wire: HashMap<String, usize>,
+    /// FxHash: the keys are the datamodel's own names, looked up once per call.
+    by_wire: FxHashMap<String, usize>,
     /// permission name → roles that hold it.
-    permissions: HashMap<String, Roles>,
+    permissions: FxHashMap<String, Roles>,
     /// role name → what xapi puts in `session.rbac_permissions` (computed once here,
     /// read with every session record).
     role_permissions: HashMap<&'static str, Vec<String>>,
 }
 
-fn role_permission_list(permissions: &HashMap<String, Roles>, role: &str) -> Vec<String> {
+fn role_permission_list(permissions: &FxHashMap<String, Roles>, role: &str) -> Vec<String> {
     let Some(bit) = Roles::of_name(role) else {
         return Vec::new();
     };
@@ -134,7 +137,7 @@ impl Api {
             .enumerate()
             .map(|(i, m)| (m.wire.clone(), i))
             .collect();
-        let mut permissions: HashMap<String, Roles> = HashMap::new();
+        let mut permissions: FxHashMap<String, Roles> = FxHashMap::default();
         for m in &messages {
             permissions.insert(m.wire.to_lowercase(), m.roles);
             for (key, roles) in m.map_keys_roles {
