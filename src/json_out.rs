@@ -39,6 +39,49 @@ pub fn string_of(out: &mut Vec<u8>, parts: &[&str]) {
     }
 }
 
+/// A `serde_json::Value` as `serde_json::to_vec` writes it (compact; objects in key
+/// order), with [`string`]'s fast path for the strings.
+pub fn value(out: &mut Vec<u8>, v: &serde_json::Value) {
+    use serde_json::Value as Json;
+    match v {
+        Json::Null => out.extend_from_slice(b"null"),
+        Json::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Json::Number(n) => {
+            serde_json::to_writer(&mut *out, n).expect("writing to a Vec cannot fail")
+        }
+        Json::String(s) => string(out, s),
+        Json::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                value(out, item);
+            }
+            out.push(b']');
+        }
+        Json::Object(members) => {
+            out.push(b'{');
+            for (i, (k, item)) in members.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                string(out, k);
+                out.push(b':');
+                value(out, item);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+/// [`value`] into a new buffer.
+pub fn to_vec(v: &serde_json::Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(512);
+    value(&mut out, v);
+    out
+}
+
 /// An object being written: `{`, members, `}`.
 pub struct Object<'a> {
     out: &'a mut Vec<u8>,
@@ -185,6 +228,18 @@ mod tests {
             String::from_utf8(out).unwrap(),
             serde_json::to_string(&value).unwrap()
         );
+    }
+
+    #[test]
+    fn values_are_written_as_serde_json_writes_them() {
+        let v = json!({
+            "b": [1, -2, 3.5, 1e300, null, true, false, "x\u{0}\"\\\u{1f}é"],
+            "a": {"z": {}, "y": [], "x\n": "plain"},
+            "@c": 18446744073709551615u64,
+            "": "",
+        });
+        assert_eq!(to_vec(&v), serde_json::to_vec(&v).unwrap());
+        assert_eq!(to_vec(&json!("just a string")), b"\"just a string\"");
     }
 
     #[test]

@@ -285,7 +285,7 @@ pub fn finish(a: Answer, head: bool, if_none_match: Option<&str>) -> Response<Fu
                 .and_then(Json::as_str)
                 .map(str::to_string);
             (
-                serde_json::to_vec(&j).unwrap_or_default(),
+                crate::json_out::to_vec(&j),
                 Some("application/json;charset=utf-8"),
                 t,
             )

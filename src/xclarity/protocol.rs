@@ -213,7 +213,7 @@ pub fn from_api(what: &str, e: &ApiError) -> Answer {
 
 /// Adds the headers and cookies and serializes the body.
 pub fn finish(a: Answer, conn: Conn) -> Response<Full<Bytes>> {
-    let bytes = serde_json::to_vec(&a.body).unwrap_or_default();
+    let bytes = crate::json_out::to_vec(&a.body);
     let mut resp = Response::new(Full::new(Bytes::from(bytes)));
     *resp.status_mut() = a.status;
     let h = resp.headers_mut();

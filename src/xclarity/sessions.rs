@@ -58,16 +58,17 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 /// The caller of a request, from its session cookie, checked through the pipeline
-/// (`session.get_record` with the session itself), so an expired or logged-out session
-/// is refused exactly as on XML-RPC.
+/// (`session.get_auth_user_name` with the session itself: the session check of any call,
+/// and the one field a job needs, not the whole record), so an expired or logged-out
+/// session is refused exactly as on XML-RPC.
 pub async fn authenticate(svc: &Arc<Service>, headers: &HeaderMap) -> Result<Caller, Answer> {
     let session_ref = cookie(headers, SESSION_COOKIE).ok_or_else(protocol::unauthorized)?;
     let s = Value::str(&session_ref);
-    let rec = xapi(svc, "session.get_record", vec![s.clone(), s])
+    let user = xapi(svc, "session.get_auth_user_name", vec![s.clone(), s])
         .await
         .map_err(|_| protocol::unauthorized())?;
     Ok(Caller {
-        user: record_text(&rec, "auth_user_name"),
+        user: user.as_str().unwrap_or_default().to_string(),
         session_ref,
     })
 }

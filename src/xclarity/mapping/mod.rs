@@ -209,13 +209,17 @@ pub fn rfc3339(xapi: &str) -> String {
     if b.len() != 18 || b[8] != b'T' || b[17] != b'Z' || xapi.starts_with("19700101") {
         return String::new();
     }
-    format!(
-        "{}-{}-{}T{}Z",
+    [
         &xapi[0..4],
+        "-",
         &xapi[4..6],
+        "-",
         &xapi[6..8],
-        &xapi[9..17]
-    )
+        "T",
+        &xapi[9..17],
+        "Z",
+    ]
+    .concat()
 }
 
 /// The job fields and what a client may send in each. Fields not listed are kept as
