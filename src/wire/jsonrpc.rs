@@ -66,8 +66,14 @@ fn to_value(j: Json) -> Value {
     }
 }
 
-/// Parses a request body.
+/// Parses a request body: the common shape straight off the bytes, anything else with
+/// serde_json.
 pub fn parse_call(body: &[u8]) -> Result<JsonCall, BadRequest> {
+    fast::parse(body).map_or_else(|| parse_general(body), Ok)
+}
+
+/// The general reader: any JSON, through serde_json's `Value`.
+fn parse_general(body: &[u8]) -> Result<JsonCall, BadRequest> {
     let json: Json = serde_json::from_slice(body).map_err(|e| BadRequest {
         code: -32700,
         message: format!("not JSON: {e}"),
@@ -333,6 +339,9 @@ pub fn write_bad_request(out: &mut Vec<u8>, bad: &BadRequest) {
     write_strings(out, std::slice::from_ref(&bad.message));
     out.extend_from_slice(b"},\"id\":null}");
 }
+
+#[path = "jsonrpc_fast.rs"]
+mod fast;
 
 #[cfg(test)]
 mod tests {

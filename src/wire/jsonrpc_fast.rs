@@ -1,0 +1,300 @@
+//! The common shape of a JSON-RPC call, read straight off the bytes.
+//!
+//! What clients send is one flat object: `jsonrpc`, `method`, `id` and `params`, the
+//! parameters plain strings (refs, labels). For it, serde_json's `Value` (a `BTreeMap`
+//! with a `String` per key) and the conversion after it cost more than the rest of the
+//! call's own work. This reader accepts only that shape, strings without escapes and
+//! integer ids, each key at most once, and returns what the general reader returns;
+//! anything else (another key, an escape, a number or object among the parameters, a
+//! duplicate, every malformed body) gives `None`, and the general reader reads the body,
+//! errors included. A test compares the two on generated bodies.
+
+use super::{Id, JsonCall, Version};
+use crate::wire::value::Value;
+
+/// The call, if the body has the common shape; `None` sends it to the general reader
+/// (which also reports every error).
+pub(super) fn parse(body: &[u8]) -> Option<JsonCall> {
+    let mut c = Cursor { s: body, at: 0 };
+    let (mut version, mut method, mut id, mut params) = (None, None, None, None);
+    c.ws();
+    c.byte(b'{')?;
+    loop {
+        c.ws();
+        let key = c.string()?;
+        c.ws();
+        c.byte(b':')?;
+        c.ws();
+        match key {
+            "jsonrpc" if version.is_none() => version = Some(c.string()?),
+            "method" if method.is_none() => method = Some(c.string()?),
+            "id" if id.is_none() => id = Some(c.id()?),
+            "params" if params.is_none() => params = Some(c.strings()?),
+            _ => return None,
+        }
+        c.ws();
+        match c.next()? {
+            b',' => continue,
+            b'}' => break,
+            _ => return None,
+        }
+    }
+    c.ws();
+    if c.at != body.len() {
+        return None;
+    }
+    let version = match version {
+        None => Version::V1,
+        Some("2.0") => Version::V2,
+        Some(_) => return None,
+    };
+    let params = match (version, params) {
+        (_, Some(p)) => p,
+        (Version::V2, None) => Vec::new(),
+        (Version::V1, None) => return None,
+    };
+    Some(JsonCall {
+        version,
+        id: id?,
+        method: method?.to_string(),
+        params,
+    })
+}
+
+struct Cursor<'a> {
+    s: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.s.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let b = *self.s.get(self.at)?;
+        self.at += 1;
+        Some(b)
+    }
+
+    fn byte(&mut self, want: u8) -> Option<()> {
+        (self.next()? == want).then_some(())
+    }
+
+    /// A string without escapes or control characters, valid UTF-8.
+    fn string(&mut self) -> Option<&'a str> {
+        self.byte(b'"')?;
+        let start = self.at;
+        loop {
+            match self.next()? {
+                b'"' => break,
+                b'\\' => return None,
+                b if b < 0x20 => return None,
+                _ => {}
+            }
+        }
+        std::str::from_utf8(&self.s[start..self.at - 1]).ok()
+    }
+
+    /// An id: a plain string, or an integer in 18 digits (no sign, no leading zero).
+    fn id(&mut self) -> Option<Id> {
+        if self.s.get(self.at) == Some(&b'"') {
+            return Some(Id::Str(self.string()?.to_string()));
+        }
+        let start = self.at;
+        while let Some(b'0'..=b'9') = self.s.get(self.at) {
+            self.at += 1;
+        }
+        let digits = &self.s[start..self.at];
+        if digits.is_empty() || digits.len() > 18 || (digits.len() > 1 && digits[0] == b'0') {
+            return None;
+        }
+        // A digit run followed by anything a number could go on with is not ours.
+        if let Some(b'.' | b'e' | b'E' | b'-' | b'+') = self.s.get(self.at) {
+            return None;
+        }
+        let n = digits
+            .iter()
+            .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
+        Some(Id::Int(n))
+    }
+
+    /// `[` plain strings `]`.
+    fn strings(&mut self) -> Option<Vec<Value>> {
+        self.byte(b'[')?;
+        let mut items = Vec::new();
+        self.ws();
+        if self.s.get(self.at) == Some(&b']') {
+            self.at += 1;
+            return Some(items);
+        }
+        loop {
+            self.ws();
+            items.push(Value::String(self.string()?.to_string()));
+            self.ws();
+            match self.next()? {
+                b',' => continue,
+                b']' => return Some(items),
+                _ => return None,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{parse_call, parse_general};
+    use super::parse;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    #[test]
+    fn real_client_bodies_take_the_fast_path() {
+        for body in [
+            // Xen Orchestra's connector, and the web page.
+            &br#"{"id":7,"jsonrpc":"2.0","method":"task.get_record","params":["OpaqueRef:a","OpaqueRef:b"]}"#[..],
+            // The XenAPI SDK's JSON-RPC transport (v1-style).
+            br#"{"method": "session.login_with_password", "params": ["root", "pw"], "id": "1"}"#,
+        ] {
+            let fast = parse(body).expect("fast path");
+            assert_eq!(Ok(fast), parse_general(body));
+        }
+    }
+
+    /// Generated bodies, well-formed or not: whenever the fast reader accepts one, the
+    /// general reader gives the same call; and the entry point always agrees with it.
+    #[test]
+    fn agrees_with_the_general_reader() {
+        let mut rng = StdRng::seed_from_u64(16);
+        let mut accepted = 0;
+        let total = 20_000;
+        for _ in 0..total {
+            let body = body(&mut rng);
+            if let Some(fast) = parse(body.as_bytes()) {
+                accepted += 1;
+                assert_eq!(Ok(fast), parse_general(body.as_bytes()), "{body}");
+            }
+            assert_eq!(
+                parse_call(body.as_bytes()),
+                parse_general(body.as_bytes()),
+                "{body}"
+            );
+        }
+        assert!(
+            accepted > total / 10 && accepted < total * 9 / 10,
+            "{accepted}/{total}"
+        );
+    }
+
+    fn pick<'a>(rng: &mut StdRng, items: &[&'a str]) -> &'a str {
+        items[rng.random_range(0..items.len())]
+    }
+
+    fn ws(rng: &mut StdRng) -> &'static str {
+        pick(rng, &["", "", "", " ", "\n  ", "\t", "\r\n"])
+    }
+
+    fn string(rng: &mut StdRng) -> String {
+        let plain = ["a", "OpaqueRef:0f", " ", "é€", "task.get_record", "", "1"];
+        let odd = ["\\\"", "\\n", "\\u00e9", "\\/", "\u{1}"];
+        let n = rng.random_range(0..3);
+        let text: String = (0..n)
+            .map(|_| {
+                if rng.random_range(0..20) == 0 {
+                    pick(rng, &odd)
+                } else {
+                    pick(rng, &plain)
+                }
+            })
+            .collect();
+        format!("\"{text}\"")
+    }
+
+    fn value(rng: &mut StdRng) -> String {
+        match rng.random_range(0..24) {
+            0 => pick(rng, &["1", "-2", "0.5", "1e3", "01", "true", "null"]).to_string(),
+            1 => "{\"a\":\"b\"}".to_string(),
+            2 => "[\"x\"]".to_string(),
+            _ => string(rng),
+        }
+    }
+
+    fn body(rng: &mut StdRng) -> String {
+        let mut members = Vec::new();
+        if rng.random_range(0..4) > 0 {
+            members.push(format!(
+                "\"jsonrpc\":{}",
+                pick(rng, &["\"2.0\"", "\"2.0\"", "\"2.0\"", "\"1.0\"", "2"])
+            ));
+        }
+        if rng.random_range(0..20) > 0 {
+            members.push(format!("\"method\":{}", string(rng)));
+        }
+        if rng.random_range(0..20) > 0 {
+            let id = match rng.random_range(0..8) {
+                0 => string(rng),
+                1 => pick(
+                    rng,
+                    &[
+                        "null",
+                        "1.5",
+                        "-1",
+                        "007",
+                        "1e2",
+                        "123456789012345678901",
+                        "{}",
+                    ],
+                )
+                .to_string(),
+                _ => rng.random_range(0..100_000).to_string(),
+            };
+            members.push(format!("\"id\":{id}"));
+        }
+        if rng.random_range(0..10) > 0 {
+            let params = match rng.random_range(0..12) {
+                0 => pick(
+                    rng,
+                    &["null", "{}", "{\"k\":\"v\",\"a\":[1]}", "\"s\"", "7"],
+                )
+                .to_string(),
+                _ => {
+                    let n = rng.random_range(0..4);
+                    let items: Vec<String> = (0..n).map(|_| value(rng)).collect();
+                    format!("[{}]", items.join(&format!(",{}", ws(rng))))
+                }
+            };
+            members.push(format!("\"params\":{params}"));
+        }
+        if rng.random_range(0..15) == 0 {
+            members
+                .push(pick(rng, &["\"extra\":1", "\"id\":2", "\"method\":\"again\""]).to_string());
+        }
+        // Shuffle the members.
+        for i in (1..members.len()).rev() {
+            members.swap(i, rng.random_range(0..=i));
+        }
+        let sep = format!("{},{}", ws(rng), ws(rng));
+        let mut body = format!(
+            "{}{{{}{}{}}}{}",
+            ws(rng),
+            ws(rng),
+            members.join(&sep),
+            ws(rng),
+            ws(rng)
+        );
+        match rng.random_range(0..12) {
+            0 => {
+                let mut cut = rng.random_range(0..body.len());
+                while !body.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                body.truncate(cut);
+            }
+            1 => body.push_str(pick(rng, &["x", "}", " {}"])),
+            _ => {}
+        }
+        body
+    }
+}
