@@ -11,7 +11,7 @@
 //! (requests counted under callgrind, default 2000), BENCH_ONLY (comma list of parts:
 //! `driver`, `wrk`, `fanout`, `counts`, `cluster`; default all of them, in that order;
 //! `instructions` is `counts` without the perf/strace rows), BENCH_FACES (comma list of
-//! `xmlrpc`, `jsonrpc`, `redfish`, `xclarity`: the faces of the wrk and count rows;
+//! `xmlrpc`, `jsonrpc`, `redfish`, `xclarity`, `event`: the faces of the wrk and count rows;
 //! default all).
 
 mod client;

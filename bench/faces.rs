@@ -70,11 +70,21 @@ pub enum Face {
     JsonRpc,
     Redfish,
     XClarity,
+    /// `event.from` on one task from the start: a batch of one event with its snapshot,
+    /// the reply each waiter of a fan-out gets.
+    EventFrom,
 }
 
-const ALL: &[Face] = &[Face::XmlRpc, Face::JsonRpc, Face::Redfish, Face::XClarity];
+const ALL: &[Face] = &[
+    Face::XmlRpc,
+    Face::JsonRpc,
+    Face::Redfish,
+    Face::XClarity,
+    Face::EventFrom,
+];
 
-/// The faces to measure: all, or those `BENCH_FACES` names (`xmlrpc,jsonrpc,redfish,xclarity`).
+/// The faces to measure: all, or those `BENCH_FACES` names (`xmlrpc,jsonrpc,redfish,
+/// xclarity,event`).
 pub fn faces() -> Vec<Face> {
     let only = std::env::var("BENCH_FACES").unwrap_or_default();
     ALL.iter()
@@ -90,6 +100,7 @@ impl Face {
             Face::JsonRpc => "jsonrpc",
             Face::Redfish => "redfish",
             Face::XClarity => "xclarity",
+            Face::EventFrom => "event",
         }
     }
 
@@ -99,6 +110,7 @@ impl Face {
             Face::JsonRpc => "JSON-RPC task.get_record",
             Face::Redfish => "Redfish GET TaskService/Tasks/{id}",
             Face::XClarity => "XClarity GET /tasks/{id}",
+            Face::EventFrom => "XML-RPC event.from, one event",
         }
     }
 
@@ -133,6 +145,15 @@ impl Face {
                     ("X-Auth-Token", &t.session),
                 ],
             ),
+            Face::EventFrom => Request::xml(client::xml_call_typed(
+                "event.from",
+                &[&t.session],
+                &format!(
+                    "<array><data><value>task/{}</value></data></array></value></param>\
+                     <param><value></value></param><param><value><double>0</double>",
+                    t.task
+                ),
+            )),
             Face::XClarity => Request::get(
                 &format!("/tasks/{}", t.uuid),
                 &[

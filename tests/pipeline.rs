@@ -211,7 +211,8 @@ async fn unfinished_tasks_are_bounded() {
 
 /// Records a reply's codec gets straight from the row (`RequestMeta::codec`) are byte for
 /// byte the records built as values and then written, in both codecs, for every class,
-/// for `get_all_records`, and with characters each codec escapes.
+/// for `get_all_records`, in `event.from` snapshots, and with characters each codec
+/// escapes.
 #[tokio::test]
 async fn encoded_records_are_the_records_written() {
     use xapi_taskd::wire::encode::Codec;
@@ -283,6 +284,15 @@ async fn encoded_records_are_the_records_written() {
         ("task.get_all_records", vec![s(&root)]),
         ("session.get_all_records", vec![s(&root)]),
         ("task.get_record", vec![s(&root), s("OpaqueRef:gone")]),
+        (
+            "event.from",
+            vec![
+                s(&root),
+                Value::Array(vec![s("task"), s("session")]),
+                s(""),
+                Value::Double(0.0),
+            ],
+        ),
     ];
     for (method, params) in calls {
         for codec in [Codec::XmlRpc, Codec::JsonRpc] {

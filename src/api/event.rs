@@ -16,7 +16,7 @@ use super::datamodel::{self, CLASSES};
 use super::dispatch::Ctx;
 use super::error::{ApiError, codes};
 use super::marshal::{arg, ocaml_int64};
-use super::record::record;
+use super::record::reply_record;
 use crate::db::{Change, LegacySubscription, Op, Tables};
 use crate::wire::value::Value;
 
@@ -165,7 +165,7 @@ fn collect(ctx: &Ctx<'_>, subs: &[Sub], since: u64) -> Result<Collected, ApiErro
                     class,
                     op,
                     r,
-                    Some(record(def, row, None)),
+                    Some(reply_record(ctx.meta.codec, def, row, None)),
                 );
                 if op == Op::Add {
                     adds.push(ev)
@@ -350,7 +350,7 @@ pub async fn next(ctx: &Ctx<'_>) -> Result<Value, ApiError> {
             .into_iter()
             .filter_map(|e| {
                 let def = datamodel::class(e.class)?;
-                let snapshot = record(def, e.snapshot.as_row(), None);
+                let snapshot = reply_record(ctx.meta.codec, def, e.snapshot.as_row(), None);
                 Some(event_value(
                     e.id.to_string(),
                     format!("{}.", e.timestamp),

@@ -27,22 +27,16 @@ pub async fn call(ctx: &Ctx<'_>, imp: Implicit, args: &[Value]) -> Result<Value,
         Implicit::GetRecord => {
             let tables = ctx.svc.db.read();
             let row = row_of(&tables, class, arg::string(&args[0]))?;
-            Ok(match ctx.meta.codec {
-                // Straight into the reply's form: no tree is built for the writer to walk.
-                Some(codec) => {
-                    let mut out = Vec::with_capacity(RECORD_CAPACITY);
-                    match codec {
-                        Codec::XmlRpc => {
-                            encode_record_of(ctx, class, row, &mut XmlEncoder { out: &mut out })
-                        }
-                        Codec::JsonRpc => {
-                            encode_record_of(ctx, class, row, &mut JsonEncoder::new(&mut out))
-                        }
-                    }
-                    Value::Encoded(codec, out)
-                }
-                None => record_of(ctx, class, row),
-            })
+            let perms = match row {
+                Row::Session(s) => Some(session_permissions(ctx, s)),
+                _ => None,
+            };
+            Ok(record::reply_record(
+                ctx.meta.codec,
+                class,
+                row,
+                perms.as_deref(),
+            ))
         }
         Implicit::GetByUuid => {
             let uuid = arg::string(&args[0]);
@@ -144,9 +138,6 @@ pub async fn call(ctx: &Ctx<'_>, imp: Implicit, args: &[Value]) -> Result<Value,
         }
     }
 }
-
-/// First size of an encoded record: a task record is ~1.4 KB of XML.
-const RECORD_CAPACITY: usize = 2048;
 
 /// `get_all_records` written straight into the reply's codec: a struct of ref → record.
 async fn encode_all_records<E: Encoder>(

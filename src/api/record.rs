@@ -13,8 +13,10 @@ use super::datamodel::{Class, Field, Ty};
 use std::sync::OnceLock;
 
 use crate::db::{HostRow, PoolRow, Row, SessionRow, TaskRow, dbstring};
-use crate::wire::encode::{Builder, Encoder};
+use crate::wire::encode::{Builder, Codec, Encoder};
+use crate::wire::jsonrpc::JsonEncoder;
 use crate::wire::value::Value;
+use crate::wire::xmlrpc::XmlEncoder;
 
 /// xapi's date form, `Date.to_rfc3339`: `YYYYMMDDTHH:MM:SSZ`, always UTC.
 pub fn format_date(unix: i64) -> String {
@@ -292,6 +294,36 @@ impl<R> Plan<R> {
         }
         e.end_struct();
     }
+}
+
+/// A record for a reply: already in the reply's codec when the request named one
+/// (`RequestMeta::codec`: no tree is built for the writer to walk), else a [`Value`].
+pub fn reply_record(
+    codec: Option<Codec>,
+    class: &Class,
+    row: Row<'_>,
+    rbac_permissions: Option<&[String]>,
+) -> Value {
+    let Some(codec) = codec else {
+        return record(class, row, rbac_permissions.map(<[String]>::to_vec));
+    };
+    // A task record is ~1.4 KB of XML.
+    let mut out = Vec::with_capacity(2048);
+    match codec {
+        Codec::XmlRpc => encode_record(
+            class,
+            row,
+            rbac_permissions,
+            &mut XmlEncoder { out: &mut out },
+        ),
+        Codec::JsonRpc => encode_record(
+            class,
+            row,
+            rbac_permissions,
+            &mut JsonEncoder::new(&mut out),
+        ),
+    }
+    Value::Encoded(codec, out)
 }
 
 /// The record of a row as a [`Value`] ([`encode_record`]).
