@@ -14,7 +14,10 @@
 //!   unfinished task only marks it (it is deleted when it completes); to an LXCA client a
 //!   deleted job is gone, so this face hides marked tasks from every answer.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::VecDeque;
+
+// FxHash: keyed by refs and uuids the server made (see db's tables).
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 
 use hyper::StatusCode;
@@ -94,9 +97,9 @@ impl Node {
 /// Tasks as the job views need them, by ref: all of them (the list of every job), or only
 /// the trees of the jobs a request names.
 pub struct Tasks {
-    pub by_ref: HashMap<String, Node>,
+    pub by_ref: FxHashMap<String, Node>,
     /// jobUID → ref.
-    by_uuid: HashMap<String, String>,
+    by_uuid: FxHashMap<String, String>,
 }
 
 impl Tasks {
@@ -131,7 +134,7 @@ impl Tasks {
         let s = Value::str(&caller.session_ref);
         let gone = |id: &str| protocol::not_found(&format!("Job {id}"));
         let mut nodes = Vec::new();
-        let mut seen = HashSet::new();
+        let mut seen = FxHashSet::default();
         let mut queue = VecDeque::new();
         for id in ids {
             let r = match xapi(svc, "task.get_by_uuid", vec![s.clone(), Value::str(id)]).await {
@@ -167,7 +170,7 @@ impl Tasks {
 
     /// The tasks among `nodes` that are not deleted.
     pub fn from_nodes(nodes: Vec<Node>) -> Tasks {
-        let by_ref: HashMap<String, Node> = nodes
+        let by_ref: FxHashMap<String, Node> = nodes
             .into_iter()
             .filter(|n| !n.deleted)
             .map(|n| (n.r.clone(), n))
@@ -550,7 +553,7 @@ pub async fn delete(svc: &Arc<Service>, caller: &Caller, ids: &[String]) -> Answ
         tasks.post_order(n, &mut doomed, 0);
     }
     let session = Value::str(&caller.session_ref);
-    let mut seen = HashSet::new();
+    let mut seen = FxHashSet::default();
     for n in doomed {
         if !seen.insert(n.r.as_str()) {
             continue;
