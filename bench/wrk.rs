@@ -99,14 +99,23 @@ fn micros(v: &str) -> f64 {
 
 /// Each face's hot read at 16 and 64 connections: xapi-taskd and its limit (bare hyper
 /// sending that face's reply, status and headers), twice each, alternating; the stdlib
-/// Python peer once per connection count (XML-RPC only: it speaks nothing else).
+/// Python peers once per connection count (XML-RPC only: they speak nothing else), the
+/// threaded keep-alive one and the plain one (HTTP/1.0, a connection per call, backlog
+/// 5: wrk reconnects for every request, and counts the resets at 64 connections).
 pub async fn rows(table: &mut Table, secs: f64) {
     let ours = start_ours(false);
     let t = Target::on(ours.port).await;
-    let python = start_python(false);
-    let py_session = crate::client::login(python.port).await;
-    let py_task = crate::client::new_task(python.port, &py_session, "bench", "read").await;
-    let py = Target::peer(py_session, py_task);
+    let mut peers = Vec::new();
+    for (name, plain) in [("threaded", false), ("plain", true)] {
+        let python = start_python(plain);
+        let session = crate::client::login(python.port).await;
+        let task = crate::client::new_task(python.port, &session, "bench", "read").await;
+        peers.push((
+            name,
+            Face::XmlRpc.request(&Target::peer(session, task)),
+            python,
+        ));
+    }
     let mut limits = Vec::new();
     for face in faces() {
         let reply = face.reply(ours.port, &t).await;
@@ -126,15 +135,25 @@ pub async fn rows(table: &mut Table, secs: f64) {
                 let b = wrk(bare.port, conns, secs, request);
                 pairs.push((a, b));
             }
-            let peer = (*face == Face::XmlRpc)
-                .then(|| wrk(python.port, conns, secs, &Face::XmlRpc.request(&py)));
+            let peer_runs: Vec<(&str, WrkRun)> = if *face == Face::XmlRpc {
+                peers
+                    .iter()
+                    .map(|(name, request, python)| (*name, wrk(python.port, conns, secs, request)))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let peer_cells: Vec<String> = peer_runs
+                .iter()
+                .map(|(name, r)| format!("{name} {}", cells([r])))
+                .collect();
             table.row([
                 &format!("{}, wrk (req/s, p50/p99 µs)", face.name()),
                 &conns.to_string(),
                 &cells(pairs.iter().map(|p| &p.0)),
                 &cells(pairs.iter().map(|p| &p.1)),
-                &peer.as_ref().map(|p| cells([p])).unwrap_or_default(),
-                &ratios(&pairs, peer.as_ref()),
+                &peer_cells.join("; "),
+                &ratios(&pairs, &peer_runs),
             ]);
         }
     }
@@ -153,15 +172,15 @@ fn cells<'a>(runs: impl IntoIterator<Item = &'a WrkRun>) -> String {
         .join(", ")
 }
 
-fn ratios(pairs: &[(WrkRun, WrkRun)], peer: Option<&WrkRun>) -> String {
+fn ratios(pairs: &[(WrkRun, WrkRun)], peers: &[(&str, WrkRun)]) -> String {
     let each: Vec<String> = pairs
         .iter()
         .map(|(a, b)| format!("{:.0} %", 100.0 * a.per_sec / b.per_sec))
         .collect();
     let mut s = format!("{} of limit", each.join(", "));
-    if let Some(p) = peer {
-        let ours = pairs.iter().map(|(a, _)| a.per_sec).sum::<f64>() / pairs.len() as f64;
-        s.push_str(&format!("; {:.1}× peer", ours / p.per_sec));
+    let ours = pairs.iter().map(|(a, _)| a.per_sec).sum::<f64>() / pairs.len() as f64;
+    for (name, p) in peers {
+        s.push_str(&format!("; {:.1}× {name} peer", ours / p.per_sec));
     }
     s
 }
