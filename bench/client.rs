@@ -236,7 +236,8 @@ pub async fn task_uuid(port: u16, session: &str, task: &str) -> String {
     s[start..start + 36].to_string()
 }
 
-/// `n` more tasks, created over 64 connections.
+/// `n` more tasks, created over 64 connections. Every creation must succeed (a limit
+/// refusing them would leave the memory and bulk rows measuring nothing).
 pub async fn create_tasks(port: u16, session: &str, n: usize) {
     let conns = 64.min(n.max(1));
     let per = n.div_ceil(conns);
@@ -249,7 +250,12 @@ pub async fn create_tasks(port: u16, session: &str, n: usize) {
         local.spawn_local(async move {
             let mut c = Conn::open(port).await;
             for _ in 0..per {
-                c.post("/", "text/xml", &body).await;
+                let reply = c.post("/", "text/xml", &body).await;
+                assert!(
+                    find(&reply, b"<value>Success</value>").is_some(),
+                    "task.create failed: {}",
+                    String::from_utf8_lossy(&reply)
+                );
             }
         });
     }

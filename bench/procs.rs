@@ -109,6 +109,10 @@ pub fn start_ours_under(durable: bool, wrapper: &[String]) -> Proc {
         .arg(&dir)
         .args(["--max-connections", "30000", "--max-tasks", "100000000"])
         .args(["--max-pending-tasks", "100000000"])
+        // The per-user quotas too: the bench's tasks are all root's (a million of them
+        // for the memory rows).
+        .args(["--max-pending-tasks-per-user", "100000000"])
+        .args(["--max-task-bytes-per-user", "1000000000000"])
         .args(["--completed-task-timeout", "1000000000"])
         .args(if durable {
             &[][..]
