@@ -26,7 +26,10 @@ pub const TITLE_KEY: &str = "xclarity:jobTitle";
 /// `jobSummary` when it is not a plain string (an object in seed 000).
 pub const SUMMARY_KEY: &str = "xclarity:jobSummary";
 
-/// Deepest job tree one `POST /tasks` may create (the job itself is depth 1).
+/// Deepest job tree one `POST /tasks` may create (the job itself is depth 1), and the
+/// levels of a tree that one answer shows (`GET /tasks`, the csvRequest steps): deeper
+/// answers would pass the depth limits of JSON readers (serde_json's is 128 nestings, and
+/// a job level is two).
 pub const MAX_DEPTH: usize = 32;
 /// Most jobs (the job and all its descendants) one `POST /tasks` may create.
 pub const MAX_JOBS: usize = 500;
