@@ -10,7 +10,9 @@
 //! post to, not a POST whose body is XML.
 //!
 //! This module is the faces' shared vocabulary and imports none of them, so no face
-//! depends on another.
+//! depends on another; [`xapi`] is how they call the pipeline and read its task records.
+
+pub mod xapi;
 
 use std::sync::Arc;
 

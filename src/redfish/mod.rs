@@ -24,10 +24,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 
-use crate::api::dispatch::{Reply, RequestMeta, Service, call, dispatch};
-use crate::api::error::ApiError;
+use crate::api::dispatch::Service;
 use crate::server::Limits;
-use crate::wire::value::Value;
 use protocol::Answer;
 use routes::Route;
 
@@ -53,18 +51,6 @@ pub async fn handle(
         .map(str::to_string);
     let answer = answer(&svc, limits, req).await;
     protocol::finish(answer, head, if_none_match.as_deref())
-}
-
-/// One call through the XAPI pipeline, as any XML-RPC client would make it.
-pub(crate) async fn xapi(
-    svc: &Arc<Service>,
-    method: &str,
-    params: Vec<Value>,
-) -> Result<Value, ApiError> {
-    match dispatch(svc, call(method, params), &RequestMeta::default()).await {
-        Reply::Envelope(r) => r,
-        Reply::Bare(v) => Ok(v),
-    }
 }
 
 async fn answer(svc: &Arc<Service>, limits: &Limits, req: Request<Incoming>) -> Answer {

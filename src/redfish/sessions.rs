@@ -13,12 +13,12 @@ use hyper::StatusCode;
 use hyper::header::{self, HeaderName};
 use serde_json::{Value as Json, json};
 
-use super::auth::{self, Caller, field};
+use super::auth::{self, Caller};
 use super::protocol::{self, Answer};
 use super::tasks::redfish_date;
-use super::xapi;
 use crate::api::dispatch::Service;
 use crate::api::gc::Retention;
+use crate::face::xapi::{field, xapi};
 use crate::wire::value::Value;
 
 pub const SERVICE: &str = "/redfish/v1/SessionService";

@@ -11,7 +11,7 @@
 use serde_json::{Value as Json, json};
 
 use super::jobs::{Node, Tasks};
-use super::mapping::{self, MAX_DEPTH, TaskFields};
+use super::mapping::{self, MAX_DEPTH, TaskRecord};
 
 /// The seed-004 object of `node`'s tree at time `now` (seconds since the epoch).
 pub fn monitor(tasks: &Tasks, node: &Node, now: i64) -> Json {
@@ -122,7 +122,7 @@ pub fn taskid(uuid: &str) -> u64 {
 }
 
 /// Milliseconds from creation to the end (or to `now`, while it runs).
-fn time_spent(t: &TaskFields, now: i64) -> i64 {
+fn time_spent(t: &TaskRecord, now: i64) -> i64 {
     let Some(created) = unix(&t.created) else {
         return 0;
     };
@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn time_spent_runs_to_the_end_or_now() {
-        let mut t = TaskFields {
+        let mut t = TaskRecord {
             status: "pending".into(),
             created: "20240101T12:00:00Z".into(),
             finished: "19700101T00:00:00Z".into(),

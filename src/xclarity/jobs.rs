@@ -24,14 +24,14 @@ use hyper::StatusCode;
 use hyper::header;
 use serde_json::{Value as Json, json};
 
-use super::mapping::{self, JobUpdate, MAX_DEPTH, NewJob, STATE_KEY, TaskFields};
+use super::mapping::{self, JobUpdate, MAX_DEPTH, NewJob, STATE_KEY, TaskRecord};
 use super::protocol::{self, Answer};
 use super::routes::split_ids;
 use super::sessions::Caller;
-use super::{field, record_text, xapi, xapi_in};
 use crate::api::dispatch::{RequestMeta, Service};
 use crate::api::error::{ApiError, codes};
 use crate::db::NULL_REF;
+use crate::face::xapi::{xapi, xapi_in};
 use crate::wire::value::Value;
 
 /// Jobs an answer that names ids may hold beyond the tasks read for it. Naming a job
@@ -47,59 +47,24 @@ struct Render<'a> {
     cut: Vec<&'a Node>,
 }
 
-/// A task with its links, as the job view needs it.
+/// A task with its ref, as the job view needs it.
 #[derive(Debug, Clone)]
 pub struct Node {
     pub r: String,
-    pub fields: TaskFields,
-    pub parent: String,
-    /// In creation order.
-    pub subtasks: Vec<String>,
-    /// Marked by a deferred `task.destroy`: gone, as far as LXCA clients are concerned.
-    pub deleted: bool,
+    pub fields: TaskRecord,
 }
 
 impl Node {
     pub fn from_record(r: &str, rec: &Value) -> Node {
-        let ops = |op: &str| {
-            matches!(field(rec, "current_operations"),
-                Some(Value::Struct(ops)) if ops.iter().any(|(_, v)| v.as_str() == Some(op)))
-        };
-        let refs = |name: &str| match field(rec, name) {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let other_config = match field(rec, "other_config") {
-            Some(Value::Struct(m)) => m
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect(),
-            _ => Vec::new(),
-        };
         Node {
             r: r.to_string(),
-            fields: TaskFields {
-                uuid: record_text(rec, "uuid"),
-                name_label: record_text(rec, "name_label"),
-                name_description: record_text(rec, "name_description"),
-                status: record_text(rec, "status"),
-                cancel_requested: ops("cancel"),
-                progress: match field(rec, "progress") {
-                    Some(Value::Double(f)) => *f,
-                    Some(Value::Int(i)) => *i as f64,
-                    _ => 0.0,
-                },
-                created: record_text(rec, "created"),
-                finished: record_text(rec, "finished"),
-                other_config,
-            },
-            parent: record_text(rec, "subtask_of"),
-            subtasks: refs("subtasks"),
-            deleted: ops("destroy"),
+            fields: TaskRecord::from_record(rec),
         }
+    }
+
+    /// Marked by a deferred `task.destroy`: gone, as far as LXCA clients are concerned.
+    pub fn deleted(&self) -> bool {
+        self.fields.destroy_requested
     }
 }
 
@@ -154,10 +119,10 @@ impl Tasks {
             let node = record(svc, &s, &r)
                 .await
                 .map_err(|e| protocol::from_api(&format!("Job {id}"), &e))?
-                .filter(|n| !n.deleted)
+                .filter(|n| !n.deleted())
                 .ok_or_else(|| gone(id))?;
             if seen.insert(r) {
-                queue.extend(node.subtasks.iter().cloned());
+                queue.extend(node.fields.subtasks.iter().cloned());
                 nodes.push(node);
             }
         }
@@ -169,8 +134,8 @@ impl Tasks {
                 .await
                 .map_err(|e| protocol::from_api("A child job", &e))?;
             // Destroyed meanwhile, or deleted: not a child any more.
-            if let Some(n) = found.filter(|n| !n.deleted) {
-                queue.extend(n.subtasks.iter().cloned());
+            if let Some(n) = found.filter(|n| !n.deleted()) {
+                queue.extend(n.fields.subtasks.iter().cloned());
                 nodes.push(n);
             }
         }
@@ -181,7 +146,7 @@ impl Tasks {
     pub fn from_nodes(nodes: Vec<Node>) -> Tasks {
         let by_ref: HashMap<String, Node> = nodes
             .into_iter()
-            .filter(|n| !n.deleted)
+            .filter(|n| !n.deleted())
             .map(|n| (n.r.clone(), n))
             .collect();
         let by_uuid = by_ref
@@ -209,7 +174,8 @@ impl Tasks {
 
     /// The children of a task that still exist, in creation order.
     pub fn children(&self, n: &Node) -> Vec<&Node> {
-        n.subtasks
+        n.fields
+            .subtasks
             .iter()
             .filter_map(|r| self.by_ref.get(r))
             .collect()
@@ -220,7 +186,10 @@ impl Tasks {
         let mut roots: Vec<&Node> = self
             .by_ref
             .values()
-            .filter(|n| n.parent == NULL_REF || !self.by_ref.contains_key(&n.parent))
+            .filter(|n| {
+                let parent = &n.fields.subtask_of;
+                parent == NULL_REF || !self.by_ref.contains_key(parent)
+            })
             .collect();
         roots.sort_by(|a, b| {
             (&a.fields.created, &a.fields.uuid).cmp(&(&b.fields.created, &b.fields.uuid))
@@ -666,18 +635,17 @@ pub(super) mod tests {
             .enumerate()
             .map(|(i, p)| Node {
                 r: format!("r{i}"),
-                fields: TaskFields {
+                fields: TaskRecord {
                     uuid: format!("u{i}"),
                     status: "pending".into(),
                     created: format!("20260101T00:00:{:02}Z", i % 60),
-                    ..TaskFields::default()
+                    subtask_of: p.map_or(NULL_REF.to_string(), |p| format!("r{p}")),
+                    subtasks: (0..parents.len())
+                        .filter(|c| parents[*c] == Some(i))
+                        .map(|c| format!("r{c}"))
+                        .collect(),
+                    ..TaskRecord::default()
                 },
-                parent: p.map_or(NULL_REF.to_string(), |p| format!("r{p}")),
-                subtasks: (0..parents.len())
-                    .filter(|c| parents[*c] == Some(i))
-                    .map(|c| format!("r{c}"))
-                    .collect(),
-                deleted: false,
             })
             .collect();
         Tasks::from_nodes(nodes)
