@@ -565,6 +565,22 @@ def test_a_pylxca_job_is_a_task_to_the_sdk_and_to_redfish(con, xapi, server):
     assert one(con, kid)["jobState"] == "Cancelling"
 
 
+def test_a_job_completed_by_its_client_outlives_gc_passes(fresh):
+    """Issue 11 item 7: completing through the face stamps `finished`, so the GC keeps the
+    job `completed-task-timeout` after that (65 min by default) instead of removing it at
+    its next pass, as it did while `finished` stayed at the epoch."""
+    srv = fresh(["--gc-interval", "0.2"])
+    c = connect(srv.url)
+    try:
+        uid = create(c, {"jobTitle": "done soon"})
+        assert pylxca.tasks(c, a="update", u=str([{"jobUID": uid, "jobState": "Complete"}])) == 200
+        time.sleep(2)  # ten passes
+        got = one(c, uid)
+        assert got["jobState"] == "Complete" and got["endDate"] >= got["createDate"]
+    finally:
+        pylxca.disconnect(c)
+
+
 def test_create_fails_half_way_and_leaves_nothing(fresh):
     """A quota hit by the third job of a tree: 503, and the two created are removed."""
     srv = fresh(["--max-pending-tasks", "2"])
