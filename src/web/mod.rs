@@ -18,7 +18,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
@@ -32,12 +31,20 @@ pub const FACE: Face = Face {
     name: "web",
     owns: |method, path, _: &HeaderMap| owns(method, path),
     handle: face_handle,
+    // The page's requests (GET, HEAD) carry no body worth an answer of its own.
+    body_error: |_, _, _| {
+        plain(
+            StatusCode::BAD_REQUEST,
+            "the request body could not be read\n",
+            false,
+        )
+    },
 };
 
 fn face_handle<'a>(
     _: Arc<Service>,
     _: &'a Limits,
-    req: Request<Incoming>,
+    req: Request<Bytes>,
     _: Conn,
 ) -> BoxFuture<'a, Response<Full<Bytes>>> {
     let resp = handle(&req);
