@@ -17,6 +17,8 @@ pub mod api;
 pub mod cli;
 pub mod cli_store;
 pub mod cli_user;
+#[cfg(feature = "etcd")]
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod face;
