@@ -81,6 +81,50 @@ pub struct Options {
     /// INTERNAL_ERROR (the change stays in memory and its commit is retried) [default: 30].
     #[arg(long)]
     pub durable_timeout: Option<f64>,
+    // ----- hardening: per-user quotas and bounds on shared resources (security.md) -----
+    /// Unfinished tasks one user may have; more are TOO_MANY_PENDING_TASKS
+    /// [default: 10000].
+    #[arg(long)]
+    pub max_pending_tasks_per_user: Option<usize>,
+    /// Bytes one client-set task field may hold (a map or list: all its entries);
+    /// more is VALUE_NOT_SUPPORTED [default: 65536].
+    #[arg(long)]
+    pub max_task_field_bytes: Option<usize>,
+    /// Bytes the client-set fields of one task may hold together [default: 131072].
+    #[arg(long)]
+    pub max_task_bytes: Option<usize>,
+    /// Bytes the tasks of one user may hold together, 1 KiB a row included
+    /// [default: 67108864].
+    #[arg(long)]
+    pub max_task_bytes_per_user: Option<usize>,
+    /// Entries one session's legacy event.register list may hold (after removing
+    /// duplicates) [default: 256].
+    #[arg(long)]
+    pub max_event_subscriptions: Option<usize>,
+    /// Bytes of row snapshots the legacy event.next queue keeps (xapi: 10 MB)
+    /// [default: 10485760].
+    #[arg(long)]
+    pub max_event_queue_bytes: Option<usize>,
+    /// Longest *_where filter expression, in bytes [default: 32768].
+    #[arg(long)]
+    pub max_filter_bytes: Option<usize>,
+    /// Most terms (comparisons, and/or/not, true/false) in a *_where filter
+    /// [default: 2048].
+    #[arg(long)]
+    pub max_filter_nodes: Option<usize>,
+    /// Password checks (argon2, ~19 MiB each) run at once; others wait up to 10 s
+    /// [default: 4].
+    #[arg(long)]
+    pub max_concurrent_logins: Option<usize>,
+    /// Failed logins per user and per client address answered without delay; each
+    /// further one is answered after twice the previous delay (0.1 s up to 5 s)
+    /// [default: 5].
+    #[arg(long)]
+    pub login_free_failures: Option<u32>,
+    /// Largest request head (request line and headers), in bytes; more gets HTTP 431
+    /// [default: 65536].
+    #[arg(long)]
+    pub max_header_bytes: Option<usize>,
 }
 
 /// Settings of a running server, every value decided.
@@ -99,6 +143,10 @@ pub struct Settings {
     pub allow_empty_store: bool,
     /// Longest a call waits for its change to be durable.
     pub durable_timeout: Duration,
+    /// Per-task and per-user task limits.
+    pub task_limits: crate::db::quota::TaskLimits,
+    /// Filter, event and login bounds.
+    pub api_limits: crate::api::limits::ApiLimits,
 }
 
 fn seconds(name: &str, v: f64) -> Result<Duration, String> {
@@ -130,7 +178,18 @@ impl Options {
             session_timeout,
             gc_interval,
             allow_empty_store,
-            durable_timeout
+            durable_timeout,
+            max_pending_tasks_per_user,
+            max_task_field_bytes,
+            max_task_bytes,
+            max_task_bytes_per_user,
+            max_event_subscriptions,
+            max_event_queue_bytes,
+            max_filter_bytes,
+            max_filter_nodes,
+            max_concurrent_logins,
+            login_free_failures,
+            max_header_bytes
         )
     }
 
@@ -158,6 +217,48 @@ impl Options {
                 Some(v) => seconds("body-timeout", v)?,
                 None => limits_default.body_timeout,
             },
+            // hyper refuses read buffers under 8 KiB.
+            max_header_bytes: self
+                .max_header_bytes
+                .unwrap_or(limits_default.max_header_bytes)
+                .max(8192),
+        };
+        let task_default = crate::db::quota::TaskLimits::default();
+        let task_limits = crate::db::quota::TaskLimits {
+            field_bytes: self
+                .max_task_field_bytes
+                .unwrap_or(task_default.field_bytes),
+            task_bytes: self.max_task_bytes.unwrap_or(task_default.task_bytes),
+            user_bytes: self
+                .max_task_bytes_per_user
+                .unwrap_or(task_default.user_bytes),
+            user_unfinished: self
+                .max_pending_tasks_per_user
+                .unwrap_or(task_default.user_unfinished),
+        };
+        let api_default = crate::api::limits::ApiLimits::default();
+        let api_limits = crate::api::limits::ApiLimits {
+            max_event_subscriptions: self
+                .max_event_subscriptions
+                .unwrap_or(api_default.max_event_subscriptions)
+                .max(1),
+            max_event_queue_bytes: self
+                .max_event_queue_bytes
+                .unwrap_or(api_default.max_event_queue_bytes),
+            max_filter_bytes: self
+                .max_filter_bytes
+                .unwrap_or(api_default.max_filter_bytes),
+            max_filter_nodes: self
+                .max_filter_nodes
+                .unwrap_or(api_default.max_filter_nodes)
+                .max(1),
+            max_concurrent_logins: self
+                .max_concurrent_logins
+                .unwrap_or(api_default.max_concurrent_logins)
+                .max(1),
+            login_free_failures: self
+                .login_free_failures
+                .unwrap_or(api_default.login_free_failures),
         };
         let retention = Retention {
             completed_task_timeout: self
@@ -191,6 +292,8 @@ impl Options {
                 Some(v) => seconds("durable-timeout", v)?,
                 None => crate::db::journal::DURABLE_TIMEOUT,
             },
+            task_limits,
+            api_limits,
         })
     }
 }
@@ -253,6 +356,30 @@ mod tests {
         std::fs::write(&path, "header-timeout = -1\n").unwrap();
         let err = load(dir.path().to_path_buf(), Some(&path), Options::default()).unwrap_err();
         assert!(err.contains("header-timeout"), "{err}");
+    }
+
+    #[test]
+    fn quotas_and_bounds_come_from_the_file_and_flags_with_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(CONFIG_FILE),
+            "max-pending-tasks-per-user = 7\nmax-filter-nodes = 9\nmax-header-bytes = 100\n",
+        )
+        .unwrap();
+        let flags = Options {
+            login_free_failures: Some(2),
+            ..Options::default()
+        };
+        let s = load(dir.path().to_path_buf(), None, flags).unwrap();
+        assert_eq!(s.task_limits.user_unfinished, 7);
+        assert_eq!(s.task_limits.field_bytes, 65_536);
+        assert_eq!(s.api_limits.max_filter_nodes, 9);
+        assert_eq!(s.api_limits.login_free_failures, 2);
+        assert_eq!(s.api_limits.max_concurrent_logins, 4);
+        assert_eq!(s.limits.max_header_bytes, 8192, "hyper's minimum");
+        let d = Settings::defaults(dir.path().to_path_buf());
+        assert_eq!(d.api_limits.max_event_queue_bytes, 10 * 1024 * 1024);
+        assert_eq!(d.task_limits.user_bytes, 64 * 1024 * 1024);
     }
 
     #[test]

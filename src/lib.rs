@@ -3,7 +3,9 @@
 //! Layers, outermost first (each only uses the ones below it):
 //! - [`server`]: HTTP (routing, limits, headers), hyper on tokio.
 //! - [`wire`]: XML-RPC bytes ↔ [`wire::value::Value`]; knows nothing of tasks.
+//! - [`face`]: the shape of a REST face; [`server`] routes between the faces.
 //! - [`redfish`]: the DMTF Redfish TaskService face, a REST client of the [`api`] pipeline.
+//! - [`xclarity`]: the Lenovo XClarity (LXCA) jobs face for pylxca, likewise.
 //! - [`api`]: the datamodel table, the dispatch pipeline, RBAC, the class implementations.
 //! - [`db`]: the in-memory object database; knows nothing of XML, callers or roles.
 //! - [`users`]: local users and their argon2 password hashes.
@@ -16,6 +18,7 @@ pub mod cli_store;
 pub mod cli_user;
 pub mod config;
 pub mod db;
+pub mod face;
 pub mod printf;
 pub mod redfish;
 pub mod serve;
@@ -23,3 +26,4 @@ pub mod server;
 pub mod tls;
 pub mod users;
 pub mod wire;
+pub mod xclarity;

@@ -165,6 +165,10 @@ pub fn open_service(
     if rewrite_identity {
         write_identity(data_dir, &id)?;
     }
+    db.configure(
+        &settings.task_limits,
+        settings.api_limits.max_event_queue_bytes,
+    );
     let svc = Service {
         api: Api::build(),
         db,
@@ -172,6 +176,11 @@ pub fn open_service(
         max_unfinished_tasks: settings.max_unfinished_tasks,
         max_sessions_per_user: settings.max_sessions_per_user,
         retention: settings.retention.clone(),
+        limits: settings.api_limits.clone(),
+        login_guard: crate::api::login_guard::LoginGuard::new(
+            settings.api_limits.max_concurrent_logins,
+            settings.api_limits.login_free_failures,
+        ),
     };
     Ok((Arc::new(svc), generated))
 }
@@ -187,15 +196,23 @@ pub async fn serve(settings: Settings) -> io::Result<()> {
             settings.data_dir.join("root-password").display()
         );
     }
+    // The certificate (generated on first start, which takes a moment) is ready before
+    // any socket is bound, so that a client that finds the server accepting finds every
+    // listener ready.
+    let acceptor = match settings.tls_listen {
+        Some(_) => Some(crate::tls::acceptor(
+            &settings.data_dir,
+            &certificate_names(&settings),
+        )?),
+        None => None,
+    };
     let mut listeners = Vec::new();
     let tcp = server::bind(settings.listen).await?;
     let local = tcp.local_addr()?;
     tracing::info!("xapi-taskd listening on http://{local}");
     println!("xapi-taskd listening on http://{local}");
     listeners.push(server::Listener { tcp, tls: None });
-    if let Some(addr) = settings.tls_listen {
-        let names = certificate_names(&settings);
-        let acceptor = crate::tls::acceptor(&settings.data_dir, &names)?;
+    if let (Some(addr), Some(acceptor)) = (settings.tls_listen, acceptor) {
         let tcp = server::bind(addr).await?;
         let local = tcp.local_addr()?;
         tracing::info!("xapi-taskd listening on https://{local}");

@@ -1,7 +1,9 @@
 //! The HTTP server: accept loop, routing, limits and response headers (spec §1.1).
 //!
-//! xapi routes by longest path prefix, so a POST to any path but `/jsonrpc` reaches the
-//! XML-RPC handler of `/` (Xen Orchestra posts to `/xmlrpc`, the Python SDK to `/RPC2`).
+//! First the REST faces ([`FACES`]: Redfish, XClarity) are asked whether they own the
+//! request (`face.rs` has the rule); what none owns is XAPI's. xapi routes by longest path
+//! prefix, so a POST to any path but `/jsonrpc` reaches the XML-RPC handler of `/` (Xen
+//! Orchestra posts to `/xmlrpc`, the Python SDK to `/RPC2`).
 //! Unlike xapi, bodies that cannot be read or parsed get a well-formed answer instead of
 //! HTTP 500 and a dropped connection: oversized bodies a 413 (refused from the
 //! `Content-Length` header, before reading), malformed XML an XML-RPC `Failure`
@@ -26,7 +28,32 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api::dispatch::{self, Call, Reply, RequestMeta, Service};
 use crate::api::error::{ApiError, codes};
+use crate::face::{Conn, Face};
 use crate::wire::{jsonrpc, xmlrpc};
+
+/// The REST faces, asked in this order whether they own a request; XML-RPC and JSON-RPC
+/// answer whatever none of them owns (the rule is in `face.rs` and docs/architecture.md).
+pub const FACES: &[Face] = &[
+    Face {
+        name: "redfish",
+        owns: redfish_owns,
+        handle: redfish_handle,
+    },
+    crate::xclarity::FACE,
+];
+
+fn redfish_owns(_: &Method, path: &str, _: &HeaderMap) -> bool {
+    crate::redfish::owns(path)
+}
+
+fn redfish_handle<'a>(
+    svc: Arc<Service>,
+    limits: &'a Limits,
+    req: Request<Incoming>,
+    _: Conn,
+) -> futures_util::future::BoxFuture<'a, Response<Full<Bytes>>> {
+    Box::pin(crate::redfish::handle(svc, limits, req))
+}
 
 /// Limits of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -39,6 +66,8 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Connections served at once; a connection beyond it gets `503` and an XAPI failure.
     pub max_connections: usize,
+    /// Largest request head; hyper answers a larger one with `431` and closes.
+    pub max_header_bytes: usize,
 }
 
 impl Default for Limits {
@@ -48,6 +77,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            max_header_bytes: 64 * 1024,
         }
     }
 }
@@ -166,11 +196,11 @@ fn spawn_connection(
     let ctx = ctx.clone();
     tokio::spawn(async move {
         match tls {
-            None => serve_io(stream, peer, ctx, slot).await,
+            None => serve_io(stream, peer, ctx, slot, Conn { tls: false }).await,
             Some(acceptor) => {
                 match tokio::time::timeout(ctx.limits.header_timeout, acceptor.accept(stream)).await
                 {
-                    Ok(Ok(s)) => serve_io(s, peer, ctx, slot).await,
+                    Ok(Ok(s)) => serve_io(s, peer, ctx, slot, Conn { tls: true }).await,
                     Ok(Err(e)) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
                     Err(_) => tracing::debug!("TLS handshake with {peer} timed out"),
                 }
@@ -180,7 +210,7 @@ fn spawn_connection(
 }
 
 /// Serves one connection, or refuses it with 503 when the connection limit is reached.
-async fn serve_io<I>(io: I, peer: SocketAddr, ctx: AcceptCtx, slot: Slot)
+async fn serve_io<I>(io: I, peer: SocketAddr, ctx: AcceptCtx, slot: Slot, conn_info: Conn)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -197,11 +227,18 @@ where
     let service = service_fn(move |req| {
         let svc = svc.clone();
         let limits = limits.clone();
-        async move { Ok::<_, Infallible>(handle(svc, &limits, req).await) }
+        // Every face reaches logins through the dispatcher, which throttles per address.
+        let served = crate::api::limits::with_peer(peer.ip(), async move {
+            handle(svc, &limits, req, conn_info).await
+        });
+        async move { Ok::<_, Infallible>(served.await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(ctx.limits.header_timeout)
+        // hyper's own bound on a head is about 400 KB and depends on how the bytes
+        // arrive; this makes it one documented number.
+        .max_buf_size(ctx.limits.max_header_bytes)
         .keep_alive(true)
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
@@ -310,6 +347,32 @@ fn header_string(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter(|s| !s.is_empty())
 }
 
+/// `431` for a request head over `max-header-bytes`, for every face. hyper's own bound
+/// (its read buffer, also set to this size) depends on how the bytes arrive, so a head
+/// somewhat over it can get through; counting here makes the limit exact.
+fn head_too_large(req: &Request<Incoming>, limits: &Limits) -> Option<Response<Full<Bytes>>> {
+    let size = req.uri().to_string().len()
+        + req
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum::<usize>();
+    if size <= limits.max_header_bytes {
+        return None;
+    }
+    let mut resp = xml_failure(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        ApiError::internal(format!(
+            "request head of {size} bytes exceeds the limit of {} bytes",
+            limits.max_header_bytes
+        )),
+    );
+    // The body was not read, so the connection cannot be reused.
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    Some(resp)
+}
+
 /// First size of a reply buffer: a task record is ~1.6 KB of XML and an event batch with
 /// one snapshot ~1.8 KB, so 1 KB meant a reallocation and copy for nearly every reply.
 const REPLY_CAPACITY: usize = 4096;
@@ -318,9 +381,16 @@ async fn handle(
     svc: Arc<Service>,
     limits: &Limits,
     req: Request<Incoming>,
+    conn: Conn,
 ) -> Response<Full<Bytes>> {
-    if crate::redfish::owns(req.uri().path()) {
-        return crate::redfish::handle(svc, limits, req).await;
+    if let Some(resp) = head_too_large(&req, limits) {
+        return resp;
+    }
+    if let Some(face) = FACES
+        .iter()
+        .find(|f| (f.owns)(req.method(), req.uri().path(), req.headers()))
+    {
+        return (face.handle)(svc, limits, req, conn).await;
     }
     match *req.method() {
         Method::POST => {}

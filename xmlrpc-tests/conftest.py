@@ -305,7 +305,9 @@ class Server:
                     f"stdout: {self.stdout_lines}\nstderr:\n{self.stderr()}"
                 )
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                # Every listener: the HTTPS one is bound just after the HTTP one.
+                for port in filter(None, (self.port, self.tls_port)):
+                    socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
                 break
             except OSError:
                 pass
@@ -397,11 +399,10 @@ def launch(extra_args=(), tls=False, config=None, users=ROLES, data_dir=None):
 
 @pytest.fixture(scope="session")
 def server():
-    # The shared server never runs its task GC during the suite. A task a client completes
-    # with `set_status` keeps XAPI's epoch `finished`, so xapi's rules make it collectable
-    # at the next pass (every 30 s by default); a pass landing between a test's
-    # `set_status` and its next read would remove the task under it at random. The GC
-    # rules are tested on servers of their own with short timeouts.
+    # The shared server never runs its task GC during the suite, so that no pass (every
+    # 30 s by default) can remove a completed task between a test's writes and its reads
+    # (the cap on completed tasks, `max-tasks`, would). The GC rules are tested on servers
+    # of their own with short timeouts.
     srv = launch(["--gc-interval", "86400"])
     try:
         yield srv

@@ -1,8 +1,9 @@
-"""Client subcommands (`watch`, `tasks`, `task-list`, `task-cancel`, `task-destroy`,
+"""Client subcommands (`watch`, `task-list`, `task-cancel`, `task-destroy`,
 `task-param-list`) run as the real binary against the real server of conftest.
 
 Tasks are prepared and checked independently over XML-RPC (the `proxy` and `root` fixtures),
 so each test checks the client's effect on the server, not the client against itself.
+XClarity's `tasks` command has its own file, test_xclarity_cli.py.
 """
 
 import errno
@@ -21,7 +22,7 @@ import time
 import pytest
 
 from conftest import (
-    BINARY, ROOT_PASSWORD, UUID_RE, Server, Sessions, _build, fail, launch, ok,
+    BINARY, ROOT_PASSWORD, Server, Sessions, _build, fail, launch, ok,
     server_proxy, unique, user_name, user_password,
 )
 
@@ -29,10 +30,8 @@ CLI_TIMEOUT = 30
 
 
 # This module's own server (these fixtures override conftest's for this file): it also
-# serves HTTPS, and its garbage collector is slowed down. A task finished with set_status
-# keeps xapi's unset `finished` (the epoch), so, as in xapi, the next collection pass
-# (every 30 s by default) removes it; a pass between a test's update and its read would
-# make the test flaky.
+# serves HTTPS, and its garbage collector is slowed down, so that no collection pass
+# (every 30 s by default) lands between a test's update and its read.
 @pytest.fixture(scope="module")
 def server():
     srv = launch(["--gc-interval", "3600"], tls=True)
@@ -259,168 +258,6 @@ def test_xe_role_denied(server, proxy, root, new_task):
 
 
 # --------------------------------------------------------------------------------------
-# XClarity's tasks
-
-
-def test_tasks_lists_all_jobs_with_children(server, proxy, root, new_task):
-    parent = new_task(label=unique("top"))
-    child = ok(server_proxy(server.url + "/", headers=[("task-id", parent)]).task.create(root, "kid", "k"))
-    up, uc = uuid_of(proxy, root, parent), uuid_of(proxy, root, child)
-    all_jobs = jobs(run(server, "tasks"))
-    top = [j for j in all_jobs if j["jobUID"] == up]
-    assert len(top) == 1
-    # Subtasks appear under their parent only.
-    assert uc not in [j["jobUID"] for j in all_jobs]
-    assert [c["jobUID"] for c in top[0]["children"]] == [uc]
-    kid = top[0]["children"][0]
-    assert kid["jobTitle"] == "kid" and kid["jobSummary"] == "k" and kid["children"] == []
-    for field in ["jobUID", "jobState", "percentage", "children", "jobTitle", "createdBy",
-                  "createDate", "endDate", "jobSummary", "logs", "targetUUID", "jobCategory"]:
-        assert field in top[0], field
-    # -j with several ids, -c false.
-    got = jobs(run(server, "tasks", "-j", f"{uc},{up}", "-c", "false"))
-    assert [j["jobUID"] for j in got] == [uc, up]
-    assert all("children" not in j for j in got)
-    got = jobs(run(server, "tasks", "--jobUID", up, "--children", "true"))
-    assert got[0]["children"][0]["jobUID"] == uc
-
-
-@pytest.mark.parametrize("status,state", [
-    ("pending", "Running"), ("success", "Complete"), ("failure", "CompleteWithError"),
-    ("cancelled", "Cancelled"), ("cancelling", "Cancelling")])
-def test_state_mapping_xapi_to_xclarity(server, proxy, root, new_task, status, state):
-    t = new_task()
-    ok(proxy.task.set_status(root, t, status))
-    ok(proxy.task.set_progress(root, t, 0.37))
-    job = jobs(run(server, "tasks", "-j", uuid_of(proxy, root, t)))[0]
-    assert job["jobState"] == state and job["percentage"] == 37
-
-
-@pytest.mark.parametrize("state,status,kept", [
-    ("Running", "pending", False), ("Pending", "pending", True), ("Initializing", "pending", True),
-    ("Validating", "pending", True), ("Uploading", "pending", True), ("Waiting", "pending", True),
-    ("Complete", "success", False), ("CompleteWithError", "failure", False),
-    ("Cancelled", "cancelled", False), ("Cancelling", "cancelling", False)])
-def test_state_mapping_xclarity_to_xapi(server, proxy, root, new_task, state, status, kept):
-    t = new_task()
-    u = uuid_of(proxy, root, t)
-    out = jobs(run(server, "tasks", "-a", "update", "-u",
-                   json.dumps([{"jobUID": u, "jobState": state, "percentage": 64}])))
-    assert out[0]["jobState"] == state and out[0]["percentage"] == 64
-    assert ok(proxy.task.get_status(root, t)) == status
-    assert ok(proxy.task.get_progress(root, t)) == pytest.approx(0.64)
-    oc = ok(proxy.task.get_other_config(root, t))
-    assert oc.get("xclarity:jobState") == (json.dumps(state) if kept else None)
-    # The kept state round-trips through a fresh read.
-    assert jobs(run(server, "tasks", "-j", u))[0]["jobState"] == state
-
-
-def test_create_update_get_round_trip(server, proxy, root):
-    job = {
-        "jobTitle": unique("Deploy OS"), "jobSummary": "Deploy the OS on rack 4",
-        "createdBy": "alice", "targetUUID": "7A3C2B10", "jobCategory": "OSDeployment",
-        "jobState": "Validating", "percentage": 10, "logs": [{"msg": "queued"}],
-        "args": ["rack4"], "cancelURL": "/jobs/cancel",
-        "children": [{"jobTitle": "Mount image", "percentage": 50, "jobState": "Uploading"},
-                     {"jobTitle": "Install"}],
-    }
-    created = jobs(run(server, "tasks", "-a", "create", "-u", json.dumps(job)))
-    assert len(created) == 1
-    c = created[0]
-    assert re.fullmatch(UUID_RE, c["jobUID"])
-    for k in ["jobTitle", "jobSummary", "createdBy", "targetUUID", "jobCategory", "jobState",
-              "percentage", "logs", "args", "cancelURL"]:
-        assert c[k] == job[k], k
-    assert [(k["jobTitle"], k["jobState"], k["percentage"]) for k in c["children"]] == [
-        ("Mount image", "Uploading", 50), ("Install", "Running", 0)]
-    assert c["children"][1]["createdBy"] == "root"  # defaults to the logged-in user
-    # On the server: a XAPI task, its subtasks, and the xclarity: keys.
-    t = ok(proxy.task.get_by_uuid(root, c["jobUID"]))
-    rec = ok(proxy.task.get_record(root, t))
-    assert rec["name_label"] == job["jobTitle"] and rec["status"] == "pending"
-    assert rec["progress"] == pytest.approx(0.1) and len(rec["subtasks"]) == 2
-    assert rec["other_config"]["xclarity:targetUUID"] == '"7A3C2B10"'
-    assert rec["other_config"]["xclarity:jobState"] == '"Validating"'
-    # Update, then get: the update is there and nothing else changed.
-    updated = jobs(run(server, "tasks", "-a", "update", "-u",
-                       json.dumps([{"jobUID": c["jobUID"], "jobState": "Complete", "percentage": 100}])))
-    got = jobs(run(server, "tasks", "-j", c["jobUID"]))
-    assert updated == got
-    expected = dict(c, jobState="Complete", percentage=100)
-    assert got[0] == expected
-    assert ok(proxy.task.get_status(root, t)) == "success"
-    assert "xclarity:jobState" not in ok(proxy.task.get_other_config(root, t))
-
-
-def test_template_is_printed_and_creates(server):
-    res = subprocess.run([str(BINARY), "tasks", "-t"], capture_output=True, text=True, timeout=CLI_TIMEOUT)
-    assert res.returncode == 0, res.stderr
-    template = json.loads(res.stdout)
-    assert {"jobTitle", "jobState", "percentage", "children"} <= set(template)
-    created = jobs(run(server, "tasks", "-a", "create", "-u", res.stdout))
-    assert created[0]["jobTitle"] == template["jobTitle"]
-    assert len(created[0]["children"]) == len(template["children"])
-
-
-def test_tasks_cancel_and_delete(server, proxy, root, new_task):
-    a, b = new_task(), new_task()
-    ua, ub = uuid_of(proxy, root, a), uuid_of(proxy, root, b)
-    out = jobs(run(server, "tasks", "-a", "cancel", "-j", f"{ua},{ub}"))
-    assert [j["jobState"] for j in out] == ["Cancelling", "Cancelling"]
-    for t in (a, b):
-        assert list(ok(proxy.task.get_current_operations(root, t)).values()) == ["cancel"]
-    ok(proxy.task.set_status(root, a, "cancelled"))
-    res = run(server, "tasks", "-a", "delete", "-j", ua)
-    assert (res.returncode, res.stdout) == (0, "")
-    assert proxy.task.get_status(root, a) == fail("HANDLE_INVALID", "task", a)
-
-
-def test_tasks_unknown_id_changes_nothing(server, proxy, root, new_task):
-    t = new_task()
-    u = uuid_of(proxy, root, t)
-    bad = "00000000-0000-0000-0000-0000000000bb"
-    one_line_error(run(server, "tasks", "-j", bad), f"error: UUID_INVALID task {bad}")
-    one_line_error(run(server, "tasks", "-a", "cancel", "-j", f"{u},{bad}"), "UUID_INVALID")
-    assert ok(proxy.task.get_current_operations(root, t)) == {}
-    one_line_error(run(server, "tasks", "-a", "update", "-u",
-                       json.dumps([{"jobUID": u, "percentage": 50}, {"jobUID": bad, "percentage": 5}])),
-                   "UUID_INVALID")
-    assert ok(proxy.task.get_progress(root, t)) == 0.0
-
-
-def test_tasks_bad_json_and_bad_values(server, proxy, root):
-    before = len(ok(proxy.task.get_all(root)))
-    one_line_error(run(server, "tasks", "-a", "create", "-u", "{not json"),
-                   "error: invalid JSON in --updateList: ")
-    one_line_error(run(server, "tasks", "-a", "create", "-u", '{"jobSummary": "x"}'), "jobTitle is required")
-    one_line_error(run(server, "tasks", "-a", "update", "-u", '[{"jobUID": "x", "jobState": "Done"}]'),
-                   "unknown jobState")
-    one_line_error(run(server, "tasks", "-a", "update", "-u", '[{"jobUID": "x", "percentage": 101}]'),
-                   "0 to 100")
-    one_line_error(run(server, "tasks", "-a", "cancel"), "needs -j")
-    assert len(ok(proxy.task.get_all(root))) == before
-
-
-def test_tasks_role_denied(server, proxy, root, new_task):
-    t = new_task()
-    u = uuid_of(proxy, root, t)
-    ro = dict(user=user_name("read-only"), password=user_password("read-only"))
-    one_line_error(run(server, "tasks", "-a", "delete", "-j", u, **ro),
-                   "error: RBAC_PERMISSION_DENIED task.destroy/any")
-    one_line_error(run(server, "tasks", "-a", "update", "-u",
-                       json.dumps([{"jobUID": u, "percentage": 50}]), **ro), "RBAC_PERMISSION_DENIED")
-    assert ok(proxy.task.get_status(root, t)) == "pending"
-    assert ok(proxy.task.get_progress(root, t)) == 0.0
-
-
-def test_tasks_help_uses_xclaritys_letters():
-    res = subprocess.run([str(BINARY), "tasks", "-h"], capture_output=True, text=True, timeout=CLI_TIMEOUT)
-    assert res.returncode == 0
-    for opt in ["-j, --jobUID", "-c, --children", "-a, --action", "-u, --updateList", "-t, --template"]:
-        assert opt in res.stdout, opt
-
-
-# --------------------------------------------------------------------------------------
 # watch
 
 
@@ -608,22 +445,3 @@ def test_watch_ctrl_c_logs_out(server, proxy, root, new_task):
         assert session_count(proxy, root) == before
     finally:
         term.close()
-
-
-def test_create_that_fails_half_way_names_what_it_created():
-    """A server limit hit while creating children: one line with the error and the uuids
-    of the tasks that were created before it."""
-    _build()
-    srv = Server(extra_args=["--max-pending-tasks", "2"])
-    try:
-        srv.start()
-        job = {"jobTitle": "big", "children": [{"jobTitle": "a"}, {"jobTitle": "b"}]}
-        line = one_line_error(run(srv, "tasks", "-a", "create", "-u", json.dumps(job)),
-                              "error: TOO_MANY_PENDING_TASKS", "(created before the failure: ")
-        made = re.findall(UUID_RE, line.split("created before the failure:")[1])
-        p = server_proxy(srv.url + "/")
-        s = ok(p.session.login_with_password("root", ROOT_PASSWORD))
-        on_server = sorted(ok(p.task.get_uuid(s, t)) for t in ok(p.task.get_all(s)))
-        assert sorted(made) == on_server and len(made) == 2
-    finally:
-        srv.cleanup()

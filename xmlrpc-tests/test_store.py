@@ -231,7 +231,12 @@ def fill(path):
 
 
 def test_writes_recover_when_a_full_disk_frees_without_a_restart(fresh, small_disk):
-    srv = fresh(["--durable-timeout", str(DURABLE_TIMEOUT)], data_dir=small_disk)
+    # Rows larger than the default per-field cap, so that one commit needs new pages.
+    srv = fresh(
+        ["--durable-timeout", str(DURABLE_TIMEOUT), "--max-task-field-bytes", "300000",
+         "--max-task-bytes", "600000"],
+        data_dir=small_disk,
+    )
     p = server_proxy(srv.url)
     s = login(srv.url)
     ok(p.task.create(s, "before", ""))

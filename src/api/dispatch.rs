@@ -20,6 +20,7 @@ use futures_util::FutureExt;
 use crate::db::{Db, TaskRow, TaskStatus, new_ref, now};
 use crate::users::UserStore;
 use crate::wire::value::Value;
+use crate::wire::xmlchars;
 use crate::wire::xmlrpc::value_fragment;
 
 /// How often `session.last_active` is refreshed (xapi's `threshold_last_active`).
@@ -38,18 +39,28 @@ pub struct Service {
     pub max_sessions_per_user: usize,
     /// The garbage collector's rules (also shown by the Redfish TaskService).
     pub retention: crate::api::gc::Retention,
+    /// Filter, event and login bounds (`limits.rs`).
+    pub limits: super::limits::ApiLimits,
+    /// Bounded password work (`login_guard.rs`).
+    pub login_guard: super::login_guard::LoginGuard,
 }
 
 impl Service {
-    /// Refuses a new task when the unfinished ones are at the limit.
-    pub fn check_task_room(&self, tables: &crate::db::Tables) -> Result<(), ApiError> {
+    /// Refuses a new task when the unfinished ones are at the global limit, or when it
+    /// does not fit the task limits and its user's quotas (`db::quota`): one user
+    /// filling their share leaves everyone else's untouched.
+    pub fn check_task_room(
+        &self,
+        tables: &crate::db::Tables,
+        task: &TaskRow,
+    ) -> Result<(), ApiError> {
         if tables.unfinished_tasks() >= self.max_unfinished_tasks {
             return Err(ApiError::new(
                 codes::TOO_MANY_PENDING_TASKS,
                 Vec::<String>::new(),
             ));
         }
-        Ok(())
+        tables.check_new_task(task).map_err(db_error)
     }
 }
 
@@ -103,7 +114,13 @@ impl Ctx<'_> {
 }
 
 pub async fn dispatch(svc: &Arc<Service>, call: Call, meta: &RequestMeta) -> Reply {
-    if let Some(i) = call.invalid_utf8_param {
+    // xapi's dispatcher checks every parameter against its UTF8_XML validator: valid
+    // UTF-8 and only characters XML can carry (`wire::xmlchars`). A string that passed
+    // one face would otherwise break every XML-RPC reader that is sent it later.
+    let refused = call
+        .invalid_utf8_param
+        .or_else(|| call.params.iter().position(|p| !xmlchars::value_ok(p)));
+    if let Some(i) = refused {
         let rendering = call
             .params
             .get(i)
@@ -258,7 +275,7 @@ async fn authorize_and_call(
         rbac::check(&ctx.svc.api, caller, &permission)?;
     }
     match msg.handler {
-        Handler::Implicit(imp) => implicit::call(ctx, imp, &args),
+        Handler::Implicit(imp) => implicit::call(ctx, imp, &args).await,
         Handler::Custom(custom) => call_custom(ctx, custom, &args).await,
     }
 }
@@ -278,7 +295,6 @@ fn spawn_async(
 ) -> Result<Value, ApiError> {
     let task_ref = {
         let mut tables = svc.db.write();
-        svc.check_task_room(&tables)?;
         let host = tables.host_ref.clone();
         let mut task = TaskRow::new(wire_as_sent, "", &caller.session_ref, &host);
         if let Some(parent) = meta
@@ -293,6 +309,7 @@ fn spawn_async(
             .iter()
             .map(|(k, v)| (format!("http:{k}"), v.clone()))
             .collect();
+        svc.check_task_room(&tables, &task)?;
         let r = new_ref();
         tables.insert_task(r.clone(), task);
         r
@@ -325,7 +342,7 @@ fn spawn_async(
 /// sees a finished status without its result.
 pub fn complete_task(db: &Db, task_ref: &str, outcome: Result<Value, ApiError>) {
     let mut tables = db.write();
-    let _ = tables.update_task(task_ref, |t| {
+    let finish = |t: &mut TaskRow, outcome: &Result<Value, ApiError>| {
         if t.status != TaskStatus::Pending {
             return Ok(());
         }
@@ -334,7 +351,7 @@ pub fn complete_task(db: &Db, task_ref: &str, outcome: Result<Value, ApiError>) 
         t.progress = 1.0;
         match outcome {
             Ok(v) => {
-                t.result = value_fragment(&v).into();
+                t.result = value_fragment(v).into();
                 t.status = TaskStatus::Success;
             }
             Err(e) => {
@@ -347,7 +364,12 @@ pub fn complete_task(db: &Db, task_ref: &str, outcome: Result<Value, ApiError>) 
             }
         }
         Ok(())
-    });
+    };
+    // A result over the task limits (say `Async.task.get_all_records` of many tasks)
+    // fails the task with the reason instead of leaving it pending for ever.
+    if let Err(e) = tables.update_task(task_ref, |t| finish(t, &outcome)) {
+        let _ = tables.update_task(task_ref, |t| finish(t, &Err(db_error(e))));
+    }
 }
 
 async fn call_custom(ctx: &Ctx<'_>, custom: Custom, args: &[Value]) -> Result<Value, ApiError> {
@@ -433,5 +455,40 @@ pub fn db_error(e: crate::db::DbError) -> ApiError {
             [table.to_string(), field.to_string(), r, key],
         ),
         crate::db::DbError::EmptyKey => ApiError::internal("Db_exn.Empty_key_in_map"),
+        // xapi's `value_not_supported fld v reason`; the value itself is not echoed (it
+        // may be a megabyte), its size is.
+        crate::db::DbError::TooLarge {
+            field,
+            bytes,
+            limit,
+        } => {
+            let option = if field == "task" {
+                "max-task-bytes"
+            } else {
+                "max-task-field-bytes"
+            };
+            ApiError::new(
+                codes::VALUE_NOT_SUPPORTED,
+                [
+                    field.to_string(),
+                    format!("{bytes} bytes"),
+                    format!("longer than the limit of {limit} bytes ({option})"),
+                ],
+            )
+        }
+        crate::db::DbError::TooManyPending => {
+            ApiError::new(codes::TOO_MANY_PENDING_TASKS, Vec::<String>::new())
+        }
+        crate::db::DbError::UserQuota { user, bytes, limit } => ApiError::new(
+            codes::VALUE_NOT_SUPPORTED,
+            [
+                "task".to_string(),
+                format!("{bytes} bytes"),
+                format!(
+                    "the tasks of user {user} would hold more than {limit} bytes \
+                     (max-task-bytes-per-user)"
+                ),
+            ],
+        ),
     }
 }

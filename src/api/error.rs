@@ -67,6 +67,7 @@ pub mod codes {
     pub const RBAC_PERMISSION_DENIED: &str = "RBAC_PERMISSION_DENIED";
     pub const MAP_DUPLICATE_KEY: &str = "MAP_DUPLICATE_KEY";
     pub const INVALID_VALUE: &str = "INVALID_VALUE";
+    pub const VALUE_NOT_SUPPORTED: &str = "VALUE_NOT_SUPPORTED";
     pub const INTERNAL_ERROR: &str = "INTERNAL_ERROR";
     pub const OPERATION_NOT_ALLOWED: &str = "OPERATION_NOT_ALLOWED";
     pub const TASK_CANCELLED: &str = "TASK_CANCELLED";

@@ -261,16 +261,43 @@ fn with_subscription(
     Ok(Value::void())
 }
 
+/// `event.register(classes)`: adds to the session's subscriptions. xapi appends blindly;
+/// here an entry already present is not added again (matching is the same either way),
+/// and a list that would grow past `max-event-subscriptions` is refused, so no session can
+/// make every `event.next` wake-up scan a million entries.
 pub fn register(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
-    let new: Vec<String> = arg::strings(&args[0])
-        .iter()
-        .map(|s| Sub::parse(s).text())
-        .collect();
-    with_subscription(ctx, |sub| {
-        let mut subs = new;
-        subs.append(&mut sub.subs);
-        sub.subs = subs;
-    })
+    let mut new: Vec<String> = Vec::new();
+    for s in arg::strings(&args[0]) {
+        let text = Sub::parse(&s).text();
+        if !new.contains(&text) {
+            new.push(text);
+        }
+    }
+    let max = ctx.svc.limits.max_event_subscriptions;
+    let mut refused = None;
+    let reply = with_subscription(ctx, |sub| {
+        new.retain(|s| !sub.subs.contains(s));
+        if sub.subs.len() + new.len() > max {
+            refused = Some(sub.subs.len() + new.len());
+            return;
+        }
+        new.append(&mut sub.subs);
+        sub.subs = new;
+    })?;
+    match refused {
+        Some(n) => Err(ApiError::new(
+            codes::VALUE_NOT_SUPPORTED,
+            [
+                "classes".to_string(),
+                format!("{n} subscriptions"),
+                format!(
+                    "a session may hold at most {max} event subscriptions \
+                     (max-event-subscriptions)"
+                ),
+            ],
+        )),
+        None => Ok(reply),
+    }
 }
 
 pub fn unregister(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
@@ -308,27 +335,32 @@ pub async fn next(ctx: &Ctx<'_>) -> Result<Value, ApiError> {
             if lost {
                 return Err(ApiError::new(codes::EVENTS_LOST, Vec::<String>::new()));
             }
+            // Bounded work under the lock: at most `max-event-subscriptions` entries,
+            // and the matching events are shared pointers; records are built after it.
             let subs: Vec<Sub> = sub.subs.iter().map(|s| Sub::parse(s)).collect();
-            let mut out = Vec::new();
-            for e in tables.legacy.events.iter().filter(|e| e.id > sub.last_id) {
-                if !any_matches(&subs, e.class, &e.r) {
-                    continue;
-                }
-                let Some(def) = datamodel::class(e.class) else {
-                    continue;
-                };
+            tables
+                .legacy
+                .events
+                .iter()
+                .filter(|e| e.id > sub.last_id && any_matches(&subs, e.class, &e.r))
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let events: Vec<Value> = events
+            .into_iter()
+            .filter_map(|e| {
+                let def = datamodel::class(e.class)?;
                 let snapshot = record(def, e.snapshot.as_row(), None);
-                out.push(event_value(
+                Some(event_value(
                     e.id.to_string(),
                     format!("{}.", e.timestamp),
                     e.class,
                     e.op,
                     &e.r,
                     Some(snapshot),
-                ));
-            }
-            out
-        };
+                ))
+            })
+            .collect();
         if !events.is_empty() || ctx.svc.db.is_stopping() {
             return Ok(Value::Array(events));
         }

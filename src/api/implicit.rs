@@ -13,7 +13,7 @@ use crate::db::{Row, Tables};
 use crate::db::{filter, maps};
 use crate::wire::value::Value;
 
-pub fn call(ctx: &Ctx<'_>, imp: Implicit, args: &[Value]) -> Result<Value, ApiError> {
+pub async fn call(ctx: &Ctx<'_>, imp: Implicit, args: &[Value]) -> Result<Value, ApiError> {
     let class = ctx.msg.class;
     match imp {
         Implicit::Get(field) => {
@@ -37,44 +37,54 @@ pub fn call(ctx: &Ctx<'_>, imp: Implicit, args: &[Value]) -> Result<Value, ApiEr
         Implicit::GetByNameLabel => {
             let label = arg::string(&args[0]);
             let field = class_field(class, "name_label");
-            let tables = ctx.svc.db.read();
-            let refs = tables
-                .rows(class.name)
-                .into_iter()
-                .filter(|(_, row)| {
-                    field_value(*row, field).as_ref().and_then(Value::as_str) == Some(label)
-                })
-                .map(|(r, _)| Value::str(r))
-                .collect();
+            let mut refs = Vec::new();
+            scan(ctx, class, 1, |r, row| {
+                if field_value(row, field).as_ref().and_then(Value::as_str) == Some(label) {
+                    refs.push(Value::str(r));
+                }
+                Ok(())
+            })
+            .await?;
             Ok(Value::Array(refs))
         }
         Implicit::GetAll => {
-            let tables = ctx.svc.db.read();
-            let refs = tables
-                .rows(class.name)
-                .into_iter()
-                .map(|(r, _)| Value::str(r))
-                .collect();
-            Ok(Value::Array(refs))
+            let refs = ctx.svc.db.read().refs(class.name);
+            Ok(Value::Array(
+                refs.iter().map(|r| Value::str(&**r)).collect(),
+            ))
         }
         Implicit::GetAllRecords => {
-            let tables = ctx.svc.db.read();
-            let members = tables
-                .rows(class.name)
-                .into_iter()
-                .map(|(r, row)| (r.to_string(), record_of(ctx, class, row)))
-                .collect();
+            let mut members = Vec::new();
+            scan(ctx, class, RECORD_COST, |r, row| {
+                members.push((r.to_string(), record_of(ctx, class, row)));
+                Ok(())
+            })
+            .await?;
             Ok(Value::Struct(members))
         }
         Implicit::GetAllWhere | Implicit::GetAllRecordsWhere => {
             let expr_text = arg::string(&args[0]);
-            let expr = filter::parse(expr_text).map_err(|text| {
-                ApiError::new(codes::INVALID_VALUE, [expr_text.to_string(), text])
-            })?;
-            let tables = ctx.svc.db.read();
-            let mut members = Vec::new();
-            for (r, row) in tables.rows(class.name) {
-                let mut lookup = |column: &str| record::column(class, r, row, column);
+            let expr = parse_filter(ctx, expr_text)?;
+            let shape = expr.shape();
+            let columns: Vec<Column> = shape.columns.iter().map(|c| Column::of(class, c)).collect();
+            let index: std::collections::HashMap<&str, usize> = shape
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (*c, i))
+                .collect();
+            let records = matches!(imp, Implicit::GetAllRecordsWhere);
+            let cost = shape.nodes + if records { RECORD_COST } else { 0 };
+            let mut out = Vec::new();
+            scan(ctx, class, cost, |r, row| {
+                // Each column's string form is made at most once per row, and only if
+                // the evaluation reaches it.
+                let cells: Vec<std::cell::OnceCell<Option<String>>> =
+                    columns.iter().map(|_| std::cell::OnceCell::new()).collect();
+                let mut lookup = |c: &str| {
+                    let i = *index.get(c)?;
+                    cells[i].get_or_init(|| columns[i].value(r, row)).as_deref()
+                };
                 let keep = expr.eval(&mut lookup).map_err(|missing| {
                     ApiError::new(
                         codes::INTERNAL_ERROR,
@@ -82,19 +92,23 @@ pub fn call(ctx: &Ctx<'_>, imp: Implicit, args: &[Value]) -> Result<Value, ApiEr
                     )
                 })?;
                 if keep {
-                    members.push((r.to_string(), row));
+                    out.push(if records {
+                        (r.to_string(), Some(record_of(ctx, class, row)))
+                    } else {
+                        (r.to_string(), None)
+                    });
                 }
-            }
-            Ok(match imp {
-                Implicit::GetAllWhere => {
-                    Value::Array(members.into_iter().map(|(r, _)| Value::String(r)).collect())
-                }
-                _ => Value::Struct(
-                    members
-                        .into_iter()
-                        .map(|(r, row)| (r, record_of(ctx, class, row)))
+                Ok(())
+            })
+            .await?;
+            Ok(if records {
+                Value::Struct(
+                    out.into_iter()
+                        .map(|(r, v)| (r, v.unwrap_or(Value::Nil)))
                         .collect(),
-                ),
+                )
+            } else {
+                Value::Array(out.into_iter().map(|(r, _)| Value::String(r)).collect())
             })
         }
         Implicit::Set(field) | Implicit::AddToMap(field) | Implicit::RemoveFromMap(field) => {
@@ -102,6 +116,117 @@ pub fn call(ctx: &Ctx<'_>, imp: Implicit, args: &[Value]) -> Result<Value, ApiEr
         }
     }
 }
+
+/// What building one record costs, in filter terms (for [`scan`]'s budget).
+const RECORD_COST: usize = 32;
+
+/// Work per read-lock hold in a scan, in filter terms evaluated (a record counts as
+/// [`RECORD_COST`]): about a millisecond, so a writer waits at most that long behind a
+/// query, however many rows it reads.
+const SCAN_BUDGET: usize = 16 * 1024;
+
+/// Visits every row of `class` (that still exists when its turn comes), taking the read
+/// lock for chunks of rows whose cost (`cost_per_row` each) fits [`SCAN_BUDGET`] and
+/// releasing it between chunks. So one query over many rows never holds writers off for
+/// long; the price is that rows written during the scan are seen either before or after
+/// the write (each row is read whole under the lock). Between chunks the call yields to
+/// the runtime, so a long scan does not keep other requests off its worker thread either.
+async fn scan(
+    ctx: &Ctx<'_>,
+    class: &Class,
+    cost_per_row: usize,
+    mut visit: impl FnMut(&str, Row<'_>) -> Result<(), ApiError>,
+) -> Result<(), ApiError> {
+    let refs = ctx.svc.db.read().refs(class.name);
+    let per_hold = (SCAN_BUDGET / cost_per_row.max(1)).max(1);
+    for (i, chunk) in refs.chunks(per_hold).enumerate() {
+        if i > 0 {
+            tokio::task::yield_now().await;
+        }
+        let tables = ctx.svc.db.read();
+        for r in chunk {
+            if let Some(row) = tables.row(class.name, r) {
+                visit(r, row)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A filter column, resolved once per query rather than once per row and comparison.
+enum Column {
+    Ref,
+    Field(&'static Field),
+    Missing,
+}
+
+impl Column {
+    fn of(class: &'static Class, column: &str) -> Column {
+        if column == "_ref" {
+            return Column::Ref;
+        }
+        match class.fields.iter().find(|f| f.column == column) {
+            Some(f) => Column::Field(f),
+            None => Column::Missing,
+        }
+    }
+
+    /// The row's database string form of this column (None: no such column).
+    fn value(&self, r: &str, row: Row<'_>) -> Option<String> {
+        match self {
+            Column::Ref => Some(r.to_string()),
+            Column::Field(f) => field_value(row, f).map(|v| record::db_string(f, &v)),
+            Column::Missing => None,
+        }
+    }
+}
+
+/// Parses a `*_where` expression within `max-filter-bytes` and `max-filter-nodes` (and a
+/// nesting depth of [`MAX_FILTER_DEPTH`]); xapi has no bound. Refusals are
+/// `INVALID_VALUE [expr; reason]`, like xapi's parse errors, with the expression cut to
+/// its first 100 bytes when it is over the byte bound.
+fn parse_filter(ctx: &Ctx<'_>, text: &str) -> Result<filter::Expr, ApiError> {
+    let limits = &ctx.svc.limits;
+    if text.len() > limits.max_filter_bytes {
+        let mut cut = 100.min(text.len());
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        return Err(ApiError::new(
+            codes::INVALID_VALUE,
+            [
+                format!("{}…", &text[..cut]),
+                format!(
+                    "filter of {} bytes is longer than the limit of {} bytes (max-filter-bytes)",
+                    text.len(),
+                    limits.max_filter_bytes
+                ),
+            ],
+        ));
+    }
+    let expr = filter::parse(text)
+        .map_err(|why| ApiError::new(codes::INVALID_VALUE, [text.to_string(), why]))?;
+    let shape = expr.shape();
+    if shape.nodes > limits.max_filter_nodes || shape.depth > MAX_FILTER_DEPTH {
+        return Err(ApiError::new(
+            codes::INVALID_VALUE,
+            [
+                text.to_string(),
+                format!(
+                    "filter of {} terms nested {} deep is over the limit of {} terms \
+                     (max-filter-nodes) or {MAX_FILTER_DEPTH} levels",
+                    shape.nodes, shape.depth, limits.max_filter_nodes
+                ),
+            ],
+        ));
+    }
+    Ok(expr)
+}
+
+/// Deepest nesting of a `*_where` expression. `and`/`or` chains nest to the left, so a
+/// flat chain within the default term bound (2,048 terms) is 1,024 deep: it fits.
+/// Evaluation never recurses, so this only refuses needless `not not not …` towers.
+pub const MAX_FILTER_DEPTH: usize = 1024;
 
 fn class_field(class: &'static Class, name: &str) -> &'static Field {
     class
@@ -160,9 +285,11 @@ fn set_field(
         )));
     }
     let mut tables = ctx.svc.db.write();
+    let limit = tables.ledger.limits.field_bytes;
     let s = tables
         .session_mut(&r)
         .ok_or_else(|| ApiError::handle_invalid("session", &r))?;
+    let before = s.other_config.clone();
     match imp {
         Implicit::Set(_) => {
             let map = arg::string_map(&args[1]);
@@ -182,6 +309,17 @@ fn set_field(
             let key = arg::string(&args[1]);
             s.other_config.retain(|(k, _)| k != key);
         }
+    }
+    // A session's map is bounded like a task's fields (`max-task-field-bytes`), so that
+    // 500 sessions per user cannot each hold an unbounded map.
+    let bytes: usize = s.other_config.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if bytes > limit {
+        s.other_config = before;
+        return Err(db_error(crate::db::DbError::TooLarge {
+            field: "other_config",
+            bytes,
+            limit,
+        }));
     }
     Ok(Value::void())
 }

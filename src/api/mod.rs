@@ -12,6 +12,8 @@ mod event;
 pub mod gc;
 pub mod handlers;
 mod implicit;
+pub mod limits;
+pub mod login_guard;
 pub mod marshal;
 pub mod rbac;
 pub mod record;

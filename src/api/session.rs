@@ -2,15 +2,16 @@
 
 use super::dispatch::Ctx;
 use super::error::{ApiError, codes};
+use super::login_guard::Refusal;
 use super::marshal::arg;
 use crate::db::{NULL_REF, SessionRow, new_ref, new_uuid, now};
-use crate::users::AuthError;
 use crate::wire::value::Value;
 
 /// `session.login_with_password(uname, pwd [, version [, originator]])`.
 ///
 /// The password check (argon2) is deliberately slow, so it runs on the blocking pool and
-/// never stalls the async workers. `root` gets a local-superuser session
+/// never stalls the async workers, within the bounds of `login_guard.rs` (concurrency,
+/// backoff, negative cache). `root` gets a local-superuser session
 /// (`auth_user_sid = ""`, no permission list), like a PAM login on xapi; other users get
 /// their role's permissions, fixed for the life of the session.
 pub async fn login(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
@@ -19,23 +20,24 @@ pub async fn login(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
     let originator = arg::string(&args[3]).to_string();
     let svc = ctx.svc.clone();
     let name = uname.clone();
-    let user = tokio::task::spawn_blocking(move || svc.users.authenticate(&name, &pwd))
+    let credential = move || svc.users.credential(&name);
+    let peer = super::limits::peer();
+    let failed = |msg: &str| {
+        ApiError::new(
+            codes::SESSION_AUTHENTICATION_FAILED,
+            [uname.clone(), msg.to_string()],
+        )
+    };
+    let user = match ctx
+        .svc
+        .login_guard
+        .login(credential, &uname, &pwd, peer)
         .await
-        .map_err(|e| {
-            ApiError::new(
-                codes::INTERNAL_ERROR,
-                ["session.login_with_password".to_string(), e.to_string()],
-            )
-        })?;
-    let user = match user {
+    {
         Ok(u) => u,
-        Err(AuthError::UnknownUser | AuthError::BadPassword) => {
-            return Err(ApiError::new(
-                codes::SESSION_AUTHENTICATION_FAILED,
-                [uname, "Authentication failure".to_string()],
-            ));
-        }
-        Err(AuthError::Store(msg)) => {
+        Err(Refusal::Failed) => return Err(failed("Authentication failure")),
+        Err(Refusal::Busy(why)) => return Err(failed(why)),
+        Err(Refusal::Store(msg)) => {
             return Err(ApiError::new(
                 codes::INTERNAL_ERROR,
                 ["session.login_with_password".to_string(), msg],
@@ -45,6 +47,15 @@ pub async fn login(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
     let superuser = user.role.is_none();
     let t = now();
     let mut tables = ctx.svc.db.write();
+    // The originator is kept with the session: bounded like a task field.
+    let limit = tables.ledger.limits.field_bytes;
+    if originator.len() > limit {
+        return Err(super::dispatch::db_error(crate::db::DbError::TooLarge {
+            field: "originator",
+            bytes: originator.len(),
+            limit,
+        }));
+    }
     let session = SessionRow {
         uuid: new_uuid(),
         this_host: tables.host_ref.clone(),
@@ -68,26 +79,38 @@ pub async fn login(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
         client_certificate: false,
         legacy_events: None,
     };
-    let r = new_ref();
-    tables.insert_session(r.clone(), session);
-    // Bound what one user can hold: log out the least recently active sessions that own
-    // no unfinished task (xapi never times out a session with a pending task).
-    let mine = tables.sessions_of_user(&user.name);
-    let mut excess = mine.len().saturating_sub(ctx.svc.max_sessions_per_user);
-    for (old, _) in mine {
-        if excess == 0 {
-            break;
+    // Bound what one user can hold: at the cap, log out the least recently active
+    // sessions that own no unfinished task (xapi never times out a session with a
+    // pending task); if every one of them is busy, refuse this login. The count is kept
+    // by the tables, so below the cap this costs nothing.
+    let cap = ctx.svc.max_sessions_per_user;
+    if tables.usage(&user.name).sessions >= cap {
+        let mine = tables.sessions_of_user(&user.name);
+        let mut excess = (mine.len() + 1).saturating_sub(cap);
+        for (old, _) in mine {
+            if excess == 0 {
+                break;
+            }
+            let busy = tables.session(&old).is_some_and(|s| {
+                s.tasks
+                    .iter()
+                    .any(|t| tables.task(t).is_some_and(|t| !t.status.is_completed()))
+            });
+            if !busy {
+                tables.delete_session(&old);
+                excess -= 1;
+            }
         }
-        let busy = tables.session(&old).is_some_and(|s| {
-            s.tasks
-                .iter()
-                .any(|t| tables.task(t).is_some_and(|t| !t.status.is_completed()))
-        });
-        if old != r && !busy {
-            tables.delete_session(&old);
-            excess -= 1;
+        if excess > 0 {
+            return Err(failed(&format!(
+                "Too many sessions: {} already holds {cap} sessions that own unfinished \
+                 tasks (max-sessions-per-user)",
+                user.name
+            )));
         }
     }
+    let r = new_ref();
+    tables.insert_session(r.clone(), session);
     Ok(Value::String(r))
 }
 

@@ -11,7 +11,7 @@ use super::dispatch::{Ctx, db_error};
 use super::error::ApiError;
 use super::marshal::arg;
 use super::rbac;
-use crate::db::{DbError, NULL_REF, TaskRow, TaskStatus, maps, new_ref, new_uuid};
+use crate::db::{DbError, NULL_REF, TaskRow, TaskStatus, maps, new_ref, new_uuid, now};
 use crate::wire::value::Value;
 
 /// `task.create(label, description)`: a pending task owned by the caller's session.
@@ -27,7 +27,6 @@ pub fn create(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
         .as_deref()
         .or(ctx.meta.subtask_of.as_deref());
     let mut tables = ctx.svc.db.write();
-    ctx.svc.check_task_room(&tables)?;
     let host = tables.host_ref.clone();
     let mut task = TaskRow::new(
         arg::string(&args[0]),
@@ -41,6 +40,7 @@ pub fn create(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
         }
         task.subtask_of = parent.into();
     }
+    ctx.svc.check_task_room(&tables, &task)?;
     let r = new_ref();
     tables.insert_task(r.clone(), task);
     Ok(Value::String(r))
@@ -105,15 +105,34 @@ pub fn cancel(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
     Ok(Value::void())
 }
 
-/// `task.set_status`: any value from any value; `finished` and `progress` stay as they are.
+/// `task.set_status`: any value from any value; `progress` stays as it is.
+///
+/// Deliberately unlike xapi (whose `set_status` writes the status only, leaving `finished`
+/// at the epoch): a task that goes from unfinished to completed is stamped `finished =
+/// now`. In xapi only xapi itself completes tasks, and it stamps them; here external
+/// clients (XAPI, Redfish, XClarity) complete them through this message, and without the
+/// stamp such a task shows no end time anywhere and the GC removes it at its next pass
+/// instead of `completed_task_timeout` after it finished. `Async.` completions stamp in
+/// [`super::dispatch::complete_task`]; every other status change comes through here.
 pub fn set_status(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
     let status = TaskStatus::parse(arg::string(&args[1]))
         .ok_or_else(|| super::marshal::failure("Unknown tag/contents"))?;
+    let at = now();
     mutate(ctx, arg::string(&args[0]), |t| {
+        if completes(t.status, status) {
+            t.finished = at;
+        }
         t.status = status;
         Ok(())
     })?;
     Ok(Value::void())
+}
+
+/// Whether a change of status from `old` to `new` completes the task: it was pending or
+/// cancelling and is now success, failure or cancelled. A change between two completed
+/// statuses keeps the first `finished`; a task reopened and completed again gets a new one.
+fn completes(old: TaskStatus, new: TaskStatus) -> bool {
+    new.is_completed() && !old.is_completed()
 }
 
 /// `task.set_progress`: stored as given, without a range check (xapi does none).
@@ -210,4 +229,22 @@ fn check_protected_diff(
         rbac::check(&ctx.svc.api, ctx.caller(), &permission)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_step_from_unfinished_to_completed_stamps_finished() {
+        use TaskStatus::*;
+        let all = [Pending, Cancelling, Success, Failure, Cancelled];
+        for old in all {
+            for new in all {
+                let expected = matches!(old, Pending | Cancelling)
+                    && matches!(new, Success | Failure | Cancelled);
+                assert_eq!(completes(old, new), expected, "{old:?} -> {new:?}");
+            }
+        }
+    }
 }

@@ -100,18 +100,7 @@ impl Client {
     pub fn connect(conn: &Connection) -> Result<Client, CliError> {
         let endpoint = jsonrpc_endpoint(&conn.url)?;
         let password = password(&conn.user)?;
-        let tls = ureq::tls::TlsConfig::builder()
-            // `--insecure`: rustls with a verifier that accepts any certificate.
-            .disable_verification(conn.insecure)
-            .build();
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .tls_config(tls)
-            .http_status_as_error(false)
-            .timeout_global(Some(HTTP_TIMEOUT))
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .user_agent(concat!("xapi-taskd-cli/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+        let agent = agent(conn);
         let mut client = Client {
             agent,
             endpoint,
@@ -198,9 +187,32 @@ impl Drop for Client {
     }
 }
 
+/// The HTTP agent every client subcommand uses: HTTP errors are answers (the caller reads
+/// their bodies), every exchange has a timeout, `--insecure` accepts any certificate.
+pub fn agent(conn: &Connection) -> ureq::Agent {
+    let tls = ureq::tls::TlsConfig::builder()
+        // `--insecure`: rustls with a verifier that accepts any certificate.
+        .disable_verification(conn.insecure)
+        .build();
+    ureq::Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .timeout_global(Some(HTTP_TIMEOUT))
+        .timeout_connect(Some(Duration::from_secs(10)))
+        .user_agent(concat!("xapi-taskd-cli/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
 /// `<url>/jsonrpc`, whatever path the URL has (xapi routes by path prefix; the API is at
 /// the root). Only http and https are accepted, so a typo fails before a password prompt.
 pub fn jsonrpc_endpoint(url: &str) -> Result<String, CliError> {
+    Ok(format!("{}/jsonrpc", root_url(url)?))
+}
+
+/// The scheme and host of `url` (`http://h:8080`): where the APIs are, whatever path the
+/// URL has.
+pub fn root_url(url: &str) -> Result<String, CliError> {
     let rest = url
         .strip_prefix("http://")
         .or_else(|| url.strip_prefix("https://"))
@@ -212,7 +224,7 @@ pub fn jsonrpc_endpoint(url: &str) -> Result<String, CliError> {
         return Err(CliError::msg(format!("--url has no host: {url}")));
     }
     let scheme_len = url.len() - rest.len();
-    Ok(format!("{}{host}/jsonrpc", &url[..scheme_len]))
+    Ok(format!("{}{host}", &url[..scheme_len]))
 }
 
 /// Decodes a JSON-RPC reply: v2 `result`, v2 `error` with xapi's `{code: 1, message: CODE,
@@ -263,7 +275,7 @@ pub fn value_text(v: &Value) -> String {
     }
 }
 
-fn transport_error(endpoint: &str, e: &ureq::Error) -> CliError {
+pub fn transport_error(endpoint: &str, e: &ureq::Error) -> CliError {
     let text = e.to_string();
     let hint = if matches!(e, ureq::Error::Rustls(_) | ureq::Error::Tls(_))
         || text.contains("certificate")
@@ -277,7 +289,7 @@ fn transport_error(endpoint: &str, e: &ureq::Error) -> CliError {
 
 /// The password: `XAPI_TASKD_PASSWORD`, else a no-echo prompt on the terminal. Without
 /// either, a clear error rather than a read from a pipe that may hold something else.
-fn password(user: &str) -> Result<String, CliError> {
+pub fn password(user: &str) -> Result<String, CliError> {
     if let Ok(p) = std::env::var(PASSWORD_ENV) {
         return Ok(p);
     }

@@ -1,18 +1,19 @@
-//! Client subcommands: talk to a running server over its API (JSON-RPC), for operators in
-//! terminals. One file per concern:
+//! Client subcommands: talk to a running server over its APIs (JSON-RPC; LXCA's REST API
+//! for `tasks`), for operators in terminals. One file per concern:
 //! - [`client`]: connection options, password, login/logout, JSON-RPC calls;
 //! - [`task`]: task records as decoded from the API;
 //! - [`xe`]: `task-list`, `task-cancel`, `task-destroy`, `task-param-list` in xe's style;
-//! - [`xclarity`] and [`tasks`]: XClarity's `tasks` command and its job mapping;
+//! - [`tasks`]: XClarity's `tasks` command, over [`lxca`], a small LXCA REST client (the
+//!   job mapping is the XClarity face's own, `crate::xclarity::mapping`);
 //! - [`watch`]: the live view driven by `event.from`.
 //!
 //! Every failure is one line on stderr (`error: …`) and a non-zero exit; see `docs/cli.md`.
 
 pub mod client;
+pub mod lxca;
 pub mod task;
 pub mod tasks;
 pub mod watch;
-pub mod xclarity;
 pub mod xe;
 
 use std::io::Write;

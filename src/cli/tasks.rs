@@ -1,24 +1,22 @@
-//! `tasks`: XClarity Administrator's `tasks` command over XAPI tasks, with its option
-//! letters (`-j -c -a -u -t -h`) and its job JSON (mapping in `xclarity.rs`).
-
-use std::collections::HashSet;
+//! `tasks`: XClarity Administrator's `tasks` command (seed 000: pylxca's `tasks`), with its
+//! option letters (`-j -c -a -u -t -h`), as a client of LXCA's REST API ([`super::lxca`]):
+//! it works against xapi-taskd's XClarity face and against a real LXCA appliance, and
+//! prints jobs exactly as the REST face answers them. What it sends is checked first with
+//! the face's own mapping ([`crate::xclarity::mapping`]), before any password prompt.
 
 use serde_json::{Value, json};
 
-use super::client::{CliError, Client, Connection};
-use super::task::{TaskRecord, all_tasks, by_ref, ref_of_uuid};
-use super::xclarity::{self, JobUpdate, NewJob, STATE_KEY};
-
-/// Subtasks deeper than this are not followed (a guard against a reference cycle).
-const MAX_DEPTH: usize = 64;
+use super::client::{CliError, Connection};
+use super::lxca::Lxca;
+use crate::xclarity::mapping;
 
 #[derive(Debug, Clone, Copy, PartialEq, clap::ValueEnum)]
 pub enum Action {
     /// Request cancellation of the -j jobs.
     Cancel,
-    /// Delete the -j jobs (a running one is deleted when it finishes, as in XAPI).
+    /// Delete the -j jobs and their children.
     Delete,
-    /// Create the job given with -u (see -t), subtasks included.
+    /// Create the job given with -u or -t, its children included.
     Create,
     /// Set jobState and/or percentage of the jobs listed in -u.
     Update,
@@ -28,13 +26,8 @@ pub enum Action {
 pub struct TasksArgs {
     #[command(flatten)]
     pub conn: Connection,
-    /// Job ids (task uuids), comma-separated.
-    #[arg(
-        short = 'j',
-        long = "jobUID",
-        value_delimiter = ',',
-        value_name = "IDS"
-    )]
+    /// Job ids, comma-separated (`-j 127,140` or, as in XClarity's examples, `-j 127, 140`).
+    #[arg(short = 'j', long = "jobUID", value_name = "IDS", num_args = 1..)]
     pub job_uid: Vec<String>,
     /// Include subtasks (children): true or false.
     #[arg(short = 'c', long = "children", value_name = "BOOL", default_value_t = true,
@@ -43,128 +36,98 @@ pub struct TasksArgs {
     /// cancel, delete, create or update.
     #[arg(short = 'a', long = "action", value_enum)]
     pub action: Option<Action>,
-    /// JSON: a job for create, [{"jobUID":…,"jobState":…,"percentage":…}] for update.
+    /// JSON: a job for create, [{"jobUID":…,"jobState":…,"percentage":…}, …] for update.
     #[arg(short = 'u', long = "updateList", value_name = "JSON")]
     pub update_list: Option<String>,
-    /// Print the template of a job for create, then exit.
-    #[arg(short = 't', long = "template")]
-    pub template: bool,
+    /// JSON: the job to create (as pylxca's t=); alone, without a value, prints a sample.
+    #[arg(short = 't', long = "template", value_name = "JSON", num_args = 0..=1,
+          default_missing_value = "")]
+    pub template: Option<String>,
 }
 
 /// What a checked command line asks for; everything is validated before logging in.
+#[derive(Debug)]
 enum Plan {
-    Template,
-    List(Vec<String>),
+    Sample,
+    List(Option<Vec<String>>),
     Cancel(Vec<String>),
     Delete(Vec<String>),
-    Create(Vec<NewJob>),
-    Update(Vec<JobUpdate>),
+    Create(Value),
+    /// (jobUID, the body of its `PUT /tasks/{jobUID}`)
+    Update(Vec<(String, Value)>),
 }
 
 /// Runs the command and returns what it prints on stdout.
 pub fn run(args: &TasksArgs) -> Result<String, CliError> {
     let plan = plan(args)?;
-    if let Plan::Template = plan {
-        return Ok(pretty(&xclarity::template()));
+    if let Plan::Sample = plan {
+        return Ok(pretty(&sample()));
     }
-    let client = Client::connect(&args.conn)?;
+    let lxca = Lxca::connect(&args.conn)?;
+    let compact = if args.children { "" } else { "?compact=true" };
+    let get = |ids: &[String]| -> Result<Value, CliError> {
+        Ok(lxca
+            .call("GET", &format!("/tasks/{}{compact}", path_ids(ids)), None)?
+            .body)
+    };
     match plan {
-        Plan::Template => unreachable!("handled above"),
-        Plan::List(ids) => {
-            let tasks = all_tasks(&client)?;
-            let jobs = if ids.is_empty() {
-                roots(&tasks)
-                    .into_iter()
-                    .map(|t| job_tree(t, &tasks, args.children))
-                    .collect()
-            } else {
-                ids.iter()
-                    .map(|id| Ok(job_tree(find(&tasks, id)?, &tasks, args.children)))
-                    .collect::<Result<Vec<_>, CliError>>()?
-            };
-            Ok(pretty(&Value::Array(jobs)))
-        }
+        Plan::Sample => unreachable!("handled above"),
+        Plan::List(None) => Ok(pretty(
+            &lxca.call("GET", &format!("/tasks{compact}"), None)?.body,
+        )),
+        Plan::List(Some(ids)) => Ok(pretty(&get(&ids)?)),
         Plan::Cancel(ids) => {
-            let refs = resolve(&client, &ids)?;
-            for r in &refs {
-                client.call("task.cancel", vec![json!(r)])?;
-            }
-            let tasks = all_tasks(&client)?;
-            let jobs: Vec<Value> = ids
-                .iter()
-                .filter_map(|id| find(&tasks, id).ok())
-                .map(|t| job_tree(t, &tasks, args.children))
-                .collect();
-            Ok(pretty(&Value::Array(jobs)))
+            lxca.call(
+                "PUT",
+                "/tasks",
+                Some(&json!({"action": "cancel", "list": ids})),
+            )?;
+            Ok(pretty(&get(&ids)?))
         }
         Plan::Delete(ids) => {
-            let refs = resolve(&client, &ids)?;
-            for r in &refs {
-                client.call("task.destroy", vec![json!(r)])?;
-            }
+            lxca.call("DELETE", &format!("/tasks/{}", path_ids(&ids)), None)?;
             Ok(String::new())
         }
-        Plan::Create(jobs) => {
-            let mut made = Vec::new();
-            let mut created = Vec::new();
-            for job in &jobs {
-                match create(&client, job, None, &mut made) {
-                    Ok(r) => created.push(r),
-                    Err(e) => return Err(partial(&client, e, &made)),
-                }
+        Plan::Create(job) => {
+            let a = lxca.call("POST", "/tasks", Some(&job))?;
+            // The new job's id: the body's jobUID, else the Location header.
+            let uid = a.body["jobUID"].as_str().map(str::to_string).or_else(|| {
+                a.location
+                    .and_then(|l| l.rsplit('/').next().map(str::to_string))
+            });
+            match uid {
+                Some(uid) => Ok(pretty(&get(&[uid])?)),
+                None => Ok(pretty(&a.body)),
             }
-            let tasks = all_tasks(&client)?;
-            let out: Vec<Value> = created
-                .iter()
-                .filter_map(|r| tasks.iter().find(|t| &t.r#ref == r))
-                .map(|t| job_tree(t, &tasks, args.children))
-                .collect();
-            Ok(pretty(&Value::Array(out)))
         }
         Plan::Update(updates) => {
-            let ids: Vec<String> = updates.iter().map(|u| u.uid.clone()).collect();
-            let refs = resolve(&client, &ids)?;
-            for (u, r) in updates.iter().zip(&refs) {
-                update(&client, u, r)?;
+            let ids: Vec<String> = updates.iter().map(|(id, _)| id.clone()).collect();
+            // Every job must exist before any is changed (one GET names them all).
+            get(&ids)?;
+            for (id, body) in &updates {
+                lxca.call(
+                    "PUT",
+                    &format!("/tasks/{}", path_ids(std::slice::from_ref(id))),
+                    Some(body),
+                )?;
             }
-            let tasks = all_tasks(&client)?;
-            let out: Vec<Value> = ids
-                .iter()
-                .filter_map(|id| find(&tasks, id).ok())
-                .map(|t| job_tree(t, &tasks, args.children))
-                .collect();
-            Ok(pretty(&Value::Array(out)))
+            Ok(pretty(&get(&ids)?))
         }
     }
 }
 
 fn plan(args: &TasksArgs) -> Result<Plan, CliError> {
-    if args.template {
-        if args.action.is_some() || args.update_list.is_some() || !args.job_uid.is_empty() {
-            return Err(CliError::msg("-t/--template takes no other option"));
-        }
-        return Ok(Plan::Template);
-    }
+    // `-j 127, 140` arrives as two words ("127," and "140"): every word, every comma.
     let ids: Vec<String> = args
         .job_uid
         .iter()
+        .flat_map(|w| w.split(','))
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
-    let json = || -> Result<Value, CliError> {
-        let text = args.update_list.as_deref().ok_or_else(|| {
-            CliError::msg("this action needs -u/--updateList <JSON> (see -t for create)")
-        })?;
+    let parse = |what: &str, text: &str| -> Result<Value, CliError> {
         serde_json::from_str(text)
-            .map_err(|e| CliError::msg(format!("invalid JSON in --updateList: {e}")))
-    };
-    let no_update_list = || -> Result<(), CliError> {
-        match args.update_list {
-            Some(_) => Err(CliError::msg(
-                "-u/--updateList is only for -a create and -a update",
-            )),
-            None => Ok(()),
-        }
+            .map_err(|e| CliError::msg(format!("invalid JSON in {what}: {e}")))
     };
     let need_ids = |what: &str| -> Result<Vec<String>, CliError> {
         if ids.is_empty() {
@@ -173,181 +136,135 @@ fn plan(args: &TasksArgs) -> Result<Plan, CliError> {
             Ok(ids.clone())
         }
     };
-    match args.action {
-        None => {
-            no_update_list()?;
-            Ok(Plan::List(ids))
+    let template = args.template.as_deref();
+    let nothing_else = |what: &str| -> Result<(), CliError> {
+        if args.update_list.is_some() || template.is_some() {
+            return Err(CliError::msg(format!(
+                "{what} takes no -u/--updateList or -t/--template"
+            )));
         }
-        Some(Action::Cancel) => {
-            no_update_list()?;
+        Ok(())
+    };
+    match (args.action, template) {
+        (None, Some("")) if ids.is_empty() && args.update_list.is_none() => Ok(Plan::Sample),
+        (None | Some(Action::Create), Some(t)) if !t.is_empty() => {
+            if !ids.is_empty() || args.update_list.is_some() {
+                return Err(CliError::msg(
+                    "create takes one job: -t <JSON> (or -u), no -j",
+                ));
+            }
+            create(&parse("--template", t)?, &args.conn.user)
+        }
+        (None, Some(_)) => Err(CliError::msg(
+            "-t/--template alone prints a sample job; with a JSON value it creates that job",
+        )),
+        (None, None) => {
+            nothing_else("listing")?;
+            Ok(Plan::List((!ids.is_empty()).then_some(ids)))
+        }
+        (Some(Action::Cancel), _) => {
+            nothing_else("-a cancel")?;
             Ok(Plan::Cancel(need_ids("cancel")?))
         }
-        Some(Action::Delete) => {
-            no_update_list()?;
+        (Some(Action::Delete), _) => {
+            nothing_else("-a delete")?;
             Ok(Plan::Delete(need_ids("delete")?))
         }
-        Some(Action::Create) => {
+        (Some(Action::Create), _) => {
             if !ids.is_empty() {
-                return Err(CliError::msg("-a create takes -u, not -j"));
+                return Err(CliError::msg("-a create takes -u (or -t), not -j"));
             }
-            let v = json()?;
-            Ok(Plan::Create(
-                xclarity::parse_create(&v, &args.conn.user)
-                    .map_err(|e| CliError::msg(format!("--updateList: {e}")))?,
-            ))
+            let text = args.update_list.as_deref().ok_or_else(|| {
+                CliError::msg(
+                    "-a create needs the job: -u <JSON> or -t <JSON> (-t alone prints a sample)",
+                )
+            })?;
+            create(&parse("--updateList", text)?, &args.conn.user)
         }
-        Some(Action::Update) => {
+        (Some(Action::Update), _) => {
             if !ids.is_empty() {
                 return Err(CliError::msg(
                     "-a update takes the jobUIDs inside -u, not -j",
                 ));
             }
-            let v = json()?;
-            Ok(Plan::Update(xclarity::parse_update(&v).map_err(|e| {
-                CliError::msg(format!("--updateList: {e}"))
-            })?))
+            let text = args
+                .update_list
+                .as_deref()
+                .ok_or_else(|| CliError::msg("-a update needs -u/--updateList <JSON>"))?;
+            updates(&parse("--updateList", text)?)
         }
     }
 }
 
-/// Every id resolved before anything is changed, so that one unknown id changes nothing.
-fn resolve(client: &Client, ids: &[String]) -> Result<Vec<String>, CliError> {
-    ids.iter().map(|id| ref_of_uuid(client, id)).collect()
+/// A job to create, checked by the face's own rules (so an invalid one never reaches a
+/// server, and both disagree on nothing).
+fn create(job: &Value, user: &str) -> Result<Plan, CliError> {
+    mapping::parse_job(job, user).map_err(|e| CliError::msg(format!("the job: {e}")))?;
+    Ok(Plan::Create(job.clone()))
 }
 
-/// The task with this uuid, or the error the server gives for an unknown uuid.
-fn find<'a>(tasks: &'a [TaskRecord], uuid: &str) -> Result<&'a TaskRecord, CliError> {
-    tasks
-        .iter()
-        .find(|t| t.uuid == uuid)
-        .ok_or_else(|| CliError::Api {
-            code: "UUID_INVALID".into(),
-            params: vec!["task".into(), uuid.into()],
-        })
-}
-
-/// Tasks that are nobody's subtask (or whose parent is gone).
-fn roots(tasks: &[TaskRecord]) -> Vec<&TaskRecord> {
-    let refs: HashSet<&str> = tasks.iter().map(|t| t.r#ref.as_str()).collect();
-    tasks
-        .iter()
-        .filter(|t| !t.has_parent() || !refs.contains(t.subtask_of.as_str()))
-        .collect()
-}
-
-/// The job of `t`, with its subtasks as `children` when asked for.
-fn job_tree(t: &TaskRecord, tasks: &[TaskRecord], children: bool) -> Value {
-    let index = by_ref(tasks);
-    fn go(
-        t: &TaskRecord,
-        index: &std::collections::HashMap<&str, &TaskRecord>,
-        children: bool,
-        depth: usize,
-    ) -> Value {
-        if !children {
-            return xclarity::job_of_task(t, None);
+/// `-u` for update: a list of `{"jobUID", …}` (one object is accepted too). pylxca sends
+/// only the first entry; this command updates every one.
+fn updates(v: &Value) -> Result<Plan, CliError> {
+    let items: Vec<&Value> = match v {
+        Value::Array(a) if !a.is_empty() => a.iter().collect(),
+        Value::Object(_) => vec![v],
+        _ => {
+            return Err(CliError::msg(
+                "--updateList: for update, a list [{\"jobUID\": …, \"jobState\": …, \"percentage\": …}]",
+            ));
         }
-        // The parent's `subtasks` order is creation order (created times are whole
-        // seconds, so they cannot order siblings made in the same second).
-        let kids: Vec<&TaskRecord> = if depth >= MAX_DEPTH {
-            vec![]
-        } else {
-            t.subtasks
-                .iter()
-                .filter_map(|r| index.get(r.as_str()).copied())
-                .collect()
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let uid = match item.get("jobUID") {
+            Some(Value::String(s)) if !s.trim().is_empty() => s.trim().to_string(),
+            Some(Value::Number(n)) => n.to_string(),
+            _ => {
+                return Err(CliError::msg(format!(
+                    "--updateList[{i}]: jobUID (a string) is required"
+                )));
+            }
         };
-        let mapped = kids
-            .into_iter()
-            .map(|k| go(k, index, children, depth + 1))
-            .collect();
-        xclarity::job_of_task(t, Some(mapped))
+        mapping::parse_update(item, std::slice::from_ref(&uid))
+            .map_err(|e| CliError::msg(format!("--updateList[{i}]: {e}")))?;
+        out.push((uid, item.clone()));
     }
-    go(t, &index, children, 0)
+    Ok(Plan::Update(out))
 }
 
-/// Creates one job and its children (as XAPI subtasks: `task.create` inside the parent
-/// task, xapi's `task-id` header); returns the new task's ref.
-///
-/// `made` collects every task created, so that a failure half-way can say what exists.
-fn create(
-    client: &Client,
-    job: &NewJob,
-    parent: Option<&str>,
-    made: &mut Vec<String>,
-) -> Result<String, CliError> {
-    let r = client.call_in(
-        "task.create",
-        vec![json!(job.title), json!(job.summary)],
-        parent,
-    )?;
-    let r = super::client::value_text(&r);
-    made.push(r.clone());
-    if !job.other_config.is_empty() {
-        client.call(
-            "task.set_other_config",
-            vec![json!(r), json!(job.other_config)],
-        )?;
-    }
-    if let Some(p) = job.progress {
-        client.call("task.set_progress", vec![json!(r), json!(p)])?;
-    }
-    if let Some(state) = &job.state
-        && state.status != "pending"
-    {
-        client.call("task.set_status", vec![json!(r), json!(state.status)])?;
-    }
-    for child in &job.children {
-        create(client, child, Some(&r), made)?;
-    }
-    Ok(r)
-}
-
-/// A create that failed after creating some tasks: the error, plus their uuids (still one
-/// line), so that the operator can finish or delete them.
-fn partial(client: &Client, e: CliError, made: &[String]) -> CliError {
-    if made.is_empty() {
-        return e;
-    }
-    let uuids: Vec<String> = made
-        .iter()
-        .map(|r| {
-            client
-                .call("task.get_uuid", vec![json!(r)])
-                .map(|u| super::client::value_text(&u))
-                .unwrap_or_else(|_| r.clone())
+/// Ids for a path: comma-separated, each percent-encoded beyond the unreserved characters.
+fn path_ids(ids: &[String]) -> String {
+    ids.iter()
+        .map(|id| {
+            id.bytes()
+                .map(|b| {
+                    if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                        (b as char).to_string()
+                    } else {
+                        format!("%{b:02X}")
+                    }
+                })
+                .collect::<String>()
         })
-        .collect();
-    CliError::msg(format!(
-        "{e} (created before the failure: {})",
-        uuids.join(",")
-    ))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
-fn update(client: &Client, u: &JobUpdate, r: &str) -> Result<(), CliError> {
-    if let Some(p) = u.progress {
-        client.call("task.set_progress", vec![json!(r), json!(p)])?;
-    }
-    if let Some(state) = &u.state {
-        // The finer state first, so that a watcher never sees a stale kept state with the
-        // new status.
-        client.call(
-            "task.remove_from_other_config",
-            vec![json!(r), json!(STATE_KEY)],
-        )?;
-        if state.keep {
-            client.call(
-                "task.add_to_other_config",
-                vec![
-                    json!(r),
-                    json!(STATE_KEY),
-                    json!(json!(state.job_state).to_string()),
-                ],
-            )?;
-        }
-        client.call("task.set_status", vec![json!(r), json!(state.status)])?;
-    }
-    Ok(())
+/// What `tasks -t` prints: a job to fill in for `tasks -t <JSON>` or `-a create -u <JSON>`.
+fn sample() -> Value {
+    json!({
+        "jobTitle": "Update firmware",
+        "jobSummary": {"descriptionText": "Update the firmware of the rack servers"},
+        "jobCategory": "Firmware",
+        "targetUUID": "",
+        "jobState": "Pending",
+        "percentage": 0,
+        "logs": [],
+        "children": [
+            {"jobTitle": "Update server 1", "jobState": "Pending", "percentage": 0, "children": []}
+        ]
+    })
 }
 
 fn pretty(v: &Value) -> String {
@@ -369,71 +286,91 @@ mod tests {
         T::try_parse_from(std::iter::once("tasks").chain(args.iter().copied())).map(|t| t.a)
     }
 
+    fn planned(args: &[&str]) -> Result<Plan, String> {
+        plan(&parse(args).map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+    }
+
     #[test]
     fn xclarity_option_letters() {
         let a = parse(&["-j", "a,b", "-c", "false"]).unwrap();
-        assert_eq!(a.job_uid, vec!["a", "b"]);
+        assert_eq!(a.job_uid, vec!["a,b"]);
         assert!(!a.children);
         assert!(parse(&[]).unwrap().children);
         let a = parse(&["--jobUID", "a", "--action", "cancel"]).unwrap();
         assert_eq!(a.action, Some(Action::Cancel));
-        let a = parse(&["-a", "update", "-u", "[]"]).unwrap();
-        assert_eq!(a.update_list.as_deref(), Some("[]"));
-        assert!(parse(&["-t"]).unwrap().template);
+        assert_eq!(parse(&["-t"]).unwrap().template.as_deref(), Some(""));
+        assert_eq!(
+            parse(&["-t", "{}"]).unwrap().template.as_deref(),
+            Some("{}")
+        );
         assert!(parse(&["-a", "explode"]).is_err());
         assert!(parse(&["-c", "maybe"]).is_err());
-        let help = parse(&["-h"]).unwrap_err();
-        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+        assert_eq!(
+            parse(&["-h"]).unwrap_err().kind(),
+            clap::error::ErrorKind::DisplayHelp
+        );
+    }
+
+    #[test]
+    fn ids_with_the_seeds_spacing() {
+        let Ok(Plan::Cancel(ids)) = planned(&["-a", "cancel", "-j", "127,", "140"]) else {
+            panic!()
+        };
+        assert_eq!(ids, vec!["127", "140"]);
+        let Ok(Plan::List(Some(ids))) = planned(&["-j", "127, 140"]) else {
+            panic!()
+        };
+        assert_eq!(ids, vec!["127", "140"]);
     }
 
     #[test]
     fn plans_are_checked_before_login() {
-        let err = |args: &[&str]| match plan(&parse(args).unwrap()) {
-            Err(e) => e.to_string(),
-            Ok(_) => panic!("{args:?} accepted"),
-        };
+        let err = |args: &[&str]| planned(args).unwrap_err();
         assert!(err(&["-a", "cancel"]).contains("needs -j"));
-        assert!(err(&["-a", "create"]).contains("needs -u"));
+        assert!(err(&["-a", "create"]).contains("needs the job"));
         assert!(
             err(&["-a", "update", "-u", "{oops"]).starts_with("invalid JSON in --updateList: ")
         );
-        assert!(err(&["-u", "[]"]).contains("only for"));
-        assert!(err(&["-t", "-j", "x"]).contains("template"));
+        assert!(err(&["-u", "[]"]).contains("takes no -u"));
+        assert!(err(&["-t", "-j", "x"]).contains("sample"));
         assert!(
             err(&[
                 "-a",
                 "update",
                 "-u",
-                "[{\"jobUID\":\"x\",\"jobState\":\"Nope\"}]"
+                r#"[{"jobUID":"x","jobState":"Nope"}]"#
             ])
-            .contains("unknown jobState")
+            .contains("unknown state")
         );
-        assert!(matches!(plan(&parse(&["-t"]).unwrap()), Ok(Plan::Template)));
+        assert!(err(&["-a", "update", "-u", r#"[{"jobState":"Complete"}]"#]).contains("jobUID"));
+        assert!(err(&["-a", "create", "-u", r#"{"percentage": 101}"#]).contains("0 to 100"));
+        assert!(matches!(planned(&["-t"]), Ok(Plan::Sample)));
+        assert!(matches!(planned(&["-t", "{}"]), Ok(Plan::Create(_))));
+        assert!(matches!(
+            planned(&["-a", "create", "-t", "{}"]),
+            Ok(Plan::Create(_))
+        ));
+        assert!(matches!(
+            planned(&["-a", "create", "-u", "{}"]),
+            Ok(Plan::Create(_))
+        ));
+        let Ok(Plan::Update(u)) = planned(&[
+            "-a",
+            "update",
+            "-u",
+            r#"[{"jobUID":"127","percentage":50},{"jobUID":"140","jobState":"Complete"}]"#,
+        ]) else {
+            panic!()
+        };
+        assert_eq!(u.len(), 2, "every entry, not only the first");
     }
 
     #[test]
-    fn trees_nest_subtasks() {
-        let t = |r: &str, u: &str, parent: &str, subs: &[&str]| TaskRecord {
-            r#ref: r.into(),
-            uuid: u.into(),
-            status: "pending".into(),
-            subtask_of: parent.into(),
-            subtasks: subs.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        };
-        let tasks = vec![
-            t("R1", "u1", "OpaqueRef:NULL", &["R2"]),
-            t("R2", "u2", "R1", &[]),
-            t("R3", "u3", "R-gone", &[]),
-        ];
-        let rs: Vec<&str> = roots(&tasks).iter().map(|t| t.uuid.as_str()).collect();
-        assert_eq!(rs, vec!["u1", "u3"]);
-        let tree = job_tree(&tasks[0], &tasks, true);
-        assert_eq!(tree["children"][0]["jobUID"], "u2");
-        assert!(job_tree(&tasks[0], &tasks, false).get("children").is_none());
+    fn the_sample_is_a_valid_job_and_ids_are_path_safe() {
+        assert!(mapping::parse_job(&sample(), "root").is_ok());
         assert_eq!(
-            find(&tasks, "nope").unwrap_err().to_string(),
-            "UUID_INVALID task nope"
+            path_ids(&["a b".into(), "c/d".into(), "7".into()]),
+            "a%20b,c%2Fd,7"
         );
     }
 }

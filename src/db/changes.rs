@@ -15,8 +15,23 @@ use std::sync::Arc;
 /// Deletion records kept for `event.from` clients that are behind.
 pub const MAX_TOMBSTONES: usize = 16_384;
 
-/// Events kept for legacy `event.next` clients (xapi bounds its queue by size, 10 MB).
+/// Events kept for legacy `event.next` clients, at most; the queue is also bounded in
+/// bytes ([`LegacyQueue::max_bytes`]; xapi bounds its queue by size, 10 MB).
 pub const MAX_LEGACY_EVENTS: usize = 16_384;
+
+/// What a legacy event costs besides its snapshot (the event itself, its ref).
+pub const LEGACY_EVENT_OVERHEAD: usize = 128;
+
+/// How many bytes a snapshot holds, for the queue's byte budget.
+pub trait Weigh {
+    fn weight(&self) -> usize;
+}
+
+impl Weigh for () {
+    fn weight(&self) -> usize {
+        0
+    }
+}
 
 /// One entry of the change index.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,7 +127,11 @@ pub struct LegacyEvent<R> {
     pub class: &'static str,
     pub op: Op,
     pub r: String,
-    pub snapshot: R,
+    /// Shared, so that `event.next` copies a pointer under the lock and builds the
+    /// record after releasing it.
+    pub snapshot: Arc<R>,
+    /// What this event counts against the byte budget.
+    pub bytes: usize,
 }
 
 /// The bounded queue of legacy events. Empty and free while no session has registered.
@@ -123,6 +142,11 @@ pub struct LegacyQueue<R> {
     pub last_id: u64,
     /// Sessions registered for legacy events; nothing is recorded while it is zero.
     pub listeners: usize,
+    /// Bytes the queued events hold, and the most they may hold: the oldest events go
+    /// first (readers that had not seen them get `EVENTS_LOST`). One event is always
+    /// kept, however large, so the newest write is never lost to its own size.
+    pub bytes: usize,
+    pub max_bytes: usize,
 }
 
 impl<R> Default for LegacyQueue<R> {
@@ -131,11 +155,13 @@ impl<R> Default for LegacyQueue<R> {
             events: VecDeque::new(),
             last_id: 0,
             listeners: 0,
+            bytes: 0,
+            max_bytes: 10 * 1024 * 1024,
         }
     }
 }
 
-impl<R> LegacyQueue<R> {
+impl<R: Weigh> LegacyQueue<R> {
     /// Records an event. Callers take the snapshot only while someone is listening
     /// ([`LegacyQueue::wants_snapshots`]); without one only the id advances.
     pub fn push(
@@ -150,17 +176,30 @@ impl<R> LegacyQueue<R> {
         let Some(snapshot) = snapshot else {
             return;
         };
+        let bytes = snapshot.weight() + r.len() + LEGACY_EVENT_OVERHEAD;
         self.events.push_back(LegacyEvent {
             id: self.last_id,
             timestamp,
             class,
             op,
             r: r.to_string(),
-            snapshot,
+            snapshot: Arc::new(snapshot),
+            bytes,
         });
-        while self.events.len() > MAX_LEGACY_EVENTS {
-            self.events.pop_front();
+        self.bytes += bytes;
+        while self.events.len() > MAX_LEGACY_EVENTS
+            || (self.bytes > self.max_bytes && self.events.len() > 1)
+        {
+            if let Some(old) = self.events.pop_front() {
+                self.bytes -= old.bytes;
+            }
         }
+    }
+
+    /// Forgets every event (when the last listener goes).
+    pub fn clear(&mut self) {
+        self.events.clear();
+        self.bytes = 0;
     }
 
     pub fn wants_snapshots(&self) -> bool {
@@ -233,5 +272,32 @@ mod tests {
         }
         assert_eq!(q.events.len(), MAX_LEGACY_EVENTS);
         assert_eq!(q.oldest_id(), 7);
+    }
+
+    struct Blob(usize);
+    impl Weigh for Blob {
+        fn weight(&self) -> usize {
+            self.0
+        }
+    }
+
+    #[test]
+    fn legacy_queue_is_bounded_in_bytes_and_keeps_the_newest_event() {
+        let mut q: LegacyQueue<Blob> = LegacyQueue {
+            max_bytes: 10_000,
+            listeners: 1,
+            ..LegacyQueue::default()
+        };
+        for _ in 0..100 {
+            q.push("task", Op::Mod, "r", 0, Some(Blob(1000)));
+        }
+        let each = 1000 + 1 + LEGACY_EVENT_OVERHEAD;
+        assert_eq!(q.events.len(), 10_000 / each);
+        assert_eq!(q.bytes, q.events.len() * each);
+        assert_eq!(q.events.back().unwrap().id, 100);
+        q.push("task", Op::Mod, "r", 0, Some(Blob(1_000_000)));
+        assert_eq!(q.events.len(), 1, "one event stays, however large");
+        q.clear();
+        assert_eq!((q.events.len(), q.bytes), (0, 0));
     }
 }

@@ -26,7 +26,6 @@
 //! any nesting a request can carry is handled like xapi (whose parser stack lives on
 //! the heap) without overflowing ours.
 
-use std::borrow::Cow;
 use std::fmt;
 
 /// `Printexc.to_string Parsing.Parse_error`: the input is not a sentence of the grammar.
@@ -218,7 +217,10 @@ impl Expr {
     /// Order as in `Db_filter.eval_expr`: `and`/`or` short-circuit left to right, so a bad
     /// column in an unevaluated branch is never noticed; for `a = b`, OCaml evaluates the
     /// arguments of `f (lookup a) (lookup b)` right to left, so `b` is looked up first.
-    pub fn eval(&self, lookup: &mut dyn FnMut(&str) -> Option<String>) -> Result<bool, String> {
+    pub fn eval<'v>(
+        &self,
+        lookup: &mut dyn FnMut(&str) -> Option<&'v str>,
+    ) -> Result<bool, String> {
         let mut steps = vec![Step::Eval(self)];
         let mut value = false;
         while let Some(step) = steps.pop() {
@@ -243,13 +245,57 @@ impl Expr {
     }
 }
 
-fn operand<'a>(
+fn operand<'x, 'a: 'x, 'v: 'x>(
     op: &'a Operand,
-    lookup: &mut dyn FnMut(&str) -> Option<String>,
-) -> Result<Cow<'a, str>, String> {
+    lookup: &mut dyn FnMut(&str) -> Option<&'v str>,
+) -> Result<&'x str, String> {
     match op {
-        Operand::Literal(s) => Ok(Cow::Borrowed(s)),
-        Operand::Field(column) => lookup(column).map(Cow::Owned).ok_or_else(|| column.clone()),
+        Operand::Literal(s) => Ok(s),
+        Operand::Field(column) => lookup(column).ok_or_else(|| column.clone()),
+    }
+}
+
+/// How big an expression is: its terms (`true`, `false`, `=`, `and`, `or`, `not`), its
+/// nesting depth, and the distinct columns it names (in first-seen order).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Shape<'a> {
+    pub nodes: usize,
+    pub depth: usize,
+    pub columns: Vec<&'a str>,
+}
+
+impl Expr {
+    /// The expression's [`Shape`], without recursing.
+    pub fn shape(&self) -> Shape<'_> {
+        let mut shape = Shape {
+            nodes: 0,
+            depth: 0,
+            columns: Vec::new(),
+        };
+        let mut seen = std::collections::HashSet::new();
+        let mut todo = vec![(self, 1usize)];
+        while let Some((e, depth)) = todo.pop() {
+            shape.nodes += 1;
+            shape.depth = shape.depth.max(depth);
+            match e {
+                Expr::True | Expr::False => {}
+                Expr::Not(a) => todo.push((a, depth + 1)),
+                Expr::And(a, b) | Expr::Or(a, b) => {
+                    todo.push((b, depth + 1));
+                    todo.push((a, depth + 1));
+                }
+                Expr::Eq(a, b) => {
+                    for op in [a, b] {
+                        if let Operand::Field(c) = op
+                            && seen.insert(c.as_str())
+                        {
+                            shape.columns.push(c);
+                        }
+                    }
+                }
+            }
+        }
+        shape
     }
 }
 
@@ -400,9 +446,24 @@ mod tests {
             (r#"field "a" = field "b""#, missing("b")),
         ];
         for (input, want) in cases {
-            let mut lookup = |c: &str| row.get(c).map(|v| v.to_string());
+            let mut lookup = |c: &str| row.get(c).copied();
             assert_eq!(parse(input).unwrap().eval(&mut lookup), want, "{input:?}");
         }
+    }
+
+    #[test]
+    fn shape_counts_terms_depth_and_distinct_columns() {
+        let e = parse(r#"field "a" = "1" and (not field "b" = field "a" or true)"#).unwrap();
+        assert_eq!(
+            e.shape(),
+            Shape {
+                nodes: 6,
+                depth: 4,
+                columns: vec!["a", "b"]
+            }
+        );
+        let deep = parse(&format!("{}true", "not ".repeat(10_000))).unwrap();
+        assert_eq!((deep.shape().nodes, deep.shape().depth), (10_001, 10_001));
     }
 
     #[test]
@@ -422,10 +483,7 @@ mod tests {
             assert_eq!(nots.eval(&mut |_| None), Ok(true));
             assert_eq!(format!("{nots:?}").len(), 5 * n + 4);
             let chain = format!("true{}", r#" and field "x" = "y""#.repeat(n / 10));
-            assert_eq!(
-                parse(&chain).unwrap().eval(&mut |_| Some("y".into())),
-                Ok(true)
-            );
+            assert_eq!(parse(&chain).unwrap().eval(&mut |_| Some("y")), Ok(true));
             let right = format!("{}false{}", "true and (".repeat(n / 5), ")".repeat(n / 5));
             assert_eq!(parse(&right).unwrap().eval(&mut |_| None), Ok(false));
         };

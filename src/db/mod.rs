@@ -12,10 +12,12 @@ pub mod dbstring;
 pub mod filter;
 pub mod journal;
 pub mod maps;
+pub mod quota;
 mod rows;
 pub mod store;
 pub mod verify;
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -74,6 +76,17 @@ pub enum RowSnapshot {
     Host(HostRow),
 }
 
+impl changes::Weigh for RowSnapshot {
+    /// Every string of a task row plus the row (`quota::row_bytes`); the singletons are
+    /// small and fixed.
+    fn weight(&self) -> usize {
+        match self {
+            RowSnapshot::Task(t) => quota::row_bytes(t),
+            RowSnapshot::Pool(_) | RowSnapshot::Host(_) => quota::ROW_OVERHEAD,
+        }
+    }
+}
+
 impl RowSnapshot {
     pub fn as_row(&self) -> Row<'_> {
         match self {
@@ -106,6 +119,9 @@ pub struct Tables {
     /// that the limit on them is checked in O(1).
     unfinished_tasks: usize,
     changes: ChangeIndex,
+    /// Per-user counts and the task limits (`quota.rs`), kept current by every task and
+    /// session write.
+    pub ledger: quota::Ledger,
     pub legacy: LegacyQueue<RowSnapshot>,
     /// Carries the current generation to event waiters. A watch channel wakes every
     /// receiver with one store and costs nothing while nobody waits.
@@ -192,6 +208,14 @@ impl Db {
         }
     }
 
+    /// Sets the task limits and the legacy event queue's byte budget (from the options;
+    /// the defaults apply until then).
+    pub fn configure(&self, task_limits: &quota::TaskLimits, legacy_queue_bytes: usize) {
+        let mut t = self.tables.write();
+        t.ledger.limits = task_limits.clone();
+        t.legacy.max_bytes = legacy_queue_bytes;
+    }
+
     /// Whether changes are committed to a store.
     pub fn is_durable(&self) -> bool {
         self.journal.is_some()
@@ -262,6 +286,34 @@ pub enum DbError {
     DuplicateKey(&'static str, &'static str, String, String),
     /// An empty map key (xapi: `Db_exn.Empty_key_in_map`, sent as `INTERNAL_ERROR`).
     EmptyKey,
+    /// A task field (or the whole task, `field == "task"`) over its byte limit.
+    TooLarge {
+        field: &'static str,
+        bytes: usize,
+        limit: usize,
+    },
+    /// The user has as many unfinished tasks as they may.
+    TooManyPending,
+    /// The user's tasks would hold more bytes than they may.
+    UserQuota {
+        user: String,
+        bytes: usize,
+        limit: usize,
+    },
+}
+
+/// The user a task of `session` counts for: the session's, or the departed session's.
+fn owner<'a>(
+    sessions: &'a HashMap<String, SessionRow>,
+    ledger: &quota::Ledger,
+    session: &str,
+) -> Option<Cow<'a, str>> {
+    match sessions.get(session) {
+        Some(s) => Some(Cow::Borrowed(s.auth_user_name.as_str())),
+        None => ledger
+            .departed_user(session)
+            .map(|u| Cow::Owned(u.to_string())),
+    }
 }
 
 impl Tables {
@@ -292,6 +344,7 @@ impl Tables {
             generation: 1,
             unfinished_tasks: 0,
             changes: ChangeIndex::default(),
+            ledger: quota::Ledger::default(),
             legacy: LegacyQueue::default(),
             notify: tokio::sync::watch::channel(1).0,
             dirty: None,
@@ -362,7 +415,11 @@ impl Tables {
         for (r, task) in &self.tasks {
             if let Some(s) = self.sessions.get_mut(task.session.as_str()) {
                 s.tasks.insert(r.clone());
+                self.ledger.record(&s.auth_user_name, None, Some(task));
             }
+        }
+        for s in self.sessions.values() {
+            self.ledger.session_added(&s.auth_user_name);
         }
         for (g, t) in loaded.tombstones {
             if t.class == "task" {
@@ -568,6 +625,18 @@ impl Tables {
         }
     }
 
+    /// The refs of every object of `class`, for scans that release the lock between
+    /// chunks of rows (the tasks' refs are shared, so this copies pointers).
+    pub fn refs(&self, class: &str) -> Vec<Arc<str>> {
+        match class {
+            "task" => self.tasks.keys().cloned().collect(),
+            "session" => self.sessions.keys().map(|r| r.as_str().into()).collect(),
+            "pool" => vec![self.pool_ref.as_str().into()],
+            "host" => vec![self.host_ref.as_str().into()],
+            _ => Vec::new(),
+        }
+    }
+
     pub fn count(&self, class: &str) -> usize {
         match class {
             "task" => self.tasks.len(),
@@ -588,6 +657,21 @@ impl Tables {
         self.tasks.get(r).map(|t| &**t)
     }
 
+    /// Whether a new task like `task` fits the task limits and its user's quotas
+    /// (checked before [`Tables::insert_task`], which cannot fail).
+    pub fn check_new_task(&self, task: &TaskRow) -> Result<(), DbError> {
+        quota::check_task(&self.ledger.limits, task)?;
+        match owner(&self.sessions, &self.ledger, &task.session) {
+            Some(user) => self.ledger.check_growth(&user, None, task),
+            None => Ok(()),
+        }
+    }
+
+    /// What `user` holds (unfinished tasks, task bytes, sessions).
+    pub fn usage(&self, user: &str) -> quota::Usage {
+        self.ledger.usage(user)
+    }
+
     /// Inserts a new task and links it to its parent task and its session.
     pub fn insert_task(&mut self, r: String, mut task: TaskRow) {
         let generation = self.bump();
@@ -605,6 +689,9 @@ impl Tables {
         }
         self.task_by_uuid.insert(task.uuid, key.clone());
         self.unfinished_tasks += usize::from(!task.status.is_completed());
+        if let Some(user) = owner(&self.sessions, &self.ledger, &task.session) {
+            self.ledger.record(&user, None, Some(&task));
+        }
         self.tasks.insert(key, Box::new(task));
         self.task_changed(&r, None, generation, Op::Add);
         self.parent_changed(&parent);
@@ -623,6 +710,29 @@ impl Tables {
             .ok_or_else(|| DbError::MissingRow("task", r.to_string()))?;
         let before = task.clone();
         let out = change(task)?;
+        // A write that grows a task (or reopens it) must fit the limits; one that does
+        // not is never refused, so the GC and completions always get through.
+        let grew = quota::task_bytes(task) > quota::task_bytes(&before);
+        let reopened = before.status.is_completed() && !task.status.is_completed();
+        let user = owner(&self.sessions, &self.ledger, &task.session);
+        if grew || reopened {
+            let verdict = if grew {
+                quota::check_task(&self.ledger.limits, task)
+            } else {
+                Ok(())
+            };
+            let verdict = verdict.and_then(|()| match &user {
+                Some(u) => self.ledger.check_growth(u, Some(&before), task),
+                None => Ok(()),
+            });
+            if let Err(e) = verdict {
+                *task = before;
+                return Err(e);
+            }
+        }
+        if let Some(u) = user {
+            self.ledger.record(&u, Some(&before), Some(task));
+        }
         // Stamps are untouched by `change`, so this compares the fields alone. (A NaN
         // progress written over NaN counts as a change; harmless.)
         match (before.status.is_completed(), task.status.is_completed()) {
@@ -650,6 +760,12 @@ impl Tables {
             .ok_or_else(|| DbError::MissingRow("task", r.to_string()))?;
         let generation = self.bump();
         self.unfinished_tasks -= usize::from(!task.status.is_completed());
+        if let Some(user) = owner(&self.sessions, &self.ledger, &task.session) {
+            self.ledger.record(&user, Some(&task), None);
+        }
+        if !self.sessions.contains_key(task.session.as_str()) {
+            self.ledger.departed_task_gone(&task.session);
+        }
         self.task_by_uuid.remove(&task.uuid);
         self.changes.delete(
             "task",
@@ -708,6 +824,7 @@ impl Tables {
     /// generation does not move.
     pub fn insert_session(&mut self, r: String, session: SessionRow) {
         self.mark_session(&r);
+        self.ledger.session_added(&session.auth_user_name);
         self.session_by_uuid.insert(session.uuid.clone(), r.clone());
         self.sessions.insert(r, session);
     }
@@ -717,11 +834,13 @@ impl Tables {
     pub fn delete_session(&mut self, r: &str) -> Option<SessionRow> {
         let session = self.sessions.remove(r)?;
         self.mark_session(r);
+        self.ledger
+            .session_removed(r, &session.auth_user_name, session.tasks.len());
         self.session_by_uuid.remove(&session.uuid);
         if session.legacy_events.is_some() {
             self.legacy.listeners -= 1;
             if self.legacy.listeners == 0 {
-                self.legacy.events.clear();
+                self.legacy.clear();
             }
         }
         Some(session)

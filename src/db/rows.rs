@@ -121,7 +121,7 @@ impl TaskRow {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SessionRow {
     pub uuid: String,
     pub this_host: String,

@@ -2,4 +2,5 @@
 
 pub mod jsonrpc;
 pub mod value;
+pub mod xmlchars;
 pub mod xmlrpc;

@@ -679,7 +679,8 @@ fn write_int(out: &mut Vec<u8>, i: i64) {
     out.extend_from_slice(&digits[pos..]);
 }
 
-/// Per byte: 0 copy, 1 drop, otherwise the index into `ENTITIES` plus 2.
+/// Per byte: 0 copy, 1 drop, [`MAYBE_NONCHAR`] look closer, otherwise the index into
+/// `ENTITIES` plus 2.
 const ESCAPES: [u8; 256] = {
     let mut table = [0u8; 256];
     let mut b = 0;
@@ -694,12 +695,19 @@ const ESCAPES: [u8; 256] = {
     table[b'<' as usize] = 3;
     table[b'>' as usize] = 4;
     table[b'"' as usize] = 5;
+    table[0xEF] = MAYBE_NONCHAR;
     table
 };
+/// The lead byte of U+F000–U+FFFF, among them U+FFFE and U+FFFF (`EF BF BE`, `EF BF BF`),
+/// the two characters above U+001F that XML 1.0 cannot carry at all.
+const MAYBE_NONCHAR: u8 = 6;
 const ENTITIES: [&[u8]; 4] = [b"&amp;", b"&lt;", b"&gt;", b"&quot;"];
 
 /// ocaml-rpc's `encode_buf`: escapes `& < > "`, silently drops control bytes other than
-/// TAB/LF/CR (XML cannot carry them), copies everything else (UTF-8 included) raw.
+/// TAB/LF/CR (XML cannot carry them), copies everything else (UTF-8 included) raw. Also
+/// drops U+FFFE and U+FFFF, which ocaml-rpc copies: the dispatcher refuses them on the
+/// way in (`wire::xmlchars`), so only data stored before that rule can hold them, and a
+/// reply is never malformed XML whatever the tables hold.
 fn escape(out: &mut Vec<u8>, s: &str) {
     let bytes = s.as_bytes();
     let special = |b: u8| {
@@ -708,6 +716,7 @@ fn escape(out: &mut Vec<u8>, s: &str) {
             | (b == b'<')
             | (b == b'>')
             | (b == b'"')
+            | (b == 0xEF)
     };
     let Some(first) = find_byte(bytes, special) else {
         out.extend_from_slice(bytes);
@@ -716,7 +725,12 @@ fn escape(out: &mut Vec<u8>, s: &str) {
     let mut copied = 0;
     for (i, &b) in bytes.iter().enumerate().skip(first) {
         let action = ESCAPES[b as usize];
-        if action != 0 {
+        if action == MAYBE_NONCHAR {
+            if let [0xBF, 0xBE | 0xBF, ..] = bytes[i + 1..] {
+                out.extend_from_slice(&bytes[copied..i]);
+                copied = i + 3;
+            }
+        } else if action != 0 {
             out.extend_from_slice(&bytes[copied..i]);
             if action > 1 {
                 out.extend_from_slice(ENTITIES[usize::from(action - 2)]);

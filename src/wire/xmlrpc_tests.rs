@@ -128,6 +128,33 @@ fn escapes_text_like_ocaml_rpc() {
 }
 
 #[test]
+fn never_writes_characters_xml_cannot_carry() {
+    // U+FFFE and U+FFFF vanish like control bytes; their neighbours in U+F000–U+FFFF
+    // (lead byte 0xEF) are copied, at every position in a block.
+    let text = "a\u{FFFE}b\u{FFFF}\u{FFFD}\u{FF21}\u{F900}&\u{FFFF}";
+    assert_eq!(
+        value_fragment(&s(text)),
+        "<value>ab\u{FFFD}\u{FF21}\u{F900}&amp;</value>"
+    );
+    let long = format!("{}\u{FFFF}{}", "x".repeat(70), "\u{FFFE}".repeat(3));
+    assert_eq!(
+        value_fragment(&s(&long)),
+        format!("<value>{}</value>", "x".repeat(70))
+    );
+    let key = Value::Struct(vec![("k\u{FFFE}".into(), s("v\u{FFFF}"))]);
+    assert_eq!(
+        value_fragment(&key),
+        "<value><struct><member><name>k</name><value>v</value></member></struct></value>"
+    );
+    // What is written parses again.
+    let call = format!(
+        "<methodCall><methodName>m</methodName><params><param>{}</param></params></methodCall>",
+        value_fragment(&s(text))
+    );
+    assert!(parse_call(call.as_bytes()).is_ok());
+}
+
+#[test]
 fn writes_arrays_and_structs_in_order() {
     assert_eq!(
         value_fragment(&Value::Array(vec![])),

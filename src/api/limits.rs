@@ -1,0 +1,54 @@
+//! Bounds the API layer puts on what one call may cost everyone else: filters, legacy
+//! event subscriptions and the event queue, password checks. Defaults here are the ones
+//! documented in `config.rs`, docs/operations.md and docs/security.md.
+
+use std::net::IpAddr;
+
+/// The API layer's bounds (the task limits live with the tables, `db::quota`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiLimits {
+    /// Entries one session's `event.register` list may hold (duplicates are merged).
+    pub max_event_subscriptions: usize,
+    /// Bytes of row snapshots the legacy `event.next` queue keeps.
+    pub max_event_queue_bytes: usize,
+    /// Longest `*_where` expression.
+    pub max_filter_bytes: usize,
+    /// Most terms in a `*_where` expression.
+    pub max_filter_nodes: usize,
+    /// Password verifications run at once.
+    pub max_concurrent_logins: usize,
+    /// Failed logins per user and per address before answers are delayed.
+    pub login_free_failures: u32,
+}
+
+impl Default for ApiLimits {
+    fn default() -> ApiLimits {
+        ApiLimits {
+            max_event_subscriptions: 256,
+            max_event_queue_bytes: 10 * 1024 * 1024,
+            max_filter_bytes: 32 * 1024,
+            max_filter_nodes: 2048,
+            max_concurrent_logins: 4,
+            login_free_failures: 5,
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The client address of the request being served, set by `server.rs` around each
+    /// request, so that every face (XML-RPC, JSON-RPC, Redfish, later ones) reaching
+    /// `session.login_with_password` through the dispatcher is throttled per address
+    /// without passing it along.
+    static PEER: IpAddr;
+}
+
+/// Runs `f` as a request from `peer`.
+pub async fn with_peer<F: std::future::Future>(peer: IpAddr, f: F) -> F::Output {
+    PEER.scope(peer, f).await
+}
+
+/// The client address of the current request, if the server set one (in-process
+/// callers and tests have none).
+pub fn peer() -> Option<IpAddr> {
+    PEER.try_with(|p| *p).ok()
+}

@@ -1,0 +1,86 @@
+//! The shape every REST face has (Redfish, XClarity, and the next one), so that
+//! `server.rs` routes between them by walking one short list instead of growing a special
+//! case per face.
+//!
+//! The rule: XML-RPC (and JSON-RPC on `/jsonrpc`) owns every request that no face claims,
+//! as xapi's longest-prefix routing gives every POST path to XML-RPC. A face claims a
+//! request by its method, path and headers ([`Face::owns`]); the first face in
+//! `server::FACES` that claims it answers it ([`Face::handle`]). A face must claim only
+//! what no XAPI client sends: its own path prefixes, and on paths an XML-RPC client could
+//! post to, not a POST whose body is XML.
+//!
+//! This module is the faces' shared vocabulary and imports none of them, so no face
+//! depends on another.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{HeaderMap, Method, Request, Response};
+
+use crate::api::dispatch::Service;
+use crate::server::Limits;
+
+/// What a face may need to know about the connection a request came on.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Conn {
+    /// The request came over the TLS listener (cookies can then be `Secure`).
+    pub tls: bool,
+}
+
+/// One face: a predicate that claims requests and the handler that answers them. Both are
+/// plain functions so that the list of faces is a `const`.
+pub struct Face {
+    /// For logs and docs.
+    pub name: &'static str,
+    /// Whether this face answers the request (decided before the body is read).
+    pub owns: fn(&Method, &str, &HeaderMap) -> bool,
+    /// Answers a request this face owns. Never panics on client input, never answers 500
+    /// for a client's mistake, and reads the body within `Limits`.
+    pub handle: Handler,
+}
+
+/// A face's request handler (a plain function returning a boxed future).
+pub type Handler =
+    for<'a> fn(Arc<Service>, &'a Limits, Request<Incoming>, Conn) -> BoxFuture<'a, Reply>;
+
+/// What a face answers.
+pub type Reply = Response<Full<Bytes>>;
+
+/// Whether a request's `Content-Type` says its body is XML (`text/xml`,
+/// `application/xml`, `…+xml`): what XML-RPC clients send. Faces that share a path with
+/// XML-RPC's "any POST path" leave such a request to XML-RPC.
+pub fn is_xml(headers: &HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mime = ct.split(';').next().unwrap_or_default().trim();
+    mime.eq_ignore_ascii_case("text/xml")
+        || mime.eq_ignore_ascii_case("application/xml")
+        || mime.to_ascii_lowercase().ends_with("+xml")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xml_content_types() {
+        let h = |v: &str| {
+            let mut m = HeaderMap::new();
+            m.insert(hyper::header::CONTENT_TYPE, v.parse().unwrap());
+            m
+        };
+        assert!(is_xml(&h("text/xml")));
+        assert!(is_xml(&h("Text/XML; charset=utf-8")));
+        assert!(is_xml(&h("application/xml")));
+        assert!(is_xml(&h("application/soap+xml")));
+        assert!(!is_xml(&h("application/json; charset=utf-8")));
+        assert!(!is_xml(&HeaderMap::new()));
+    }
+}

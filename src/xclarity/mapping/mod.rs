@@ -1,0 +1,462 @@
+//! An XClarity (LXCA) job as a XAPI task, both ways: the 28 job states, the job fields,
+//! and (in [`input`]) the checks of what a client sends. Pure logic, no I/O: the REST face (`jobs.rs`,
+//! `csv.rs`) and the `xapi-taskd tasks` command line both use this one module, so they
+//! cannot disagree. The tables are in `docs/xclarity.md`.
+//!
+//! A XAPI task holds a job's id, title, description, status, progress, dates and
+//! children natively. Every job field with no XAPI column is kept in the task's
+//! `other_config` under `xclarity:<field>`, whose value is **the field's JSON text**
+//! (`xclarity:createdBy` = `"alice"`, `xclarity:logs` = `[{…}]`), one rule for every
+//! field, so that any value comes back exactly as it was sent and XAPI clients can read
+//! (and change) it as an ordinary map entry.
+
+mod input;
+
+use serde_json::{Map, Value as Json, json};
+
+pub use input::{JobUpdate, NewJob, parse_job, parse_update};
+
+/// The prefix of the `other_config` keys that hold job fields.
+pub const PREFIX: &str = "xclarity:";
+/// A job state finer than the XAPI status (e.g. `Validating`, which is `pending`).
+pub const STATE_KEY: &str = "xclarity:jobState";
+/// `jobTitle` when it differs from `name_label` (an empty title with a `jobTitleKey`:
+/// the label then carries the key, so that XAPI clients see a name).
+pub const TITLE_KEY: &str = "xclarity:jobTitle";
+/// `jobSummary` when it is not a plain string (an object in seed 000).
+pub const SUMMARY_KEY: &str = "xclarity:jobSummary";
+
+/// Deepest job tree one `POST /tasks` may create (the job itself is depth 1).
+pub const MAX_DEPTH: usize = 32;
+/// Most jobs (the job and all its descendants) one `POST /tasks` may create.
+pub const MAX_JOBS: usize = 500;
+
+/// The 28 job states of LXCA (seed 000), exact spellings, each with the XAPI status it
+/// maps onto. The first state of each status is the one a task shows when nothing finer
+/// is kept; every other one is kept in [`STATE_KEY`]. Judgement calls: `Stopped*` is an
+/// operator's stop (cancelled), `Interrupted*` did not run to its end (failure),
+/// `Unknown` and `Investigating` are not finished (pending).
+pub const STATES: [(&str, &str); 28] = [
+    ("Running", "pending"),
+    ("Pending", "pending"),
+    ("Initializing", "pending"),
+    ("Validating", "pending"),
+    ("Uploading", "pending"),
+    ("Waiting", "pending"),
+    ("Blocked", "pending"),
+    ("RunningWithWarning", "pending"),
+    ("RunningWithError", "pending"),
+    ("Investigating", "pending"),
+    ("Unknown", "pending"),
+    ("Cancelling", "cancelling"),
+    ("Complete", "success"),
+    ("CompleteWithWarning", "success"),
+    ("Skipped", "success"),
+    ("Resolved", "success"),
+    ("CompleteWithError", "failure"),
+    ("Aborted", "failure"),
+    ("Expired", "failure"),
+    ("Interrupted", "failure"),
+    ("InterruptedWithWarning", "failure"),
+    ("InterruptedWithError", "failure"),
+    ("Cancelled", "cancelled"),
+    ("CancelledWithWarning", "cancelled"),
+    ("CancelledWithError", "cancelled"),
+    ("Stopped", "cancelled"),
+    ("StoppedWithWarning", "cancelled"),
+    ("StoppedWithError", "cancelled"),
+];
+
+/// States in which a job has not started yet (csvRequest's `started` is false).
+const NOT_STARTED: &[&str] = &["Pending", "Waiting", "Blocked"];
+
+/// What a client sent is not a valid job or update: the text names the field (with its
+/// place in the tree, `children[2].jobState: …`) and what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid(pub String);
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A job state as a client gave it: its canonical spelling, its XAPI status, and whether
+/// it must be kept in [`STATE_KEY`] (it is not its status's default state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateChange {
+    pub job_state: &'static str,
+    pub status: &'static str,
+    pub keep: bool,
+}
+
+/// jobState → XAPI. Case-insensitive (the canonical spelling is what is stored and shown).
+pub fn parse_job_state(s: &str) -> Result<StateChange, Invalid> {
+    let (job_state, status) = STATES
+        .iter()
+        .find(|(j, _)| j.eq_ignore_ascii_case(s))
+        .copied()
+        .ok_or_else(|| {
+            let all: Vec<&str> = STATES.iter().map(|(j, _)| *j).collect();
+            Invalid(format!(
+                "jobState: unknown state {s:?} (one of {})",
+                all.join(", ")
+            ))
+        })?;
+    Ok(StateChange {
+        job_state,
+        status,
+        keep: default_job_state(status) != job_state,
+    })
+}
+
+/// XAPI status → the job state shown when nothing finer is known.
+pub fn default_job_state(status: &str) -> &'static str {
+    STATES
+        .iter()
+        .find(|(_, s)| *s == status)
+        .map_or("Running", |(j, _)| j)
+}
+
+/// XAPI's completed statuses (`status_is_completed`).
+pub fn is_completed(status: &str) -> bool {
+    matches!(status, "success" | "failure" | "cancelled")
+}
+
+/// The parts of a XAPI task the job view is made of (the face fills it from a
+/// `task.get_record`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaskFields {
+    pub uuid: String,
+    pub name_label: String,
+    pub name_description: String,
+    pub status: String,
+    /// `current_operations` holds a `cancel` (XAPI's `task.cancel` leaves the status alone).
+    pub cancel_requested: bool,
+    pub progress: f64,
+    /// XAPI dates (`20240101T12:00:00Z`); the epoch means "never".
+    pub created: String,
+    pub finished: String,
+    pub other_config: Vec<(String, String)>,
+}
+
+impl TaskFields {
+    fn config(&self, key: &str) -> Option<&str> {
+        self.other_config
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The job state of a task: the kept state while it agrees with the task's status (a
+/// status changed through XAPI wins over a stale kept state), else `Cancelling` for a
+/// pending task whose cancel was requested, else the status's default.
+pub fn job_state(task: &TaskFields) -> &'static str {
+    if let Some(kept) = task.config(STATE_KEY) {
+        let kept = serde_json::from_str::<String>(kept).unwrap_or_else(|_| kept.to_string());
+        if let Ok(c) = parse_job_state(&kept)
+            && c.status == task.status
+        {
+            return c.job_state;
+        }
+    }
+    if task.status == "pending" && task.cancel_requested {
+        return "Cancelling";
+    }
+    default_job_state(&task.status)
+}
+
+/// XAPI progress (a fraction) → percentage, clamped to 0–100: a whole number when it is
+/// one (the usual case, so integers round-trip exactly), else rounded to 1/10000 %.
+pub fn percentage(progress: f64) -> Json {
+    if progress.is_nan() {
+        return json!(0);
+    }
+    let p = (progress * 100.0).clamp(0.0, 100.0);
+    let whole = p.round();
+    if (p - whole).abs() < 1e-6 {
+        json!(whole as i64)
+    } else {
+        json!((p * 10_000.0).round() / 10_000.0)
+    }
+}
+
+/// Percentage (a number 0–100, or such a number as a string) → XAPI progress.
+pub fn progress(v: &Json) -> Result<f64, Invalid> {
+    let p = match v {
+        Json::Number(n) => n.as_f64(),
+        Json::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+    .filter(|p| p.is_finite())
+    .ok_or_else(|| {
+        Invalid(format!(
+            "percentage: must be a number from 0 to 100, not {v}"
+        ))
+    })?;
+    if !(0.0..=100.0).contains(&p) {
+        return Err(Invalid(format!(
+            "percentage: must be from 0 to 100, not {p}"
+        )));
+    }
+    Ok(p / 100.0)
+}
+
+/// XAPI date → RFC 3339 (`2024-01-01T12:00:00Z`); the epoch and anything unreadable → "".
+pub fn rfc3339(xapi: &str) -> String {
+    let b = xapi.as_bytes();
+    if b.len() != 18 || b[8] != b'T' || b[17] != b'Z' || xapi.starts_with("19700101") {
+        return String::new();
+    }
+    format!(
+        "{}-{}-{}T{}Z",
+        &xapi[0..4],
+        &xapi[4..6],
+        &xapi[6..8],
+        &xapi[9..17]
+    )
+}
+
+/// The job fields and what a client may send in each. Fields not listed are kept as
+/// they are sent (`xclarity:<field>`), so a newer LXCA field round-trips too.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    /// The server's: accepted on create and ignored (the server assigns it).
+    Server,
+    /// Mapped onto a XAPI column by hand (see [`parse_job`]).
+    Native,
+    Text,
+    /// A string or an object (`cancelRESTBody`: a JSON body, or its text).
+    TextOrObject,
+    List,
+    Bool,
+    /// A whole number ≥ -1 (`expirationTimeOut`: -1 is "never").
+    Timeout,
+    /// A number ≥ 0.
+    Weight,
+    /// `GET`, `POST`, `PUT` or `DELETE` (or "" for none).
+    Method,
+}
+
+const FIELDS: &[(&str, Kind)] = &[
+    ("jobUID", Kind::Server),
+    ("createDate", Kind::Server),
+    ("endDate", Kind::Server),
+    ("jobTitle", Kind::Native),
+    ("jobSummary", Kind::Native),
+    ("jobState", Kind::Native),
+    ("percentage", Kind::Native),
+    ("children", Kind::Native),
+    ("jobTitleKey", Kind::Text),
+    ("jobTitleBundle", Kind::Text),
+    ("jobCategory", Kind::Text),
+    ("createdBy", Kind::Text),
+    ("startDate", Kind::Text),
+    ("targetUUID", Kind::Text),
+    ("cancelURL", Kind::Text),
+    ("customUid", Kind::Text),
+    ("predefinedUid", Kind::Text),
+    ("stoppedBy", Kind::Text),
+    ("uid", Kind::Text),
+    ("cancelRESTBody", Kind::TextOrObject),
+    ("args", Kind::List),
+    ("logs", Kind::List),
+    ("rebootPersistent", Kind::Bool),
+    // Seed 000's own spelling; kept as its own field so that it round-trips.
+    ("rebootPersistet", Kind::Bool),
+    ("expirationTimeOut", Kind::Timeout),
+    ("weight", Kind::Weight),
+    ("cancelRESTMethod", Kind::Method),
+];
+
+/// A field's value when the task keeps none.
+type Fallback = fn(&TaskFields) -> Json;
+
+/// Fields every job shows, with this value when the task keeps none.
+const DEFAULTED: &[(&str, Fallback)] = &[
+    ("createdBy", |_| json!("")),
+    ("targetUUID", |_| json!("")),
+    ("jobCategory", |_| json!("")),
+    ("logs", |_| json!([])),
+    // XAPI has no start time: the job started when it was created.
+    ("startDate", |t| json!(rfc3339(&t.created))),
+];
+
+fn kind(field: &str) -> Option<Kind> {
+    FIELDS.iter().find(|(f, _)| *f == field).map(|(_, k)| *k)
+}
+
+/// The job of a task. `children` are the already mapped subtasks, or None to leave the
+/// field out (`?compact=true`).
+pub fn job_json(task: &TaskFields, children: Option<Vec<Json>>) -> Json {
+    let mut job = Map::new();
+    for (key, value) in &task.other_config {
+        let Some(field) = key.strip_prefix(PREFIX) else {
+            continue;
+        };
+        if field.is_empty() || matches!(kind(field), Some(Kind::Server | Kind::Native)) {
+            continue;
+        }
+        job.insert(field.to_string(), stored(value));
+    }
+    for (field, default) in DEFAULTED {
+        if !job.contains_key(*field) {
+            job.insert(field.to_string(), default(task));
+        }
+    }
+    let kept = |key: &str| task.config(key).map(stored);
+    job.insert("jobUID".into(), json!(task.uuid));
+    job.insert(
+        "jobTitle".into(),
+        kept(TITLE_KEY).unwrap_or_else(|| json!(task.name_label)),
+    );
+    job.insert(
+        "jobSummary".into(),
+        kept(SUMMARY_KEY).unwrap_or_else(|| json!(task.name_description)),
+    );
+    job.insert("jobState".into(), json!(job_state(task)));
+    job.insert("percentage".into(), percentage(task.progress));
+    job.insert("createDate".into(), json!(rfc3339(&task.created)));
+    let end = if is_completed(&task.status) {
+        rfc3339(&task.finished)
+    } else {
+        String::new()
+    };
+    job.insert("endDate".into(), json!(end));
+    if let Some(children) = children {
+        job.insert("children".into(), Json::Array(children));
+    }
+    Json::Object(job)
+}
+
+/// A stored value: its JSON, or (written by hand through XAPI, not JSON) the text itself.
+fn stored(value: &str) -> Json {
+    serde_json::from_str(value).unwrap_or_else(|_| Json::String(value.to_string()))
+}
+
+/// Whether a job in this state has started (csvRequest's `started`).
+pub fn has_started(job_state: &str) -> bool {
+    !NOT_STARTED.contains(&job_state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task(status: &str) -> TaskFields {
+        TaskFields {
+            uuid: "u-1".into(),
+            name_label: "title".into(),
+            name_description: "summary".into(),
+            status: status.into(),
+            created: "20240101T12:00:00Z".into(),
+            finished: "20240101T12:05:00Z".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn all_28_states_round_trip_with_their_exact_spelling() {
+        assert_eq!(STATES.len(), 28);
+        let mut defaults = 0;
+        for (state, status) in STATES {
+            let c = parse_job_state(state).unwrap();
+            assert_eq!((c.job_state, c.status), (state, status));
+            defaults += usize::from(!c.keep);
+            // Stored as the server would, read back: the same state.
+            let mut t = task(status);
+            if c.keep {
+                t.other_config = vec![(STATE_KEY.into(), json!(state).to_string())];
+            }
+            assert_eq!(job_state(&t), state);
+            assert_eq!(
+                parse_job_state(&state.to_lowercase()).unwrap().job_state,
+                state
+            );
+        }
+        assert_eq!(defaults, 5, "one default state per XAPI status");
+        for (status, state) in [
+            ("pending", "Running"),
+            ("cancelling", "Cancelling"),
+            ("success", "Complete"),
+            ("failure", "CompleteWithError"),
+            ("cancelled", "Cancelled"),
+        ] {
+            assert_eq!(default_job_state(status), state);
+        }
+        // The CLI's old misspellings are refused, with the list of the right ones.
+        for wrong in ["CompleteWithWarnings", "CompleteWithErrors", "Done"] {
+            let e = parse_job_state(wrong).unwrap_err().0;
+            assert!(
+                e.contains("unknown state") && e.contains("CompleteWithWarning,"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stale_kept_state_yields_to_the_status() {
+        let mut t = task("pending");
+        t.other_config = vec![(STATE_KEY.into(), json!("Validating").to_string())];
+        assert_eq!(job_state(&t), "Validating");
+        t.status = "success".into();
+        assert_eq!(job_state(&t), "Complete");
+        let mut c = task("pending");
+        c.cancel_requested = true;
+        assert_eq!(job_state(&c), "Cancelling");
+    }
+
+    #[test]
+    fn percentage_and_progress() {
+        assert_eq!(percentage(0.0), json!(0));
+        assert_eq!(percentage(1.0), json!(100));
+        assert_eq!(percentage(1.5), json!(100));
+        assert_eq!(percentage(-2.0), json!(0));
+        assert_eq!(percentage(f64::NAN), json!(0));
+        assert_eq!(percentage(0.125), json!(12.5));
+        for p in 0..=100 {
+            assert_eq!(percentage(progress(&json!(p)).unwrap()), json!(p));
+        }
+        assert_eq!(progress(&json!("50")).unwrap(), 0.5);
+        assert!(progress(&json!(101)).unwrap_err().0.contains("0 to 100"));
+        assert!(progress(&json!(-1)).is_err());
+        assert!(progress(&json!(true)).is_err());
+        assert!(progress(&json!("NaN")).is_err());
+    }
+
+    #[test]
+    fn defaults_and_unfinished_jobs() {
+        let out = job_json(&task("pending"), None);
+        assert_eq!(out["jobTitle"], "title");
+        assert_eq!(out["jobSummary"], "summary");
+        assert_eq!(out["jobState"], "Running");
+        assert_eq!(out["endDate"], "", "no endDate while unfinished");
+        assert_eq!(out["startDate"], "2024-01-01T12:00:00Z");
+        assert_eq!(out["createdBy"], "");
+        assert_eq!(out["logs"], json!([]));
+        assert!(out.get("children").is_none());
+        // A hand-written non-JSON value comes back as a string; native fields win.
+        let mut t = task("success");
+        t.other_config = vec![
+            ("xclarity:note".into(), "plain text".into()),
+            ("xclarity:jobState".into(), "\"Running\"".into()),
+            ("xclarity:percentage".into(), "7".into()),
+        ];
+        let out = job_json(&t, None);
+        assert_eq!(out["note"], "plain text");
+        assert_eq!(out["jobState"], "Complete");
+        assert_eq!(out["percentage"], 0);
+        // A completed task whose finished is the epoch (a real xapi's set_status).
+        let mut t = task("success");
+        t.finished = "19700101T00:00:00Z".into();
+        assert_eq!(job_json(&t, None)["endDate"], "");
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(rfc3339("20261123T00:55:07Z"), "2026-11-23T00:55:07Z");
+        assert_eq!(rfc3339("19700101T00:00:00Z"), "");
+        assert_eq!(rfc3339("garbage"), "");
+    }
+}

@@ -1,0 +1,225 @@
+//! The XClarity face: Lenovo XClarity Administrator's (LXCA) REST API for jobs, as
+//! unmodified pylxca 4.2.0 uses it (`connect`, `tasks`, `disconnect`), plus LXCA's
+//! `csvRequest` job monitor, at LXCA's paths at the root (`/sessions`, `/aicc`, `/tasks`,
+//! `/csvRequest/jobs/{id}`). See `docs/xclarity.md`.
+//!
+//! One engine, several faces: every read and write goes through the XAPI dispatch
+//! pipeline ([`xapi`]) with the caller's XAPI session (an LXCA session *is* one), so
+//! users, RBAC, the ownership rule, events, durability and the GC apply exactly as for
+//! XML-RPC, and a job made here is a task to every other client at once.
+//!
+//! Files, one concern each: [`routes`] (paths, methods, what this face owns),
+//! [`protocol`] (message bodies, cookies, XAPI error → HTTP), [`sessions`] (login,
+//! cookies, CSRF, `/aicc`), [`mapping`] (job ↔ task, the 28 states, validation; shared
+//! with the `tasks` command line), [`jobs`] (`/tasks`), [`csv`] (the csvRequest monitor).
+
+mod csv;
+mod jobs;
+pub mod mapping;
+mod protocol;
+mod routes;
+mod sessions;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::Value as Json;
+
+use crate::api::dispatch::{Reply, RequestMeta, Service, call, dispatch};
+use crate::api::error::ApiError;
+use crate::face::{Conn, Face};
+use crate::server::Limits;
+use crate::wire::value::Value;
+use protocol::Answer;
+use routes::{BadPath, Route};
+
+/// This face, for the server's list of faces.
+pub const FACE: Face = Face {
+    name: "xclarity",
+    owns: routes::owns,
+    handle,
+};
+
+fn handle<'a>(
+    svc: Arc<Service>,
+    limits: &'a Limits,
+    req: Request<Incoming>,
+    conn: Conn,
+) -> BoxFuture<'a, Response<Full<Bytes>>> {
+    Box::pin(async move { protocol::finish(answer(&svc, limits, req).await, conn) })
+}
+
+/// One call through the XAPI pipeline, as any XML-RPC client would make it.
+pub(crate) async fn xapi(
+    svc: &Arc<Service>,
+    method: &str,
+    params: Vec<Value>,
+) -> Result<Value, ApiError> {
+    xapi_in(svc, method, params, &RequestMeta::default()).await
+}
+
+/// The same with request metadata (`subtask-of`, as the HTTP header would give it).
+pub(crate) async fn xapi_in(
+    svc: &Arc<Service>,
+    method: &str,
+    params: Vec<Value>,
+    meta: &RequestMeta,
+) -> Result<Value, ApiError> {
+    match dispatch(svc, call(method, params), meta).await {
+        Reply::Envelope(r) => r,
+        Reply::Bare(v) => Ok(v),
+    }
+}
+
+/// A struct member of an XAPI record.
+pub(crate) fn field<'a>(record: &'a Value, name: &str) -> Option<&'a Value> {
+    match record {
+        Value::Struct(members) => members.iter().find(|(k, _)| k == name).map(|(_, v)| v),
+        _ => None,
+    }
+}
+
+/// A string (or date) member of an XAPI record; "" if absent.
+pub(crate) fn record_text(record: &Value, name: &str) -> String {
+    match field(record, name) {
+        Some(Value::String(s)) | Some(Value::DateTime(s)) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+async fn answer(svc: &Arc<Service>, limits: &Limits, req: Request<Incoming>) -> Answer {
+    let route = match Route::parse(req.uri().path()) {
+        Ok(r) => r,
+        Err(BadPath::NotFound) => {
+            return protocol::not_found(&format!("The resource {}", req.uri().path()));
+        }
+        Err(BadPath::BadIds(e)) => return protocol::bad_request(&e),
+    };
+    let method = req.method().clone();
+    if !route.allows(method.as_str()) {
+        return protocol::method_not_allowed(route.allow());
+    }
+    let compact = match compact(req.uri().query()) {
+        Ok(c) => c,
+        Err(a) => return a,
+    };
+    let login = route == Route::Sessions && method == Method::POST;
+    let caller = if login {
+        None
+    } else {
+        match sessions::authenticate(svc, req.headers()).await {
+            Ok(c) => Some(c),
+            Err(a) => return a,
+        }
+    };
+    if let Some(c) = &caller
+        && method != Method::GET
+        && let Err(a) = sessions::check_csrf(req.headers(), c)
+    {
+        return a;
+    }
+    let body = if method == Method::POST || method == Method::PUT {
+        match read_json(req, limits).await {
+            Ok(b) => b,
+            Err(a) => return a,
+        }
+    } else {
+        Json::Null
+    };
+    let Some(caller) = caller else {
+        return sessions::login(svc, &body).await;
+    };
+    match (&route, method) {
+        (Route::Sessions, _) => sessions::logout(svc, &caller).await,
+        (Route::Aicc, _) => sessions::aicc(svc, &caller).await,
+        (Route::Tasks, Method::GET) => jobs::get(svc, &caller, None, compact).await,
+        (Route::Tasks, Method::POST) => jobs::create(svc, &caller, &body).await,
+        (Route::Tasks, _) => jobs::cancel(svc, &caller, &body).await,
+        (Route::TaskList(ids), Method::GET) => jobs::get(svc, &caller, Some(ids), compact).await,
+        (Route::TaskList(ids), Method::PUT) => jobs::update(svc, &caller, ids, &body).await,
+        (Route::TaskList(ids), _) => jobs::delete(svc, &caller, ids).await,
+        (Route::CsvJob(id), _) => csv_job(svc, &caller, id).await,
+    }
+}
+
+/// `?compact=true` (pylxca's `c='false'`): jobs without their children. The only query
+/// parameter pylxca sends; others are ignored.
+fn compact(query: Option<&str>) -> Result<bool, Answer> {
+    let Some(v) = query
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "compact")
+        .map(|(_, v)| v)
+    else {
+        return Ok(false);
+    };
+    match v.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(protocol::bad_request(&format!(
+            "compact: must be true or false, not {v:?}"
+        ))),
+    }
+}
+
+async fn csv_job(svc: &Arc<Service>, caller: &sessions::Caller, id: &str) -> Answer {
+    let tasks = match jobs::Tasks::named(svc, caller, &[id.to_string()], true).await {
+        Ok(t) => t,
+        Err(a) => return a,
+    };
+    match tasks.find(id) {
+        Some(n) => Answer::ok(csv::monitor(&tasks, n, crate::db::now())),
+        None => protocol::not_found(&format!("Job {id}")),
+    }
+}
+
+/// Reads a JSON body within the server's size and time limits. An empty body, bad JSON
+/// or a body that is not UTF-8 is a 400 naming the problem.
+async fn read_json(req: Request<Incoming>, limits: &Limits) -> Result<Json, Answer> {
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        protocol::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "The request body is larger than {} bytes.",
+                limits.max_body_bytes
+            ),
+            "",
+            "Send a smaller request (fewer jobs at once).",
+        )
+        .header(hyper::header::CONNECTION, "close")
+    };
+    if declared.is_some_and(|len| len > limits.max_body_bytes as u64) {
+        return Err(too_large());
+    }
+    let body = Limited::new(req.into_body(), limits.max_body_bytes);
+    let bytes = match tokio::time::timeout(limits.body_timeout, body.collect()).await {
+        Ok(Ok(c)) => c.to_bytes(),
+        Ok(Err(_)) => return Err(too_large()),
+        Err(_) => {
+            return Err(protocol::error(
+                StatusCode::REQUEST_TIMEOUT,
+                "The request body did not arrive in time.",
+                "",
+                "Send the request again.",
+            )
+            .header(hyper::header::CONNECTION, "close"));
+        }
+    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(protocol::bad_request(
+            "the request has no body (a JSON object is expected)",
+        ));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| protocol::bad_request(&format!("the request body is not valid JSON: {e}")))
+}

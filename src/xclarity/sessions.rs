@@ -1,0 +1,242 @@
+//! LXCA sessions: login (`POST /sessions`), logout (`DELETE /sessions`), the session
+//! and `csrf` cookies, the CSRF check, and `GET /aicc`.
+//!
+//! An LXCA session *is* an XAPI session: the login is `session.login_with_password`
+//! (originator `xclarity`), so users, roles, logout and the session GC are XAPI's.
+//!
+//! - The session cookie's value is the XAPI session ref (`OpaqueRef:` + a uuid v4 from the
+//!   OS CSPRNG, 122 random bits). That is safe because a session ref is already a bearer
+//!   credential that only its holder ever sees: the login returns it to the client that
+//!   logged in and nothing else shows it (sessions have no `get_all`, no events, and a
+//!   task's `session` field is internal). The cookie is `HttpOnly`, so a page's scripts
+//!   cannot read it either; any XAPI session ref works as the cookie, as it works as a
+//!   Redfish token.
+//! - The CSRF token is a hash of the session ref (BLAKE2b, domain-separated): a site that
+//!   makes a browser send the cookie cannot know it, knowing it does not reveal the ref,
+//!   it needs no storage, and it stays valid as long as the session (across restarts, as
+//!   sessions are durable). Every state-changing request (POST, PUT, DELETE, the login
+//!   excepted) must carry it in `X-Csrf-Token`, compared in constant time.
+
+use std::sync::Arc;
+
+use blake2::{Blake2b512, Digest};
+use hyper::{HeaderMap, StatusCode};
+use serde_json::{Value as Json, json};
+
+use super::protocol::{self, Answer, Cookie};
+use super::{record_text, xapi};
+use crate::api::dispatch::Service;
+use crate::wire::value::Value;
+
+/// The session cookie (its value: the XAPI session ref).
+pub const SESSION_COOKIE: &str = "lxca_session";
+/// The CSRF cookie pylxca copies into `X-Csrf-Token` (`lxca_connection.py`).
+pub const CSRF_COOKIE: &str = "csrf";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// `originator` of the XAPI sessions this face makes.
+pub const ORIGINATOR: &str = "xclarity";
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The XAPI session every call of this request uses.
+    pub session_ref: String,
+    /// `auth_user_name`: the default `createdBy` of the jobs it creates.
+    pub user: String,
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(hyper::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim().trim_matches('"').to_string())
+}
+
+/// The caller of a request, from its session cookie, checked through the pipeline
+/// (`session.get_record` with the session itself), so an expired or logged-out session
+/// is refused exactly as on XML-RPC.
+pub async fn authenticate(svc: &Arc<Service>, headers: &HeaderMap) -> Result<Caller, Answer> {
+    let session_ref = cookie(headers, SESSION_COOKIE).ok_or_else(protocol::unauthorized)?;
+    let s = Value::str(&session_ref);
+    let rec = xapi(svc, "session.get_record", vec![s.clone(), s])
+        .await
+        .map_err(|_| protocol::unauthorized())?;
+    Ok(Caller {
+        user: record_text(&rec, "auth_user_name"),
+        session_ref,
+    })
+}
+
+/// The CSRF token of a session (64 hex digits).
+pub fn csrf_token(session_ref: &str) -> String {
+    let mut h = Blake2b512::new();
+    h.update(b"xapi-taskd xclarity csrf\0");
+    h.update(session_ref.as_bytes());
+    h.finalize()[..32]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Equal bytes, in time independent of where they differ.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len()
+        && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
+}
+
+/// A state-changing request must carry the session's CSRF token: 403 otherwise.
+pub fn check_csrf(headers: &HeaderMap, caller: &Caller) -> Result<(), Answer> {
+    let sent = headers
+        .get(CSRF_HEADER)
+        .map(|v| v.as_bytes())
+        .unwrap_or_default();
+    if same(sent, csrf_token(&caller.session_ref).as_bytes()) {
+        return Ok(());
+    }
+    Err(protocol::error(
+        StatusCode::FORBIDDEN,
+        "The request has no valid CSRF token.",
+        "Requests that change something must carry the value of the csrf cookie in the X-Csrf-Token header.",
+        "Send the X-Csrf-Token header with the csrf cookie that the login set.",
+    ))
+}
+
+fn session_cookies(session_ref: &str) -> [Cookie; 2] {
+    [
+        Cookie {
+            name: SESSION_COOKIE,
+            value: session_ref.to_string(),
+            http_only: true,
+            max_age: None,
+        },
+        Cookie {
+            name: CSRF_COOKIE,
+            value: csrf_token(session_ref),
+            http_only: false,
+            max_age: None,
+        },
+    ]
+}
+
+/// `POST /sessions` `{"UserId", "password"}`: exactly 200 (pylxca copies the `csrf`
+/// cookie into its header only on 200) with the two cookies; 401 for bad credentials.
+pub async fn login(svc: &Arc<Service>, body: &Json) -> Answer {
+    let mut creds = Vec::new();
+    for name in ["UserId", "password"] {
+        match body.get(name) {
+            Some(Json::String(s)) => creds.push(s.clone()),
+            None | Some(Json::Null) => {
+                return protocol::bad_request(&format!("{name}: is required to log in"));
+            }
+            Some(_) => return protocol::bad_request(&format!("{name}: must be a string")),
+        }
+    }
+    let login = xapi(
+        svc,
+        "session.login_with_password",
+        vec![
+            Value::str(&creds[0]),
+            Value::str(&creds[1]),
+            Value::str("1.0"),
+            Value::str(ORIGINATOR),
+        ],
+    )
+    .await;
+    let session_ref = match login {
+        Ok(v) => v.as_str().unwrap_or_default().to_string(),
+        Err(e) => return protocol::from_api("The session", &e),
+    };
+    let s = Value::str(&session_ref);
+    let uuid = match xapi(svc, "session.get_uuid", vec![s.clone(), s]).await {
+        Ok(v) => v.as_str().unwrap_or_default().to_string(),
+        Err(e) => return protocol::from_api("The session", &e),
+    };
+    let mut body = protocol::success_body();
+    body["response"] = json!({
+        "pwChangeRequired": false,
+        "session": {"id": uuid, "UserId": creds[0]},
+    });
+    let [session, csrf] = session_cookies(&session_ref);
+    Answer::ok(body).cookie(session).cookie(csrf)
+}
+
+/// `DELETE /sessions`: `session.logout`, a JSON body (pylxca parses it), and both
+/// cookies cleared. The old cookie is refused from then on, as the session is gone.
+pub async fn logout(svc: &Arc<Service>, caller: &Caller) -> Answer {
+    if let Err(e) = xapi(svc, "session.logout", vec![Value::str(&caller.session_ref)]).await {
+        return protocol::from_api("The session", &e);
+    }
+    let [mut session, mut csrf] = session_cookies("");
+    session.max_age = Some(0);
+    csrf.max_age = Some(0);
+    Answer::success().cookie(session).cookie(csrf)
+}
+
+/// `GET /aicc`: the appliance (the shape of LXCA's, `lenovo/xclarity_client`
+/// `docs/apib/aicc.apib`); pylxca reads it to check that the login worked.
+pub async fn aicc(svc: &Arc<Service>, caller: &Caller) -> Answer {
+    let s = Value::str(&caller.session_ref);
+    let pools = match xapi(svc, "pool.get_all_records", vec![s]).await {
+        Ok(Value::Struct(p)) => p,
+        Ok(_) => Vec::new(),
+        Err(e) => return protocol::from_api("The appliance", &e),
+    };
+    let uuid = pools
+        .first()
+        .map(|(_, rec)| record_text(rec, "uuid"))
+        .unwrap_or_default();
+    Answer::ok(json!({
+        "appliance": {
+            "name": "xapi-taskd",
+            "status": "Normal",
+            "version": env!("CARGO_PKG_VERSION"),
+            "build": "",
+            "uuid": uuid,
+            "runlevel": 3,
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_in_any_cookie_header() {
+        let mut h = HeaderMap::new();
+        h.append(hyper::header::COOKIE, "a=1; csrf=abc".parse().unwrap());
+        h.append(
+            hyper::header::COOKIE,
+            "lxca_session=\"OpaqueRef:x\"".parse().unwrap(),
+        );
+        assert_eq!(cookie(&h, "csrf").as_deref(), Some("abc"));
+        assert_eq!(cookie(&h, SESSION_COOKIE).as_deref(), Some("OpaqueRef:x"));
+        assert_eq!(cookie(&h, "nope"), None);
+    }
+
+    #[test]
+    fn csrf_tokens_are_per_session_and_checked() {
+        let a = csrf_token("OpaqueRef:a");
+        assert_eq!(a.len(), 64);
+        assert_eq!(a, csrf_token("OpaqueRef:a"));
+        assert_ne!(a, csrf_token("OpaqueRef:b"));
+        assert!(!a.contains("OpaqueRef"));
+        let caller = Caller {
+            session_ref: "OpaqueRef:a".into(),
+            user: "root".into(),
+        };
+        let mut h = HeaderMap::new();
+        assert!(check_csrf(&h, &caller).is_err());
+        h.insert(CSRF_HEADER, csrf_token("OpaqueRef:b").parse().unwrap());
+        let refused = check_csrf(&h, &caller).unwrap_err();
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        h.insert(CSRF_HEADER, a.parse().unwrap());
+        assert!(check_csrf(&h, &caller).is_ok());
+        assert!(same(b"abc", b"abc") && !same(b"abc", b"abd") && !same(b"abc", b"ab"));
+    }
+}
