@@ -126,13 +126,16 @@ fn round_trip(call: &MethodCall) {
 }
 
 /// What reading a written string gives: control characters other than TAB, LF and CR are
-/// dropped by the writer (XML cannot carry them; ocaml-rpc does the same), and the reader
-/// normalises line ends as XML requires (CR LF and CR become LF), so a CR that arrived as
-/// `&#13;` comes back as LF — in xapi too.
+/// dropped by the writer (XML cannot carry them; ocaml-rpc does the same), and so are
+/// U+FFFE and U+FFFF (which XML 1.0 cannot carry either; the dispatcher refuses them on
+/// the way in, `wire::xmlchars`); the reader normalises line ends as XML requires (CR LF
+/// and CR become LF), so a CR that arrived as `&#13;` comes back as LF — in xapi too.
 fn text(s: &str) -> String {
     let kept: String = s
         .chars()
-        .filter(|&c| c >= ' ' || matches!(c, '\t' | '\n' | '\r'))
+        .filter(|&c| {
+            (c >= ' ' || matches!(c, '\t' | '\n' | '\r')) && !matches!(c, '\u{FFFE}' | '\u{FFFF}')
+        })
         .collect();
     kept.replace("\r\n", "\n").replace('\r', "\n")
 }
