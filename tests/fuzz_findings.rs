@@ -36,3 +36,41 @@ fn json_doubles_read_back_exactly() {
         assert_eq!(back.params, vec![Value::Double(d)], "{d:e}");
     }
 }
+
+/// The Python differential (tests/xmlrpc_vs_python.rs) on the fuzzed corpus: our reader
+/// took any `<?xml …?>` and any `<?…?>` (quick-xml hands both over unchecked), where
+/// xapi's Xmlm and Python's expat refuse a malformed declaration and a processing
+/// instruction without a target. The inputs the fuzzer found, and their well-formed twins.
+#[test]
+fn malformed_xml_declarations_and_processing_instructions_are_refused() {
+    use xapi_taskd::wire::xmlrpc::parse_call;
+    let call = "<methodCall><methodName>m</methodName><params/></methodCall>";
+    for prolog in [
+        "<?xml ve\u{fffd}rsion='1.0'?>",
+        "<?xml version='^^^^1.0'?>",
+        "<?xml version='2.0'?>",
+        "<?xml?>",
+        "<?xml encoding='utf-8'?>",
+        "<?xml version='1.0' encoding='klingon'?>",
+        "<?xml version='1.0' standalone='maybe'?>",
+        "<?xml version='1.0' extra='x'?>",
+        "<?xml version='1.0' standalone='yes' encoding='utf-8'?>",
+        "<? sxmlevon='107'?>",
+        "<?=x?>",
+    ] {
+        let body = format!("{prolog}{call}");
+        assert!(parse_call(body.as_bytes()).is_err(), "{body}");
+    }
+    for prolog in [
+        "",
+        "<?xml version='1.0'?>",
+        "<?xml version=\"1.1\" encoding=\"UTF-8\"?>",
+        "<?xml version='1.0' encoding='iso-8859-1' standalone='no'?>",
+        "<?xml version='1.0'?><?xml-stylesheet href='a.css'?>",
+        // Xmlm reads the target as a name and skips the rest up to `?>`.
+        "<?xion='1.0'?>",
+    ] {
+        let body = format!("{prolog}{call}");
+        assert!(parse_call(body.as_bytes()).is_ok(), "{body}");
+    }
+}
