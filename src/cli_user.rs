@@ -27,6 +27,8 @@ pub enum UserCommand {
         /// Data directory (users, identity).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreFlags,
     },
     /// Remove a user (root cannot be removed).
     Remove {
@@ -34,12 +36,16 @@ pub enum UserCommand {
         /// Data directory (users, identity).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreFlags,
     },
     /// List users, one per line: NAME ROLE ID (root's role shows as local-superuser).
     List {
         /// Data directory (users, identity).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreFlags,
     },
     /// Set a user's password (root's too); the new password is read from stdin.
     Passwd {
@@ -47,7 +53,24 @@ pub enum UserCommand {
         /// Data directory (users, identity).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
+        #[command(flatten)]
+        store: StoreFlags,
     },
+}
+
+/// Where the users are: the data directory's own file, or — as its `xapi-taskd.toml`
+/// says, or these flags (the same names as `serve`'s) — the cluster's, in etcd.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StoreFlags {
+    /// `redb` (the data directory's users file) or `etcd` (the cluster's).
+    #[arg(long)]
+    store: Option<String>,
+    /// The etcd cluster's members (with --store etcd).
+    #[arg(long, value_delimiter = ',')]
+    etcd_endpoints: Option<Vec<String>>,
+    /// The deployment's key prefix in etcd [default: /xapi-taskd/].
+    #[arg(long)]
+    etcd_prefix: Option<String>,
 }
 
 /// Where passwords come from.
@@ -76,10 +99,11 @@ fn run_with(cmd: UserCommand, input: Input<'_>, out: &mut dyn Write) -> Result<(
             name,
             role,
             data_dir,
+            store,
         } => {
             // Everything that can be checked is checked before asking for a password.
             users::check_new_user(&name, &role)?;
-            let store = open(&data_dir)?;
+            let (store, _rt) = open(&data_dir, store)?;
             if find(&store, &name)?.is_some() {
                 return Err(format!("user {name:?} already exists"));
             }
@@ -90,19 +114,27 @@ fn run_with(cmd: UserCommand, input: Input<'_>, out: &mut dyn Write) -> Result<(
                 format_args!("added user {} ({role}) with id {}", user.name, user.id),
             )
         }
-        UserCommand::Remove { name, data_dir } => {
-            open(&data_dir)?.remove(&name)?;
+        UserCommand::Remove {
+            name,
+            data_dir,
+            store,
+        } => {
+            open(&data_dir, store)?.0.remove(&name)?;
             print(out, format_args!("removed user {name}"))
         }
-        UserCommand::List { data_dir } => {
-            for u in open(&data_dir)?.list()? {
+        UserCommand::List { data_dir, store } => {
+            for u in open(&data_dir, store)?.0.list()? {
                 let role = u.role.as_deref().unwrap_or(SUPERUSER_ROLE);
                 print(out, format_args!("{} {role} {}", u.name, u.id))?;
             }
             Ok(())
         }
-        UserCommand::Passwd { name, data_dir } => {
-            let store = open(&data_dir)?;
+        UserCommand::Passwd {
+            name,
+            data_dir,
+            store,
+        } => {
+            let (store, _rt) = open(&data_dir, store)?;
             // Root may not exist yet (server never started): passwd then creates it.
             if name != ROOT && find(&store, &name)?.is_none() {
                 return Err(format!("no user {name:?}"));
@@ -114,8 +146,37 @@ fn run_with(cmd: UserCommand, input: Input<'_>, out: &mut dyn Write) -> Result<(
     }
 }
 
-fn open(dir: &Path) -> Result<UserStore, String> {
-    UserStore::open(dir).map_err(|e| format!("cannot open the data directory: {e}"))
+/// A runtime for the calls to a cluster, kept alive as long as the store is used.
+type Runtime = Option<tokio::runtime::Runtime>;
+
+fn open(dir: &Path, flags: StoreFlags) -> Result<(UserStore, Runtime), String> {
+    let options = crate::config::Options {
+        store: flags.store,
+        etcd_endpoints: flags.etcd_endpoints,
+        etcd_prefix: flags.etcd_prefix,
+        ..Default::default()
+    };
+    let settings = crate::config::load(dir.to_path_buf(), None, options)?;
+    match settings.store {
+        crate::config::StoreChoice::Redb => UserStore::open(dir)
+            .map(|s| (s, None))
+            .map_err(|e| format!("cannot open the data directory: {e}")),
+        #[cfg(feature = "etcd")]
+        store => {
+            // Multi-threaded: the store's blocking calls drive it from this thread with a
+            // runtime handle, which a current-thread runtime does not allow.
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            let users = crate::cluster::user_store(dir, &store, &rt)
+                .map_err(|e| format!("cannot reach the cluster's users: {e}"))?;
+            Ok((users, Some(rt)))
+        }
+        #[cfg(not(feature = "etcd"))]
+        _ => Err("this build has no etcd support: build it with --features etcd".into()),
+    }
 }
 
 fn find(store: &UserStore, name: &str) -> Result<Option<User>, String> {
@@ -257,12 +318,14 @@ mod tests {
             name: name.into(),
             role: role.into(),
             data_dir: dir.into(),
+            store: StoreFlags::default(),
         }
     }
 
     fn list(dir: &Path) -> UserCommand {
         UserCommand::List {
             data_dir: dir.into(),
+            store: StoreFlags::default(),
         }
     }
 
@@ -313,6 +376,7 @@ mod tests {
         let passwd = |name: &str| UserCommand::Passwd {
             name: name.into(),
             data_dir: dir.clone(),
+            store: StoreFlags::default(),
         };
         let (r, out) = cli(passwd("alice"), "new-pw\r\n");
         r.unwrap();
@@ -324,6 +388,7 @@ mod tests {
         let remove = |name: &str| UserCommand::Remove {
             name: name.into(),
             data_dir: dir.clone(),
+            store: StoreFlags::default(),
         };
         let (r, out) = cli(remove("alice"), "");
         r.unwrap();
@@ -352,6 +417,7 @@ mod tests {
                 UserCommand::Passwd {
                     name: "carol".into(),
                     data_dir: dir.clone(),
+                    store: StoreFlags::default(),
                 },
                 "pw\n",
                 "no user",
@@ -360,6 +426,7 @@ mod tests {
                 UserCommand::Passwd {
                     name: "alice".into(),
                     data_dir: dir.clone(),
+                    store: StoreFlags::default(),
                 },
                 "",
                 "no password",
@@ -389,6 +456,7 @@ mod tests {
         let passwd = UserCommand::Passwd {
             name: "root".into(),
             data_dir: dir.path().into(),
+            store: StoreFlags::default(),
         };
         cli(passwd, "chosen\n").0.unwrap();
         let store = UserStore::open(dir.path()).unwrap();
@@ -410,6 +478,7 @@ mod tests {
                 name,
                 role,
                 data_dir,
+                ..
             } => {
                 assert_eq!((name.as_str(), role.as_str()), ("alice", "read-only"));
                 assert_eq!(data_dir, PathBuf::from("./xapi-taskd-data"));
@@ -417,7 +486,7 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match parse(&["user", "passwd", "root", "--data-dir", "/d"]) {
-            UserCommand::Passwd { name, data_dir } => {
+            UserCommand::Passwd { name, data_dir, .. } => {
                 assert_eq!((name.as_str(), data_dir), ("root", PathBuf::from("/d")));
             }
             other => panic!("{other:?}"),

@@ -72,6 +72,29 @@ pub struct Options {
     /// Seconds between garbage-collection passes (xapi: 30) [default: 30].
     #[arg(long)]
     pub gc_interval: Option<f64>,
+    /// Where tasks, sessions and users are kept: `redb` (this data directory, one
+    /// server) or `etcd` (an etcd v3 cluster shared by any number of front-ends; needs a
+    /// build with the `etcd` feature) [default: redb].
+    #[arg(long)]
+    pub store: Option<String>,
+    /// The etcd cluster's members, as URLs (`--etcd-endpoints URL,URL,…`; in the file, a
+    /// list of strings). Required with `store = "etcd"`.
+    #[arg(long, value_delimiter = ',')]
+    pub etcd_endpoints: Option<Vec<String>>,
+    /// Prefix of every key in etcd, so that several deployments can share one cluster
+    /// [default: /xapi-taskd/].
+    #[arg(long)]
+    pub etcd_prefix: Option<String>,
+    /// Seconds a call keeps trying to reach the etcd cluster (members failing over, an
+    /// election) before it is answered INTERNAL_ERROR [default: 15].
+    #[arg(long)]
+    pub etcd_timeout: Option<f64>,
+    /// `linearizable`: every call first makes sure this front-end has everything
+    /// acknowledged anywhere (one shared etcd round trip; read-your-writes for a client
+    /// that moves between front-ends). `cached`: reads are answered from this front-end's
+    /// cache at once, stale by the watch's lag (a few ms) [default: linearizable].
+    #[arg(long)]
+    pub etcd_reads: Option<String>,
     /// Start with a new, empty store even though identity.json shows that this data
     /// directory had one (which is then missing, empty or never initialised). For once,
     /// after deciding to give up the lost store [default: false].
@@ -127,6 +150,22 @@ pub struct Options {
     pub max_header_bytes: Option<usize>,
 }
 
+/// Where the data is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreChoice {
+    /// `store.redb` in the data directory (or memory only, with `--ephemeral`).
+    Redb,
+    /// An etcd cluster shared by the front-ends.
+    Etcd {
+        endpoints: Vec<String>,
+        prefix: String,
+        /// How long a call keeps trying to reach the cluster.
+        timeout: Duration,
+        /// Reads from the cache without a sync first.
+        cached_reads: bool,
+    },
+}
+
 /// Settings of a running server, every value decided.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -139,6 +178,7 @@ pub struct Settings {
     /// Most pending/cancelling tasks at once.
     pub max_unfinished_tasks: usize,
     pub max_sessions_per_user: usize,
+    pub store: StoreChoice,
     /// Create a new store even where identity.json says there was one.
     pub allow_empty_store: bool,
     /// Longest a call waits for its change to be durable.
@@ -177,6 +217,11 @@ impl Options {
             max_tasks,
             session_timeout,
             gc_interval,
+            store,
+            etcd_endpoints,
+            etcd_prefix,
+            etcd_timeout,
+            etcd_reads,
             allow_empty_store,
             durable_timeout,
             max_pending_tasks_per_user,
@@ -276,17 +321,57 @@ impl Options {
                 None => retention_default.interval,
             },
         };
+        let ephemeral = self.ephemeral.unwrap_or(false);
+        let store = match self.store.as_deref().unwrap_or("redb") {
+            "redb" => StoreChoice::Redb,
+            "etcd" => {
+                let endpoints: Vec<String> = self
+                    .etcd_endpoints
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|e| e.trim().to_string())
+                    .filter(|e| !e.is_empty())
+                    .collect();
+                if endpoints.is_empty() {
+                    return Err("store = \"etcd\" needs etcd-endpoints".to_string());
+                }
+                if ephemeral {
+                    return Err("ephemeral and store = \"etcd\" exclude each other".to_string());
+                }
+                StoreChoice::Etcd {
+                    endpoints,
+                    prefix: self
+                        .etcd_prefix
+                        .unwrap_or_else(|| "/xapi-taskd/".to_string()),
+                    timeout: match self.etcd_timeout {
+                        Some(v) => seconds("etcd-timeout", v)?,
+                        None => Duration::from_secs(15),
+                    },
+                    cached_reads: match self.etcd_reads.as_deref() {
+                        None | Some("linearizable") => false,
+                        Some("cached") => true,
+                        Some(other) => {
+                            return Err(format!(
+                                "etcd-reads must be \"linearizable\" or \"cached\", not {other:?}"
+                            ));
+                        }
+                    },
+                }
+            }
+            other => return Err(format!("store must be \"redb\" or \"etcd\", not {other:?}")),
+        };
         Ok(Settings {
             listen: self
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
             tls_listen: self.tls_listen,
             data_dir,
-            ephemeral: self.ephemeral.unwrap_or(false),
+            ephemeral,
             limits,
             retention,
             max_unfinished_tasks: self.max_pending_tasks.unwrap_or(100_000),
             max_sessions_per_user: self.max_sessions_per_user.unwrap_or(500).max(1),
+            store,
             allow_empty_store: self.allow_empty_store.unwrap_or(false),
             durable_timeout: match self.durable_timeout {
                 Some(v) => seconds("durable-timeout", v)?,
@@ -356,6 +441,38 @@ mod tests {
         std::fs::write(&path, "header-timeout = -1\n").unwrap();
         let err = load(dir.path().to_path_buf(), Some(&path), Options::default()).unwrap_err();
         assert!(err.contains("header-timeout"), "{err}");
+    }
+
+    #[test]
+    fn the_etcd_store_needs_endpoints_and_takes_them_from_flag_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "store = \"etcd\"\netcd-endpoints = [\"http://127.0.0.1:1\", \"http://127.0.0.1:2\"]\n",
+        )
+        .unwrap();
+        let s = load(dir.path().to_path_buf(), Some(&path), Options::default()).unwrap();
+        assert_eq!(
+            s.store,
+            StoreChoice::Etcd {
+                endpoints: vec!["http://127.0.0.1:1".into(), "http://127.0.0.1:2".into()],
+                prefix: "/xapi-taskd/".into(),
+                timeout: Duration::from_secs(15),
+                cached_reads: false,
+            }
+        );
+        let flags = Options {
+            store: Some("etcd".into()),
+            ..Options::default()
+        };
+        let err = flags.resolve(dir.path().to_path_buf()).unwrap_err();
+        assert!(err.contains("etcd-endpoints"), "{err}");
+        let bad = Options {
+            store: Some("mysql".into()),
+            ..Options::default()
+        };
+        assert!(bad.resolve(dir.path().to_path_buf()).is_err());
     }
 
     #[test]

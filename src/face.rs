@@ -9,6 +9,12 @@
 //! what no XAPI client sends: its own path prefixes, and on paths an XML-RPC client could
 //! post to, not a POST whose body is XML.
 //!
+//! The server reads a request's body (within its size and time limits) before it hands
+//! the request to a face, so that no answer a face gives (a 401, a 405) ever leaves an
+//! unread body behind: hyper would then close the keep-alive connection under a client
+//! that is already sending its next request. A face only says how a body that could not
+//! be read is answered in its protocol ([`Face::body_error`]).
+//!
 //! This module is the faces' shared vocabulary and imports none of them, so no face
 //! depends on another.
 
@@ -17,7 +23,6 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::{HeaderMap, Method, Request, Response};
 
 use crate::api::dispatch::Service;
@@ -37,14 +42,28 @@ pub struct Face {
     pub name: &'static str,
     /// Whether this face answers the request (decided before the body is read).
     pub owns: fn(&Method, &str, &HeaderMap) -> bool,
-    /// Answers a request this face owns. Never panics on client input, never answers 500
-    /// for a client's mistake, and reads the body within `Limits`.
+    /// Answers a request this face owns, its body already read. Never panics on client
+    /// input and never answers 500 for a client's mistake.
     pub handle: Handler,
+    /// The answer, in this face's protocol, to a request whose body could not be read.
+    pub body_error: fn(&BodyError, &Limits, Conn) -> Reply,
 }
 
 /// A face's request handler (a plain function returning a boxed future).
 pub type Handler =
-    for<'a> fn(Arc<Service>, &'a Limits, Request<Incoming>, Conn) -> BoxFuture<'a, Reply>;
+    for<'a> fn(Arc<Service>, &'a Limits, Request<Bytes>, Conn) -> BoxFuture<'a, Reply>;
+
+/// Why a request's body could not be read within the server's limits. The server adds
+/// `Connection: close` to the answer where the rest of the body is left unread.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyError {
+    /// Larger than `max_body_bytes` (as declared by `Content-Length`, or as sent).
+    TooLarge,
+    /// Not complete within `body_timeout`.
+    Timeout,
+    /// The connection failed while the body was read.
+    Broken(String),
+}
 
 /// What a face answers.
 pub type Reply = Response<Full<Bytes>>;

@@ -6,6 +6,7 @@
 //! - [`face`]: the shape of a REST face; [`server`] routes between the faces.
 //! - [`redfish`]: the DMTF Redfish TaskService face, a REST client of the [`api`] pipeline.
 //! - [`xclarity`]: the Lenovo XClarity (LXCA) jobs face for pylxca, likewise.
+//! - [`web`]: the live task page at `/` (embedded files; the page itself is a JSON-RPC client).
 //! - [`api`]: the datamodel table, the dispatch pipeline, RBAC, the class implementations.
 //! - [`db`]: the in-memory object database; knows nothing of XML, callers or roles.
 //! - [`users`]: local users and their argon2 password hashes.
@@ -16,6 +17,8 @@ pub mod api;
 pub mod cli;
 pub mod cli_store;
 pub mod cli_user;
+#[cfg(feature = "etcd")]
+pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod face;
@@ -25,5 +28,6 @@ pub mod serve;
 pub mod server;
 pub mod tls;
 pub mod users;
+pub mod web;
 pub mod wire;
 pub mod xclarity;

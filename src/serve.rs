@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::api::Api;
 use crate::api::datamodel::{API_VERSION_MAJOR, API_VERSION_MINOR};
 use crate::api::dispatch::Service;
-use crate::config::Settings;
+use crate::config::{Settings, StoreChoice};
 use crate::db::store::{Problem, Store};
 use crate::db::{Db, HostRow, PoolRow, new_ref, new_uuid};
 use crate::server;
@@ -77,33 +77,23 @@ fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_string())
 }
 
-/// Opens the data dir: users (bootstrapping root), the pool/host identity and, unless
-/// ephemeral, the store (loading every task and session it holds).
-/// Returns the service and, on first start without `XAPI_TASKD_ROOT_PASSWORD`, the
-/// generated root password (the caller prints it once).
-pub fn open_service(
+/// The pool and host rows this server presents (uuids from its identity).
+pub(crate) fn singletons(
     settings: &Settings,
-    root_password: Option<&str>,
-) -> io::Result<(Arc<Service>, Option<String>)> {
-    let data_dir = settings.data_dir.as_path();
-    std::fs::create_dir_all(data_dir)?;
-    let users = UserStore::open(data_dir)?;
-    let generated = users.ensure_root(root_password)?;
-    let known = read_identity(data_dir)?;
-    let mut rewrite_identity = known.is_none();
-    let had_store = known.as_ref().is_some_and(|id| id.store);
-    let mut id = known.unwrap_or_else(Identity::new);
+    pool_uuid: String,
+    host_uuid: String,
+) -> (PoolRow, HostRow) {
     let name = hostname();
     let version = env!("CARGO_PKG_VERSION").to_string();
     let pool = PoolRow {
-        uuid: id.pool_uuid.clone(),
+        uuid: pool_uuid,
         name_label: String::new(),
         name_description: String::new(),
         master: String::new(),
         other_config: Vec::new(),
     };
     let host = HostRow {
-        uuid: id.host_uuid.clone(),
+        uuid: host_uuid,
         name_label: name.clone(),
         name_description: "xapi-taskd".to_string(),
         api_version_major: API_VERSION_MAJOR,
@@ -124,6 +114,47 @@ pub fn open_service(
         hostname: name,
         address: settings.listen.ip().to_string(),
     };
+    (pool, host)
+}
+
+/// The service over a database and a user store, with the settings' limits.
+pub(crate) fn service(settings: &Settings, db: Db, users: UserStore) -> Service {
+    db.configure(
+        &settings.task_limits,
+        settings.api_limits.max_event_queue_bytes,
+    );
+    Service {
+        api: Api::build(),
+        db,
+        users,
+        max_unfinished_tasks: settings.max_unfinished_tasks,
+        max_sessions_per_user: settings.max_sessions_per_user,
+        retention: settings.retention.clone(),
+        limits: settings.api_limits.clone(),
+        login_guard: crate::api::login_guard::LoginGuard::new(
+            settings.api_limits.max_concurrent_logins,
+            settings.api_limits.login_free_failures,
+        ),
+    }
+}
+
+/// Opens the data dir: users (bootstrapping root), the pool/host identity and, unless
+/// ephemeral, the store (loading every task and session it holds).
+/// Returns the service and, on first start without `XAPI_TASKD_ROOT_PASSWORD`, the
+/// generated root password (the caller prints it once).
+pub fn open_service(
+    settings: &Settings,
+    root_password: Option<&str>,
+) -> io::Result<(Arc<Service>, Option<String>)> {
+    let data_dir = settings.data_dir.as_path();
+    std::fs::create_dir_all(data_dir)?;
+    let users = UserStore::open(data_dir)?;
+    let generated = users.ensure_root(root_password)?;
+    let known = read_identity(data_dir)?;
+    let mut rewrite_identity = known.is_none();
+    let had_store = known.as_ref().is_some_and(|id| id.store);
+    let mut id = known.unwrap_or_else(Identity::new);
+    let (pool, host) = singletons(settings, id.pool_uuid.clone(), id.host_uuid.clone());
     let (pool_ref, host_ref) = (id.pool_ref.clone(), id.host_ref.clone());
     let db = if settings.ephemeral {
         Db::new(pool_ref, pool, host_ref, host)
@@ -171,31 +202,46 @@ pub fn open_service(
     if rewrite_identity {
         write_identity(data_dir, &id)?;
     }
-    db.configure(
-        &settings.task_limits,
-        settings.api_limits.max_event_queue_bytes,
-    );
-    let svc = Service {
-        api: Api::build(),
-        db,
-        users,
-        max_unfinished_tasks: settings.max_unfinished_tasks,
-        max_sessions_per_user: settings.max_sessions_per_user,
-        retention: settings.retention.clone(),
-        limits: settings.api_limits.clone(),
-        login_guard: crate::api::login_guard::LoginGuard::new(
-            settings.api_limits.max_concurrent_logins,
-            settings.api_limits.login_free_failures,
-        ),
+    Ok((Arc::new(service(settings, db, users)), generated))
+}
+
+/// The pool's and host's refs and uuids this data directory would give a new cluster
+/// (pool ref, pool uuid, host ref, host uuid).
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+pub(crate) fn identity_of(data_dir: &Path) -> io::Result<(String, String, String, String)> {
+    std::fs::create_dir_all(data_dir)?;
+    let id = match read_identity(data_dir)? {
+        Some(id) => id,
+        None => {
+            let id = Identity::new();
+            write_identity(data_dir, &id)?;
+            id
+        }
     };
-    Ok((Arc::new(svc), generated))
+    Ok((id.pool_ref, id.pool_uuid, id.host_ref, id.host_uuid))
+}
+
+/// [`open_service`], or the cluster's when the store is etcd.
+pub async fn open_any_service(
+    settings: &Settings,
+    root_password: Option<&str>,
+) -> io::Result<(Arc<Service>, Option<String>)> {
+    match &settings.store {
+        StoreChoice::Redb => open_service(settings, root_password),
+        #[cfg(feature = "etcd")]
+        StoreChoice::Etcd { .. } => crate::cluster::open_service(settings, root_password).await,
+        #[cfg(not(feature = "etcd"))]
+        StoreChoice::Etcd { .. } => Err(io::Error::other(
+            "this build has no etcd support: build it with `cargo build --features etcd`",
+        )),
+    }
 }
 
 /// Runs the server until Ctrl-C or SIGTERM, then shuts down cleanly: stop accepting,
 /// answer event waiters, let in-flight calls finish, commit the last changes.
 pub async fn serve(settings: Settings) -> io::Result<()> {
     let root_password = std::env::var("XAPI_TASKD_ROOT_PASSWORD").ok();
-    let (svc, generated) = open_service(&settings, root_password.as_deref())?;
+    let (svc, generated) = open_any_service(&settings, root_password.as_deref()).await?;
     if let Some(pw) = generated {
         println!(
             "Generated a password for root: {pw}\n(also written to {}, mode 0600)",
@@ -228,7 +274,9 @@ pub async fn serve(settings: Settings) -> io::Result<()> {
             tls: Some(acceptor),
         });
     }
-    if svc.db.is_durable() {
+    if settings.store != StoreChoice::Redb {
+        println!("{}", svc.db.describe());
+    } else if svc.db.is_durable() {
         println!(
             "store: {}",
             settings

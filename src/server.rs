@@ -1,7 +1,7 @@
 //! The HTTP server: accept loop, routing, limits and response headers (spec §1.1).
 //!
-//! First the REST faces ([`FACES`]: Redfish, XClarity) are asked whether they own the
-//! request (`face.rs` has the rule); what none owns is XAPI's. xapi routes by longest path
+//! First the faces ([`FACES`]: Redfish, XClarity, the web page) are asked whether they
+//! own the request (`face.rs` has the rule); what none owns is XAPI's. xapi routes by longest path
 //! prefix, so a POST to any path but `/jsonrpc` reaches the XML-RPC handler of `/` (Xen
 //! Orchestra posts to `/xmlrpc`, the Python SDK to `/RPC2`).
 //! Unlike xapi, bodies that cannot be read or parsed get a well-formed answer instead of
@@ -28,32 +28,16 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::api::dispatch::{self, Call, Reply, RequestMeta, Service};
 use crate::api::error::{ApiError, codes};
-use crate::face::{Conn, Face};
+use crate::face::{BodyError, Conn, Face};
 use crate::wire::{jsonrpc, xmlrpc};
 
-/// The REST faces, asked in this order whether they own a request; XML-RPC and JSON-RPC
+/// The faces, asked in this order whether they own a request; XML-RPC and JSON-RPC
 /// answer whatever none of them owns (the rule is in `face.rs` and docs/architecture.md).
 pub const FACES: &[Face] = &[
-    Face {
-        name: "redfish",
-        owns: redfish_owns,
-        handle: redfish_handle,
-    },
+    crate::redfish::FACE,
     crate::xclarity::FACE,
+    crate::web::FACE,
 ];
-
-fn redfish_owns(_: &Method, path: &str, _: &HeaderMap) -> bool {
-    crate::redfish::owns(path)
-}
-
-fn redfish_handle<'a>(
-    svc: Arc<Service>,
-    limits: &'a Limits,
-    req: Request<Incoming>,
-    _: Conn,
-) -> futures_util::future::BoxFuture<'a, Response<Full<Bytes>>> {
-    Box::pin(crate::redfish::handle(svc, limits, req))
-}
 
 /// Limits of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -316,7 +300,7 @@ fn xml_failure(status: StatusCode, err: ApiError) -> Response<Full<Bytes>> {
 }
 
 /// CORS pre-flight, as xapi's `respond_to_options`.
-fn options(req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn options<B>(req: &Request<B>) -> Response<Full<Bytes>> {
     let allow_headers = match req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
         Some(v) => format!("{}, X-Requested-With", v.to_str().unwrap_or_default()),
         None => "X-Requested-With".to_string(),
@@ -386,10 +370,27 @@ async fn handle(
     if let Some(resp) = head_too_large(&req, limits) {
         return resp;
     }
-    if let Some(face) = FACES
+    let face = FACES
         .iter()
-        .find(|f| (f.owns)(req.method(), req.uri().path(), req.headers()))
-    {
+        .find(|f| (f.owns)(req.method(), req.uri().path(), req.headers()));
+    // The body is read before anything is answered, so that an early answer (a 405, a
+    // 401) never leaves it unread, which would cost the client its keep-alive connection.
+    let (parts, body) = req.into_parts();
+    let body = match read_body(&parts.headers, body, limits).await {
+        Ok(b) => b,
+        Err(e) => {
+            let mut resp = match face {
+                Some(f) => (f.body_error)(&e, limits, conn),
+                None => xml_body_error(&e, limits),
+            };
+            // The rest of the body is unread: the connection cannot be reused.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return resp;
+        }
+    };
+    let req = Request::from_parts(parts, body);
+    if let Some(face) = face {
         return (face.handle)(svc, limits, req, conn).await;
     }
     match *req.method() {
@@ -419,10 +420,7 @@ async fn handle(
             })
             .collect(),
     };
-    let body = match read_body(req, limits).await {
-        Ok(b) => b,
-        Err(resp) => return resp,
-    };
+    let body = req.into_body();
     if json {
         return handle_json(&svc, &body, &meta).await;
     }
@@ -469,61 +467,56 @@ async fn handle_json(svc: &Arc<Service>, body: &[u8], meta: &RequestMeta) -> Res
     api_response(StatusCode::OK, "application/json", out)
 }
 
-/// Reads the body within the size and time limits. A declared `Content-Length` over the
-/// limit is refused before anything is read.
-async fn read_body(
-    req: Request<Incoming>,
+/// Reads a request's body within the size and time limits (for every request, whoever
+/// answers it). A declared `Content-Length` over the limit is refused before anything is
+/// read.
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Incoming,
     limits: &Limits,
-) -> Result<Bytes, Response<Full<Bytes>>> {
-    let too_large = |len: String| {
-        let mut resp = xml_failure(
+) -> Result<Bytes, BodyError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limits.max_body_bytes as u64) {
+        return Err(BodyError::TooLarge);
+    }
+    let body = Limited::new(body, limits.max_body_bytes);
+    match tokio::time::timeout(limits.body_timeout, body.collect()).await {
+        Err(_) => Err(BodyError::Timeout),
+        Ok(Err(e))
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            Err(BodyError::TooLarge)
+        }
+        Ok(Err(e)) => Err(BodyError::Broken(e.to_string())),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+    }
+}
+
+/// XML-RPC's answer to a body that could not be read: an XAPI failure, 413 or 408.
+fn xml_body_error(e: &BodyError, limits: &Limits) -> Response<Full<Bytes>> {
+    match e {
+        BodyError::TooLarge => xml_failure(
             StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::new(
                 codes::INTERNAL_ERROR,
                 [format!(
-                    "request body of {len} bytes exceeds the limit of {} bytes",
+                    "request body exceeds the limit of {} bytes",
                     limits.max_body_bytes
                 )],
             ),
-        );
-        // The body was not read, so the connection cannot be reused.
-        resp.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        resp
-    };
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(len) = declared
-        && len > limits.max_body_bytes as u64
-    {
-        return Err(too_large(len.to_string()));
-    }
-    let body = Limited::new(req.into_body(), limits.max_body_bytes);
-    match tokio::time::timeout(limits.body_timeout, body.collect()).await {
-        Err(_) => {
-            let mut resp = xml_failure(
-                StatusCode::REQUEST_TIMEOUT,
-                ApiError::internal("timed out reading the request body"),
-            );
-            resp.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            Err(resp)
-        }
-        Ok(Err(e)) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                return Err(too_large(format!("more than {}", limits.max_body_bytes)));
-            }
-            Err(xml_failure(
-                StatusCode::BAD_REQUEST,
-                ApiError::internal(format!("could not read the request body: {e}")),
-            ))
-        }
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        ),
+        BodyError::Timeout => xml_failure(
+            StatusCode::REQUEST_TIMEOUT,
+            ApiError::internal("timed out reading the request body"),
+        ),
+        BodyError::Broken(why) => xml_failure(
+            StatusCode::BAD_REQUEST,
+            ApiError::internal(format!("could not read the request body: {why}")),
+        ),
     }
 }
 

@@ -118,11 +118,24 @@ struct UsersFile {
     users: Vec<Entry>,
 }
 
+/// Where the users file lives when a shared store keeps it (cluster mode keeps it in
+/// etcd, so that every front-end and every `user` command sees the same users).
+/// Read-modify-writes are compare-and-swaps on the file's version instead of a lock.
+pub trait RemoteFile: Send + Sync + std::fmt::Debug {
+    /// The file's content and version, or None while there is no file.
+    fn read(&self) -> Result<Option<(Vec<u8>, i64)>, String>;
+    /// Writes `content` if the file is still at version `expected` (None: still absent);
+    /// false when someone else wrote first.
+    fn replace(&self, content: &[u8], expected: Option<i64>) -> Result<bool, String>;
+}
+
 /// The user store of one data directory. It holds no user data in memory (see the module
 /// documentation), so any number of instances, in any number of processes, agree.
 #[derive(Debug)]
 pub struct UserStore {
     dir: PathBuf,
+    /// Set when the users file is kept by a shared store rather than in `dir`.
+    remote: Option<Box<dyn RemoteFile>>,
     /// A hash of a random password, verified against when the user is unknown so that a
     /// probe for user names costs as much as a wrong password. Made on first use so that
     /// the `user` commands, which never authenticate, do not pay for it.
@@ -318,8 +331,35 @@ impl UserStore {
         }
         Ok(UserStore {
             dir: data_dir.to_path_buf(),
+            remote: None,
             dummy_hash: OnceLock::new(),
         })
+    }
+
+    /// A store whose users file `remote` keeps (`data_dir` still holds a generated
+    /// root password).
+    pub fn with_remote(data_dir: &Path, remote: Box<dyn RemoteFile>) -> io::Result<UserStore> {
+        let mut store = UserStore::open(data_dir)?;
+        store.remote = Some(remote);
+        Ok(store)
+    }
+
+    fn parse(&self, bytes: &[u8]) -> Result<Vec<Entry>, String> {
+        let path = self.path();
+        let file: UsersFile = serde_json::from_slice(bytes)
+            .map_err(|e| format!("{} is damaged: {e}", path.display()))?;
+        validate(&file).map_err(|e| format!("{} is damaged: {e}", path.display()))?;
+        Ok(file.users)
+    }
+
+    fn encode(users: Vec<Entry>) -> Result<Vec<u8>, String> {
+        let file = UsersFile {
+            version: FORMAT_VERSION,
+            users,
+        };
+        let mut body = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
+        body.push(b'\n');
+        Ok(body)
     }
 
     fn path(&self) -> PathBuf {
@@ -328,6 +368,12 @@ impl UserStore {
 
     /// The users as the file says now (none if there is no file yet).
     fn load(&self) -> Result<Vec<Entry>, String> {
+        if let Some(remote) = &self.remote {
+            return match remote.read()? {
+                Some((bytes, _)) => self.parse(&bytes),
+                None => Ok(Vec::new()),
+            };
+        }
         let path = self.path();
         let bytes = match fs::read(&path) {
             Ok(b) => b,
@@ -341,12 +387,7 @@ impl UserStore {
     }
 
     fn save(&self, users: Vec<Entry>) -> Result<(), String> {
-        let file = UsersFile {
-            version: FORMAT_VERSION,
-            users,
-        };
-        let mut body = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
-        body.push(b'\n');
+        let body = UserStore::encode(users)?;
         write_atomically(&self.dir, USERS_FILE, &body)
             .map_err(|e| format!("cannot write {}: {e}", self.path().display()))
     }
@@ -369,6 +410,9 @@ impl UserStore {
     /// Runs a read-modify-write under the lock, writing the file only if `f` changed the
     /// users. A damaged file is an error here too, and is left as it is.
     fn modify<T>(&self, f: impl FnOnce(&mut Vec<Entry>) -> Result<T, String>) -> Result<T, String> {
+        if let Some(remote) = &self.remote {
+            return modify_remote(self, &**remote, f);
+        }
         let _lock = self.lock()?;
         let before = self.load()?;
         let mut users = before.clone();
@@ -541,6 +585,26 @@ impl UserStore {
     /// All users, in file order (root first once it exists, then by time of `add`).
     pub fn list(&self) -> Result<Vec<User>, String> {
         Ok(self.load()?.iter().map(Entry::user).collect())
+    }
+}
+
+/// [`UserStore::modify`] on a shared users file: read, change, compare-and-swap. A
+/// concurrent change makes it fail (nothing written), for the caller to try again.
+fn modify_remote<T>(
+    store: &UserStore,
+    remote: &dyn RemoteFile,
+    f: impl FnOnce(&mut Vec<Entry>) -> Result<T, String>,
+) -> Result<T, String> {
+    let (before, version) = match remote.read()? {
+        Some((bytes, v)) => (store.parse(&bytes)?, Some(v)),
+        None => (Vec::new(), None),
+    };
+    let mut users = before.clone();
+    let out = f(&mut users)?;
+    if users == before || remote.replace(&UserStore::encode(users)?, version)? {
+        Ok(out)
+    } else {
+        Err("the users changed meanwhile (another command or server); try again".into())
     }
 }
 

@@ -170,15 +170,7 @@ async fn oversized_body_is_refused_unread_and_the_server_carries_on() {
     );
     // A fresh connection is served normally.
     let mut conn = TcpStream::connect(srv.addr).await.unwrap();
-    let (status, _, _) = exchange(
-        &mut conn,
-        "POST",
-        "/",
-        "",
-        &xml_call("system.listMethods", &[]),
-    )
-    .await;
-    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_serves_xmlrpc(&mut conn).await;
 }
 
 #[tokio::test]
@@ -199,22 +191,43 @@ async fn malformed_xml_gets_an_unmarshal_failure_and_the_connection_lives() {
             "{body}"
         );
     }
-    let (_, _, body) = exchange(
-        &mut conn,
-        "POST",
-        "/",
-        "",
-        &xml_call("system.listMethods", &[]),
-    )
-    .await;
-    assert!(String::from_utf8(body).unwrap().contains("task.create"));
+    assert_serves_xmlrpc(&mut conn).await;
 }
 
 #[tokio::test]
 async fn get_is_not_allowed() {
     let srv = start().await;
     let mut conn = TcpStream::connect(srv.addr).await.unwrap();
-    let (status, headers, _) = exchange(&mut conn, "GET", "/", "", b"").await;
+    let (status, headers, _) = exchange(&mut conn, "GET", "/RPC2", "", b"").await;
     assert_eq!(status, "HTTP/1.1 405 Method Not Allowed");
     assert_eq!(header(&headers, "allow"), Some("POST, OPTIONS"));
+}
+
+/// `GET /` is the web page (src/web/); a POST to `/` on the same connection is still
+/// XML-RPC.
+#[tokio::test]
+async fn get_slash_is_the_web_page_and_post_slash_stays_xmlrpc() {
+    let srv = start().await;
+    let mut conn = TcpStream::connect(srv.addr).await.unwrap();
+    let (status, headers, body) = exchange(&mut conn, "GET", "/", "", b"").await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(
+        header(&headers, "content-security-policy"),
+        Some(xapi_taskd::web::CONTENT_SECURITY_POLICY)
+    );
+    assert_eq!(header(&headers, "x-content-type-options"), Some("nosniff"));
+    assert!(String::from_utf8(body).unwrap().contains("/ui/app.js"));
+    assert_serves_xmlrpc(&mut conn).await;
+}
+
+/// The connection still serves XML-RPC on `/`: a `system.listMethods` call answers.
+async fn assert_serves_xmlrpc(conn: &mut TcpStream) {
+    let (status, _, body) =
+        exchange(conn, "POST", "/", "", &xml_call("system.listMethods", &[])).await;
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(String::from_utf8(body).unwrap().contains("task.create"));
 }

@@ -221,8 +221,10 @@ def _build():
         if BINARY.exists():
             return
         pytest.exit("cargo is not installed and %s does not exist" % BINARY, returncode=3)
+    # XAPI_TASKD_CARGO_FEATURES=etcd builds the binary the cluster tests need.
+    features = os.environ.get("XAPI_TASKD_CARGO_FEATURES")
     res = subprocess.run(
-        [cargo, "build", "--quiet"],
+        [cargo, "build", "--quiet"] + (["--features", features] if features else []),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -377,6 +379,24 @@ class Server:
             pass
 
 
+_ETCD = []
+
+
+def cluster_config():
+    """With XAPI_TASKD_TEST_STORE=etcd, the configuration that makes a server a front-end
+    of a real 3-member etcd cluster (one cluster per test session, a key prefix per
+    server): how .ci/run runs the black-box suite against cluster mode. None otherwise."""
+    if os.environ.get("XAPI_TASKD_TEST_STORE") != "etcd":
+        return None
+    import etcd_cluster
+
+    if not _ETCD:
+        _ETCD.append(etcd_cluster.EtcdCluster(3).start())
+        atexit.register(_ETCD[0].cleanup)
+    eps = ", ".join(f'"{u}"' for u in _ETCD[0].urls)
+    return f'store = "etcd"\netcd-endpoints = [{eps}]\netcd-prefix = "/{unique("bb")}/"\n'
+
+
 def launch(extra_args=(), tls=False, config=None, users=ROLES, data_dir=None):
     """A started server of its own with one user per role in `users`; `config` is the
     text of its data directory's xapi-taskd.toml. The caller cleans it up."""
@@ -403,7 +423,7 @@ def server():
     # 30 s by default) can remove a completed task between a test's writes and its reads
     # (the cap on completed tasks, `max-tasks`, would). The GC rules are tested on servers
     # of their own with short timeouts.
-    srv = launch(["--gc-interval", "86400"])
+    srv = launch(["--gc-interval", "86400"], config=cluster_config())
     try:
         yield srv
     finally:

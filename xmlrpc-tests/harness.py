@@ -11,7 +11,7 @@ import xmlrpc.client
 
 import pytest
 
-from conftest import ROLES, ROOT_PASSWORD, launch
+from conftest import ROLES, ROOT_PASSWORD, cluster_config, launch
 
 
 class Server:
@@ -37,7 +37,7 @@ class Server:
 
 
 def start_server():
-    return Server(launch(users=()))
+    return Server(launch(users=(), config=cluster_config()))
 
 
 def stop_server(srv):

@@ -3,6 +3,8 @@
 
 import http.client
 import json
+import socket
+import time
 
 import pytest
 
@@ -152,3 +154,41 @@ def test_jsonrpc_bad_requests(server):
         err = json.loads(data)["error"]
         assert err["code"] in (-32700, -32600) and err["data"]
     still_serving(server)
+
+
+@pytest.mark.parametrize(
+    "method, path, content_type, status",
+    [
+        ("POST", "/redfish/v1/", "application/json", 405),  # Redfish: read-only resource
+        ("PATCH", "/redfish/v1/", "application/json", 405),
+        ("PUT", "/tasks", "application/json", 401),  # XClarity: no session cookie
+        ("GET", "/", "text/plain", 200),  # the web page, a GET with a body
+        ("PUT", "/RPC2", "text/xml", 405),  # XML-RPC: not a POST
+    ],
+)
+def test_an_early_answer_keeps_the_connection(server, method, path, content_type, status):
+    """A request answered before its body was needed (a 405, a 401) keeps its keep-alive
+    connection: the server reads the body first. Otherwise hyper closes the connection
+    over the unread body, and a client that already sent its next request on it (as DMTF's
+    protocol validator does) sees it dropped."""
+    body = b'{"a": "' + b"x" * 2000 + b'"}'
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        conn.putrequest(method, path)
+        conn.putheader("Content-Type", content_type)
+        conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders()
+        time.sleep(0.2)  # the body comes later, as it does over a real network
+        conn.send(body)
+        first = conn.getresponse()
+        assert first.status == status
+        first.read()
+        assert not first.will_close, first.getheaders()
+        # The same socket: http.client would reconnect only if it had been told to close.
+        sock = conn.sock
+        conn.request("POST", "/", body=call_xml("system.listMethods"), headers={"Content-Type": "text/xml"})
+        assert conn.sock is sock
+        second = conn.getresponse()
+        assert second.status == 200 and b"task.create" in second.read()
+    finally:
+        conn.close()

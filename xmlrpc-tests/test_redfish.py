@@ -518,6 +518,6 @@ def test_protocol_errors(raw):
 
 
 def test_xmlrpc_still_answers_next_to_redfish(raw):
-    # Non-Redfish paths keep XAPI's behaviour (GET is not an RPC).
-    status, hdrs, _ = raw.request("GET", "/")
+    # Non-Redfish paths keep XAPI's behaviour (GET is not an RPC; GET / is the web page).
+    status, hdrs, _ = raw.request("GET", "/RPC2")
     assert status == 405 and hdrs["allow"] == "POST, OPTIONS"

@@ -17,7 +17,8 @@ use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;
 
-use crate::db::{Db, TaskRow, TaskStatus, new_ref, now};
+use crate::db::backend::BackendError;
+use crate::db::{Db, TaskRow, TaskStatus, Tx, new_ref, now};
 use crate::users::UserStore;
 use crate::wire::value::Value;
 use crate::wire::xmlchars;
@@ -149,16 +150,10 @@ pub async fn dispatch(svc: &Arc<Service>, call: Call, meta: &RequestMeta) -> Rep
             .collect();
         return Reply::Bare(Value::Array(names));
     }
-    let (result, written) =
-        crate::db::journal::tracking_writes(guarded(run(svc, &call, meta))).await;
-    // A call is answered only once what it changed is durable (group commit: calls
-    // that wrote meanwhile share the fsync).
-    if let Err(e) = svc.db.wait_durable(written).await {
-        return Reply::Envelope(Err(ApiError::internal(format!(
-            "the change was made but could not be made durable: {e}"
-        ))));
-    }
-    Reply::Envelope(result)
+    // A call is answered only once what it changed is durable: every write goes through
+    // `Db::transact`, which returns only then (group commit: calls that wrote meanwhile
+    // share the fsync).
+    Reply::Envelope(guarded(run(svc, &call, meta)).await)
 }
 
 /// Runs a call with a panic guard: a bug in one call answers `INTERNAL_ERROR` (in the
@@ -175,13 +170,61 @@ async fn guarded(
         })
 }
 
+/// Errors that may only mean "not in this front-end's cache yet" (a shared store whose
+/// reads are served from the cache without a sync first).
+const MISS_CODES: [&str; 3] = [
+    codes::SESSION_INVALID,
+    codes::HANDLE_INVALID,
+    codes::UUID_INVALID,
+];
+
 async fn run(svc: &Arc<Service>, call: &Call, meta: &RequestMeta) -> Result<Value, ApiError> {
+    let unreachable = |e: crate::db::backend::BackendError| {
+        ApiError::internal(format!("the cluster store is not reachable: {e}"))
+    };
+    // With a shared store, a read first catches up with everything acknowledged
+    // anywhere (read-your-writes across front-ends); a front-end that cannot prove it is
+    // current answers with an error rather than stale data. A write needs no such sync:
+    // its decision is checked against the store when it commits.
+    let writes = svc.db.is_shared() && writes(svc, call);
+    if !writes {
+        svc.db.sync().await.map_err(unreachable)?;
+    }
+    let result = run_synced(svc, call, meta).await;
+    // Without that sync (a write, or reads served from the cache: `etcd-reads =
+    // "cached"`), a miss is never final from the cache alone (a login on another
+    // front-end a moment ago): sync, and once more.
+    if (writes || svc.db.reads_cached())
+        && let Err(e) = &result
+        && MISS_CODES.contains(&e.code)
+    {
+        svc.db.sync_now().await.map_err(unreachable)?;
+        return run_synced(svc, call, meta).await;
+    }
+    result
+}
+
+/// Whether the call is a write (see [`Custom::writes`]).
+fn writes(svc: &Service, call: &Call) -> bool {
+    let name = call.method.strip_prefix("Async.").unwrap_or(&call.method);
+    match svc.api.lookup(name).map(|(m, _)| m.handler) {
+        Some(Handler::Custom(c)) => c.writes(),
+        Some(Handler::Implicit(i)) => i.writes(),
+        None => false,
+    }
+}
+
+async fn run_synced(
+    svc: &Arc<Service>,
+    call: &Call,
+    meta: &RequestMeta,
+) -> Result<Value, ApiError> {
     let (is_async, name) = match call.method.strip_prefix("Async.") {
         Some(rest) => (true, rest),
         None => (false, call.method.as_str()),
     };
     let Some((msg, alias)) = svc.api.lookup(name) else {
-        return unknown_method(svc, name, &call.params);
+        return unknown_method(svc, name, &call.params).await;
     };
 
     let received = call.params.len() as i64 - i64::from(msg.session);
@@ -213,7 +256,7 @@ async fn run(svc: &Arc<Service>, call: &Call, meta: &RequestMeta) -> Result<Valu
     }
 
     let caller = match &session_arg {
-        Some(s) => Some(check_session(&svc.db, s.as_str().unwrap_or_default())?),
+        Some(s) => Some(check_session(&svc.db, s.as_str().unwrap_or_default()).await?),
         None => None,
     };
 
@@ -226,7 +269,7 @@ async fn run(svc: &Arc<Service>, call: &Call, meta: &RequestMeta) -> Result<Valu
     let current_task = context_task(svc, meta)?;
     if is_async {
         let caller = caller.expect("async-capable messages take a session");
-        return spawn_async(svc, &call.method, msg, alias, caller, args, meta);
+        return spawn_async(svc, &call.method, msg, alias, caller, args, meta).await;
     }
 
     let ctx = Ctx {
@@ -284,7 +327,7 @@ async fn authorize_and_call(
 /// named after the wire name as sent, returns its ref at once, and runs the call in the
 /// background inside that task. Unlike xapi, task and event messages get a real task too
 /// (xapi hands out an unusable `DummyRef` for them).
-fn spawn_async(
+async fn spawn_async(
     svc: &Arc<Service>,
     wire_as_sent: &str,
     msg: &Message,
@@ -293,27 +336,34 @@ fn spawn_async(
     args: Vec<Value>,
     meta: &RequestMeta,
 ) -> Result<Value, ApiError> {
-    let task_ref = {
-        let mut tables = svc.db.write();
-        let host = tables.host_ref.clone();
-        let mut task = TaskRow::new(wire_as_sent, "", &caller.session_ref, &host);
-        if let Some(parent) = meta
-            .subtask_of
-            .as_deref()
-            .filter(|p| tables.task(p).is_some())
-        {
-            task.subtask_of = parent.into();
-        }
-        task.other_config = meta
-            .http_other_config
-            .iter()
-            .map(|(k, v)| (format!("http:{k}"), v.clone()))
-            .collect();
-        svc.check_task_room(&tables, &task)?;
-        let r = new_ref();
-        tables.insert_task(r.clone(), task);
-        r
-    };
+    let task_ref = svc
+        .db
+        .transact(|tx| {
+            if tx.session_fixed(&caller.session_ref).is_none() {
+                return Err(ApiError::new(
+                    codes::SESSION_INVALID,
+                    [caller.session_ref.as_str()],
+                ));
+            }
+            let host = &tx.untracked().host_ref;
+            let mut task = TaskRow::new(wire_as_sent, "", &caller.session_ref, host);
+            if let Some(parent) = meta.subtask_of.as_deref()
+                && tx.task(parent).is_some()
+            {
+                task.subtask_of = parent.into();
+            }
+            task.other_config = meta
+                .http_other_config
+                .iter()
+                .map(|(k, v)| (format!("http:{k}"), v.clone()))
+                .collect();
+            svc.check_task_room(tx.untracked(), &task)?;
+            let r = new_ref();
+            tx.insert_task(r.clone(), task);
+            tx.claim(&r);
+            Ok(r)
+        })
+        .await?;
     let svc = svc.clone();
     let wire = msg.wire.clone();
     let meta = meta.clone();
@@ -329,8 +379,13 @@ fn spawn_async(
             msg,
             current_task: Some(task.clone()),
         };
-        let outcome = guarded(authorize_and_call(&ctx, alias, args)).await;
-        complete_task(&svc.db, &task, outcome);
+        let outcome = crate::db::backend::deferring_durability(guarded(authorize_and_call(
+            &ctx, alias, args,
+        )))
+        .await;
+        if let Err(e) = complete_task(&svc.db, &task, outcome).await {
+            tracing::error!("cannot complete task {task}: {e}");
+        }
     });
     Ok(Value::String(task_ref))
 }
@@ -340,14 +395,22 @@ fn spawn_async(
 /// fragment (for every transport, as xapi), `error_info` the error's description;
 /// `TASK_CANCELLED` ends as `cancelled`. All fields change in one write, so no reader
 /// sees a finished status without its result.
-pub fn complete_task(db: &Db, task_ref: &str, outcome: Result<Value, ApiError>) {
-    let mut tables = db.write();
-    let finish = |t: &mut TaskRow, outcome: &Result<Value, ApiError>| {
+pub async fn complete_task(
+    db: &Db,
+    task_ref: &str,
+    outcome: Result<Value, ApiError>,
+) -> Result<(), BackendError> {
+    let finished = now();
+    let finish = |tx: &mut Tx<'_>, outcome: &Result<Value, ApiError>| {
+        let Some(t) = tx.task(task_ref) else {
+            return Ok(());
+        };
         if t.status != TaskStatus::Pending {
             return Ok(());
         }
+        let mut t = t.clone();
         t.allowed_operations.clear();
-        t.finished = now();
+        t.finished = finished;
         t.progress = 1.0;
         match outcome {
             Ok(v) => {
@@ -363,42 +426,46 @@ pub fn complete_task(db: &Db, task_ref: &str, outcome: Result<Value, ApiError>) 
                 t.error_info = e.description().into();
             }
         }
-        Ok(())
+        tx.update_task(task_ref, t).map(|_| ())
     };
-    // A result over the task limits (say `Async.task.get_all_records` of many tasks)
-    // fails the task with the reason instead of leaving it pending for ever.
-    if let Err(e) = tables.update_task(task_ref, |t| finish(t, &outcome)) {
-        let _ = tables.update_task(task_ref, |t| finish(t, &Err(db_error(e))));
-    }
+    db.transact(|tx| {
+        // A result over the task limits (say `Async.task.get_all_records` of many tasks)
+        // fails the task with the reason instead of leaving it pending for ever.
+        if let Err(e) = finish(tx, &outcome) {
+            let _ = finish(tx, &Err(db_error(e)));
+        }
+        Ok::<_, BackendError>(())
+    })
+    .await
 }
 
 async fn call_custom(ctx: &Ctx<'_>, custom: Custom, args: &[Value]) -> Result<Value, ApiError> {
     match custom {
         Custom::SessionLogin => session::login(ctx, args).await,
-        Custom::SessionLogout => session::logout(ctx),
-        Custom::TaskCreate => task::create(ctx, args),
-        Custom::TaskDestroy => task::destroy(ctx, args),
-        Custom::TaskCancel => task::cancel(ctx, args),
-        Custom::TaskSetStatus => task::set_status(ctx, args),
-        Custom::TaskSetProgress => task::set_progress(ctx, args),
-        Custom::TaskSetResult => task::set_result(ctx, args),
-        Custom::TaskSetErrorInfo => task::set_error_info(ctx, args),
-        Custom::TaskAddToOtherConfig => task::add_to_other_config(ctx, args),
-        Custom::TaskRemoveFromOtherConfig => task::remove_from_other_config(ctx, args),
-        Custom::TaskSetOtherConfig => task::set_other_config(ctx, args),
+        Custom::SessionLogout => session::logout(ctx).await,
+        Custom::TaskCreate => task::create(ctx, args).await,
+        Custom::TaskDestroy => task::destroy(ctx, args).await,
+        Custom::TaskCancel => task::cancel(ctx, args).await,
+        Custom::TaskSetStatus => task::set_status(ctx, args).await,
+        Custom::TaskSetProgress => task::set_progress(ctx, args).await,
+        Custom::TaskSetResult => task::set_result(ctx, args).await,
+        Custom::TaskSetErrorInfo => task::set_error_info(ctx, args).await,
+        Custom::TaskAddToOtherConfig => task::add_to_other_config(ctx, args).await,
+        Custom::TaskRemoveFromOtherConfig => task::remove_from_other_config(ctx, args).await,
+        Custom::TaskSetOtherConfig => task::set_other_config(ctx, args).await,
         Custom::EventRegister => event::register(ctx, args),
         Custom::EventUnregister => event::unregister(ctx, args),
         Custom::EventNext => event::next(ctx).await,
         Custom::EventFrom => event::from(ctx, args).await,
         Custom::EventGetCurrentId => event::get_current_id(ctx),
-        Custom::EventInject => event::inject(ctx, args),
+        Custom::EventInject => event::inject(ctx, args).await,
     }
 }
 
 /// Session check (xapi's `session_check.ml`): `SESSION_INVALID [ref as sent]` for an
 /// unknown ref; otherwise refresh `last_active` when it is older than the threshold, and
 /// copy out what access checks need.
-pub fn check_session(db: &Db, session_ref: &str) -> Result<Caller, ApiError> {
+pub async fn check_session(db: &Db, session_ref: &str) -> Result<Caller, ApiError> {
     let t = now();
     let (caller, stale) = {
         let tables = db.read();
@@ -410,10 +477,31 @@ pub fn check_session(db: &Db, session_ref: &str) -> Result<Caller, ApiError> {
             t - s.last_active > LAST_ACTIVE_THRESHOLD_SECS,
         )
     };
-    if stale && let Some(s) = db.write().session_mut(session_ref) {
-        s.last_active = t;
+    if stale {
+        // Never a blind write: a session logged out meanwhile must stay logged out.
+        db.transact(|tx| {
+            if let Some(s) = tx.session(session_ref)
+                && t - s.last_active > LAST_ACTIVE_THRESHOLD_SECS
+            {
+                let mut s = s.fields();
+                s.last_active = t;
+                tx.put_session(session_ref.to_string(), s);
+            }
+            Ok::<_, ApiError>(())
+        })
+        .await?;
     }
     Ok(caller)
+}
+
+/// Every write of a call with a session depends on that session: a write from a session
+/// whose logout was acknowledged (here or, with a shared store, anywhere) is refused.
+pub fn require_caller(ctx: &Ctx<'_>, tx: &mut Tx<'_>) -> Result<(), ApiError> {
+    let r = &ctx.caller().session_ref;
+    match tx.session_fixed(r) {
+        Some(_) => Ok(()),
+        None => Err(ApiError::new(codes::SESSION_INVALID, [r.as_str()])),
+    }
 }
 
 fn caller_of(session_ref: &str, s: &crate::db::SessionRow) -> Caller {
@@ -428,10 +516,10 @@ fn caller_of(session_ref: &str, s: &crate::db::SessionRow) -> Caller {
 /// An unknown method: without parameters `MESSAGE_METHOD_UNKNOWN`; with parameters xapi
 /// treats it as a possible host extension call: session check, then RBAC for
 /// `host.call_extension`, then `MESSAGE_METHOD_UNKNOWN` (`xapi_extensions.ml`).
-fn unknown_method(svc: &Service, name: &str, params: &[Value]) -> Result<Value, ApiError> {
+async fn unknown_method(svc: &Service, name: &str, params: &[Value]) -> Result<Value, ApiError> {
     if let Some(first) = params.first() {
         let s = unmarshal(&super::datamodel::Ty::Ref("session"), first)?;
-        let caller = check_session(&svc.db, s.as_str().unwrap_or_default())?;
+        let caller = check_session(&svc.db, s.as_str().unwrap_or_default()).await?;
         rbac::check(&svc.api, &caller, "host.call_extension")?;
     }
     Err(ApiError::new(codes::MESSAGE_METHOD_UNKNOWN, [name]))

@@ -55,6 +55,14 @@ impl fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// A store that could not commit (or, for a remote one, could not be reached): the
+/// message says which, and whether the change was made.
+impl From<crate::db::backend::BackendError> for ApiError {
+    fn from(e: crate::db::backend::BackendError) -> ApiError {
+        ApiError::internal(e.0)
+    }
+}
+
 /// Error code strings, as in xen-api's `ocaml/xapi-consts/api_errors.ml`.
 pub mod codes {
     pub const SESSION_AUTHENTICATION_FAILED: &str = "SESSION_AUTHENTICATION_FAILED";

@@ -174,7 +174,7 @@ fn collect(ctx: &Ctx<'_>, subs: &[Sub], since: u64) -> Result<Collected, ApiErro
                 }
             }
             Change::Deleted { class, r, created } => {
-                if *created <= since && any_matches(subs, class, r) {
+                if created <= since && any_matches(subs, class, r) {
                     dels.push(event_value(
                         g.to_string(),
                         "0.0".into(),
@@ -244,7 +244,7 @@ fn with_subscription(
     ctx: &Ctx<'_>,
     f: impl FnOnce(&mut LegacySubscription),
 ) -> Result<Value, ApiError> {
-    let mut tables = ctx.svc.db.write();
+    let mut tables = ctx.svc.db.memory_mut();
     let current = tables.legacy.last_id;
     let legacy = tables
         .legacy_subscription_mut(&ctx.caller().session_ref)
@@ -319,7 +319,7 @@ pub async fn next(ctx: &Ctx<'_>) -> Result<Value, ApiError> {
     loop {
         rx.borrow_and_update();
         let events = {
-            let mut tables = ctx.svc.db.write();
+            let mut tables = ctx.svc.db.memory_mut();
             let current = tables.legacy.last_id;
             let oldest = tables.legacy.oldest_id();
             let sub = tables
@@ -379,15 +379,24 @@ pub fn get_current_id(ctx: &Ctx<'_>) -> Result<Value, ApiError> {
 
 /// `event.inject(class, ref)`: touches the object (a `mod` for every watcher) and returns
 /// the token just before that change. The class must be the object's table name exactly.
-pub fn inject(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
+pub async fn inject(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
     let class = arg::string(&args[0]);
     let r = arg::string(&args[1]);
-    let g = ctx
+    let ((), g) = ctx
         .svc
         .db
-        .write()
-        .touch(class, r)
-        .ok_or_else(|| ApiError::handle_invalid(class, r))?;
+        .transact_at(|tx| {
+            let exists = match class {
+                "task" => tx.task(r).is_some(),
+                _ => tx.untracked().stamp(class, r).is_some(),
+            };
+            let class = datamodel::class(class)
+                .filter(|_| exists)
+                .ok_or_else(|| ApiError::handle_invalid(class, r))?;
+            tx.touch(class.name, r);
+            Ok::<_, ApiError>(())
+        })
+        .await?;
     Ok(Value::String(token(g - 1)))
 }
 

@@ -12,7 +12,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use crate::db::Db;
+use crate::db::backend::BackendError;
+use crate::db::backend::Leadership;
+use crate::db::{Db, Read, Stamp, TaskStatus};
 
 /// The retention knobs, with xapi's defaults.
 #[derive(Debug, Clone)]
@@ -54,13 +56,87 @@ pub struct Removed {
     pub sessions: usize,
 }
 
+/// A task or session the pass decided to remove, as it was when decided.
+enum Doomed {
+    Task(String, Stamp),
+    Session(String, u64),
+}
+
 impl Gc {
-    /// One pass at time `now` (seconds since the epoch).
-    pub fn pass(&mut self, db: &Db, retention: &Retention, now: i64) -> Removed {
-        let mut tables = db.write();
-        let mut doomed: Vec<String> = Vec::new();
+    /// One pass at time `now` (seconds since the epoch). The rules are decided on one
+    /// consistent view; the removals are then committed in plans of at most the backend's
+    /// size, each re-checking that its rows are still as they were decided on (a task that
+    /// changed, or a session that became active or got an unfinished task meanwhile, is
+    /// kept) and, on a shared store, that this process still leads the GC.
+    pub async fn pass(&mut self, db: &Db, retention: &Retention, now: i64) -> Removed {
+        let fence = match db.backend().gc_leadership() {
+            Leadership::Follower => {
+                self.probation.clear();
+                return Removed::default();
+            }
+            Leadership::Leader(token) => Some(Read::Leader(token)),
+            Leadership::Sole => None,
+        };
+        if fence.is_some() {
+            fail_orphans(db, fence.clone(), now).await;
+        }
+        let doomed = self.decide(db, retention, now);
+        let mut removed = Removed::default();
+        let chunk = db.backend().max_plan_writes().max(1);
+        // Tasks first, in plans of their own: a session whose last unfinished task goes
+        // in this pass is idle when its own plan is decided.
+        let split = doomed.partition_point(|d| matches!(d, Doomed::Task(..)));
+        let (tasks, sessions) = doomed.split_at(split);
+        for batch in tasks.chunks(chunk).chain(sessions.chunks(chunk)) {
+            let result = db
+                .transact(|tx| {
+                    if let Some(f) = &fence {
+                        tx.depend(f.clone());
+                    }
+                    let mut done = Removed::default();
+                    for d in batch {
+                        match d {
+                            Doomed::Task(r, stamp) => {
+                                if tx.task(r).is_some_and(|t| t.stamp == *stamp) {
+                                    tx.delete_task(r);
+                                    done.tasks += 1;
+                                }
+                            }
+                            Doomed::Session(r, revision) => {
+                                let same = tx.session(r).is_some_and(|s| {
+                                    s.revision == *revision
+                                        && now - s.last_active > retention.session_timeout
+                                });
+                                if same && !tx.session_busy(r) {
+                                    tx.delete_session(r);
+                                    done.sessions += 1;
+                                }
+                            }
+                        }
+                    }
+                    Ok::<_, BackendError>(done)
+                })
+                .await;
+            match result {
+                Ok(done) => {
+                    removed.tasks += done.tasks;
+                    removed.sessions += done.sessions;
+                }
+                Err(e) => {
+                    tracing::warn!("gc: {e}");
+                    break;
+                }
+            }
+        }
+        removed
+    }
+
+    /// xapi's rules over one view of the tables: what to remove.
+    fn decide(&mut self, db: &Db, retention: &Retention, now: i64) -> Vec<Doomed> {
+        let tables = db.read();
+        let mut doomed: Vec<Doomed> = Vec::new();
         let mut on_probation = HashMap::new();
-        let mut completed: Vec<(i64, String)> = Vec::new();
+        let mut completed: Vec<(i64, &str, Stamp)> = Vec::new();
         let mut pending = 0usize;
         for (r, row) in tables.rows("task") {
             let crate::db::Row::Task(t) = row else {
@@ -69,9 +145,9 @@ impl Gc {
             if t.status.is_completed() {
                 let deferred_destroy = t.current_operations.iter().any(|(_, op)| op == "destroy");
                 if deferred_destroy || now - t.finished > retention.completed_task_timeout {
-                    doomed.push(r.to_string());
+                    doomed.push(Doomed::Task(r.to_string(), t.stamp));
                 } else {
-                    completed.push((t.finished, r.to_string()));
+                    completed.push((t.finished, r, t.stamp));
                 }
                 continue;
             }
@@ -79,7 +155,7 @@ impl Gc {
             if now - t.created > retention.pending_task_timeout {
                 match self.probation.get(r) {
                     Some(before) if t.progress <= *before => {
-                        doomed.push(r.to_string());
+                        doomed.push(Doomed::Task(r.to_string(), t.stamp));
                         continue;
                     }
                     _ => {
@@ -93,38 +169,83 @@ impl Gc {
         let keep = retention.max_tasks.saturating_sub(pending);
         if completed.len() > keep {
             completed.sort_by_key(|c| std::cmp::Reverse(c.0));
-            doomed.extend(completed.drain(keep..).map(|(_, r)| r));
+            doomed.extend(
+                completed
+                    .drain(keep..)
+                    .map(|(_, r, stamp)| Doomed::Task(r.to_string(), stamp)),
+            );
         }
-        let mut removed = Removed::default();
-        for r in &doomed {
-            if tables.delete_task(r).is_ok() {
-                removed.tasks += 1;
-            }
-        }
-        let idle: Vec<String> = tables
-            .rows("session")
-            .into_iter()
-            .filter_map(|(r, row)| match row {
-                crate::db::Row::Session(s) if now - s.last_active > retention.session_timeout => {
-                    let busy = s
-                        .tasks
-                        .iter()
-                        .any(|t| tables.task(t).is_some_and(|t| !t.status.is_completed()));
-                    (!busy).then(|| r.to_string())
-                }
-                _ => None,
+        let gone: std::collections::HashSet<&str> = doomed
+            .iter()
+            .filter_map(|d| match d {
+                Doomed::Task(r, _) => Some(r.as_str()),
+                Doomed::Session(..) => None,
             })
             .collect();
-        for r in &idle {
-            if tables.delete_session(r).is_some() {
-                removed.sessions += 1;
+        let mut sessions = Vec::new();
+        for (r, row) in tables.rows("session") {
+            if let crate::db::Row::Session(s) = row
+                && now - s.last_active > retention.session_timeout
+            {
+                let busy = s.tasks.iter().any(|t| {
+                    !gone.contains(&**t) && tables.task(t).is_some_and(|t| !t.status.is_completed())
+                });
+                if !busy {
+                    sessions.push(Doomed::Session(r.to_string(), s.revision));
+                }
             }
         }
-        drop(tables);
-        if removed.sessions > 0 {
-            db.wake_all();
+        doomed.extend(sessions);
+        doomed
+    }
+}
+
+/// Fails the unfinished `Async.` tasks whose front-end stopped before completing them
+/// (a shared store only): their work is lost, and watchers should not wait for the 24 h
+/// pending timeout. xapi destroys a restarting host's leftover tasks
+/// (`Cancel_tasks.cancel_tasks_on_host`); here they settle as `failure` (a `cancelling`
+/// one as `cancelled`) with an `error_info` naming the front-end.
+async fn fail_orphans(db: &Db, fence: Option<Read>, now: i64) {
+    let orphans = match db.backend().orphaned_tasks().await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::warn!("gc: cannot list orphaned tasks: {e}");
+            return;
         }
-        removed
+    };
+    for (r, node) in orphans {
+        let info = vec![
+            "INTERNAL_ERROR".to_string(),
+            format!(
+                "the xapi-taskd front-end {node} running this task stopped before completing it"
+            ),
+        ];
+        let done = db
+            .transact(|tx| {
+                if let Some(f) = &fence {
+                    tx.depend(f.clone());
+                }
+                let Some(t) = tx.task(&r) else {
+                    return Ok(false);
+                };
+                let mut t = t.clone();
+                t.status = match t.status {
+                    TaskStatus::Pending => TaskStatus::Failure,
+                    TaskStatus::Cancelling => TaskStatus::Cancelled,
+                    _ => return Ok(false),
+                };
+                t.allowed_operations.clear();
+                t.progress = 1.0;
+                t.finished = now;
+                t.error_info = info.as_slice().into();
+                Ok::<_, BackendError>(tx.update_task(&r, t).unwrap_or(false))
+            })
+            .await;
+        match done {
+            Ok(true) => tracing::info!("gc: task {r} of the stopped front-end {node} failed"),
+            Ok(false) => {}
+            Err(e) => tracing::warn!("gc: cannot fail task {r}: {e}"),
+        }
     }
 }
 
@@ -135,7 +256,7 @@ pub async fn run(svc: std::sync::Arc<crate::api::dispatch::Service>, retention: 
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let removed = gc.pass(&svc.db, &retention, crate::db::now());
+        let removed = gc.pass(&svc.db, &retention, crate::db::now()).await;
         if removed != Removed::default() {
             tracing::debug!(?removed, "gc pass");
         }
@@ -151,73 +272,84 @@ mod tests {
         Db::new(new_ref(), PoolRow::default(), new_ref(), HostRow::default())
     }
 
-    fn add(db: &Db, status: TaskStatus, created: i64, finished: i64) -> String {
+    async fn add(db: &Db, status: TaskStatus, created: i64, finished: i64) -> String {
         let r = new_ref();
         let mut t = TaskRow::new("t", "", NULL_REF, NULL_REF);
         t.status = status;
         t.created = created;
         t.finished = finished;
-        db.write().insert_task(r.clone(), t);
+        db.transact(|tx| {
+            tx.insert_task(r.clone(), t.clone());
+            Ok::<_, BackendError>(())
+        })
+        .await
+        .unwrap();
         r
+    }
+
+    async fn update(db: &Db, r: &str, f: impl Fn(&mut TaskRow) + Send + Sync) {
+        db.transact(|tx| {
+            let mut row = tx.task(r).unwrap().clone();
+            f(&mut row);
+            tx.update_task(r, row).unwrap();
+            Ok::<_, BackendError>(())
+        })
+        .await
+        .unwrap();
     }
 
     fn exists(db: &Db, r: &str) -> bool {
         db.read().task(r).is_some()
     }
 
-    #[test]
-    fn deferred_destroy_and_completed_timeout() {
+    #[tokio::test]
+    async fn deferred_destroy_and_completed_timeout() {
         let db = db();
         let rt = Retention::default();
-        let marked = add(&db, TaskStatus::Success, 0, 1000);
-        db.write()
-            .update_task(&marked, |t| {
-                t.current_operations.push(("task".into(), "destroy".into()));
-                Ok(())
-            })
-            .unwrap();
-        let old = add(&db, TaskStatus::Failure, 0, 1000);
-        let young = add(&db, TaskStatus::Cancelled, 0, 4000);
+        let marked = add(&db, TaskStatus::Success, 0, 1000).await;
+        update(&db, &marked, |t| {
+            t.current_operations.push(("task".into(), "destroy".into()))
+        })
+        .await;
+        let old = add(&db, TaskStatus::Failure, 0, 1000).await;
+        let young = add(&db, TaskStatus::Cancelled, 0, 4000).await;
         let mut gc = Gc::default();
-        let removed = gc.pass(&db, &rt, 1000 + 3901);
+        let removed = gc.pass(&db, &rt, 1000 + 3901).await;
         assert_eq!(removed.tasks, 2);
         assert!(!exists(&db, &marked) && !exists(&db, &old) && exists(&db, &young));
     }
 
-    #[test]
-    fn stalled_old_pending_tasks_go_at_the_second_pass() {
+    #[tokio::test]
+    async fn stalled_old_pending_tasks_go_at_the_second_pass() {
         let db = db();
         let rt = Retention::default();
-        let stalled = add(&db, TaskStatus::Pending, 0, 0);
-        let moving = add(&db, TaskStatus::Cancelling, 0, 0);
-        let fresh = add(&db, TaskStatus::Pending, 90_000, 0);
+        let stalled = add(&db, TaskStatus::Pending, 0, 0).await;
+        let moving = add(&db, TaskStatus::Cancelling, 0, 0).await;
+        let fresh = add(&db, TaskStatus::Pending, 90_000, 0).await;
         let mut gc = Gc::default();
-        assert_eq!(gc.pass(&db, &rt, 100_000).tasks, 0);
-        db.write()
-            .update_task(&moving, |t| {
-                t.progress = 0.5;
-                Ok(())
-            })
-            .unwrap();
-        assert_eq!(gc.pass(&db, &rt, 100_030).tasks, 1);
+        assert_eq!(gc.pass(&db, &rt, 100_000).await.tasks, 0);
+        update(&db, &moving, |t| t.progress = 0.5).await;
+        assert_eq!(gc.pass(&db, &rt, 100_030).await.tasks, 1);
         assert!(!exists(&db, &stalled) && exists(&db, &moving) && exists(&db, &fresh));
     }
 
-    #[test]
-    fn cap_keeps_the_most_recently_finished_and_never_pending() {
+    #[tokio::test]
+    async fn cap_keeps_the_most_recently_finished_and_never_pending() {
         let db = db();
         let rt = Retention {
             max_tasks: 5,
             ..Retention::default()
         };
-        let pending: Vec<String> = (0..2)
-            .map(|_| add(&db, TaskStatus::Pending, 100, 0))
-            .collect();
-        let done: Vec<String> = (0..6)
-            .map(|i| add(&db, TaskStatus::Success, 100, 100 + i))
-            .collect();
+        let mut pending = Vec::new();
+        for _ in 0..2 {
+            pending.push(add(&db, TaskStatus::Pending, 100, 0).await);
+        }
+        let mut done = Vec::new();
+        for i in 0..6 {
+            done.push(add(&db, TaskStatus::Success, 100, 100 + i).await);
+        }
         let mut gc = Gc::default();
-        assert_eq!(gc.pass(&db, &rt, 200).tasks, 3);
+        assert_eq!(gc.pass(&db, &rt, 200).await.tasks, 3);
         assert!(pending.iter().all(|r| exists(&db, r)));
         assert!(done[..3].iter().all(|r| !exists(&db, r)));
         assert!(done[3..].iter().all(|r| exists(&db, r)));

@@ -28,6 +28,21 @@ pub enum Custom {
     EventInject,
 }
 
+impl Custom {
+    /// Whether the message's effect is a write (its decision is checked against the store
+    /// when it commits, so it needs no sync before it runs). Reads and waits are not.
+    pub fn writes(self) -> bool {
+        !matches!(
+            self,
+            Custom::EventNext
+                | Custom::EventFrom
+                | Custom::EventGetCurrentId
+                | Custom::EventRegister
+                | Custom::EventUnregister
+        )
+    }
+}
+
 /// Messages derived from the datamodel, served generically for every class.
 #[derive(Debug, Clone, Copy)]
 pub enum Implicit {
@@ -42,4 +57,14 @@ pub enum Implicit {
     Set(&'static Field),
     AddToMap(&'static Field),
     RemoveFromMap(&'static Field),
+}
+
+impl Implicit {
+    /// Whether the message writes (the setters).
+    pub fn writes(self) -> bool {
+        matches!(
+            self,
+            Implicit::Set(_) | Implicit::AddToMap(_) | Implicit::RemoveFromMap(_)
+        )
+    }
 }

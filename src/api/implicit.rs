@@ -112,7 +112,7 @@ pub async fn call(ctx: &Ctx<'_>, imp: Implicit, args: &[Value]) -> Result<Value,
             })
         }
         Implicit::Set(field) | Implicit::AddToMap(field) | Implicit::RemoveFromMap(field) => {
-            set_field(ctx, class, field, imp, args)
+            set_field(ctx, class, field, imp, args).await
         }
     }
 }
@@ -270,7 +270,7 @@ fn session_permissions(ctx: &Ctx<'_>, s: &crate::db::SessionRow) -> Vec<String> 
 }
 
 /// Generated setters for RW map fields (only `session.other_config` in this datamodel).
-fn set_field(
+async fn set_field(
     ctx: &Ctx<'_>,
     class: &Class,
     field: &Field,
@@ -284,42 +284,44 @@ fn set_field(
             class.name, field.name
         )));
     }
-    let mut tables = ctx.svc.db.write();
-    let limit = tables.ledger.limits.field_bytes;
-    let s = tables
-        .session_mut(&r)
-        .ok_or_else(|| ApiError::handle_invalid("session", &r))?;
-    let before = s.other_config.clone();
-    match imp {
-        Implicit::Set(_) => {
-            let map = arg::string_map(&args[1]);
-            maps::check_keys(&map).map_err(db_error)?;
-            s.other_config = map;
-        }
-        Implicit::AddToMap(_) => maps::add(
-            &mut s.other_config,
-            "session",
-            field.name,
-            &r,
-            arg::string(&args[1]),
-            arg::string(&args[2]),
-        )
-        .map_err(db_error)?,
-        _ => {
-            let key = arg::string(&args[1]);
-            s.other_config.retain(|(k, _)| k != key);
-        }
-    }
-    // A session's map is bounded like a task's fields (`max-task-field-bytes`), so that
-    // 500 sessions per user cannot each hold an unbounded map.
-    let bytes: usize = s.other_config.iter().map(|(k, v)| k.len() + v.len()).sum();
-    if bytes > limit {
-        s.other_config = before;
-        return Err(db_error(crate::db::DbError::TooLarge {
-            field: "other_config",
-            bytes,
-            limit,
-        }));
-    }
-    Ok(Value::void())
+    let key = args.get(1).and_then(Value::as_str).unwrap_or_default();
+    ctx.svc
+        .db
+        .transact(|tx| {
+            let mut s = tx
+                .session(&r)
+                .ok_or_else(|| ApiError::handle_invalid("session", &r))?
+                .fields();
+            match imp {
+                Implicit::Set(_) => {
+                    let map = arg::string_map(&args[1]);
+                    maps::check_keys(&map).map_err(db_error)?;
+                    s.other_config = map;
+                }
+                Implicit::AddToMap(_) => maps::add(
+                    &mut s.other_config,
+                    "session",
+                    field.name,
+                    &r,
+                    key,
+                    arg::string(&args[2]),
+                )
+                .map_err(db_error)?,
+                _ => s.other_config.retain(|(k, _)| k != key),
+            }
+            // A session's map is bounded like a task's fields (`max-task-field-bytes`), so
+            // that 500 sessions per user cannot each hold an unbounded map.
+            let limit = tx.untracked().ledger.limits.field_bytes;
+            let bytes: usize = s.other_config.iter().map(|(k, v)| k.len() + v.len()).sum();
+            if bytes > limit {
+                return Err(db_error(crate::db::DbError::TooLarge {
+                    field: "other_config",
+                    bytes,
+                    limit,
+                }));
+            }
+            tx.put_session(r.clone(), s);
+            Ok(Value::void())
+        })
+        .await
 }

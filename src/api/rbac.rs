@@ -8,7 +8,7 @@
 
 use super::Api;
 use super::error::{ApiError, codes};
-use crate::db::Tables;
+use crate::db::Tx;
 
 /// Who is calling: the parts of the session that access checks need, copied out of the
 /// session row so that no lock is held while a handler runs.
@@ -76,16 +76,18 @@ pub fn permission_for(
 /// the task's creating session still exists and has the same `auth_user_sid` as the
 /// caller's. Otherwise `task.destroy/any` is required. A missing task counts as not
 /// owned, so unprivileged callers get `RBAC_PERMISSION_DENIED` for it and privileged
-/// callers fall through to the handler's `HANDLE_INVALID`.
+/// callers fall through to the handler's `HANDLE_INVALID`. What it reads (the task, its
+/// owner's session) is part of the caller's decision, so an ownership that ends before the
+/// write commits (the owner logs out) makes the decision run again.
 pub fn assert_task_owner(
     api: &Api,
-    tables: &Tables,
+    tx: &mut Tx<'_>,
     caller: &Caller,
     task_ref: &str,
 ) -> Result<(), ApiError> {
-    let owner_sid = tables
-        .task(task_ref)
-        .and_then(|t| tables.session(&t.session))
+    let owner = tx.task(task_ref).map(|t| t.session.as_str());
+    let owner_sid = owner
+        .and_then(|s| tx.session_fixed(s))
         .map(|s| s.auth_user_sid.as_str());
     if owner_sid == Some(caller.auth_user_sid.as_str()) {
         return Ok(());

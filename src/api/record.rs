@@ -193,6 +193,7 @@ mod tests {
             originator: String::new(),
             client_certificate: false,
             legacy_events: None,
+            revision: 0,
         };
         let pool = PoolRow::default();
         let host = HostRow::default();

@@ -44,11 +44,8 @@ pub async fn login(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
             ));
         }
     };
-    let superuser = user.role.is_none();
-    let t = now();
-    let mut tables = ctx.svc.db.write();
     // The originator is kept with the session: bounded like a task field.
-    let limit = tables.ledger.limits.field_bytes;
+    let limit = ctx.svc.db.read().ledger.limits.field_bytes;
     if originator.len() > limit {
         return Err(super::dispatch::db_error(crate::db::DbError::TooLarge {
             field: "originator",
@@ -56,68 +53,79 @@ pub async fn login(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
             limit,
         }));
     }
-    let session = SessionRow {
-        uuid: new_uuid(),
-        this_host: tables.host_ref.clone(),
-        this_user: NULL_REF.to_string(),
-        last_active: t,
-        pool: false,
-        other_config: Vec::new(),
-        is_local_superuser: superuser,
-        subject: NULL_REF.to_string(),
-        validation_time: t,
-        auth_user_sid: if superuser {
-            String::new()
-        } else {
-            user.id.clone()
-        },
-        auth_user_name: user.name.clone(),
-        role: user.role.clone(),
-        tasks: Default::default(),
-        parent: NULL_REF.to_string(),
-        originator,
-        client_certificate: false,
-        legacy_events: None,
-    };
-    // Bound what one user can hold: at the cap, log out the least recently active
-    // sessions that own no unfinished task (xapi never times out a session with a
-    // pending task); if every one of them is busy, refuse this login. The count is kept
-    // by the tables, so below the cap this costs nothing.
+    let superuser = user.role.is_none();
+    let t = now();
     let cap = ctx.svc.max_sessions_per_user;
-    if tables.usage(&user.name).sessions >= cap {
-        let mine = tables.sessions_of_user(&user.name);
-        let mut excess = (mine.len() + 1).saturating_sub(cap);
-        for (old, _) in mine {
-            if excess == 0 {
-                break;
+    ctx.svc
+        .db
+        .transact(|tx| {
+            let session = SessionRow {
+                uuid: new_uuid(),
+                this_host: tx.untracked().host_ref.clone(),
+                this_user: NULL_REF.to_string(),
+                last_active: t,
+                pool: false,
+                other_config: Vec::new(),
+                is_local_superuser: superuser,
+                subject: NULL_REF.to_string(),
+                validation_time: t,
+                auth_user_sid: if superuser {
+                    String::new()
+                } else {
+                    user.id.clone()
+                },
+                auth_user_name: user.name.clone(),
+                role: user.role.clone(),
+                tasks: Default::default(),
+                parent: NULL_REF.to_string(),
+                originator: originator.clone(),
+                client_certificate: false,
+                legacy_events: None,
+                revision: 0,
+            };
+            // Bound what one user can hold: at the cap, log out the least recently active
+            // sessions that own no unfinished task (xapi never times out a session with a
+            // pending task); if every one of them is busy, refuse this login (and log
+            // nobody out). The count is kept by the tables, so below the cap this costs
+            // nothing.
+            if tx.untracked().usage(&user.name).sessions >= cap {
+                let mine = tx.untracked().sessions_of_user(&user.name);
+                let mut excess = (mine.len() + 1).saturating_sub(cap);
+                for (old, _) in mine {
+                    if excess == 0 {
+                        break;
+                    }
+                    if tx.session(&old).is_some() && !tx.session_busy(&old) {
+                        tx.delete_session(&old);
+                        excess -= 1;
+                    }
+                }
+                if excess > 0 {
+                    return Err(failed(&format!(
+                        "Too many sessions: {} already holds {cap} sessions that own unfinished \
+                         tasks (max-sessions-per-user)",
+                        user.name
+                    )));
+                }
             }
-            let busy = tables.session(&old).is_some_and(|s| {
-                s.tasks
-                    .iter()
-                    .any(|t| tables.task(t).is_some_and(|t| !t.status.is_completed()))
-            });
-            if !busy {
-                tables.delete_session(&old);
-                excess -= 1;
-            }
-        }
-        if excess > 0 {
-            return Err(failed(&format!(
-                "Too many sessions: {} already holds {cap} sessions that own unfinished \
-                 tasks (max-sessions-per-user)",
-                user.name
-            )));
-        }
-    }
-    let r = new_ref();
-    tables.insert_session(r.clone(), session);
-    Ok(Value::String(r))
+            let r = new_ref();
+            tx.put_session(r.clone(), session);
+            Ok(Value::String(r))
+        })
+        .await
 }
 
 /// `session.logout`: deletes the session. Its tasks stay (owned by nobody from now on).
-pub fn logout(ctx: &Ctx<'_>) -> Result<Value, ApiError> {
-    ctx.svc.db.write().delete_session(&ctx.caller().session_ref);
-    // Blocked event calls of this session re-check it and answer SESSION_INVALID.
-    ctx.svc.db.wake_all();
-    Ok(Value::void())
+/// Blocked event calls of this session wake, re-check it and answer `SESSION_INVALID`.
+pub async fn logout(ctx: &Ctx<'_>) -> Result<Value, ApiError> {
+    let r = &ctx.caller().session_ref;
+    ctx.svc
+        .db
+        .transact(|tx| {
+            if tx.session_fixed(r).is_some() {
+                tx.delete_session(r);
+            }
+            Ok(Value::void())
+        })
+        .await
 }

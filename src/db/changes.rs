@@ -33,25 +33,33 @@ impl Weigh for () {
     }
 }
 
-/// One entry of the change index.
+/// One entry of the change index, as [`ChangeIndex::since`] shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
+pub enum Change<'a> {
     /// A live object, last changed at this entry's generation.
-    Live { class: &'static str, r: Arc<str> },
+    Live { class: &'static str, r: &'a str },
     /// A deleted object and the generation it had been created at: a client whose token is
     /// older than its creation never saw it, so it gets no `del` for it.
     Deleted {
         class: &'static str,
-        r: Arc<str>,
+        r: &'a str,
         created: u64,
     },
 }
 
-/// The change index.
+/// What the index keeps per entry (the ref is in the key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Entry {
+    Live(&'static str),
+    Deleted(&'static str, u64),
+}
+
+/// The change index. Keyed by (generation, ref): several objects can share a generation
+/// when a shared store commits them in one transaction (a child and its parent's link).
 #[derive(Debug, Default)]
 pub struct ChangeIndex {
-    entries: BTreeMap<u64, Change>,
-    tombstones: VecDeque<u64>,
+    entries: BTreeMap<(u64, Arc<str>), Entry>,
+    tombstones: VecDeque<(u64, Arc<str>)>,
 }
 
 impl ChangeIndex {
@@ -66,10 +74,12 @@ impl ChangeIndex {
         previous: Option<u64>,
         generation: u64,
     ) {
-        if let Some(p) = previous {
-            self.entries.remove(&p);
+        let mut key = (previous.unwrap_or(generation), r);
+        if previous.is_some() {
+            self.entries.remove(&key);
         }
-        self.entries.insert(generation, Change::Live { class, r });
+        key.0 = generation;
+        self.entries.insert(key, Entry::Live(class));
     }
 
     /// Records a deletion at `generation` of an object last changed at `previous`.
@@ -81,10 +91,11 @@ impl ChangeIndex {
         created: u64,
         generation: u64,
     ) {
-        self.entries.remove(&previous);
-        self.entries
-            .insert(generation, Change::Deleted { class, r, created });
-        self.tombstones.push_back(generation);
+        let mut key = (previous, r);
+        self.entries.remove(&key);
+        key.0 = generation;
+        self.tombstones.push_back(key.clone());
+        self.entries.insert(key, Entry::Deleted(class, created));
         while self.tombstones.len() > MAX_TOMBSTONES {
             if let Some(old) = self.tombstones.pop_front() {
                 self.entries.remove(&old);
@@ -93,10 +104,21 @@ impl ChangeIndex {
     }
 
     /// Every change after generation `since`, oldest first.
-    pub fn since(&self, since: u64) -> impl Iterator<Item = (u64, &Change)> {
+    pub fn since(&self, since: u64) -> impl Iterator<Item = (u64, Change<'_>)> {
+        let start: Arc<str> = Arc::from("");
         self.entries
-            .range(since.saturating_add(1)..)
-            .map(|(g, c)| (*g, c))
+            .range((since.saturating_add(1), start)..)
+            .map(|((g, r), e)| {
+                let change = match e {
+                    Entry::Live(class) => Change::Live { class, r },
+                    Entry::Deleted(class, created) => Change::Deleted {
+                        class,
+                        r,
+                        created: *created,
+                    },
+                };
+                (*g, change)
+            })
     }
 }
 
@@ -234,9 +256,9 @@ mod tests {
             last,
             (
                 5,
-                &Change::Deleted {
+                Change::Deleted {
                     class: "task",
-                    r: "b".into(),
+                    r: "b",
                     created: 3
                 }
             )

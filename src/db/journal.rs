@@ -13,9 +13,9 @@
 //! can never reach the disk in the wrong order. Because commits take everything dirty at
 //! once, concurrent calls share one fsync: the more load, the bigger the batch.
 //!
-//! A call's writes are tracked with a task-local (set when a write guard that changed
-//! something is dropped); the dispatcher waits, after the handler, until the store's
-//! durable sequence number covers them, and only then answers. Reads wait for nothing.
+//! A write ([`super::Db::transact`]) applies its plan and notes the sequence number it
+//! reached; it returns only once the store's durable sequence number covers it (see
+//! [`super::backend::Local`]). Reads wait for nothing.
 //!
 //! When a commit fails (a full or failing disk), the writer keeps the batch and retries
 //! it, with a growing pause (up to 2 s), until it succeeds; each retry reopens the store
@@ -25,7 +25,6 @@
 //! the commit's error when their wait times out; nothing is acknowledged before it is
 //! durable.
 
-use std::cell::Cell;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,26 +43,6 @@ pub const DURABLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Longest pause between two attempts at a failing commit.
 const MAX_RETRY_PAUSE: Duration = Duration::from_secs(2);
-
-tokio::task_local! {
-    /// The highest sequence number written by the current call.
-    static WRITTEN: Cell<u64>;
-}
-
-/// Runs `f`, returning its output and the highest sequence number it wrote (0 if none).
-pub async fn tracking_writes<F: Future>(f: F) -> (F::Output, u64) {
-    WRITTEN
-        .scope(Cell::new(0), async move {
-            let out = f.await;
-            (out, WRITTEN.with(Cell::get))
-        })
-        .await
-}
-
-/// Notes that the current call wrote up to `seq` (no-op outside [`tracking_writes`]).
-pub(super) fn note_write(seq: u64) {
-    let _ = WRITTEN.try_with(|w| w.set(w.get().max(seq)));
-}
 
 /// Rows changed since the last commit.
 #[derive(Debug, Default)]

@@ -7,11 +7,16 @@
 //! Every change bumps a database generation and stamps the row, as xapi's
 //! `db_cache_types.ml` does, so that `event.from` can later be answered from it.
 
+mod apply;
+pub mod backend;
 pub mod changes;
 pub mod dbstring;
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod filter;
 pub mod journal;
 pub mod maps;
+pub mod plan;
 pub mod quota;
 mod rows;
 pub mod store;
@@ -22,14 +27,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use parking_lot::{RwLock, RwLockWriteGuard};
+use parking_lot::RwLock;
 
+pub use apply::WriteSet;
 pub use changes::{Change, LegacyEvent, Op};
+pub use plan::{Plan, Read, Tx, Write};
 pub use rows::{HostRow, LegacySubscription, PoolRow, SessionRow, Str, TaskRow, TaskStatus};
 
+use backend::BackendError;
+use backend::{Backend, Local};
 use changes::{ChangeIndex, LegacyQueue};
 use journal::{Dirty, Journal};
-use store::{Loaded, Store, Tombstone};
+use store::{Loaded, Store};
 
 /// xapi's null reference.
 pub const NULL_REF: &str = "OpaqueRef:NULL";
@@ -97,7 +106,8 @@ impl RowSnapshot {
     }
 }
 
-/// All tables. Accessed through [`Db::read`] and [`Db::write`].
+/// All tables. Read through [`Db::read`]; changed through [`Db::transact`] (and, by a
+/// shared backend, from what its store committed).
 pub struct Tables {
     /// Boxed: a hash table keeps up to twice as many slots as entries, and a task row is
     /// about 400 bytes; inline, the empty slots alone would cost that much each.
@@ -132,47 +142,46 @@ pub struct Tables {
     seq: u64,
 }
 
-/// The database handle shared by all connections.
-pub struct Db {
-    tables: Arc<RwLock<Tables>>,
-    /// The durable store's writer, unless the database is ephemeral.
-    journal: Option<Journal>,
-    /// Set at shutdown: event waiters answer at once.
-    stopping: AtomicBool,
-}
-
-/// Write access to the tables. When it is dropped after a change, the change is noted
-/// for the current call (which then waits for it to be durable) and the store writer is
-/// woken.
-pub struct WriteGuard<'a> {
-    guard: RwLockWriteGuard<'a, Tables>,
-    journal: Option<&'a Journal>,
-    start: u64,
-}
-
-impl std::ops::Deref for WriteGuard<'_> {
-    type Target = Tables;
-    fn deref(&self) -> &Tables {
-        &self.guard
+// Used by the shared (etcd) backend's cache.
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+impl Tables {
+    /// Tables holding only the pool and host singletons, at generation 0, for a shared
+    /// backend's cache (which then loads what its store holds).
+    pub(crate) fn for_cache(
+        pool_ref: String,
+        pool: PoolRow,
+        host_ref: String,
+        host: HostRow,
+    ) -> Tables {
+        let mut t = Tables::empty(pool_ref, pool, host_ref, host, None);
+        t.changes = ChangeIndex::default();
+        t.generation = 0;
+        t.notify.send_replace(0);
+        t
     }
-}
 
-impl std::ops::DerefMut for WriteGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Tables {
-        &mut self.guard
-    }
-}
-
-impl Drop for WriteGuard<'_> {
-    fn drop(&mut self) {
-        let seq = self.guard.seq;
-        if seq != self.start {
-            journal::note_write(seq);
-            if let Some(j) = self.journal {
-                j.wake();
+    /// Takes over what lives only in this process's memory from the tables this one
+    /// replaces (a shared backend's reload): the waiters' channel and legacy event
+    /// subscriptions of sessions that still exist.
+    pub(crate) fn take_memory_of(&mut self, old: &mut Tables) {
+        std::mem::swap(&mut self.notify, &mut old.notify);
+        for (r, s) in &mut old.sessions {
+            if let (Some(sub), Some(new)) = (s.legacy_events.take(), self.sessions.get_mut(r)) {
+                new.legacy_events = Some(sub);
+                self.legacy.listeners += 1;
             }
         }
+        self.notify.send_replace(self.generation);
     }
+}
+
+/// The database handle shared by all connections: the tables, and the backend that makes
+/// their changes durable (see [`backend`] for what it guarantees).
+pub struct Db {
+    tables: Arc<RwLock<Tables>>,
+    backend: Box<dyn Backend>,
+    /// Set at shutdown: event waiters answer at once.
+    stopping: AtomicBool,
 }
 
 impl Db {
@@ -180,11 +189,7 @@ impl Db {
     /// singletons (with these refs) and nothing else.
     pub fn new(pool_ref: String, pool: PoolRow, host_ref: String, host: HostRow) -> Db {
         let tables = Tables::empty(pool_ref, pool, host_ref, host, None);
-        Db {
-            tables: Arc::new(RwLock::new(tables)),
-            journal: None,
-            stopping: AtomicBool::new(false),
-        }
+        Db::with_backend(Arc::new(RwLock::new(tables)), Box::new(Local::memory()))
     }
 
     /// A durable database: the tables as `store` held them, and a writer that commits
@@ -200,12 +205,85 @@ impl Db {
     ) -> Db {
         let tables = Tables::empty(pool_ref, pool, host_ref, host, Some(loaded));
         let tables = Arc::new(RwLock::new(tables));
+        let describe = format!("store: {} (redb)", store::STORE_FILE);
         let journal = Journal::start(tables.clone(), store, durable_timeout);
+        Db::with_backend(tables, Box::new(Local::durable(journal, describe)))
+    }
+
+    /// A database over tables that `backend` keeps (a shared backend feeds them itself).
+    pub fn with_backend(tables: Arc<RwLock<Tables>>, backend: Box<dyn Backend>) -> Db {
         Db {
             tables,
-            journal: Some(journal),
+            backend,
             stopping: AtomicBool::new(false),
         }
+    }
+
+    /// Runs a decision and commits its plan (see [`backend::Backend::execute`]): `decide`
+    /// reads through the [`Tx`] and buffers its writes there; `Ok` commits them, `Err`
+    /// refuses and writes nothing. Answers once the writes are durable.
+    pub async fn transact<T, E>(
+        &self,
+        decide: impl FnMut(&mut Tx<'_>) -> Result<T, E> + Send,
+    ) -> Result<T, E>
+    where
+        T: Send,
+        E: Send + From<BackendError>,
+    {
+        self.transact_at(decide).await.map(|(t, _)| t)
+    }
+
+    /// [`Db::transact`], also returning the generation right after the plan was applied.
+    pub async fn transact_at<T, E>(
+        &self,
+        mut decide: impl FnMut(&mut Tx<'_>) -> Result<T, E> + Send,
+    ) -> Result<(T, u64), E>
+    where
+        T: Send,
+        E: Send + From<BackendError>,
+    {
+        let mut out: Option<Result<T, E>> = None;
+        let mut run = |tx: &mut Tx<'_>| {
+            let r = decide(tx);
+            let commit = r.is_ok();
+            out = Some(r);
+            commit
+        };
+        let executed = self.backend.execute(&self.tables, &mut run).await?;
+        match out {
+            Some(r) => r.map(|t| (t, executed.generation)),
+            None => Err(BackendError("the decision never ran".to_string()).into()),
+        }
+    }
+
+    /// Waits until the tables show everything acknowledged anywhere before this call
+    /// (at once, for a backend that only this process writes).
+    /// With reads served from the cache (a shared backend's option) this waits for
+    /// nothing; [`Db::sync_now`] then brings the tables up to date when a call needs it.
+    pub async fn sync(&self) -> Result<(), BackendError> {
+        if !self.backend.is_shared() || self.backend.reads_cached() {
+            return Ok(());
+        }
+        self.backend.sync(&self.tables).await
+    }
+
+    /// [`Db::sync`], even when reads are served from the cache.
+    pub async fn sync_now(&self) -> Result<(), BackendError> {
+        if !self.backend.is_shared() {
+            return Ok(());
+        }
+        self.backend.sync(&self.tables).await
+    }
+
+    /// Whether reads are answered from the cache without a sync (stale by the watch's lag
+    /// at most; no read-your-writes across front-ends).
+    pub fn reads_cached(&self) -> bool {
+        self.backend.reads_cached()
+    }
+
+    /// Whether other processes write to the store too.
+    pub fn is_shared(&self) -> bool {
+        self.backend.is_shared()
     }
 
     /// Sets the task limits and the legacy event queue's byte budget (from the options;
@@ -218,27 +296,27 @@ impl Db {
 
     /// Whether changes are committed to a store.
     pub fn is_durable(&self) -> bool {
-        self.journal.is_some()
+        self.backend.is_durable()
+    }
+
+    /// Where the data is, for the start-up banner.
+    pub fn describe(&self) -> String {
+        self.backend.describe()
+    }
+
+    /// The backend (for the garbage collector's leadership and plan sizes).
+    pub fn backend(&self) -> &dyn Backend {
+        &*self.backend
     }
 
     /// Waits until every change up to `seq` is durable (at once when ephemeral).
     pub async fn wait_durable(&self, seq: u64) -> Result<(), String> {
-        match &self.journal {
-            Some(j) if seq > 0 => j.wait(seq).await,
-            _ => Ok(()),
-        }
-    }
-
-    /// The sequence number known durable (0 when ephemeral).
-    pub fn durable_seq(&self) -> u64 {
-        self.journal.as_ref().map_or(0, Journal::durable)
+        self.backend.wait_durable(seq).await.map_err(|e| e.0)
     }
 
     /// Commits what is left to the store and stops its writer (at shutdown).
     pub fn close(&self) {
-        if let Some(j) = &self.journal {
-            j.close();
-        }
+        self.backend.close();
     }
 
     /// Makes event waiters answer at once (at shutdown).
@@ -256,8 +334,7 @@ impl Db {
         self.tables.read().notify.subscribe()
     }
 
-    /// Wakes every event waiter without a change, so that they re-check their session
-    /// (used when a session logs out).
+    /// Wakes every event waiter without a change, so that they re-check their session.
     pub fn wake_all(&self) {
         self.tables.read().notify.send_modify(|_| ());
     }
@@ -266,14 +343,10 @@ impl Db {
         self.tables.read()
     }
 
-    pub fn write(&self) -> WriteGuard<'_> {
-        let guard = self.tables.write();
-        let start = guard.seq;
-        WriteGuard {
-            guard,
-            journal: self.journal.as_ref(),
-            start,
-        }
+    /// Write access for what lives in this process's memory only and is never stored
+    /// (legacy event subscriptions). Rows change only through [`Db::transact`].
+    pub fn memory_mut(&self) -> parking_lot::RwLockWriteGuard<'_, Tables> {
+        self.tables.write()
     }
 }
 
@@ -479,7 +552,7 @@ impl Tables {
     }
 
     /// The change index, for `event.from`.
-    pub fn changes_since(&self, generation: u64) -> impl Iterator<Item = (u64, &Change)> {
+    pub fn changes_since(&self, generation: u64) -> impl Iterator<Item = (u64, Change<'_>)> {
         self.changes.since(generation)
     }
 
@@ -492,81 +565,6 @@ impl Tables {
             "host" => (r == self.host_ref).then_some(self.host_stamp),
             _ => None,
         }
-    }
-
-    /// Marks an object modified without changing it (`event.inject`). Returns the new
-    /// generation, or None if there is no such object.
-    pub fn touch(&mut self, class: &str, r: &str) -> Option<u64> {
-        let previous = self.stamp(class, r)?;
-        let g = self.bump();
-        let now = now();
-        match class {
-            "task" => {
-                let t = self.tasks.get_mut(r)?;
-                t.stamp.modified = g;
-                let snap = self
-                    .legacy
-                    .wants_snapshots()
-                    .then(|| RowSnapshot::Task(TaskRow::clone(t)));
-                let key = self.task_key(r)?;
-                self.changes.touch("task", key, Some(previous.modified), g);
-                self.legacy.push("task", Op::Mod, r, now, snap);
-            }
-            "pool" => {
-                self.mark_singletons();
-                self.pool_stamp.modified = g;
-                self.changes
-                    .touch("pool", r.into(), Some(previous.modified), g);
-                let snap = self
-                    .legacy
-                    .wants_snapshots()
-                    .then(|| RowSnapshot::Pool(self.pool.clone()));
-                self.legacy.push("pool", Op::Mod, r, now, snap);
-            }
-            _ => {
-                self.mark_singletons();
-                self.host_stamp.modified = g;
-                self.changes
-                    .touch("host", r.into(), Some(previous.modified), g);
-                let snap = self
-                    .legacy
-                    .wants_snapshots()
-                    .then(|| RowSnapshot::Host(self.host.clone()));
-                self.legacy.push("host", Op::Mod, r, now, snap);
-            }
-        }
-        Some(g)
-    }
-
-    /// Records that task `r` (whose previous modification was `previous`) changed at `g`.
-    fn task_changed(&mut self, r: &str, previous: Option<u64>, g: u64, op: Op) {
-        self.mark_task(r);
-        if let Some(key) = self.task_key(r) {
-            self.changes.touch("task", key, previous, g);
-        }
-        let snap = if self.legacy.wants_snapshots() {
-            self.tasks
-                .get(r)
-                .map(|t| RowSnapshot::Task(TaskRow::clone(t)))
-        } else {
-            None
-        };
-        self.legacy.push("task", op, r, now(), snap);
-    }
-
-    /// A parent task's `subtasks` changed: a change of its own, at a generation of its own
-    /// (the index holds one object per generation).
-    fn parent_changed(&mut self, parent: &str) {
-        if !self.tasks.contains_key(parent) {
-            return;
-        }
-        let g = self.bump();
-        let Some(p) = self.tasks.get_mut(parent) else {
-            return;
-        };
-        let previous = p.stamp.modified;
-        p.stamp.modified = g;
-        self.task_changed(parent, Some(previous), g, Op::Mod);
     }
 
     pub fn generation(&self) -> u64 {
@@ -672,178 +670,16 @@ impl Tables {
         self.ledger.usage(user)
     }
 
-    /// Inserts a new task and links it to its parent task and its session.
-    pub fn insert_task(&mut self, r: String, mut task: TaskRow) {
-        let generation = self.bump();
-        task.stamp = Stamp {
-            created: generation,
-            modified: generation,
-        };
-        let parent = task.subtask_of.clone();
-        if let Some(p) = self.tasks.get_mut(parent.as_str()) {
-            p.subtasks.push(r.clone());
-        }
-        let key: Arc<str> = r.as_str().into();
-        if let Some(session) = self.sessions.get_mut(task.session.as_str()) {
-            session.tasks.insert(key.clone());
-        }
-        self.task_by_uuid.insert(task.uuid, key.clone());
-        self.unfinished_tasks += usize::from(!task.status.is_completed());
-        if let Some(user) = owner(&self.sessions, &self.ledger, &task.session) {
-            self.ledger.record(&user, None, Some(&task));
-        }
-        self.tasks.insert(key, Box::new(task));
-        self.task_changed(&r, None, generation, Op::Add);
-        self.parent_changed(&parent);
-    }
-
-    /// Applies `change` to a task. The row's generation advances only if a field really
-    /// changed: xapi does not bump generations for writes of an identical value.
-    pub fn update_task<T>(
-        &mut self,
-        r: &str,
-        change: impl FnOnce(&mut TaskRow) -> Result<T, DbError>,
-    ) -> Result<T, DbError> {
-        let task = self
-            .tasks
-            .get_mut(r)
-            .ok_or_else(|| DbError::MissingRow("task", r.to_string()))?;
-        let before = task.clone();
-        let out = change(task)?;
-        // A write that grows a task (or reopens it) must fit the limits; one that does
-        // not is never refused, so the GC and completions always get through.
-        let grew = quota::task_bytes(task) > quota::task_bytes(&before);
-        let reopened = before.status.is_completed() && !task.status.is_completed();
-        let user = owner(&self.sessions, &self.ledger, &task.session);
-        if grew || reopened {
-            let verdict = if grew {
-                quota::check_task(&self.ledger.limits, task)
-            } else {
-                Ok(())
-            };
-            let verdict = verdict.and_then(|()| match &user {
-                Some(u) => self.ledger.check_growth(u, Some(&before), task),
-                None => Ok(()),
-            });
-            if let Err(e) = verdict {
-                *task = before;
-                return Err(e);
-            }
-        }
-        if let Some(u) = user {
-            self.ledger.record(&u, Some(&before), Some(task));
-        }
-        // Stamps are untouched by `change`, so this compares the fields alone. (A NaN
-        // progress written over NaN counts as a change; harmless.)
-        match (before.status.is_completed(), task.status.is_completed()) {
-            (false, true) => self.unfinished_tasks -= 1,
-            (true, false) => self.unfinished_tasks += 1,
-            _ => {}
-        }
-        if *task != before {
-            let generation = self.bump();
-            let previous = before.stamp.modified;
-            if let Some(task) = self.tasks.get_mut(r) {
-                task.stamp.modified = generation;
-            }
-            self.task_changed(r, Some(previous), generation, Op::Mod);
-        }
-        Ok(out)
-    }
-
-    /// Deletes a task, unlinking it from its parent and session. Its own subtasks keep a
-    /// dangling `subtask_of`, as in xapi (destroy never cascades).
-    pub fn delete_task(&mut self, r: &str) -> Result<TaskRow, DbError> {
-        let (key, task) = self
-            .tasks
-            .remove_entry(r)
-            .ok_or_else(|| DbError::MissingRow("task", r.to_string()))?;
-        let generation = self.bump();
-        self.unfinished_tasks -= usize::from(!task.status.is_completed());
-        if let Some(user) = owner(&self.sessions, &self.ledger, &task.session) {
-            self.ledger.record(&user, Some(&task), None);
-        }
-        if !self.sessions.contains_key(task.session.as_str()) {
-            self.ledger.departed_task_gone(&task.session);
-        }
-        self.task_by_uuid.remove(&task.uuid);
-        self.changes.delete(
-            "task",
-            key,
-            task.stamp.modified,
-            task.stamp.created,
-            generation,
-        );
-        self.mark_task(r);
-        if let Some(d) = &mut self.dirty {
-            d.tombstones.push((
-                generation,
-                Tombstone {
-                    class: "task".to_string(),
-                    r: r.to_string(),
-                    created: task.stamp.created,
-                },
-            ));
-        }
-        let snap = self
-            .legacy
-            .wants_snapshots()
-            .then(|| RowSnapshot::Task(TaskRow::clone(&task)));
-        self.legacy.push("task", Op::Del, r, now(), snap);
-        if let Some(parent) = self.tasks.get_mut(task.subtask_of.as_str()) {
-            parent.subtasks.retain(|c| c != r);
-        }
-        self.parent_changed(&task.subtask_of.clone());
-        if let Some(session) = self.sessions.get_mut(task.session.as_str()) {
-            session.tasks.remove(r);
-        }
-        Ok(*task)
-    }
-
     // ----- sessions -----
 
     pub fn session(&self, r: &str) -> Option<&SessionRow> {
         self.sessions.get(r)
     }
 
-    /// A session, for changing it (marked for the next commit).
-    pub fn session_mut(&mut self, r: &str) -> Option<&mut SessionRow> {
-        if self.sessions.contains_key(r) {
-            self.mark_session(r);
-        }
-        self.sessions.get_mut(r)
-    }
-
     /// A session's legacy event subscription, which lives in memory only (changing it
     /// is not committed).
     pub fn legacy_subscription_mut(&mut self, r: &str) -> Option<&mut Option<LegacySubscription>> {
         self.sessions.get_mut(r).map(|s| &mut s.legacy_events)
-    }
-
-    /// Inserts a session. Sessions generate no events (xapi: `gen_events:false`), so the
-    /// generation does not move.
-    pub fn insert_session(&mut self, r: String, session: SessionRow) {
-        self.mark_session(&r);
-        self.ledger.session_added(&session.auth_user_name);
-        self.session_by_uuid.insert(session.uuid.clone(), r.clone());
-        self.sessions.insert(r, session);
-    }
-
-    /// Deletes a session. Its tasks stay, with a dangling `session` (xapi's behaviour,
-    /// which makes them owned by nobody).
-    pub fn delete_session(&mut self, r: &str) -> Option<SessionRow> {
-        let session = self.sessions.remove(r)?;
-        self.mark_session(r);
-        self.ledger
-            .session_removed(r, &session.auth_user_name, session.tasks.len());
-        self.session_by_uuid.remove(&session.uuid);
-        if session.legacy_events.is_some() {
-            self.legacy.listeners -= 1;
-            if self.legacy.listeners == 0 {
-                self.legacy.clear();
-            }
-        }
-        Some(session)
     }
 
     /// Sessions of one user name, oldest `last_active` first.
@@ -867,19 +703,43 @@ mod tests {
         Db::new(new_ref(), PoolRow::default(), new_ref(), HostRow::default())
     }
 
+    /// Runs a decision on the tables and applies its plan, as the local backend does.
+    fn decide(t: &mut Tables, f: impl FnOnce(&mut Tx<'_>)) {
+        let mut tx = Tx::new(t, false);
+        f(&mut tx);
+        let plan = tx.into_plan();
+        t.apply(plan.writes);
+    }
+
+    fn insert(t: &mut Tables, r: &str, task: TaskRow) {
+        decide(t, |tx| tx.insert_task(r.to_string(), task));
+    }
+
+    fn update(t: &mut Tables, r: &str, f: impl FnOnce(&mut TaskRow)) {
+        decide(t, |tx| {
+            let mut row = tx.task(r).unwrap().clone();
+            f(&mut row);
+            tx.update_task(r, row).unwrap();
+        });
+    }
+
+    fn delete(t: &mut Tables, r: &str) {
+        decide(t, |tx| tx.delete_task(r));
+    }
+
     #[test]
     fn subtasks_follow_subtask_of_on_insert_and_delete() {
         let db = db();
-        let mut t = db.write();
+        let mut t = db.memory_mut();
         let parent = new_ref();
-        t.insert_task(parent.clone(), TaskRow::new("p", "", NULL_REF, "h"));
+        insert(&mut t, &parent, TaskRow::new("p", "", NULL_REF, "h"));
         let child = new_ref();
         let mut c = TaskRow::new("c", "", NULL_REF, "h");
         c.subtask_of = parent.as_str().into();
-        t.insert_task(child.clone(), c);
+        insert(&mut t, &child, c);
         assert_eq!(t.task(&parent).unwrap().subtasks, vec![child.clone()]);
         let gen_before = t.task(&parent).unwrap().stamp.modified;
-        t.delete_task(&child).unwrap();
+        delete(&mut t, &child);
         assert!(t.task(&parent).unwrap().subtasks.is_empty());
         assert!(t.task(&parent).unwrap().stamp.modified > gen_before);
     }
@@ -887,21 +747,13 @@ mod tests {
     #[test]
     fn identical_write_does_not_bump_generation() {
         let db = db();
-        let mut t = db.write();
+        let mut t = db.memory_mut();
         let r = new_ref();
-        t.insert_task(r.clone(), TaskRow::new("x", "", NULL_REF, "h"));
+        insert(&mut t, &r, TaskRow::new("x", "", NULL_REF, "h"));
         let g = t.generation();
-        t.update_task(&r, |task| {
-            task.progress = 0.0;
-            Ok(())
-        })
-        .unwrap();
+        update(&mut t, &r, |task| task.progress = 0.0);
         assert_eq!(t.generation(), g);
-        t.update_task(&r, |task| {
-            task.progress = 0.5;
-            Ok(())
-        })
-        .unwrap();
+        update(&mut t, &r, |task| task.progress = 0.5);
         assert_eq!(t.generation(), g + 1);
         assert_eq!(t.task(&r).unwrap().stamp.modified, g + 1);
     }
@@ -909,46 +761,60 @@ mod tests {
     #[test]
     fn unfinished_count_follows_status_changes() {
         let db = db();
-        let mut t = db.write();
+        let mut t = db.memory_mut();
         let a = new_ref();
-        t.insert_task(a.clone(), TaskRow::new("a", "", NULL_REF, "h"));
+        insert(&mut t, &a, TaskRow::new("a", "", NULL_REF, "h"));
         let b = new_ref();
-        t.insert_task(b.clone(), TaskRow::new("b", "", NULL_REF, "h"));
+        insert(&mut t, &b, TaskRow::new("b", "", NULL_REF, "h"));
         assert_eq!(t.unfinished_tasks(), 2);
-        let set = |t: &mut Tables, r: &str, s: TaskStatus| {
-            t.update_task(r, |row| {
-                row.status = s;
-                Ok(())
-            })
-            .unwrap()
-        };
-        set(&mut t, &a, TaskStatus::Success);
-        set(&mut t, &a, TaskStatus::Failure);
+        update(&mut t, &a, |row| row.status = TaskStatus::Success);
+        update(&mut t, &a, |row| row.status = TaskStatus::Failure);
         assert_eq!(t.unfinished_tasks(), 1);
-        set(&mut t, &a, TaskStatus::Cancelling);
+        update(&mut t, &a, |row| row.status = TaskStatus::Cancelling);
         assert_eq!(t.unfinished_tasks(), 2);
-        t.delete_task(&b).unwrap();
+        delete(&mut t, &b);
         assert_eq!(t.unfinished_tasks(), 1);
     }
 
     #[test]
     fn uuid_index_follows_rows() {
         let db = db();
-        let mut t = db.write();
+        let mut t = db.memory_mut();
         let r = new_ref();
         let task = TaskRow::new("x", "", NULL_REF, "h");
         let uuid = task.uuid.to_string();
-        t.insert_task(r.clone(), task);
+        insert(&mut t, &r, task);
         assert_eq!(t.ref_by_uuid("task", &uuid), Some(r.as_str()));
         // Only the exact spelling (xapi compares strings): not upper case, not braces.
         assert_eq!(t.ref_by_uuid("task", &uuid.to_uppercase()), None);
         assert_eq!(t.ref_by_uuid("task", &format!("{{{uuid}}}")), None);
         assert_eq!(t.ref_by_uuid("task", "not-a-uuid"), None);
-        t.delete_task(&r).unwrap();
+        delete(&mut t, &r);
         assert_eq!(t.ref_by_uuid("task", &uuid), None);
+    }
+
+    #[test]
+    fn a_decision_reads_are_recorded_only_when_tracked() {
+        let db = db();
+        let mut t = db.memory_mut();
+        let r = new_ref();
+        insert(&mut t, &r, TaskRow::new("x", "", NULL_REF, "h"));
+        let stamp = t.task(&r).unwrap().stamp;
+        let mut tx = Tx::new(&t, true);
+        assert!(tx.task(&r).is_some());
+        assert!(tx.task("OpaqueRef:none").is_none());
+        assert!(tx.session_fixed("OpaqueRef:s").is_none());
+        let plan = tx.into_plan();
         assert_eq!(
-            t.delete_task(&r),
-            Err(DbError::MissingRow("task", r.clone()))
+            plan.reads,
+            vec![
+                Read::Task(r.as_str().into(), stamp),
+                Read::NoTask("OpaqueRef:none".into()),
+                Read::NoSession("OpaqueRef:s".into()),
+            ]
         );
+        let mut tx = Tx::new(&t, false);
+        tx.task(&r);
+        assert!(tx.into_plan().reads.is_empty());
     }
 }

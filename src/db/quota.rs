@@ -324,19 +324,41 @@ mod tests {
             },
             1 << 20,
         );
-        let mut t = db.write();
-        t.insert_session("S".into(), session("alice"));
+        let mut t = db.memory_mut();
+        // Decisions applied as the local backend applies them.
+        let decide = |t: &mut crate::db::Tables,
+                      f: &dyn Fn(&mut crate::db::Tx<'_>) -> Result<(), DbError>|
+         -> Result<(), DbError> {
+            let mut tx = crate::db::Tx::new(t, false);
+            f(&mut tx)?;
+            let plan = tx.into_plan();
+            t.apply(plan.writes);
+            Ok(())
+        };
+        let update = |t: &mut crate::db::Tables, change: &dyn Fn(&mut TaskRow)| {
+            decide(t, &|tx| {
+                let mut row = tx.task("T").unwrap().clone();
+                change(&mut row);
+                tx.update_task("T", row).map(|_| ())
+            })
+        };
+        decide(&mut t, &|tx| {
+            tx.put_session("S".into(), session("alice"));
+            Ok(())
+        })
+        .unwrap();
         assert_eq!(t.usage("alice").sessions, 1);
         let task = TaskRow::new("abc", "", "S", "h");
         t.check_new_task(&task).unwrap();
-        t.insert_task("T".into(), task);
+        decide(&mut t, &|tx| {
+            tx.insert_task("T".into(), task.clone());
+            Ok(())
+        })
+        .unwrap();
         let u = t.usage("alice");
         assert_eq!((u.unfinished, u.bytes), (1, ROW_OVERHEAD + 3));
         // A write over a limit is refused and leaves the task as it was.
-        let err = t.update_task("T", |t| {
-            t.name_label = "x".repeat(101).into();
-            Ok(())
-        });
+        let err = update(&mut t, &|t| t.name_label = "x".repeat(101).into());
         assert!(matches!(
             err,
             Err(DbError::TooLarge {
@@ -345,17 +367,21 @@ mod tests {
             })
         ));
         assert_eq!(t.task("T").unwrap().name_label, "abc");
-        t.update_task("T", |t| {
-            t.status = TaskStatus::Success;
+        update(&mut t, &|t| t.status = TaskStatus::Success).unwrap();
+        assert_eq!(t.usage("alice").unfinished, 0);
+        // Logging out keeps the task counted for alice until it goes.
+        decide(&mut t, &|tx| {
+            tx.delete_session("S");
             Ok(())
         })
         .unwrap();
-        assert_eq!(t.usage("alice").unfinished, 0);
-        // Logging out keeps the task counted for alice until it goes.
-        t.delete_session("S");
         assert_eq!(t.usage("alice").bytes, ROW_OVERHEAD + 3);
         assert_eq!(t.usage("alice").sessions, 0);
-        t.delete_task("T").unwrap();
+        decide(&mut t, &|tx| {
+            tx.delete_task("T");
+            Ok(())
+        })
+        .unwrap();
         assert_eq!(t.usage("alice"), Usage::default());
         assert!(t.ledger.departed.is_empty());
     }

@@ -151,6 +151,36 @@ pub struct SessionRow {
     /// client gets `SESSION_NOT_REGISTERED` and registers again).
     #[serde(skip)]
     pub legacy_events: Option<LegacySubscription>,
+    /// The revision of the stored row, for a shared backend's compares (0 locally).
+    #[serde(skip)]
+    pub revision: u64,
+}
+
+impl SessionRow {
+    /// A copy of the stored fields, without what the database maintains (`tasks`, the
+    /// legacy subscription): what a decision writes back when it changes a session.
+    pub fn fields(&self) -> SessionRow {
+        SessionRow {
+            uuid: self.uuid.clone(),
+            this_host: self.this_host.clone(),
+            this_user: self.this_user.clone(),
+            last_active: self.last_active,
+            pool: self.pool,
+            other_config: self.other_config.clone(),
+            is_local_superuser: self.is_local_superuser,
+            subject: self.subject.clone(),
+            validation_time: self.validation_time,
+            auth_user_sid: self.auth_user_sid.clone(),
+            auth_user_name: self.auth_user_name.clone(),
+            role: self.role.clone(),
+            tasks: Default::default(),
+            parent: self.parent.clone(),
+            originator: self.originator.clone(),
+            client_certificate: self.client_certificate,
+            legacy_events: None,
+            revision: self.revision,
+        }
+    }
 }
 
 /// A session's subscriptions for `event.next`, and the id of the last event it was given.
@@ -160,7 +190,7 @@ pub struct LegacySubscription {
     pub last_id: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct PoolRow {
     pub uuid: String,
     pub name_label: String,
@@ -169,7 +199,7 @@ pub struct PoolRow {
     pub other_config: Vec<(String, String)>,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct HostRow {
     pub uuid: String,
     pub name_label: String,

@@ -160,6 +160,7 @@ mod tests {
             originator: String::new(),
             client_certificate: false,
             legacy_events: None,
+            revision: 0,
         };
         l.sessions = vec![
             ("OpaqueRef:s1".into(), s.clone()),

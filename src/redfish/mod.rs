@@ -20,20 +20,41 @@ pub mod tasks;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use futures_util::future::BoxFuture;
+use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
 
 use crate::api::dispatch::{Reply, RequestMeta, Service, call, dispatch};
 use crate::api::error::ApiError;
+use crate::face::{BodyError, Conn, Face};
 use crate::server::Limits;
 use crate::wire::value::Value;
 use protocol::Answer;
 use routes::Route;
 
+/// This face, for the server's list of faces.
+pub const FACE: Face = Face {
+    name: "redfish",
+    owns: |_, path, _| owns(path),
+    handle: |svc, limits, req, _| -> BoxFuture<'_, Response<Full<Bytes>>> {
+        Box::pin(handle(svc, limits, req))
+    },
+    body_error,
+};
+
 /// Whether `path` belongs to this face (`/redfish` and everything under `/redfish/`).
 pub fn owns(path: &str) -> bool {
     path == "/redfish" || path.starts_with("/redfish/")
+}
+
+/// A body that could not be read: 413 or 408 (or 400), as a Redfish error.
+fn body_error(e: &BodyError, _: &Limits, _: Conn) -> Response<Full<Bytes>> {
+    let status = match e {
+        BodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        BodyError::Timeout => StatusCode::REQUEST_TIMEOUT,
+        BodyError::Broken(_) => StatusCode::BAD_REQUEST,
+    };
+    protocol::finish(protocol::error(status, "GeneralError", &[]), false, None)
 }
 
 /// Answers one Redfish request. Never panics on client input and never answers 500 for
@@ -41,7 +62,7 @@ pub fn owns(path: &str) -> bool {
 pub async fn handle(
     svc: Arc<Service>,
     limits: &Limits,
-    req: Request<Incoming>,
+    req: Request<Bytes>,
 ) -> Response<Full<Bytes>> {
     let head = req.method() == hyper::Method::HEAD;
     let conditional = matches!(*req.method(), hyper::Method::GET | hyper::Method::HEAD);
@@ -67,7 +88,7 @@ pub(crate) async fn xapi(
     }
 }
 
-async fn answer(svc: &Arc<Service>, limits: &Limits, req: Request<Incoming>) -> Answer {
+async fn answer(svc: &Arc<Service>, _: &Limits, req: Request<Bytes>) -> Answer {
     let path = req.uri().path().to_string();
     let method = req.method().as_str().to_string();
     let Some(route) = Route::parse(&path) else {
@@ -109,14 +130,7 @@ async fn answer(svc: &Arc<Service>, limits: &Limits, req: Request<Incoming>) -> 
             Err(()) => return protocol::unauthorized(),
         }
     };
-    let body = if method == "POST" {
-        match read_body(req, limits).await {
-            Ok(b) => b,
-            Err(a) => return a,
-        }
-    } else {
-        Bytes::new()
-    };
+    let body = req.into_body();
     let with_allow = |a: Answer, r: &Route| {
         if a.status.is_success() {
             a.header(hyper::header::ALLOW, r.allow())
@@ -182,21 +196,5 @@ async fn delete(svc: &Arc<Service>, route: &Route, caller: &auth::Caller, uri: &
         Route::Monitor(id) => tasks::delete(svc, caller, id, None, true, uri).await,
         Route::SubTask(root, id) => tasks::delete(svc, caller, id, Some(root), false, uri).await,
         _ => protocol::method_not_allowed(route.allow()),
-    }
-}
-
-/// Reads a request body within the server's size and time limits.
-async fn read_body(req: Request<Incoming>, limits: &Limits) -> Result<Bytes, Answer> {
-    let body = Limited::new(req.into_body(), limits.max_body_bytes);
-    match tokio::time::timeout(limits.body_timeout, body.collect()).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(_)) => Err(
-            protocol::error(StatusCode::PAYLOAD_TOO_LARGE, "GeneralError", &[])
-                .header(hyper::header::CONNECTION, "close"),
-        ),
-        Err(_) => Err(
-            protocol::error(StatusCode::REQUEST_TIMEOUT, "GeneralError", &[])
-                .header(hyper::header::CONNECTION, "close"),
-        ),
     }
 }

@@ -24,14 +24,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value as Json;
 
 use crate::api::dispatch::{Reply, RequestMeta, Service, call, dispatch};
 use crate::api::error::ApiError;
-use crate::face::{Conn, Face};
+use crate::face::{BodyError, Conn, Face};
 use crate::server::Limits;
 use crate::wire::value::Value;
 use protocol::Answer;
@@ -42,15 +41,41 @@ pub const FACE: Face = Face {
     name: "xclarity",
     owns: routes::owns,
     handle,
+    body_error,
 };
 
 fn handle<'a>(
     svc: Arc<Service>,
-    limits: &'a Limits,
-    req: Request<Incoming>,
+    _: &'a Limits,
+    req: Request<Bytes>,
     conn: Conn,
 ) -> BoxFuture<'a, Response<Full<Bytes>>> {
-    Box::pin(async move { protocol::finish(answer(&svc, limits, req).await, conn) })
+    Box::pin(async move { protocol::finish(answer(&svc, req).await, conn) })
+}
+
+/// A body that could not be read within the server's limits, as an LXCA message.
+fn body_error(e: &BodyError, limits: &Limits, conn: Conn) -> Response<Full<Bytes>> {
+    let answer = match e {
+        BodyError::TooLarge => protocol::error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "The request body is larger than {} bytes.",
+                limits.max_body_bytes
+            ),
+            "",
+            "Send a smaller request (fewer jobs at once).",
+        ),
+        BodyError::Timeout => protocol::error(
+            StatusCode::REQUEST_TIMEOUT,
+            "The request body did not arrive in time.",
+            "",
+            "Send the request again.",
+        ),
+        BodyError::Broken(why) => {
+            protocol::bad_request(&format!("the request body could not be read: {why}"))
+        }
+    };
+    protocol::finish(answer, conn)
 }
 
 /// One call through the XAPI pipeline, as any XML-RPC client would make it.
@@ -91,7 +116,7 @@ pub(crate) fn record_text(record: &Value, name: &str) -> String {
     }
 }
 
-async fn answer(svc: &Arc<Service>, limits: &Limits, req: Request<Incoming>) -> Answer {
+async fn answer(svc: &Arc<Service>, req: Request<Bytes>) -> Answer {
     let route = match Route::parse(req.uri().path()) {
         Ok(r) => r,
         Err(BadPath::NotFound) => {
@@ -123,7 +148,7 @@ async fn answer(svc: &Arc<Service>, limits: &Limits, req: Request<Incoming>) -> 
         return a;
     }
     let body = if method == Method::POST || method == Method::PUT {
-        match read_json(req, limits).await {
+        match parse_json(req.body()) {
             Ok(b) => b,
             Err(a) => return a,
         }
@@ -178,48 +203,14 @@ async fn csv_job(svc: &Arc<Service>, caller: &sessions::Caller, id: &str) -> Ans
     }
 }
 
-/// Reads a JSON body within the server's size and time limits. An empty body, bad JSON
-/// or a body that is not UTF-8 is a 400 naming the problem.
-async fn read_json(req: Request<Incoming>, limits: &Limits) -> Result<Json, Answer> {
-    let declared = req
-        .headers()
-        .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let too_large = || {
-        protocol::error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            &format!(
-                "The request body is larger than {} bytes.",
-                limits.max_body_bytes
-            ),
-            "",
-            "Send a smaller request (fewer jobs at once).",
-        )
-        .header(hyper::header::CONNECTION, "close")
-    };
-    if declared.is_some_and(|len| len > limits.max_body_bytes as u64) {
-        return Err(too_large());
-    }
-    let body = Limited::new(req.into_body(), limits.max_body_bytes);
-    let bytes = match tokio::time::timeout(limits.body_timeout, body.collect()).await {
-        Ok(Ok(c)) => c.to_bytes(),
-        Ok(Err(_)) => return Err(too_large()),
-        Err(_) => {
-            return Err(protocol::error(
-                StatusCode::REQUEST_TIMEOUT,
-                "The request body did not arrive in time.",
-                "",
-                "Send the request again.",
-            )
-            .header(hyper::header::CONNECTION, "close"));
-        }
-    };
+/// The body as JSON. An empty body, bad JSON or a body that is not UTF-8 is a 400
+/// naming the problem.
+fn parse_json(bytes: &Bytes) -> Result<Json, Answer> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(protocol::bad_request(
             "the request has no body (a JSON object is expected)",
         ));
     }
-    serde_json::from_slice(&bytes)
+    serde_json::from_slice(bytes)
         .map_err(|e| protocol::bad_request(&format!("the request body is not valid JSON: {e}")))
 }

@@ -1,0 +1,527 @@
+//! The etcd backend: N front-ends sharing one etcd v3 cluster (`serve --store etcd`).
+//!
+//! Each front-end holds the whole database in its tables (a cache, fed by one watch:
+//! [`cache`]) and never changes them itself: a write's decision runs on the cache, its plan
+//! is sent as one transaction whose compares are what the decision read ([`txn`]), and the
+//! call is answered once the front-end's own watch has applied the revision it committed
+//! at — so it reads its own writes, and so does its own `event.from`. A conflict (someone
+//! else wrote what the decision read) runs the decision again on the newer state.
+//!
+//! Reads are answered from the cache after [`Backend::sync`]: one linearizable read of
+//! `d/meta/last` names the newest data revision, and the read waits until the cache has
+//! applied it (concurrent reads share one such round trip). That gives read-your-writes
+//! to a client that moves between front-ends.
+//!
+//! etcd's revision is cluster-wide and only grows, so generations, `event.from` tokens and
+//! event ids are the same on every front-end. Leases are used only for what must die
+//! with a process: this front-end's membership key and its candidacy for running the
+//! garbage collector ([`leader`]).
+
+mod cache;
+mod conn;
+pub mod keys;
+mod leader;
+mod txn;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use etcd_client::{Compare, CompareOp, GetOptions, KeyValue, Txn, TxnOp};
+use futures_util::future::BoxFuture;
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::backend::BackendError;
+use super::backend::{Backend, Decide, Executed, Leadership};
+use super::{HostRow, Plan, PoolRow, Tables, Tx};
+use keys::Keys;
+
+/// Most attempts of one decision under contention before giving up.
+const MAX_ATTEMPTS: usize = 16;
+
+/// Where the cluster is and how long to wait for it.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub endpoints: Vec<String>,
+    pub prefix: String,
+    /// Longest wait for one request to one member.
+    pub request_timeout: Duration,
+    /// Longest a call keeps trying (members failing over, an election) before it is
+    /// answered with an error.
+    pub budget: Duration,
+    /// Serve reads from the cache without a linearizable sync first.
+    pub cached_reads: bool,
+}
+
+impl Config {
+    pub fn new(endpoints: Vec<String>, prefix: String) -> Config {
+        Config {
+            endpoints,
+            prefix,
+            request_timeout: Duration::from_secs(2),
+            budget: Duration::from_secs(15),
+            cached_reads: false,
+        }
+    }
+}
+
+/// State shared by the backend, its watch loop and its leadership loop.
+pub(crate) struct Inner {
+    pub keys: Keys,
+    pub conn: conn::Conn,
+    /// This process's id among the front-ends (new at every start).
+    pub node: String,
+    pub budget: Duration,
+    applied: tokio::sync::watch::Sender<u64>,
+    /// Ids of this front-end's transactions in flight, and the revision the watch saw
+    /// each commit at (0: not yet).
+    pending: Mutex<HashMap<String, u64>>,
+    /// Calls to `barrier` so far, and (calls covered, revision) of the last one done.
+    barrier_calls: AtomicU64,
+    barrier: tokio::sync::Mutex<(u64, u64)>,
+    closed: AtomicBool,
+    watching: AtomicBool,
+    /// The election key this front-end leads with, and its creation revision.
+    leader: Mutex<Option<(Vec<u8>, u64)>>,
+    /// Held by a write retrying after a conflict (see `execute`).
+    contended: tokio::sync::Mutex<()>,
+    cached_reads: bool,
+}
+
+/// Removes a transaction id from the pending set when dropped.
+pub(crate) struct Expecting<'a> {
+    inner: &'a Inner,
+    id: String,
+}
+
+impl Drop for Expecting<'_> {
+    fn drop(&mut self) {
+        self.inner.pending.lock().remove(&self.id);
+    }
+}
+
+impl Inner {
+    pub fn expect(&self, id: &str) -> Expecting<'_> {
+        self.pending.lock().insert(id.to_string(), 0);
+        Expecting {
+            inner: self,
+            id: id.to_string(),
+        }
+    }
+
+    /// The watch saw transaction `id` commit at `rev`.
+    pub fn observed(&self, id: &str, rev: u64) {
+        if let Some(r) = self.pending.lock().get_mut(id) {
+            *r = rev;
+        }
+    }
+
+    pub fn seen(&self, id: &str) -> Option<u64> {
+        self.pending.lock().get(id).copied().filter(|r| *r > 0)
+    }
+
+    pub fn applied(&self, rev: u64) {
+        self.applied.send_if_modified(|a| {
+            let newer = rev > *a;
+            *a = (*a).max(rev);
+            newer
+        });
+    }
+
+    /// Waits until the cache has applied revision `rev`.
+    pub async fn wait_applied(&self, rev: u64) -> Result<(), BackendError> {
+        let mut rx = self.applied.subscribe();
+        match tokio::time::timeout(self.budget, rx.wait_for(|a| *a >= rev)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(_)) => Err(BackendError("the cluster store is closed".into())),
+            Err(_) => Err(BackendError(format!(
+                "this front-end's view of the cluster store is behind (revision {rev} not \
+                 applied after {:?})",
+                self.budget
+            ))),
+        }
+    }
+
+    /// The newest data revision, read linearizably; concurrent callers share one read
+    /// (a caller rides on a read only if that read started after the caller arrived).
+    pub async fn barrier(&self) -> Result<u64, BackendError> {
+        let ticket = self.barrier_calls.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut last = self.barrier.lock().await;
+        if last.0 >= ticket {
+            return Ok(last.1);
+        }
+        let covered = self.barrier_calls.load(Ordering::SeqCst);
+        let key = self.keys.last();
+        let resp = self
+            .conn
+            .retry(self.budget, |mut c| {
+                let key = key.clone();
+                async move { c.get(key, None).await }
+            })
+            .await?;
+        let rev = resp.kvs().first().map_or(0, |kv| kv.mod_revision()).max(0) as u64;
+        tracing::trace!(ticket, covered, rev, "barrier");
+        *last = (covered, rev);
+        Ok(rev)
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    pub fn set_watching(&self, on: bool) {
+        self.watching.store(on, Ordering::SeqCst);
+    }
+
+    pub fn set_leader(&self, leader: Option<(Vec<u8>, u64)>) {
+        *self.leader.lock() = leader;
+    }
+}
+
+/// JSON, as the local store writes rows.
+pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+pub(crate) fn decode<T: DeserializeOwned>(kv: &KeyValue) -> Result<T, BackendError> {
+    serde_json::from_slice(kv.value()).map_err(|e| {
+        BackendError(format!(
+            "etcd key {} cannot be read: {e}",
+            String::from_utf8_lossy(kv.key())
+        ))
+    })
+}
+
+/// The backend.
+pub struct Etcd {
+    inner: Arc<Inner>,
+    loops: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+/// The pool and host this front-end would create if the cluster has none yet.
+pub struct Identity {
+    pub pool_ref: String,
+    pub pool: PoolRow,
+    pub host_ref: String,
+    pub host: HostRow,
+}
+
+impl Inner {
+    async fn connect(config: &Config) -> Result<Arc<Inner>, BackendError> {
+        let keys = Keys::new(&config.prefix);
+        let conn = conn::Conn::new(&config.endpoints, config.request_timeout).await?;
+        Ok(Arc::new(Inner {
+            keys,
+            conn,
+            node: uuid::Uuid::new_v4().to_string(),
+            budget: config.budget,
+            applied: tokio::sync::watch::channel(0).0,
+            pending: Mutex::new(HashMap::new()),
+            barrier_calls: AtomicU64::new(0),
+            barrier: tokio::sync::Mutex::new((0, 0)),
+            closed: AtomicBool::new(false),
+            watching: AtomicBool::new(false),
+            leader: Mutex::new(None),
+            contended: tokio::sync::Mutex::new(()),
+            cached_reads: config.cached_reads,
+        }))
+    }
+}
+
+/// One control key used as a small file with compare-and-swap (the users file): its
+/// content and its mod revision as the version.
+pub struct KeyFile {
+    inner: Arc<Inner>,
+    key: String,
+}
+
+impl KeyFile {
+    /// The users file of the cluster, for a process that needs nothing else (the `user`
+    /// commands).
+    pub async fn users(config: &Config) -> Result<KeyFile, BackendError> {
+        let inner = Inner::connect(config).await?;
+        let key = inner.keys.users();
+        Ok(KeyFile { inner, key })
+    }
+
+    pub async fn read(&self) -> Result<Option<(Vec<u8>, i64)>, BackendError> {
+        Ok(get(&self.inner, self.key.clone())
+            .await?
+            .map(|kv| (kv.value().to_vec(), kv.mod_revision())))
+    }
+
+    /// Writes `content` if the key is still at `expected` (None: absent).
+    pub async fn replace(
+        &self,
+        content: &[u8],
+        expected: Option<i64>,
+    ) -> Result<bool, BackendError> {
+        let k = self.key.as_str();
+        let cmp = match expected {
+            Some(rev) => Compare::mod_revision(k, CompareOp::Equal, rev),
+            None => Compare::version(k, CompareOp::Equal, 0),
+        };
+        let txn = Txn::new()
+            .when([cmp])
+            .and_then([TxnOp::put(k, content.to_vec(), None)]);
+        // A resend after an ambiguous failure can only fail its compare: the caller then
+        // reads again and finds its own write (or another's).
+        let resp = self
+            .inner
+            .conn
+            .retry(self.inner.budget, |mut c| {
+                let txn = txn.clone();
+                async move { c.txn(txn).await }
+            })
+            .await?;
+        Ok(resp.succeeded())
+    }
+}
+
+impl Etcd {
+    /// Connects, checks the layout's version, creates the pool and host if this is the
+    /// first front-end, loads the cache and starts the watch and leadership loops.
+    pub async fn open(
+        config: &Config,
+        identity: Identity,
+    ) -> Result<(Arc<RwLock<Tables>>, Etcd), BackendError> {
+        let inner = Inner::connect(config).await?;
+        init(&inner, identity).await?;
+        let snap = cache::snapshot(&inner).await?;
+        let tables = Arc::new(RwLock::new(cache::build(&inner.keys, &snap)?));
+        inner.applied(snap.revision);
+        tracing::info!(
+            "etcd: {} tasks, {} sessions at revision {}; this front-end is {}",
+            tables.read().count("task"),
+            tables.read().count("session"),
+            snap.revision,
+            inner.node
+        );
+        let watch = tokio::spawn(cache::run(inner.clone(), tables.clone(), snap.revision));
+        let lead = tokio::spawn(leader::run(inner.clone()));
+        Ok((
+            tables,
+            Etcd {
+                inner,
+                loops: Mutex::new(vec![watch, lead]),
+            },
+        ))
+    }
+
+    /// This front-end's id.
+    pub fn node(&self) -> &str {
+        &self.inner.node
+    }
+
+    /// The cluster's users file.
+    pub fn users_file(&self) -> KeyFile {
+        KeyFile {
+            inner: self.inner.clone(),
+            key: self.inner.keys.users(),
+        }
+    }
+}
+
+/// Creates `c/format` and the pool and host rows if they are missing, and refuses a
+/// cluster written by a newer layout.
+async fn init(inner: &Inner, id: Identity) -> Result<(), BackendError> {
+    let keys = &inner.keys;
+    let format = keys.format();
+    let txn = Txn::new()
+        .when([Compare::version(format.as_str(), CompareOp::Equal, 0)])
+        .and_then([TxnOp::put(format.as_str(), keys::FORMAT.to_string(), None)])
+        .or_else([TxnOp::get(format.as_str(), None)]);
+    let resp = inner
+        .conn
+        .retry(inner.budget, |mut c| {
+            let txn = txn.clone();
+            async move { c.txn(txn).await }
+        })
+        .await?;
+    if !resp.succeeded() {
+        let stored = inner
+            .conn
+            .retry(inner.budget, |mut c| {
+                let k = format.clone();
+                async move { c.get(k, None).await }
+            })
+            .await?;
+        let v: u64 = stored
+            .kvs()
+            .first()
+            .and_then(|kv| std::str::from_utf8(kv.value()).ok()?.parse().ok())
+            .unwrap_or(0);
+        if v > keys::FORMAT {
+            return Err(BackendError(format!(
+                "the cluster's data under {} has layout {v}; this version reads layout {}",
+                keys.prefix(),
+                keys::FORMAT
+            )));
+        }
+    }
+    let pool = keys::Pool {
+        r: id.pool_ref,
+        row: id.pool,
+    };
+    let host = keys::Host {
+        r: id.host_ref,
+        row: id.host,
+    };
+    let txn = Txn::new()
+        .when([
+            Compare::version(keys.pool(), CompareOp::Equal, 0),
+            Compare::version(keys.host(), CompareOp::Equal, 0),
+        ])
+        .and_then([
+            TxnOp::put(keys.pool(), encode(&pool), None),
+            TxnOp::put(keys.host(), encode(&host), None),
+            TxnOp::put(keys.last(), uuid::Uuid::new_v4().to_string(), None),
+        ]);
+    inner
+        .conn
+        .retry(inner.budget, |mut c| {
+            let txn = txn.clone();
+            async move { c.txn(txn).await }
+        })
+        .await?;
+    Ok(())
+}
+
+impl Backend for Etcd {
+    fn execute<'a>(
+        &'a self,
+        tables: &'a RwLock<Tables>,
+        decide: &'a mut Decide<'_>,
+    ) -> BoxFuture<'a, Result<Executed, BackendError>> {
+        Box::pin(async move {
+            let inner = &*self.inner;
+            // After a first conflict, this front-end's retries take turns: writers here
+            // then never race each other, only other front-ends' writers.
+            let mut turn = None;
+            for attempt in 0..MAX_ATTEMPTS {
+                if attempt == 1 {
+                    let wait = tokio::time::timeout(inner.budget, inner.contended.lock());
+                    turn = Some(wait.await.map_err(|_| {
+                        BackendError(
+                            "the change waited too long for its turn and was not made".into(),
+                        )
+                    })?);
+                }
+                let (committed, prepared, basis) = {
+                    let t = tables.read();
+                    let mut tx = Tx::new(&t, true);
+                    let committed = decide(&mut tx);
+                    let mut plan: Plan = tx.into_plan();
+                    if !committed {
+                        plan.writes.clear();
+                    }
+                    let leader = inner.leader.lock().as_ref().map(|l| l.0.clone());
+                    let prepared =
+                        txn::prepare(&inner.keys, &inner.node, leader.as_deref(), &t, &plan)?;
+                    (committed, prepared, t.generation())
+                };
+                let writes = prepared.id.is_some();
+                match txn::commit(inner, prepared, inner.budget).await? {
+                    txn::Outcome::Done(rev) => {
+                        tracing::trace!(rev, writes, "committed");
+                        if writes {
+                            inner.wait_applied(rev).await?;
+                        }
+                        return Ok(Executed {
+                            committed,
+                            generation: if writes { rev } else { basis },
+                        });
+                    }
+                    txn::Outcome::Conflict(rev) => {
+                        inner.wait_applied(rev).await?;
+                        // Front-ends that conflict again should not stay in step.
+                        let jitter = rand::random::<u64>() % (2 * attempt as u64 + 1);
+                        tokio::time::sleep(Duration::from_millis(jitter)).await;
+                    }
+                }
+            }
+            drop(turn);
+            Err(BackendError(format!(
+                "the change conflicted with others {MAX_ATTEMPTS} times in a row and was not made"
+            )))
+        })
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn reads_cached(&self) -> bool {
+        // Only while the watch is up: a front-end cut off from etcd stops serving its
+        // cache as current (its reads then sync, and fail with a clear error).
+        self.inner.cached_reads && self.inner.watching.load(Ordering::SeqCst)
+    }
+
+    fn sync<'a>(&'a self, _tables: &'a RwLock<Tables>) -> BoxFuture<'a, Result<(), BackendError>> {
+        Box::pin(async move {
+            let rev = self.inner.barrier().await?;
+            self.inner.wait_applied(rev).await
+        })
+    }
+
+    fn wait_durable(&self, _seq: u64) -> BoxFuture<'_, Result<(), BackendError>> {
+        // The cache holds committed state only.
+        Box::pin(async { Ok(()) })
+    }
+
+    fn max_plan_writes(&self) -> usize {
+        // A deletion is six operations; etcd allows 128 per transaction by default.
+        16
+    }
+
+    fn gc_leadership(&self) -> Leadership {
+        match &*self.inner.leader.lock() {
+            Some((_, rev)) => Leadership::Leader(*rev),
+            None => Leadership::Follower,
+        }
+    }
+
+    fn orphaned_tasks(&self) -> BoxFuture<'_, Result<Vec<(String, String)>, BackendError>> {
+        Box::pin(leader::orphans(&self.inner))
+    }
+
+    fn is_durable(&self) -> bool {
+        true
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "store: etcd {} under {}",
+            self.inner.conn.endpoints().join(","),
+            self.inner.keys.prefix()
+        )
+    }
+
+    fn close(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        for l in self.loops.lock().drain(..) {
+            l.abort();
+        }
+    }
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Reads one key linearizably.
+async fn get(inner: &Inner, key: String) -> Result<Option<KeyValue>, BackendError> {
+    let resp = inner
+        .conn
+        .retry(inner.budget, |mut c| {
+            let key = key.clone();
+            async move { c.get(key, Some(GetOptions::new())).await }
+        })
+        .await?;
+    Ok(resp.kvs().first().cloned())
+}

@@ -1,0 +1,309 @@
+//! A plan as one etcd transaction, and how its outcome is settled exactly.
+//!
+//! Compares: every read of the decision ([`Read`]) becomes a compare on its key; every key
+//! the plan writes is compared too (with the version the cache holds), even where the
+//! decision did not read it. So once a transaction has committed, sending it again can
+//! only fail its compares: resending the *same* transaction is safe, and that is how an
+//! ambiguous outcome (a timeout or transport error after the request left) is settled:
+//! resend until a member answers; "succeeded" means committed (now), "compare failed"
+//! means either the first send committed or someone else wrote first, and the id this
+//! transaction put in `d/meta/last` tells which: the cache records the ids it sees for
+//! transactions in flight. A late commit can never clobber newer state: it would fail its
+//! compares like any stale write.
+//!
+//! A plan that writes nothing (a refusal, or an identical value) is sent as compares only:
+//! it creates no revision and proves the state it was decided on is still current.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use etcd_client::{Compare, CompareOp, DeleteOptions, Txn, TxnOp};
+
+use super::keys::{Keys, Tomb};
+use super::{Inner, encode};
+use crate::db::backend::BackendError;
+use crate::db::{NULL_REF, Plan, Read, Tables, TaskRow, Write};
+
+/// A transaction ready to send.
+pub struct Prepared {
+    pub txn: Txn,
+    /// The id put in `d/meta/last` (None: compares only).
+    pub id: Option<String>,
+}
+
+/// How a sent transaction ended.
+pub enum Outcome {
+    /// Committed at this revision (for a compares-only transaction: confirmed, at the
+    /// cluster's revision then).
+    Done(u64),
+    /// A compare failed: newer state exists, at or below this revision.
+    Conflict(u64),
+}
+
+/// Compares, deduplicated (a decision may read a row twice).
+struct Compares {
+    seen: HashSet<(String, u8)>,
+    list: Vec<Compare>,
+}
+
+impl Compares {
+    fn add(&mut self, key: String, kind: u8, cmp: impl FnOnce(String) -> Compare) {
+        if self.seen.insert((key.clone(), kind)) {
+            self.list.push(cmp(key));
+        }
+    }
+
+    fn task(&mut self, keys: &Keys, r: &str, created: u64, modified: u64) {
+        let k = keys.task(r);
+        self.add(k.clone(), 0, |k| {
+            Compare::create_revision(k, CompareOp::Equal, created as i64)
+        });
+        // The cache's stamp is at least the key's mod revision (links and tombstones of
+        // children move it too): unchanged means not modified after it.
+        self.add(k, 1, |k| {
+            Compare::mod_revision(k, CompareOp::Less, modified as i64 + 1)
+        });
+    }
+
+    fn absent(&mut self, key: String) {
+        self.add(key, 2, |k| Compare::version(k, CompareOp::Equal, 0));
+    }
+
+    fn present(&mut self, key: String) {
+        self.add(key, 3, |k| Compare::version(k, CompareOp::Greater, 0));
+    }
+
+    fn at(&mut self, key: String, revision: u64) {
+        self.add(key, 4, |k| {
+            Compare::mod_revision(k, CompareOp::Equal, revision as i64)
+        });
+    }
+}
+
+fn task_value(row: &TaskRow) -> Vec<u8> {
+    let mut row = row.clone();
+    // Derived: the links and the key's revisions hold them.
+    row.subtasks.clear();
+    row.stamp = Default::default();
+    encode(&row)
+}
+
+/// Builds the transaction of `plan`, decided on `tables` (still under the same lock, so
+/// the versions compared for written keys are the ones the decision saw).
+pub fn prepare(
+    keys: &Keys,
+    node: &str,
+    leader_key: Option<&[u8]>,
+    tables: &Tables,
+    plan: &Plan,
+) -> Result<Prepared, BackendError> {
+    let mut c = Compares {
+        seen: HashSet::new(),
+        list: Vec::new(),
+    };
+    for read in &plan.reads {
+        match read {
+            Read::Task(r, s) => c.task(keys, r, s.created, s.modified),
+            Read::NoTask(r) => c.absent(keys.task(r)),
+            Read::Session(r, rev) => c.at(keys.session(r), *rev),
+            Read::SessionExists(r) => c.present(keys.session(r)),
+            Read::NoSession(r) => c.absent(keys.session(r)),
+            Read::SessionIdle(r) => {
+                let prefix = keys.pending_of(r);
+                c.add(prefix, 5, |k| {
+                    Compare::version(k, CompareOp::Equal, 0).with_prefix()
+                });
+            }
+            Read::User(_, rev) => c.at(keys.users(), *rev),
+            Read::Leader(token) => {
+                let key = leader_key.ok_or_else(|| {
+                    BackendError("this front-end no longer leads the garbage collector".into())
+                })?;
+                let key = String::from_utf8_lossy(key).into_owned();
+                c.add(key, 6, |k| {
+                    Compare::create_revision(k, CompareOp::Equal, *token as i64)
+                });
+            }
+        }
+    }
+    let mut ops: Vec<TxnOp> = Vec::new();
+    let current_task = |c: &mut Compares, r: &str| -> Option<TaskRow> {
+        let t = tables.task(r)?;
+        c.task(keys, r, t.stamp.created, t.stamp.modified);
+        Some(t.clone())
+    };
+    for w in &plan.writes {
+        match w {
+            Write::InsertTask(r, row) => {
+                c.absent(keys.task(r));
+                ops.push(TxnOp::put(keys.task(r), task_value(row), None));
+                let parent = row.subtask_of.as_str();
+                if parent != NULL_REF && tables.task(parent).is_some() {
+                    current_task(&mut c, parent);
+                    ops.push(TxnOp::put(keys.link(parent, r), "", None));
+                }
+                if !row.status.is_completed() {
+                    ops.push(TxnOp::put(keys.pending(&row.session, r), "", None));
+                }
+            }
+            Write::Claim(r) => ops.push(TxnOp::put(keys.async_task(r), node, None)),
+            Write::UpdateTask {
+                r,
+                row,
+                was_unfinished,
+            } => {
+                current_task(&mut c, r)
+                    .ok_or_else(|| BackendError(format!("task {r} is not in the cache")))?;
+                ops.push(TxnOp::put(keys.task(r), task_value(row), None));
+                let unfinished = !row.status.is_completed();
+                if *was_unfinished && !unfinished {
+                    ops.push(TxnOp::delete(keys.pending(&row.session, r), None));
+                    ops.push(TxnOp::delete(keys.async_task(r), None));
+                } else if !*was_unfinished && unfinished {
+                    ops.push(TxnOp::put(keys.pending(&row.session, r), "", None));
+                }
+            }
+            Write::DeleteTask {
+                r,
+                parent,
+                session,
+                unfinished,
+                created,
+            } => {
+                current_task(&mut c, r)
+                    .ok_or_else(|| BackendError(format!("task {r} is not in the cache")))?;
+                ops.push(TxnOp::delete(keys.task(r), None));
+                ops.push(TxnOp::delete(
+                    keys.links_of(r),
+                    Some(DeleteOptions::new().with_prefix()),
+                ));
+                if parent != NULL_REF {
+                    ops.push(TxnOp::delete(keys.link(parent, r), None));
+                }
+                if *unfinished {
+                    ops.push(TxnOp::delete(keys.pending(session, r), None));
+                    ops.push(TxnOp::delete(keys.async_task(r), None));
+                }
+                let tomb = Tomb {
+                    class: "task".into(),
+                    created: *created,
+                    parent: parent.clone(),
+                };
+                ops.push(TxnOp::put(keys.tomb(r), encode(&tomb), None));
+            }
+            Write::PutSession(r, row) => {
+                match tables.session(r) {
+                    Some(s) => c.at(keys.session(r), s.revision),
+                    None => c.absent(keys.session(r)),
+                }
+                ops.push(TxnOp::put(keys.session(r), encode(&**row), None));
+            }
+            Write::DeleteSession(r) => {
+                c.present(keys.session(r));
+                ops.push(TxnOp::delete(keys.session(r), None));
+            }
+            Write::Touch(class, r) => match *class {
+                "task" => {
+                    let row = current_task(&mut c, r)
+                        .ok_or_else(|| BackendError(format!("task {r} is not in the cache")))?;
+                    ops.push(TxnOp::put(keys.task(r), task_value(&row), None));
+                }
+                "pool" => {
+                    c.present(keys.pool());
+                    let v = super::keys::Pool {
+                        r: tables.pool_ref.clone(),
+                        row: tables.pool.clone(),
+                    };
+                    ops.push(TxnOp::put(keys.pool(), encode(&v), None));
+                }
+                _ => {
+                    c.present(keys.host());
+                    let v = super::keys::Host {
+                        r: tables.host_ref.clone(),
+                        row: tables.host.clone(),
+                    };
+                    ops.push(TxnOp::put(keys.host(), encode(&v), None));
+                }
+            },
+        }
+    }
+    let id = if ops.is_empty() {
+        None
+    } else {
+        let id = uuid::Uuid::new_v4().to_string();
+        ops.push(TxnOp::put(keys.last(), id.as_str(), None));
+        Some(id)
+    };
+    let txn = Txn::new().when(c.list).and_then(ops);
+    Ok(Prepared { txn, id })
+}
+
+/// Sends `prepared` until a member gives a definite answer (see the module documentation),
+/// within `budget`.
+pub async fn commit(
+    inner: &Inner,
+    prepared: Prepared,
+    budget: Duration,
+) -> Result<Outcome, BackendError> {
+    let deadline = tokio::time::Instant::now() + budget;
+    let mut sent = false;
+    let mut last;
+    let mut pause = Duration::from_millis(20);
+    let _watching = prepared.id.as_deref().map(|id| inner.expect(id));
+    loop {
+        let (i, mut client) = inner.conn.client();
+        let attempt = tokio::time::timeout(inner.conn.timeout, client.txn(prepared.txn.clone()));
+        match attempt.await {
+            Ok(Ok(resp)) => {
+                let rev = resp.header().map_or(0, |h| h.revision()).max(0) as u64;
+                if resp.succeeded() {
+                    return Ok(Outcome::Done(rev));
+                }
+                if let Some(id) = &prepared.id
+                    && sent
+                {
+                    // Did an earlier send commit? The cache knows once it reaches `rev`.
+                    inner.wait_applied(rev).await?;
+                    if let Some(r) = inner.seen(id) {
+                        return Ok(Outcome::Done(r));
+                    }
+                }
+                return Ok(Outcome::Conflict(rev));
+            }
+            Ok(Err(e)) if !super::conn::retryable(&e) => {
+                return settled(inner, &prepared, format!("etcd refused the change: {e}"));
+            }
+            Ok(Err(e)) => last = format!("{}: {e}", inner.conn.endpoint(i)),
+            Err(_) => {
+                last = format!(
+                    "{}: no answer in {:?}",
+                    inner.conn.endpoint(i),
+                    inner.conn.timeout
+                )
+            }
+        }
+        // The request may have reached the cluster: from here on, the outcome is settled
+        // by resending.
+        sent = true;
+        inner.conn.failed(i);
+        if tokio::time::Instant::now() + pause >= deadline {
+            return settled(
+                inner,
+                &prepared,
+                format!(
+                    "the cluster store cannot be reached ({last}); the change may or may not have been made"
+                ),
+            );
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
+/// Last look before giving up: the cache may have seen an earlier send commit.
+fn settled(inner: &Inner, prepared: &Prepared, error: String) -> Result<Outcome, BackendError> {
+    match prepared.id.as_deref().and_then(|id| inner.seen(id)) {
+        Some(r) => Ok(Outcome::Done(r)),
+        None => Err(BackendError(error)),
+    }
+}

@@ -1,0 +1,733 @@
+"""Cluster mode against real components: a 3-member etcd (Debian's `etcd`, on loopback
+ports of its own) and 2-3 real `xapi-taskd serve --store etcd` front-ends on one prefix.
+
+What is checked, with the real clients: a write on one front-end is read and seen by
+`event.from` on another; tokens move between front-ends and never go back; users added
+with the `user` command log in everywhere; races between front-ends keep XAPI's rules
+(exactly one `MAP_DUPLICATE_KEY` winner, no parent listing a missing child); a logout on
+one front-end wakes the session's waiters on another; Xen Orchestra's connector and the
+XenAPI SDK keep working when their front-end changes mid-run; the GC's leader fails a
+dead front-end's `Async.` tasks; and under 16 clients, `kill -9` of a front-end and of
+the etcd leader loses no acknowledged write and shows no write that was not acknowledged
+(counts printed, a per-task register history checked). The network cut of a front-end
+(network namespaces and veth pairs) is in test_cluster_netcut.py.
+
+Needs `etcd` on PATH and a binary built with `--features etcd` (.ci/run does both); only
+outside CI are the tests skipped when either is missing.
+"""
+
+import os
+import pathlib
+import random
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import xmlrpc.client
+
+import pytest
+
+import etcd_cluster
+from conftest import (
+    BINARY,
+    ROOT_PASSWORD,
+    Server,
+    launch,
+    ok,
+    server_proxy,
+    unique,
+    user_name,
+    user_password,
+)
+
+NODE_DIR = pathlib.Path(__file__).resolve().parent / "node"
+IN_CI = os.environ.get("CI") == "true"
+
+
+def _need(cond, why):
+    if not cond:
+        if IN_CI:
+            pytest.fail(why)
+        pytest.skip(why)
+
+
+def store_config(endpoints, prefix, extra=""):
+    eps = ", ".join(f'"{e}"' for e in endpoints.split(","))
+    return f'store = "etcd"\netcd-endpoints = [{eps}]\netcd-prefix = "{prefix}"\n{extra}'
+
+
+def front_end(etcd, prefix, users=(), extra_args=(), extra_config=""):
+    """A started front-end on `prefix`; users are added through its data directory's
+    configuration, i.e. into the cluster."""
+    try:
+        return launch(
+            list(extra_args),
+            config=store_config(etcd.endpoints, prefix, extra_config),
+            users=users,
+        )
+    except RuntimeError as e:
+        if "no etcd support" in str(e):
+            _need(False, f"{BINARY} was built without --features etcd")
+        raise
+
+
+class Cluster:
+    def __init__(self, members=3, front_ends=2, extra_config=""):
+        _need(etcd_cluster.available(), "etcd is not installed (apt-get install etcd-server)")
+        self.etcd = etcd_cluster.EtcdCluster(members).start()
+        self.prefix = "/" + unique("xt") + "/"
+        self.fes = []
+        try:
+            for i in range(front_ends):
+                users = ("vm-operator", "read-only") if i == 0 else ()
+                self.fes.append(front_end(self.etcd, self.prefix, users, extra_config=extra_config))
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def add(self, **kw):
+        fe = front_end(self.etcd, self.prefix, **kw)
+        self.fes.append(fe)
+        return fe
+
+    def proxies(self):
+        return [server_proxy(fe.url) for fe in self.fes]
+
+    def cleanup(self):
+        for fe in self.fes:
+            fe.cleanup()
+        self.etcd.cleanup()
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    c = Cluster()
+    yield c
+    c.cleanup()
+
+
+def login(url, user="root", password=ROOT_PASSWORD):
+    return ok(server_proxy(url).session.login_with_password(user, password))
+
+
+def event_from(proxy, session, classes, token, timeout):
+    return ok(getattr(proxy.event, "from")(session, classes, token, timeout))
+
+
+# ---------------------------------------------------------------------------- basics
+
+
+def test_a_write_on_one_front_end_is_read_and_seen_on_another(cluster):
+    a, b = cluster.proxies()
+    s = login(cluster.fes[0].url)
+    t = ok(a.task.create(s, "written-on-a", "d"))
+    # Read-your-writes across front-ends: B answers at once with A's write.
+    assert ok(b.task.get_name_label(s, t)) == "written-on-a"
+    ok(b.task.set_progress(s, t, 0.5))
+    assert ok(a.task.get_progress(s, t)) == 0.5
+    token = event_from(a, s, ["task"], "", 0.1)["token"]
+    ok(b.task.set_status(s, t, "success"))
+    batch = event_from(a, s, ["task"], token, 10.0)
+    assert [(e["operation"], e["ref"], e["snapshot"]["status"]) for e in batch["events"]] == [
+        ("mod", t, "success")
+    ]
+    # The pool and host are the same objects on every front-end.
+    assert ok(a.pool.get_all(s)) == ok(b.pool.get_all(s))
+    assert ok(a.host.get_all_records(s)) == ok(b.host.get_all_records(s))
+    ok(a.task.destroy(s, t))
+    assert b.task.get_record(s, t)["ErrorDescription"] == ["HANDLE_INVALID", "task", t]
+
+
+def test_tokens_from_one_front_end_work_on_another_and_never_go_back(cluster):
+    a, b = cluster.proxies()
+    s = login(cluster.fes[1].url)
+    token = event_from(a, s, ["task"], "", 0.1)["token"]
+    seen = [token]
+    for i in range(6):
+        here, there = (a, b) if i % 2 == 0 else (b, a)
+        t = ok(here.task.create(s, f"tok-{i}", ""))
+        batch = event_from(there, s, ["task"], token, 10.0)
+        assert any(e["ref"] == t and e["operation"] == "add" for e in batch["events"]), (i, t, token, [(e["operation"], e["ref"], e["id"]) for e in batch["events"]])
+        token = batch["token"]
+        assert token > seen[-1], (token, seen)
+        seen.append(token)
+        ok(here.task.destroy(s, t))
+    # A token from the future of one front-end is caught up with, not refused.
+    batch = event_from(b, s, ["task"], token, 0.1)
+    assert batch["token"] >= token
+
+
+def test_users_added_with_the_user_command_log_in_on_every_front_end(cluster):
+    name, pw = user_name("vm-operator"), user_password("vm-operator")
+    for fe in cluster.fes:
+        assert login(fe.url, name, pw).startswith("OpaqueRef:")
+    # `user list` against the cluster by flags alone (no configuration file).
+    res = subprocess.run(
+        [str(BINARY), "user", "list", "--data-dir", cluster.fes[1].data_dir + "-none",
+         "--store", "etcd", "--etcd-endpoints", cluster.etcd.endpoints,
+         "--etcd-prefix", cluster.prefix],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert res.returncode == 0, res.stderr
+    assert name + " vm-operator " in res.stdout and "root local-superuser " in res.stdout
+    bad = server_proxy(cluster.fes[1].url).session.login_with_password(name, "wrong")
+    assert bad["ErrorDescription"] == ["SESSION_AUTHENTICATION_FAILED", name, "Authentication failure"]
+
+
+def test_a_logout_on_one_front_end_wakes_its_waiters_on_another(cluster):
+    a, b = cluster.proxies()
+    s = login(cluster.fes[0].url)
+    token = event_from(b, s, ["task"], "", 0.1)["token"]
+    out = {}
+
+    def wait():
+        p = server_proxy(cluster.fes[1].url)
+        out["reply"] = getattr(p.event, "from")(s, ["task"], token, 30.0)
+
+    th = threading.Thread(target=wait)
+    started = time.monotonic()
+    th.start()
+    time.sleep(0.5)
+    ok(a.session.logout(s))
+    th.join(20)
+    assert out["reply"]["ErrorDescription"] == ["SESSION_INVALID", s]
+    assert time.monotonic() - started < 15
+    assert b.task.get_all(s)["ErrorDescription"] == ["SESSION_INVALID", s]
+
+
+# ---------------------------------------------------------------------------- races
+
+
+def test_the_same_map_key_added_on_two_front_ends_has_exactly_one_winner(cluster):
+    s = login(cluster.fes[0].url)
+    a, _ = cluster.proxies()
+    for round_ in range(12):
+        t = ok(a.task.create(s, f"race-{round_}", ""))
+        results = [None, None]
+        barrier = threading.Barrier(2)
+
+        def add(i):
+            p = server_proxy(cluster.fes[i].url)
+            barrier.wait()
+            results[i] = p.task.add_to_other_config(s, t, "key", f"from-{i}")
+
+        threads = [threading.Thread(target=add, args=(i,)) for i in range(2)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(30)
+        statuses = sorted(r["Status"] for r in results)
+        assert statuses == ["Failure", "Success"], results
+        failure = next(r for r in results if r["Status"] == "Failure")
+        assert failure["ErrorDescription"] == ["MAP_DUPLICATE_KEY", "task", "other_config", t, "key"]
+        winner = results.index(next(r for r in results if r["Status"] == "Success"))
+        assert ok(a.task.get_other_config(s, t)) == {"key": f"from-{winner}"}
+
+
+def test_a_subtask_created_while_its_parent_is_destroyed_never_dangles_in_subtasks(cluster):
+    s = login(cluster.fes[0].url)
+    a, b = cluster.proxies()
+    outcomes = set()
+    for round_ in range(10):
+        parent = ok(a.task.create(s, f"parent-{round_}", ""))
+        ok(a.task.set_status(s, parent, "success"))
+        child_reply = {}
+        barrier = threading.Barrier(2)
+
+        def create_child():
+            p = xmlrpc.client.ServerProxy(
+                cluster.fes[1].url,
+                transport=_headers_transport({"subtask-of": parent}),
+                allow_none=True,
+            )
+            barrier.wait()
+            child_reply["r"] = p.task.create(s, f"child-{round_}", "")
+
+        def destroy_parent():
+            barrier.wait()
+            child_reply["d"] = a.task.destroy(s, parent)
+
+        ths = [threading.Thread(target=create_child), threading.Thread(target=destroy_parent)]
+        for th in ths:
+            th.start()
+        for th in ths:
+            th.join(30)
+        assert child_reply["d"]["Status"] == "Success", child_reply
+        r = child_reply["r"]
+        if r["Status"] == "Failure":
+            assert r["ErrorDescription"] == ["HANDLE_INVALID", "task", parent]
+            outcomes.add("refused")
+        else:
+            child = r["Value"]
+            # The child exists; its parent is gone (a dangling subtask_of, as in xapi).
+            assert ok(b.task.get_subtask_of(s, child)) == parent
+            assert b.task.get_record(s, parent)["Status"] == "Failure"
+            outcomes.add("created")
+        # No task anywhere lists a child that does not exist.
+        for fe in cluster.fes:
+            recs = ok(server_proxy(fe.url).task.get_all_records(s))
+            for ref, rec in recs.items():
+                for c in rec["subtasks"]:
+                    assert c in recs, (ref, c)
+    assert outcomes, outcomes
+
+
+def _headers_transport(headers):
+    class T(xmlrpc.client.Transport):
+        def send_headers(self, connection, h):
+            super().send_headers(connection, h)
+            for k, v in headers.items():
+                connection.putheader(k, v)
+
+    return T()
+
+
+# ---------------------------------------------------------------------------- clients
+
+
+class SwitchingProxy:
+    """A TCP forwarder standing in for a load balancer: forwards to one front-end, and on
+    `switch(port)` drops every open connection and forwards new ones elsewhere."""
+
+    def __init__(self, port):
+        self.target = port
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.lock = threading.Lock()
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                up = socket.create_connection(("127.0.0.1", self.target), timeout=5)
+                up.settimeout(None)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.conns += [c, up]
+            for x, y in ((c, up), (up, c)):
+                threading.Thread(target=self._pipe, args=(x, y), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def switch(self, port):
+        self.target = port
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+                c.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.stopped = True
+        self.switch(self.target)
+        self.sock.close()
+
+
+def test_xen_orchestra_follows_a_task_across_a_front_end_switch(cluster):
+    _need(shutil.which("node") is not None, "node is not installed")
+    _need((NODE_DIR / "node_modules" / "xen-api").is_dir(), "xen-api is not installed (npm ci)")
+    a, b = cluster.fes[0], cluster.fes[1]
+    proxy = SwitchingProxy(a.port)
+    try:
+        proc = subprocess.Popen(
+            ["node", "xo_cluster.mjs", f"http://127.0.0.1:{proxy.port}", b.url, "root", ROOT_PASSWORD],
+            cwd=NODE_DIR,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        lines = []
+        deadline = time.monotonic() + 60
+        for line in proc.stdout:
+            lines.append(line)
+            if "SWITCH NOW" in line:
+                proxy.switch(b.port)
+            if time.monotonic() > deadline:
+                break
+        proc.wait(timeout=30)
+        out = "".join(lines)
+        assert proc.returncode == 0, out
+        assert "XO-CLUSTER OK" in out, out
+        assert "ok - watchTask resolved after the switch" in out, out
+    finally:
+        proxy.close()
+
+
+def test_the_xenapi_sdk_keeps_its_session_and_token_on_another_front_end(cluster):
+    XenAPI = pytest.importorskip("XenAPI")
+    a, b = cluster.fes[0], cluster.fes[1]
+    sa = XenAPI.Session(a.url)
+    sa.xenapi.login_with_password("root", ROOT_PASSWORD, "1.0", "cluster-test")
+    t = sa.xenapi.task.create("sdk", "")
+    batch = sa.xenapi.event_from(["task"], "", 0.1)
+    token = batch["token"]
+    # The SDK is pointed at another front-end with the same session (as after a
+    # balancer moved it): same session, same token, no re-login.
+    sb = XenAPI.Session(b.url)
+    sb._session, sb.last_login_method = sa._session, sa.last_login_method
+    sa.xenapi.task.set_progress(t, 0.75)
+    batch = sb.xenapi.event_from(["task"], token, 10.0)
+    assert [(e["operation"], e["snapshot"]["progress"]) for e in batch["events"] if e["ref"] == t] == [
+        ("mod", 0.75)
+    ]
+    assert batch["token"] > token
+    sb.xenapi.task.destroy(t)
+    sb.xenapi.session.logout()
+
+
+# ---------------------------------------------------------------------------- GC
+
+
+def etcdctl(etcd, *args):
+    exe = shutil.which("etcdctl")
+    _need(exe is not None, "etcdctl is not installed (apt-get install etcd-client)")
+    return subprocess.run(
+        [exe, "--endpoints", etcd.endpoints, *args],
+        capture_output=True, text=True, timeout=30, env=dict(os.environ, ETCDCTL_API="3"),
+    )
+
+
+def test_the_gc_leader_fails_the_async_tasks_of_a_front_end_that_died():
+    c = Cluster(front_ends=2, extra_config="gc-interval = 0.5\n")
+    try:
+        a = server_proxy(c.fes[0].url)
+        s = login(c.fes[0].url)
+        t = ok(a.task.create(s, "left-pending", ""))
+        # What an `Async.` call of a front-end that died leaves behind: a pending task
+        # claimed by a front-end whose membership is gone.
+        put = etcdctl(c.etcd, "put", f"{c.prefix}d/async/{t}", "front-end-that-died")
+        assert put.returncode == 0, put.stderr
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if ok(a.task.get_status(s, t)) != "pending":
+                break
+            time.sleep(0.2)
+        rec = ok(server_proxy(c.fes[1].url).task.get_record(s, t))
+        assert rec["status"] == "failure"
+        assert rec["progress"] == 1.0
+        assert rec["error_info"][0] == "INTERNAL_ERROR"
+        assert "front-end-that-died" in rec["error_info"][1]
+        # A task claimed by a live front-end is left alone.
+        t2 = ok(a.task.create(s, "claimed-by-a-live-one", ""))
+        live = etcdctl(c.etcd, "get", "--prefix", "--keys-only", f"{c.prefix}c/node/")
+        node = live.stdout.split()[0].rsplit("/", 1)[1]
+        etcdctl(c.etcd, "put", f"{c.prefix}d/async/{t2}", node)
+        time.sleep(2)
+        assert ok(a.task.get_status(s, t2)) == "pending"
+        # The GC ran on one front-end: exactly one election winner.
+        leaders = etcdctl(c.etcd, "get", "--prefix", "--keys-only", f"{c.prefix}c/gc")
+        assert leaders.returncode == 0
+    finally:
+        c.cleanup()
+
+
+# ---------------------------------------------------------------------------- faults
+
+
+class Load:
+    """16 clients spread over the front-ends, each creating tasks (labelled by client and
+    sequence) and writing increasing progress values to its own task: every call is
+    recorded with its start and end time and its outcome. A client whose front-end fails
+    moves to the next one (as behind a balancer); a call that errs or gets no answer is
+    "uncertain": it may or may not have been made."""
+
+    def __init__(self, urls, clients=16, seconds=8.0):
+        self.urls = urls
+        self.clients = clients
+        self.seconds = seconds
+        self.session = login(urls[0])
+        self.acked_creates = {}  # label -> ref
+        self.uncertain_labels = set()
+        self.writes = []  # (task, value, start, end, acked)
+        self.reads = []  # (task, value, start, end)
+        self.errors = []
+        self.lock = threading.Lock()
+        self.down = set()
+
+    def run(self, fault_at, fault):
+        threads = [threading.Thread(target=self._client, args=(i,)) for i in range(self.clients)]
+        start = time.monotonic()
+        for th in threads:
+            th.start()
+        time.sleep(fault_at)
+        fault()
+        for th in threads:
+            th.join(self.seconds + 60)
+        return time.monotonic() - start
+
+    def _proxy(self, i):
+        url = self.urls[i % len(self.urls)]
+        return server_proxy(url)
+
+    def _client(self, cid):
+        home = cid
+        p = self._proxy(home)
+        s = self.session
+        deadline = time.monotonic() + self.seconds
+        seq = 0
+        task = None
+        value = 0.0
+        while time.monotonic() < deadline:
+            seq += 1
+            t0 = time.monotonic()
+            try:
+                if task is None or seq % 10 == 0:
+                    label = f"load-{cid}-{seq}"
+                    with self.lock:
+                        self.uncertain_labels.add(label)
+                    r = p.task.create(s, label, "")
+                    if r["Status"] == "Success":
+                        with self.lock:
+                            self.uncertain_labels.discard(label)
+                            self.acked_creates[label] = r["Value"]
+                        task, value = r["Value"], 0.0
+                    else:
+                        self.errors.append(r["ErrorDescription"])
+                elif seq % 3 == 0:
+                    r = p.task.get_progress(s, task)
+                    if r["Status"] == "Success":
+                        with self.lock:
+                            self.reads.append((task, r["Value"], t0, time.monotonic()))
+                else:
+                    value += 1.0
+                    r = p.task.set_progress(s, task, value)
+                    with self.lock:
+                        self.writes.append((task, value, t0, time.monotonic(), r["Status"] == "Success"))
+                    if r["Status"] != "Success":
+                        self.errors.append(r["ErrorDescription"])
+            except (OSError, xmlrpc.client.ProtocolError, http_errors()) as e:
+                if task is not None and seq % 10 != 0 and seq % 3 != 0:
+                    with self.lock:
+                        self.writes.append((task, value, t0, time.monotonic(), False))
+                self.errors.append(repr(e)[:120])
+                home += 1
+                p = self._proxy(home)
+                time.sleep(0.05)
+
+    def check(self, survivor_url):
+        """(acknowledged, lost, phantom, uncertain) after the run, read on `survivor_url`."""
+        p = server_proxy(survivor_url)
+        s = login(survivor_url)
+        recs = ok(p.task.get_all_records(s))
+        by_label = {r["name_label"]: (ref, r) for ref, r in recs.items()}
+        lost, phantom = [], []
+        for label, ref in self.acked_creates.items():
+            if label not in by_label:
+                lost.append(label)
+        for label in by_label:
+            if label.startswith("load-") and label not in self.acked_creates and label not in self.uncertain_labels:
+                phantom.append(label)
+        # Registers: a task's final progress is its last acknowledged value, or a later
+        # uncertain one (never an older value, never one nobody wrote).
+        by_task = {}
+        for task, value, t0, t1, acked in self.writes:
+            by_task.setdefault(task, []).append((value, acked))
+        for task, ws in by_task.items():
+            rec = next((r for ref, r in recs.items() if ref == task), None)
+            if rec is None:
+                continue
+            final = rec["progress"]
+            acked_values = [v for v, a in ws if a]
+            last_acked = max(acked_values) if acked_values else 0.0
+            written = {v for v, _ in ws} | {0.0}
+            if final < last_acked:
+                lost.append(f"{task} progress {final} < acknowledged {last_acked}")
+            if final not in written:
+                phantom.append(f"{task} progress {final} never written")
+        acknowledged = len(self.acked_creates) + sum(1 for w in self.writes if w[4])
+        uncertain = len(self.uncertain_labels) + sum(1 for w in self.writes if not w[4])
+        return acknowledged, lost, phantom, uncertain
+
+    def stale_reads(self):
+        """Reads that returned a value older than one whose write had been acknowledged
+        before the read began (a linearizability violation of the per-task register)."""
+        bad = []
+        for task, value, r0, r1 in self.reads:
+            for t, v, w0, w1, acked in self.writes:
+                if t == task and acked and w1 < r0 and v > value:
+                    bad.append((task, value, v))
+                    break
+        return bad
+
+
+def http_errors():
+    import http.client
+
+    return http.client.HTTPException
+
+
+def report(name, acknowledged, lost, phantom, uncertain, errors, extra=""):
+    line = (
+        f"{name}: acknowledged={acknowledged} lost={len(lost)} phantom={len(phantom)} "
+        f"uncertain={uncertain} client-errors={len(errors)} {extra}"
+    )
+    print("\nFAULT-RUN " + line)
+    with open(os.environ.get("XAPI_TASKD_FAULT_LOG", "/tmp/xapi-taskd-fault-runs.log"), "a") as f:
+        f.write(line + "\n")
+
+
+def settled(load, name, survivor_url, elapsed):
+    """Counts a fault run on `survivor_url`, reports it and asserts nothing was lost."""
+    acknowledged, lost, phantom, uncertain = load.check(survivor_url)
+    stale = load.stale_reads()
+    report(name, acknowledged, lost, phantom, uncertain, load.errors,
+           f"stale-reads={len(stale)} seconds={elapsed:.1f}")
+    assert acknowledged > 100
+    assert lost == [] and phantom == []
+    assert stale == []
+
+
+def test_kill_9_of_a_front_end_under_16_clients_loses_nothing():
+    c = Cluster(front_ends=2, extra_config="gc-interval = 1\n")
+    try:
+        load = Load([fe.url for fe in c.fes])
+        elapsed = load.run(2.5, lambda: c.fes[0].kill())
+        settled(load, "kill -9 front-end", c.fes[1].url, elapsed)
+        # The survivor still serves everyone, sessions included.
+        s = load.session
+        assert ok(server_proxy(c.fes[1].url).task.get_all(s))
+    finally:
+        c.cleanup()
+
+
+def test_kill_9_of_the_etcd_leader_under_16_clients_loses_nothing():
+    c = Cluster(front_ends=2)
+    try:
+        load = Load([fe.url for fe in c.fes])
+        killed = {}
+
+        def kill_leader():
+            killed["i"] = c.etcd.leader()
+            killed["at"] = time.monotonic()
+            c.etcd.kill(killed["i"])
+
+        elapsed = load.run(2.5, kill_leader)
+        c.etcd.start(killed["i"])
+        settled(load, "kill -9 etcd leader", c.fes[1].url, elapsed)
+        # Both front-ends serve again.
+        for fe in c.fes:
+            s = login(fe.url)
+            ok(server_proxy(fe.url).task.create(s, "after-the-election", ""))
+    finally:
+        c.cleanup()
+
+
+# ---------------------------------------------------------------------------- GC, compaction
+
+
+def test_the_gc_runs_in_the_cluster_and_its_deletions_reach_every_front_end():
+    c = Cluster(front_ends=2, extra_config="gc-interval = 0.3\ncompleted-task-timeout = 1\n")
+    try:
+        a, b = c.proxies()
+        s = login(c.fes[0].url)
+        t = ok(a.task.create(s, "collected", ""))
+        token = event_from(b, s, ["task"], "", 0.1)["token"]
+        ok(a.task.set_status(s, t, "success"))
+        deadline = time.monotonic() + 20
+        while b.task.get_record(s, t)["Status"] == "Success":
+            assert time.monotonic() < deadline, "the GC never collected the task"
+            time.sleep(0.2)
+        batch = event_from(b, s, ["task"], token, 5.0)
+        assert ("del", t) in [(e["operation"], e["ref"]) for e in batch["events"]], batch
+        assert a.task.get_record(s, t)["ErrorDescription"] == ["HANDLE_INVALID", "task", t]
+    finally:
+        c.cleanup()
+
+
+def _revision(etcd):
+    out = etcdctl(etcd, "get", "/", "-w", "json")
+    assert out.returncode == 0, out.stderr
+    import json
+
+    return json.loads(out.stdout)["header"]["revision"]
+
+
+def test_a_front_end_behind_a_compaction_reloads_and_old_tokens_still_work():
+    import signal
+
+    c = Cluster(front_ends=2)
+    try:
+        a, b = c.proxies()
+        s = login(c.fes[0].url)
+        gone = ok(a.task.create(s, "deleted-meanwhile", ""))
+        token = event_from(b, s, ["task"], "", 0.1)["token"]
+        c.fes[1].proc.send_signal(signal.SIGSTOP)
+        try:
+            # The member B's watch uses goes away first: B misses what follows, and comes
+            # back to a history that no longer has those revisions.
+            c.etcd.kill(0)
+            kept = ok(a.task.create(s, "created-meanwhile", ""))
+            ok(a.task.set_status(s, gone, "success"))
+            ok(a.task.destroy(s, gone))
+            for i in range(5):
+                ok(a.task.set_progress(s, kept, i / 10))
+            assert etcdctl(c.etcd, "compact", str(_revision(c.etcd))).returncode == 0
+        finally:
+            c.fes[1].proc.send_signal(signal.SIGCONT)
+        c.etcd.start(0)
+        deadline = time.monotonic() + 30
+        while True:
+            r = b.task.get_progress(s, kept)
+            if r["Status"] == "Success" and r["Value"] == 0.4:
+                break
+            assert time.monotonic() < deadline, r
+            time.sleep(0.2)
+        batch = event_from(b, s, ["task"], token, 5.0)
+        ops = [(e["operation"], e["ref"]) for e in batch["events"]]
+        assert ("add", kept) in ops and ("del", gone) in ops, ops
+        assert batch["token"] > token
+        # It did come back through a reload (not a plain resumed watch).
+        assert "was compacted; reloading" in c.fes[1].stderr(), c.fes[1].stderr()
+    finally:
+        c.cleanup()
+
+
+def test_cached_reads_are_served_without_a_round_trip_and_a_miss_is_never_final():
+    c = Cluster(front_ends=2, extra_config='etcd-reads = "cached"\n')
+    try:
+        a, b = c.proxies()
+        for i in range(20):
+            # A session made on A a moment ago works on B at once (B's miss syncs and
+            # looks again), as does a task.
+            s = login(c.fes[0].url)
+            t = ok(a.task.create(s, f"cached-{i}", ""))
+            assert ok(b.task.get_name_label(s, t)) == f"cached-{i}"
+            assert ok(b.task.get_by_uuid(s, ok(a.task.get_uuid(s, t)))) == t
+            ok(b.session.logout(s))
+        # A write on B from a decision on B's cache is still checked against etcd.
+        s = login(c.fes[1].url)
+        t = ok(b.task.create(s, "x", ""))
+        ok(a.task.add_to_other_config(s, t, "k", "a"))
+        r = b.task.add_to_other_config(s, t, "k", "b")
+        assert r["ErrorDescription"] == ["MAP_DUPLICATE_KEY", "task", "other_config", t, "k"], r
+    finally:
+        c.cleanup()
