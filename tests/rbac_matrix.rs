@@ -65,9 +65,12 @@ impl Server {
             writeln!(add.stdin.take().unwrap(), "{}", password(role)).unwrap();
             assert!(add.wait().unwrap().success(), "user add {role}");
         }
+        // In memory: RBAC does not depend on durability, and 2,500 cells of fsyncs would
+        // only slow the test down.
         let mut child = Command::new(BIN)
             .args([
                 "serve",
+                "--ephemeral",
                 "--listen",
                 "127.0.0.1:0",
                 "--gc-interval",
