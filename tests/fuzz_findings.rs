@@ -45,32 +45,35 @@ fn json_doubles_read_back_exactly() {
 fn malformed_xml_declarations_and_processing_instructions_are_refused() {
     use xapi_taskd::wire::xmlrpc::parse_call;
     let call = "<methodCall><methodName>m</methodName><params/></methodCall>";
-    for prolog in [
-        "<?xml ve\u{fffd}rsion='1.0'?>",
-        "<?xml version='^^^^1.0'?>",
-        "<?xml version='2.0'?>",
-        "<?xml?>",
-        "<?xml encoding='utf-8'?>",
-        "<?xml version='1.0' encoding='klingon'?>",
-        "<?xml version='1.0' standalone='maybe'?>",
-        "<?xml version='1.0' extra='x'?>",
-        "<?xml version='1.0' standalone='yes' encoding='utf-8'?>",
-        "<? sxmlevon='107'?>",
-        "<?=x?>",
-    ] {
-        let body = format!("{prolog}{call}");
-        assert!(parse_call(body.as_bytes()).is_err(), "{body}");
-    }
-    for prolog in [
-        "",
-        "<?xml version='1.0'?>",
-        "<?xml version=\"1.1\" encoding=\"UTF-8\"?>",
-        "<?xml version='1.0' encoding='iso-8859-1' standalone='no'?>",
-        "<?xml version='1.0'?><?xml-stylesheet href='a.css'?>",
+    // (prolog, accepted)
+    let cases = [
+        ("<?xml ve\u{fffd}rsion='1.0'?>", false),
+        ("<?xml version='^^^^1.0'?>", false),
+        ("<?xml version='2.0'?>", false),
+        ("<?xml?>", false),
+        ("<?xml encoding='utf-8'?>", false),
+        ("<?xml version='1.0' encoding='klingon'?>", false),
+        ("<?xml version='1.0' standalone='maybe'?>", false),
+        ("<?xml version='1.0' extra='x'?>", false),
+        (
+            "<?xml version='1.0' standalone='yes' encoding='utf-8'?>",
+            false,
+        ),
+        ("<? sxmlevon='107'?>", false),
+        ("<?=x?>", false),
+        ("", true),
+        ("<?xml version='1.0'?>", true),
+        ("<?xml version=\"1.1\" encoding=\"UTF-8\"?>", true),
+        (
+            "<?xml version='1.0' encoding='iso-8859-1' standalone='no'?>",
+            true,
+        ),
+        ("<?xml version='1.0'?><?xml-stylesheet href='a.css'?>", true),
         // Xmlm reads the target as a name and skips the rest up to `?>`.
-        "<?xion='1.0'?>",
-    ] {
+        ("<?xion='1.0'?>", true),
+    ];
+    for (prolog, accepted) in cases {
         let body = format!("{prolog}{call}");
-        assert!(parse_call(body.as_bytes()).is_ok(), "{body}");
+        assert_eq!(parse_call(body.as_bytes()).is_ok(), accepted, "{body}");
     }
 }
