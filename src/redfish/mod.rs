@@ -11,11 +11,11 @@
 //! task mapping and monitors), [`service`] (service root, `$metadata`, roles).
 
 mod auth;
-mod protocol;
+pub mod protocol;
 mod routes;
 mod service;
-mod sessions;
-mod tasks;
+pub mod sessions;
+pub mod tasks;
 
 use std::sync::Arc;
 
