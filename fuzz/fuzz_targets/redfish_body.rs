@@ -14,9 +14,10 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value as Json;
+use xapi_taskd::face::xapi::TaskRecord;
 use xapi_taskd::redfish::protocol::Body;
 use xapi_taskd::redfish::sessions::credentials;
-use xapi_taskd::redfish::tasks::{TASKS, TaskView, task_json};
+use xapi_taskd::redfish::tasks::{TASKS, task_json};
 use xapi_taskd::wire::jsonrpc::to_value;
 
 const TASK_STATES: [&str; 4] = ["Running", "Completed", "Exception", "Cancelled"];
@@ -70,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let record = to_value(json.unwrap());
-    let view = TaskView::from_record(&record);
+    let view = TaskRecord::from_record(&record);
     for root in [None, Some("root-uuid")] {
         let j = task_json(&view, root);
         let text = serde_json::to_string(&j).expect("a Task resource serializes");
