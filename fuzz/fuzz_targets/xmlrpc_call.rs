@@ -1,6 +1,9 @@
 //! The XML-RPC reader (`wire::xmlrpc::parse_call`) on any bytes.
 //!
 //! Properties, beyond "never panics, never recurses without bound":
+//! 0. The fast reader (the common shape, `wire/xmlrpc_fast.rs`) gives exactly what the
+//!    general reader gives on the same bytes, or leaves the body to it: `parse_call` and
+//!    `parse_call_general` agree on every input, errors included.
 //! 1. Round trip: a call we accept, written back with our writer, parses again, to the
 //!    same call as the writer's documented losses predict (`read_back_matches`); and from
 //!    then on parse ∘ write is the identity (the same bytes every turn).
@@ -12,10 +15,19 @@
 
 use libfuzzer_sys::fuzz_target;
 use xapi_taskd::wire::value::Value;
-use xapi_taskd::wire::xmlrpc::{MAX_DEPTH, MethodCall, parse_call, value_fragment, write_value};
+use xapi_taskd::wire::xmlrpc::{
+    MAX_DEPTH, MethodCall, parse_call, parse_call_general, value_fragment, write_value,
+};
 
 fuzz_target!(|data: &[u8]| {
     let ours = parse_call(data);
+    // Debug text compares NaN doubles as equal, and everything else exactly.
+    let general = parse_call_general(data);
+    assert_eq!(
+        format!("{ours:?}"),
+        format!("{general:?}"),
+        "the fast reader differs from the general one"
+    );
     if let Ok(call) = &ours {
         round_trip(call);
     }

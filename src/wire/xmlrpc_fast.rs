@@ -74,22 +74,37 @@ const SPECIAL: [bool; 256] = {
 };
 
 impl<'a> Cursor<'a> {
-    /// An optional `<?xml version=… encoding=…?>` at the very start, with nothing but
-    /// letters, digits, quotes, `=`, spaces, `.`, `-` and `_` inside.
+    /// An optional XML declaration at the very start, in the forms clients write:
+    /// `<?xml version='1.0'?>` (Python), `<?xml version="1.0"?>` (xapi), optionally with
+    /// `encoding="UTF-8"` (either case, either quote). Any other declaration is left for
+    /// the general reader, which checks it as Xmlm does (version, encoding, standalone).
     fn prolog(&mut self) {
+        let start = self.at;
+        let ok = self.eat("<?xml version=")
+            && self.quoted(|v| v == "1.0")
+            && (!self.eat(" encoding=") || self.quoted(|v| v.eq_ignore_ascii_case("utf-8")))
+            && self.eat("?>");
+        if !ok {
+            self.at = start;
+        }
+    }
+
+    /// A value in matching single or double quotes that `ok` accepts.
+    fn quoted(&mut self, ok: impl Fn(&str) -> bool) -> bool {
         let rest = &self.s[self.at..];
-        if !rest.starts_with(b"<?xml ") {
-            return;
-        }
-        let Some(end) = rest.windows(2).position(|w| w == b"?>") else {
-            return;
+        let Some(&q @ (b'\'' | b'"')) = rest.first() else {
+            return false;
         };
-        let plain = rest[6..end]
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b" ='\"._-".contains(&b));
-        if plain {
-            self.at += end + 2;
+        let Some(len) = rest[1..].iter().position(|&b| b == q) else {
+            return false;
+        };
+        // Between two ASCII quotes: char boundaries.
+        let inner = &self.text[self.at + 1..self.at + 1 + len];
+        let accepted = ok(inner);
+        if accepted {
+            self.at += len + 2;
         }
+        accepted
     }
 
     /// Skips what ocaml-rpc ignores between elements.
@@ -369,6 +384,18 @@ mod tests {
                 " <?xml version='1.0'?>",
                 "<!-- c -->",
                 "<?xml version='1.0' x='<'?>",
+                // Declarations the general reader refuses (Xmlm's rule) or reads:
+                // the fast one must leave all of them to it.
+                "<?xml version='2.0'?>",
+                "<?xml version=\"1.0'?>",
+                "<?xml encoding='UTF-8'?>",
+                "<?xml version='1.0' encoding='EBCDIC'?>",
+                "<?xml version='1.0' encoding='utf-8'?>",
+                "<?xml version=\"1.1\" standalone=\"yes\"?>",
+                "<?xml version='1.0' standalone='maybe'?>",
+                "<?xml version='1.0' foo='bar'?>",
+                "<?xml version='1.0'?><?pi x?>",
+                "<?xml version='1.0'?><? x?>",
             ],
         );
         let n = rng.random_range(0..4);
