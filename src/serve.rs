@@ -135,6 +135,7 @@ pub(crate) fn service(settings: &Settings, db: Db, users: UserStore) -> Service 
             settings.api_limits.max_concurrent_logins,
             settings.api_limits.login_free_failures,
         ),
+        event_batches: Default::default(),
     }
 }
 

@@ -337,3 +337,110 @@ async fn encoded_records_are_the_records_written() {
         }
     }
 }
+
+/// `event.from` waiters with the same subscriptions and token, at the same database
+/// generation, share one written batch (a fan-out builds it once): the shared bytes are
+/// the ones each would have been written alone, and nothing else is shared — another
+/// codec, another subscription, another token, a later generation, or a session that is
+/// gone.
+#[tokio::test]
+async fn event_batches_are_shared_only_when_identical() {
+    use xapi_taskd::wire::encode::Codec;
+    use xapi_taskd::wire::xmlrpc;
+    let srv = start().await;
+    let (one, two) = (login_root(&srv.svc).await, login_root(&srv.svc).await);
+    let Ok(Value::String(task)) =
+        call(&srv.svc, "task.create", vec![s(&one), s("watched"), s("")]).await
+    else {
+        panic!("task.create");
+    };
+    let from = |session: &str, classes: &[&str], token: &str, codec: Option<Codec>| {
+        let params = vec![
+            s(session),
+            Value::Array(classes.iter().map(|c| s(c)).collect()),
+            s(token),
+            Value::Double(0.0),
+        ];
+        let svc = srv.svc.clone();
+        async move {
+            let meta = RequestMeta {
+                codec,
+                ..RequestMeta::default()
+            };
+            match dispatch::dispatch(&svc, dispatch::call("event.from", params), &meta).await {
+                Reply::Envelope(r) => r,
+                Reply::Bare(v) => Ok(v),
+            }
+        }
+    };
+    let token_of = |v: &Value| match v {
+        Value::Struct(m) => m.iter().find(|(k, _)| k == "token").unwrap().1.clone(),
+        other => panic!("{other:?}"),
+    };
+    let written = |r: &Result<Value, xapi_taskd::api::error::ApiError>| {
+        let mut out = Vec::new();
+        xmlrpc::write_response(&mut out, r);
+        String::from_utf8(out).unwrap()
+    };
+    let start_token = token_of(&from(&one, &["task"], "", None).await.unwrap());
+    let start_token = start_token.as_str().unwrap();
+    call(
+        &srv.svc,
+        "task.set_progress",
+        vec![s(&one), s(&task), Value::Double(0.5)],
+    )
+    .await
+    .unwrap();
+    let xml = Some(Codec::XmlRpc);
+    let a = from(&one, &["task"], start_token, xml).await;
+    let b = from(&two, &["task"], start_token, xml).await;
+    let (Ok(Value::Encoded(_, a_bytes)), Ok(Value::Encoded(_, b_bytes))) = (&a, &b) else {
+        panic!("{a:?} {b:?}");
+    };
+    assert_eq!(
+        a_bytes.as_ptr(),
+        b_bytes.as_ptr(),
+        "the second waiter shares the batch"
+    );
+    // The bytes are those of the batch written alone.
+    let alone = from(&two, &["task"], start_token, None).await;
+    assert_eq!(written(&b), written(&alone));
+    assert!(written(&b).contains("<name>progress</name><value><double>0.5</double>"));
+    // Another codec, subscription or token: a batch of its own.
+    for (classes, token, codec) in [
+        (&["task"][..], start_token, Some(Codec::JsonRpc)),
+        (&["task", "session"][..], start_token, xml),
+        (&["task"][..], "", xml),
+    ] {
+        let other = from(&two, classes, token, codec).await;
+        let Ok(Value::Encoded(_, bytes)) = &other else {
+            panic!("{other:?}");
+        };
+        assert_ne!(
+            bytes.as_ptr(),
+            a_bytes.as_ptr(),
+            "{classes:?} {token:?} {codec:?}"
+        );
+    }
+    // A later generation: not the kept batch, and the new change is in it.
+    call(
+        &srv.svc,
+        "task.set_progress",
+        vec![s(&one), s(&task), Value::Double(0.75)],
+    )
+    .await
+    .unwrap();
+    let later = from(&two, &["task"], start_token, xml).await;
+    assert!(
+        written(&later).contains("<double>0.75</double>"),
+        "{later:?}"
+    );
+    // A waiter whose session is gone is refused, shared batch or not.
+    let again = from(&one, &["task"], start_token, xml).await;
+    assert!(matches!(again, Ok(Value::Encoded(..))));
+    call(&srv.svc, "session.logout", vec![s(&one)])
+        .await
+        .unwrap();
+    let gone = from(&one, &["task"], start_token, xml).await;
+    assert_eq!(gone.unwrap_err().code, "SESSION_INVALID");
+}

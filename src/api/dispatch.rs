@@ -45,6 +45,8 @@ pub struct Service {
     pub limits: super::limits::ApiLimits,
     /// Bounded password work (`login_guard.rs`).
     pub login_guard: super::login_guard::LoginGuard,
+    /// The last `event.from` batch, shared by waiters that ask for the same one.
+    pub event_batches: super::event::Batches,
 }
 
 impl Service {

@@ -18,6 +18,7 @@ use super::error::{ApiError, codes};
 use super::marshal::{arg, ocaml_int64};
 use super::record::reply_record;
 use crate::db::{Change, LegacySubscription, Op, Tables};
+use crate::wire::encode::{Codec, to_codec};
 use crate::wire::value::Value;
 
 /// Longest wait: xapi uses 24 h when the timeout is negative or not a number.
@@ -205,27 +206,114 @@ pub async fn from(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
         // Mark the current generation seen before looking, so a change that lands after
         // the look wakes us.
         rx.borrow_and_update();
+        let codec = ctx.meta.codec;
+        let shared = match codec {
+            Some(codec) => ctx.svc.event_batches.find(ctx, codec, &subs, since)?,
+            None => None,
+        };
+        if let (Some(codec), Some((bytes, seq))) = (codec, shared) {
+            durable(ctx, seq).await?;
+            return Ok(Value::Encoded(codec, bytes));
+        }
         let (events, counts, generation, seq) = collect(ctx, &subs, since)?;
         let stopping = ctx.svc.db.is_stopping();
         if !events.is_empty() || stopping || Instant::now() >= deadline {
-            // Only durable state is reported, so that a token stays valid across a
-            // crash: after a restart the database is at least at this generation.
-            if !stopping {
-                ctx.svc
-                    .db
-                    .wait_durable(seq)
-                    .await
-                    .map_err(ApiError::internal)?;
-            }
-            return Ok(Value::Struct(vec![
+            let empty = events.is_empty();
+            durable(ctx, seq).await?;
+            let batch = Value::Struct(vec![
                 ("events".to_string(), Value::Array(events)),
                 ("valid_ref_counts".to_string(), counts),
                 ("token".to_string(), Value::String(token(generation))),
-            ]));
+            ]);
+            return Ok(match codec {
+                Some(codec) if !empty => {
+                    let bytes = to_codec(codec, &batch);
+                    let key = BatchKey {
+                        codec,
+                        subs: subs.clone(),
+                        since,
+                        generation,
+                    };
+                    ctx.svc.event_batches.keep(key, bytes.clone(), seq);
+                    Value::Encoded(codec, bytes)
+                }
+                _ => batch,
+            });
         }
         match tokio::time::timeout_at(deadline, rx.changed()).await {
             Ok(Ok(())) | Err(_) => continue,
             Ok(Err(_)) => return Err(ApiError::internal("the database is shutting down")),
+        }
+    }
+}
+
+/// Only durable state is reported, so that a token stays valid across a crash: after a
+/// restart the database is at least at this generation. (At shutdown there is no wait.)
+async fn durable(ctx: &Ctx<'_>, seq: u64) -> Result<(), ApiError> {
+    if ctx.svc.db.is_stopping() {
+        return Ok(());
+    }
+    ctx.svc
+        .db
+        .wait_durable(seq)
+        .await
+        .map_err(ApiError::internal)
+}
+
+/// The last non-empty `event.from` batch written in a reply's codec, for the waiters
+/// that ask for the same one. One change wakes every waiter at once, and waiters with the
+/// same subscriptions and token (a fan-out: many watchers of one task) would each build
+/// and write the same bytes; the batch is a function of the subscriptions, the token and
+/// the database's generation (every write moves it), so the first one written answers
+/// the others. One entry, of at most [`MAX_KEPT_BATCH`] bytes.
+#[derive(Default)]
+pub struct Batches(parking_lot::Mutex<Option<(BatchKey, bytes::Bytes, u64)>>);
+
+/// The largest batch kept for sharing: a fan-out's batch is one or a few records (a few
+/// KB); a first `event.from` of a large database is not worth holding on to.
+const MAX_KEPT_BATCH: usize = 256 * 1024;
+
+/// What a batch is a function of.
+#[derive(PartialEq)]
+pub struct BatchKey {
+    codec: Codec,
+    subs: Vec<Sub>,
+    since: u64,
+    generation: u64,
+}
+
+impl Batches {
+    /// The kept batch and its durable sequence number, if it is the one this caller would
+    /// get now. The caller's session is checked first, as [`collect`] does.
+    fn find(
+        &self,
+        ctx: &Ctx<'_>,
+        codec: Codec,
+        subs: &[Sub],
+        since: u64,
+    ) -> Result<Option<(bytes::Bytes, u64)>, ApiError> {
+        let generation = {
+            let tables = ctx.svc.db.read();
+            if tables.session(&ctx.caller().session_ref).is_none() {
+                return Err(session_gone(ctx));
+            }
+            tables.generation()
+        };
+        let kept = self.0.lock();
+        Ok(kept.as_ref().and_then(|(key, bytes, seq)| {
+            let same = key.codec == codec
+                && key.since == since
+                && key.generation == generation
+                && key.subs == subs;
+            same.then(|| (bytes.clone(), *seq))
+        }))
+    }
+
+    /// Keeps a batch for the next waiters; one larger than [`MAX_KEPT_BATCH`] is not kept
+    /// (the entry lives until the next batch replaces it).
+    fn keep(&self, key: BatchKey, bytes: bytes::Bytes, seq: u64) {
+        if bytes.len() <= MAX_KEPT_BATCH {
+            *self.0.lock() = Some((key, bytes, seq));
         }
     }
 }

@@ -68,12 +68,12 @@ pub async fn call(ctx: &Ctx<'_>, imp: Implicit, args: &[Value]) -> Result<Value,
         Implicit::GetAllRecords if ctx.meta.codec == Some(Codec::XmlRpc) => {
             let mut out = Vec::new();
             encode_all_records(ctx, class, &mut XmlEncoder { out: &mut out }).await?;
-            Ok(Value::Encoded(Codec::XmlRpc, out))
+            Ok(Value::Encoded(Codec::XmlRpc, out.into()))
         }
         Implicit::GetAllRecords if ctx.meta.codec == Some(Codec::JsonRpc) => {
             let mut out = Vec::new();
             encode_all_records(ctx, class, &mut JsonEncoder::new(&mut out)).await?;
-            Ok(Value::Encoded(Codec::JsonRpc, out))
+            Ok(Value::Encoded(Codec::JsonRpc, out.into()))
         }
         Implicit::GetAllRecords => {
             let mut members = Vec::new();

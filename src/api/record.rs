@@ -323,7 +323,7 @@ pub fn reply_record(
             &mut JsonEncoder::new(&mut out),
         ),
     }
-    Value::Encoded(codec, out)
+    Value::Encoded(codec, out.into())
 }
 
 /// The record of a row as a [`Value`] ([`encode_record`]).

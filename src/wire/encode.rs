@@ -88,6 +88,16 @@ impl Value {
     }
 }
 
+/// `v` written by `codec`'s encoder, as bytes that can be shared.
+pub fn to_codec(codec: Codec, v: &Value) -> bytes::Bytes {
+    let mut out = Vec::with_capacity(2048);
+    match codec {
+        Codec::XmlRpc => v.encode(&mut crate::wire::xmlrpc::XmlEncoder { out: &mut out }),
+        Codec::JsonRpc => v.encode(&mut crate::wire::jsonrpc::JsonEncoder::new(&mut out)),
+    }
+    out.into()
+}
+
 /// The encoder that builds the [`Value`] tree.
 #[derive(Default)]
 pub struct Builder {
@@ -171,7 +181,7 @@ impl Encoder for Builder {
         }
     }
     fn encoded(&mut self, codec: Codec, bytes: &[u8]) {
-        self.put(Value::Encoded(codec, bytes.to_vec()));
+        self.put(Value::Encoded(codec, bytes::Bytes::copy_from_slice(bytes)));
     }
 }
 

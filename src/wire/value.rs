@@ -33,7 +33,8 @@ pub enum Value {
     /// reply as it is. Only the dispatcher makes one, only for the codec the request
     /// named (`RequestMeta::codec`): a record straight from its row
     /// (`wire::encode`).
-    Encoded(crate::wire::encode::Codec, Vec<u8>),
+    /// Shared bytes (`Bytes`): one `event.from` batch can answer many waiters.
+    Encoded(crate::wire::encode::Codec, bytes::Bytes),
 }
 
 impl Value {
