@@ -10,7 +10,8 @@ use std::time::Duration;
 use xapi_taskd::db::backend::BackendError;
 use xapi_taskd::db::store::Store;
 use xapi_taskd::db::{
-    Change, Db, HostRow, NULL_REF, PoolRow, SessionRow, TaskRow, TaskStatus, new_ref, new_uuid,
+    Change, Db, HostRow, NULL_REF, PoolRow, SessionRow, TaskRow, TaskStatus, maps, new_ref,
+    new_uuid,
 };
 
 /// How a backend under test is opened, and reopened after a "restart".
@@ -346,6 +347,137 @@ pub async fn concurrent_decisions_are_serialised(h: &Harness) {
     db.close();
 }
 
+/// What one decision of [`many_writers_of_one_task`] did: when its call started and
+/// ended, and the counter it read (None: it was refused).
+struct Op {
+    writer: usize,
+    start: std::time::Instant,
+    end: std::time::Instant,
+    read: Option<u64>,
+}
+
+/// Point 3 under load on one task (the hot task a write-combining backend merges): 16
+/// writers (on two processes when the store is shared), each deciding a read-modify-write
+/// of one task again and again: add its own map key (never refused), or a key every writer
+/// races for (exactly one wins, the others are refused), and increment a counter. Checks
+/// the history: every acknowledged change is there, each writer's keys in its order, each
+/// refusal decided on a state that had the key, and the counter is a linearizable
+/// fetch-and-increment (acknowledged reads are exactly 0..n, and one that ended before
+/// another started read less).
+pub async fn many_writers_of_one_task(h: &Harness) {
+    let db = Arc::new(h.open().await);
+    let second = if h.shared() {
+        Some(Arc::new(h.open().await))
+    } else {
+        None
+    };
+    let r = insert(&db, task("hot")).await;
+    if let Some(s) = &second {
+        s.sync().await.unwrap();
+    }
+    const WRITERS: usize = 16;
+    const EACH: usize = 12;
+    let mut joins = Vec::new();
+    for w in 0..WRITERS {
+        let db = match &second {
+            Some(s) if w % 4 == 3 => s.clone(),
+            _ => db.clone(),
+        };
+        let r = r.clone();
+        joins.push(tokio::spawn(async move {
+            let mut ops = Vec::new();
+            for i in 0..EACH {
+                // Every third round all writers race for one key.
+                let key = if i % 3 == 2 {
+                    format!("race-{i}")
+                } else {
+                    format!("w{w}-{i}")
+                };
+                let start = std::time::Instant::now();
+                let out: Result<u64, StringOrStore> = db
+                    .transact(|tx| {
+                        let mut row = tx.task(&r).expect("the task exists").clone();
+                        let read = row.progress as u64;
+                        maps::add(&mut row.other_config, "task", "other_config", &r, &key, "v")
+                            .map_err(|e| StringOrStore(format!("{e:?}")))?;
+                        row.other_config[0].1 = format!("{w}");
+                        row.progress = (read + 1) as f64;
+                        tx.update_task(&r, row).expect("within the limits");
+                        Ok(read)
+                    })
+                    .await;
+                let read = match out {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        assert!(e.0.contains("DuplicateKey"), "only races refuse: {}", e.0);
+                        assert!(key.starts_with("race-"), "{key} refused: {}", e.0);
+                        None
+                    }
+                };
+                ops.push(Op {
+                    writer: w,
+                    start,
+                    end: std::time::Instant::now(),
+                    read,
+                });
+            }
+            ops
+        }));
+    }
+    let mut history = Vec::new();
+    for j in joins {
+        let ops = tokio::time::timeout(Duration::from_secs(120), j)
+            .await
+            .expect("writers finish")
+            .unwrap();
+        history.extend(ops);
+    }
+    db.sync().await.unwrap();
+    let row = db.read().task(&r).unwrap().clone();
+    let acked: Vec<&Op> = history.iter().filter(|o| o.read.is_some()).collect();
+    // The counter: acknowledged reads are exactly 0..n, in real-time order.
+    let mut reads: Vec<u64> = acked.iter().map(|o| o.read.unwrap()).collect();
+    reads.sort_unstable();
+    assert_eq!(reads, (0..acked.len() as u64).collect::<Vec<_>>());
+    assert_eq!(row.progress as usize, acked.len());
+    for x in &acked {
+        for y in &acked {
+            if x.end < y.start {
+                assert!(
+                    x.read < y.read,
+                    "an earlier call read more than a later one"
+                );
+            }
+        }
+    }
+    // Every acknowledged key is there; each race has exactly one winner, whose value it
+    // holds; new entries come first, so each writer's own keys are in reverse order.
+    let position = |k: &str| row.other_config.iter().position(|(x, _)| x == k);
+    for w in 0..WRITERS {
+        let mine: Vec<usize> = (0..EACH)
+            .filter(|i| i % 3 != 2)
+            .map(|i| position(&format!("w{w}-{i}")).expect("an acknowledged key is there"))
+            .collect();
+        assert!(mine.windows(2).all(|p| p[0] > p[1]), "writer {w}: {mine:?}");
+    }
+    for i in (0..EACH).filter(|i| i % 3 == 2) {
+        let key = format!("race-{i}");
+        let winners: Vec<usize> = history
+            .iter()
+            .enumerate()
+            .filter(|(n, o)| o.read.is_some() && n % EACH == i)
+            .map(|(_, o)| o.writer)
+            .collect();
+        assert_eq!(winners.len(), 1, "{key}: winners {winners:?}");
+        let value = &row.other_config[position(&key).expect("the race's key")].1;
+        assert_eq!(value, &winners[0].to_string());
+    }
+    if let Some(s) = &second {
+        s.close();
+    }
+    db.close();
+}
+
 /// Sessions: stored, found by uuid, linked to their tasks; idle means no unfinished task.
 pub async fn sessions_and_their_tasks(h: &Harness) {
     let db = h.open().await;
@@ -464,6 +596,7 @@ pub async fn run_all(h: &mut Harness) {
     an_identical_write_changes_nothing(h).await;
     generations_grow_and_wake_waiters(h).await;
     concurrent_decisions_are_serialised(h).await;
+    many_writers_of_one_task(h).await;
     sessions_and_their_tasks(h).await;
     acknowledged_state_survives_a_restart(h).await;
     a_sync_shows_what_others_acknowledged(h).await;

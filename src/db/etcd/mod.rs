@@ -18,6 +18,7 @@
 //! garbage collector ([`leader`]).
 
 mod cache;
+mod combine;
 mod conn;
 pub mod keys;
 mod leader;
@@ -88,6 +89,8 @@ pub(crate) struct Inner {
     leader: Mutex<Option<(Vec<u8>, u64)>>,
     /// Held by a write retrying after a conflict (see `execute`).
     contended: tokio::sync::Mutex<()>,
+    /// Writes of one task from this front-end, combined ([`combine`]).
+    lanes: combine::Lanes,
     cached_reads: bool,
 }
 
@@ -198,6 +201,8 @@ pub(crate) fn decode<T: DeserializeOwned>(kv: &KeyValue) -> Result<T, BackendErr
 /// The backend.
 pub struct Etcd {
     inner: Arc<Inner>,
+    /// The cache (the tables this backend feeds).
+    tables: Arc<RwLock<Tables>>,
     loops: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -226,6 +231,7 @@ impl Inner {
             watching: AtomicBool::new(false),
             leader: Mutex::new(None),
             contended: tokio::sync::Mutex::new(()),
+            lanes: combine::Lanes::default(),
             cached_reads: config.cached_reads,
         }))
     }
@@ -303,9 +309,10 @@ impl Etcd {
         let watch = tokio::spawn(cache::run(inner.clone(), tables.clone(), snap.revision));
         let lead = tokio::spawn(leader::run(inner.clone()));
         Ok((
-            tables,
+            tables.clone(),
             Etcd {
                 inner,
+                tables,
                 loops: Mutex::new(vec![watch, lead]),
             },
         ))
@@ -397,32 +404,67 @@ impl Backend for Etcd {
         decide: &'a mut Decide<'_>,
     ) -> BoxFuture<'a, Result<Executed, BackendError>> {
         Box::pin(async move {
-            let inner = &*self.inner;
+            let inner = &self.inner;
+            debug_assert!(std::ptr::eq(tables, &*self.tables));
             // After a first conflict, this front-end's retries take turns: writers here
-            // then never race each other, only other front-ends' writers.
+            // then never race each other, only other front-ends' writers. (Writers of one
+            // task do not even race the first time: they share a lane.)
             let mut turn = None;
-            for attempt in 0..MAX_ATTEMPTS {
-                if attempt == 1 {
+            let mut attempt = 0;
+            // Set once a decision made on a lane's view wrote more than its task.
+            let mut alone = false;
+            while attempt < MAX_ATTEMPTS {
+                let step = {
+                    let t = tables.read();
+                    let mut tx = Tx::new(&t, true);
+                    let committed = decide(&mut tx);
+                    let mut plan: Plan = tx.into_plan();
+                    match combine::lane_of(&plan) {
+                        Some(task) if committed && !alone => Step::Lane(task.to_string()),
+                        _ => {
+                            if !committed {
+                                plan.writes.clear();
+                            }
+                            let leader = inner.leader.lock().as_ref().map(|l| l.0.clone());
+                            let prepared = txn::prepare(
+                                &inner.keys,
+                                &inner.node,
+                                leader.as_deref(),
+                                &t,
+                                &plan,
+                            )?;
+                            Step::Alone(committed, prepared, t.generation())
+                        }
+                    }
+                };
+                let (committed, prepared, basis) = match step {
+                    Step::Alone(c, p, b) => (c, p, b),
+                    Step::Lane(task) => {
+                        attempt += 1;
+                        match inner.lanes.join(inner, &self.tables, &task, decide) {
+                            Some(wait) => match combine::answer(wait, inner.budget).await {
+                                combine::Answer::Done(e) => return Ok(e),
+                                combine::Answer::Failed(e) => return Err(e),
+                                combine::Answer::Again => jitter(attempt).await,
+                            },
+                            // The decision, made on the lane's view, writes more than the
+                            // task: it commits alone, decided again on the cache.
+                            None => alone = true,
+                        }
+                        continue;
+                    }
+                };
+                if attempt >= 1 && turn.is_none() {
                     let wait = tokio::time::timeout(inner.budget, inner.contended.lock());
                     turn = Some(wait.await.map_err(|_| {
                         BackendError(
                             "the change waited too long for its turn and was not made".into(),
                         )
                     })?);
+                    // The state may have moved while it waited: decide again.
+                    continue;
                 }
-                let (committed, prepared, basis) = {
-                    let t = tables.read();
-                    let mut tx = Tx::new(&t, true);
-                    let committed = decide(&mut tx);
-                    let mut plan: Plan = tx.into_plan();
-                    if !committed {
-                        plan.writes.clear();
-                    }
-                    let leader = inner.leader.lock().as_ref().map(|l| l.0.clone());
-                    let prepared =
-                        txn::prepare(&inner.keys, &inner.node, leader.as_deref(), &t, &plan)?;
-                    (committed, prepared, t.generation())
-                };
+                attempt += 1;
                 let writes = prepared.id.is_some();
                 match txn::commit(inner, prepared, inner.budget).await? {
                     txn::Outcome::Done(rev) => {
@@ -437,9 +479,7 @@ impl Backend for Etcd {
                     }
                     txn::Outcome::Conflict(rev) => {
                         inner.wait_applied(rev).await?;
-                        // Front-ends that conflict again should not stay in step.
-                        let jitter = rand::random::<u64>() % (2 * attempt as u64 + 1);
-                        tokio::time::sleep(Duration::from_millis(jitter)).await;
+                        jitter(attempt).await;
                     }
                 }
             }
@@ -512,6 +552,20 @@ impl Drop for Etcd {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// What a decision made on the cache leads to.
+enum Step {
+    /// A write of one task: it goes through the task's lane ([`combine`]).
+    Lane(String),
+    /// A transaction of its own: (committed, the transaction, the cache's generation).
+    Alone(bool, txn::Prepared, u64),
+}
+
+/// Front-ends that conflict again should not stay in step.
+async fn jitter(attempt: usize) {
+    let ms = rand::random::<u64>() % (2 * attempt as u64 + 1);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
 /// Reads one key linearizably.
