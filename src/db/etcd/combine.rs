@@ -5,15 +5,16 @@
 //! writers of one task would conflict with each other and take turns, one etcd round trip
 //! each. Instead, on each front-end, writes of one task go through a *lane*:
 //!
-//! - The first writer opens the lane; its plan goes out at once, as one transaction, sent
-//!   by the lane's own task (spawned, so that a caller that goes away cannot leave the
-//!   lane stuck).
+//! - The first writer opens the lane and sends its plan at once, as one transaction, as
+//!   if there were no lane (a writer alone pays nothing for it).
 //! - While that transaction is in flight, later writers decide on the row the writes
 //!   before them leave (the lane's *projection*), one after another in arrival order,
 //!   under the lane's lock: each sees exactly the state it would have seen had the ones
 //!   before it committed alone — ownership, a refusal such as `MAP_DUPLICATE_KEY`, an
 //!   identical write that changes nothing. Their decisions form the next batch.
-//! - When the transaction is done, the batch goes as one transaction: the last row it
+//! - When the transaction is done, the batch goes as one transaction, sent by the lane's
+//!   own task (spawned: a caller that goes away cannot leave the lane stuck; nor can the
+//!   first writer, whose lane a sender takes over if it is dropped): the last row it
 //!   leaves, the union of its decisions' reads as compares, and for the task itself a
 //!   compare that it is still exactly the row the batch was decided on. Once it commits
 //!   (and the cache has applied it), every caller in it is answered with its own outcome.
@@ -82,11 +83,26 @@ pub enum Answer {
     Failed(BackendError),
 }
 
-/// The task a plan would go through a lane for: its only write updates one task.
-pub fn lane_of(plan: &Plan) -> Option<&str> {
-    match plan.writes.as_slice() {
-        [Write::UpdateTask { r, .. }] => Some(r),
-        _ => None,
+impl Lanes {
+    /// The task whose lane a decision (made on the cache) goes through: the one it writes
+    /// if that is its only write; for a decision that writes nothing (a refusal, an
+    /// identical value), the one task it read, if that task's lane is open — it is then
+    /// decided on the lane's row and confirmed by the lane's next transaction, where a
+    /// compare of its own would conflict with every batch of the lane.
+    pub fn lane_for(&self, plan: &Plan, committed: bool) -> Option<String> {
+        match plan.writes.as_slice() {
+            [Write::UpdateTask { r, .. }] if committed => Some(r.clone()),
+            writes if !committed || writes.is_empty() => {
+                let mut tasks = plan.reads.iter().filter_map(|r| match r {
+                    Read::Task(t, _) => Some(t),
+                    _ => None,
+                });
+                let first = tasks.next()?;
+                (tasks.all(|t| t == first) && self.lanes.lock().contains_key(&**first))
+                    .then(|| first.to_string())
+            }
+            _ => None,
+        }
     }
 }
 
@@ -103,18 +119,98 @@ fn same_fields(a: &TaskRow, b: &TaskRow) -> bool {
     x == y
 }
 
+/// What joining a lane gave a caller.
+enum Joined {
+    /// Its decision is in the lane's next batch: its answer comes here.
+    Queued(oneshot::Receiver<Answer>),
+    /// It opened the lane: it sends this first batch (its decision alone) itself.
+    Opened(Box<Batch>),
+}
+
+/// Commits a decision about `task` (one [`Lanes::lane_for`] sends to its lane) through the
+/// task's lane, or returns None if the decision, made on the lane's projection, writes
+/// more than that one task (the caller then commits it alone).
+pub async fn write(
+    inner: &Arc<Inner>,
+    tables: &Arc<RwLock<Tables>>,
+    task: &str,
+    decide: &mut Decide<'_>,
+) -> Option<Answer> {
+    match inner.lanes.join(tables, task, decide)? {
+        Joined::Queued(wait) => Some(answer(wait, inner.budget).await),
+        Joined::Opened(batch) => {
+            // The first writer sends its own transaction (no hand-over to another task
+            // when nobody else writes the task); if it goes away meanwhile, the lane's
+            // sender takes over.
+            let carry = Carry {
+                inner: inner.clone(),
+                tables: tables.clone(),
+                task: task.to_string(),
+                armed: true,
+            };
+            let outcome = commit(inner, tables, task, &batch).await;
+            carry.done(&outcome);
+            Some(outcome)
+        }
+    }
+}
+
+/// Held by a lane's first writer while it sends: hands the lane on when it is done, or
+/// to a sender of its own if it is dropped first.
+struct Carry {
+    inner: Arc<Inner>,
+    tables: Arc<RwLock<Tables>>,
+    task: String,
+    armed: bool,
+}
+
+impl Carry {
+    fn done(mut self, outcome: &Answer) {
+        self.armed = false;
+        let lanes = &self.inner.lanes;
+        match outcome {
+            Answer::Done(_) => {
+                let mut map = lanes.lanes.lock();
+                match map.get(&self.task) {
+                    Some(lane) if !lane.forming.members.is_empty() => {
+                        drop(map);
+                        self.spawn_sender();
+                    }
+                    _ => {
+                        map.remove(&self.task);
+                    }
+                }
+            }
+            Answer::Again => lanes.close(&self.task, None),
+            Answer::Failed(e) => lanes.close(&self.task, Some(e)),
+        }
+    }
+
+    fn spawn_sender(&self) {
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(send(
+                self.inner.clone(),
+                self.tables.clone(),
+                self.task.clone(),
+            ));
+        }
+    }
+}
+
+impl Drop for Carry {
+    fn drop(&mut self) {
+        if self.armed {
+            // What waits decided on a row whose transaction may still commit: the
+            // sender's check of that row (or the transaction's compares) settles it.
+            self.spawn_sender();
+        }
+    }
+}
+
 impl Lanes {
-    /// Runs `decide` for a write of `task` in its lane (opening it if there is none) and
-    /// returns where its answer will come, or None if the decision, made on the lane's
-    /// projection, writes more than that one task (the caller then commits alone).
-    pub fn join(
-        &self,
-        inner: &Arc<Inner>,
-        tables: &Arc<RwLock<Tables>>,
-        task: &str,
-        decide: &mut Decide<'_>,
-    ) -> Option<oneshot::Receiver<Answer>> {
-        let (answer, wait) = oneshot::channel();
+    /// Runs `decide` for a write of `task` in its lane, opening the lane if there is
+    /// none; None if the decision does not write exactly that task.
+    fn join(&self, tables: &RwLock<Tables>, task: &str, decide: &mut Decide<'_>) -> Option<Joined> {
         let mut lanes = self.lanes.lock();
         let t = tables.read();
         if let Some(lane) = lanes.get_mut(task) {
@@ -136,36 +232,31 @@ impl Lanes {
                 lane.forming.write = Some((**row).clone());
             }
             lane.forming.reads.extend(plan.reads);
+            let (answer, wait) = oneshot::channel();
             lane.forming.members.push((committed, answer));
-            return Some(wait);
+            return Some(Joined::Queued(wait));
         }
         let base = t.task(task)?.clone();
         let mut tx = Tx::new(&t, true);
         let committed = decide(&mut tx);
         let plan = tx.into_plan();
-        let row = match (committed, lane_of(&plan)) {
-            (true, Some(r)) if r == task => match &plan.writes[0] {
-                Write::UpdateTask { row, .. } => (**row).clone(),
-                _ => return None,
-            },
+        let row = match (committed, plan.writes.as_slice()) {
+            (true, [Write::UpdateTask { r, row, .. }]) if r == task => (**row).clone(),
             _ => return None,
         };
         lanes.insert(
             task.to_string(),
             Lane {
                 projected: row.clone(),
-                forming: Batch {
-                    base,
-                    reads: plan.reads,
-                    write: Some(row),
-                    members: vec![(committed, answer)],
-                },
+                forming: Batch::empty(row.clone()),
             },
         );
-        drop(t);
-        drop(lanes);
-        tokio::spawn(send(inner.clone(), tables.clone(), task.to_string()));
-        Some(wait)
+        Some(Joined::Opened(Box::new(Batch {
+            base,
+            reads: plan.reads,
+            write: Some(row),
+            members: Vec::new(),
+        })))
     }
 
     /// Closes `task`'s lane after its transaction did not commit: every caller decided
@@ -186,7 +277,7 @@ impl Lanes {
 
 /// Waits for a lane's answer (the lane's sender is bounded by the budget for each of the
 /// batches before it and its own; this bounds a wait even if it were not).
-pub async fn answer(wait: oneshot::Receiver<Answer>, budget: Duration) -> Answer {
+async fn answer(wait: oneshot::Receiver<Answer>, budget: Duration) -> Answer {
     match tokio::time::timeout(budget * 4, wait).await {
         Ok(Ok(a)) => a,
         Ok(Err(_)) => Answer::Failed(BackendError(

@@ -413,15 +413,20 @@ impl Backend for Etcd {
             let mut attempt = 0;
             // Set once a decision made on a lane's view wrote more than its task.
             let mut alone = false;
+            // A lane's batch that lost to another front-end's write is decided again
+            // at once, as often as it takes within the budget: a hot task written through
+            // two front-ends makes each lose rounds to the other (counting them would
+            // fail calls that merely waited their turn).
+            let deadline = tokio::time::Instant::now() + inner.budget;
             while attempt < MAX_ATTEMPTS {
                 let step = {
                     let t = tables.read();
                     let mut tx = Tx::new(&t, true);
                     let committed = decide(&mut tx);
                     let mut plan: Plan = tx.into_plan();
-                    match combine::lane_of(&plan) {
-                        Some(task) if committed && !alone => Step::Lane(task.to_string()),
-                        _ => {
+                    match inner.lanes.lane_for(&plan, committed).filter(|_| !alone) {
+                        Some(task) => Step::Lane(task),
+                        None => {
                             if !committed {
                                 plan.writes.clear();
                             }
@@ -440,13 +445,18 @@ impl Backend for Etcd {
                 let (committed, prepared, basis) = match step {
                     Step::Alone(c, p, b) => (c, p, b),
                     Step::Lane(task) => {
-                        attempt += 1;
-                        match inner.lanes.join(inner, &self.tables, &task, decide) {
-                            Some(wait) => match combine::answer(wait, inner.budget).await {
-                                combine::Answer::Done(e) => return Ok(e),
-                                combine::Answer::Failed(e) => return Err(e),
-                                combine::Answer::Again => jitter(attempt).await,
-                            },
+                        match combine::write(inner, &self.tables, &task, decide).await {
+                            Some(combine::Answer::Done(e)) => return Ok(e),
+                            Some(combine::Answer::Failed(e)) => return Err(e),
+                            Some(combine::Answer::Again) => {
+                                if tokio::time::Instant::now() >= deadline {
+                                    return Err(BackendError(format!(
+                                        "the change lost to other front-ends' writes of the \
+                                         same task for {:?} and was not made",
+                                        inner.budget
+                                    )));
+                                }
+                            }
                             // The decision, made on the lane's view, writes more than the
                             // task: it commits alone, decided again on the cache.
                             None => alone = true,
