@@ -16,7 +16,9 @@
 //! be read is answered in its protocol ([`Face::body_error`]).
 //!
 //! This module is the faces' shared vocabulary and imports none of them, so no face
-//! depends on another.
+//! depends on another; [`xapi`] is how they call the pipeline and read its task records.
+
+pub mod xapi;
 
 use std::sync::Arc;
 

@@ -161,6 +161,12 @@ pub fn open_service(
     } else {
         // A new store only where none was kept before, or where the operator says so.
         let allow_new = !had_store || settings.allow_empty_store;
+        if had_store && settings.allow_empty_store {
+            tracing::warn!(
+                "allow-empty-store is set: a missing or empty store is not refused; \
+                 remove the option once this start is done"
+            );
+        }
         let opened = Store::open(data_dir, allow_new).map_err(|e| match e.problem {
             Problem::Missing => io::Error::other(format!(
                 "{}, but identity.json shows that this data directory has had a store: its \

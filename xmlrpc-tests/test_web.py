@@ -352,6 +352,10 @@ def test_markup_in_names_descriptions_and_other_config_stays_text(web, xml, open
     description = "<script>alert(2)</script><b>bold</b>"
     task = create(xml, label, description)
     ok(p.task.add_to_other_config(root, task, "<i>key</i>", '<img src=y onerror="alert(3)">'))
+    error = ['<svg onload="alert(4)">', "<script>alert(5)</script>"]
+    ok(p.task.set_error_info(root, task, error))
+    result = '<iframe srcdoc="<script>alert(6)</script>"></iframe>'
+    ok(p.task.set_result(root, task, result))
     page, _ = open_page(web.url + "/")
     log_in(page, "root", ROOT_PASSWORD, expect)
     expect(row(page, label)).to_be_visible()
@@ -361,10 +365,52 @@ def test_markup_in_names_descriptions_and_other_config_stays_text(web, xml, open
     expect(details).to_contain_text(description)
     expect(details).to_contain_text("<i>key</i>")
     expect(details).to_contain_text('<img src=y onerror="alert(3)">')
+    expect(details).to_contain_text(error[0])
+    expect(details).to_contain_text(error[1])
+    expect(details).to_contain_text(result)
+    assert page.locator("svg, iframe").count() == 0
     page.wait_for_timeout(300)
     assert page.locator("img, b, i, script:not([src])").count() == 0
     assert page.evaluate("window.__xss") is None
     # The open_page fixture fails the test if any dialog (alert) was opened.
+
+
+def test_the_policy_stops_script_that_got_into_the_page(web, open_page):
+    """Should markup ever reach the page (the way an XSS would put it there), the policy
+    the server sends stops it: the page as served, with an inline script, an inline
+    handler and a `javascript:` link added, and its own module with `eval` and an
+    `innerHTML` write added in front. Nothing of it runs."""
+    page, watched = open_page()
+
+    def with_markup(route):
+        resp = route.fetch()
+        body = resp.text().replace(
+            "</head>", "<script>window.__inline = 1</script></head>"
+        ).replace(
+            "<main>",
+            '<main><img src="/ui/icon.svg" onload="window.__handler = 1">'
+            '<a id="js" href="javascript:window.__link = 1">x</a>',
+        )
+        route.fulfill(response=resp, body=body)
+
+    def with_eval(route):
+        resp = route.fetch()
+        prefix = (
+            'try { eval("window.__eval = 1"); } catch (e) { window.__evalRefused = e.name; }\n'
+            'try { document.body.innerHTML = "<b>x</b>"; } catch (e) { window.__htmlRefused = e.name; }\n'
+        )
+        route.fulfill(response=resp, body=prefix + resp.text())
+
+    page.route(web.url + "/", with_markup)
+    page.route(web.url + "/ui/app.js", with_eval)
+    page.goto(web.url + "/")
+    page.get_by_role("button", name="Log in").wait_for()  # the page's own script ran
+    page.click("#js")
+    page.wait_for_timeout(300)
+    got = page.evaluate("[window.__inline, window.__handler, window.__link, window.__eval]")
+    assert got == [None, None, None, None]
+    assert page.evaluate("[window.__evalRefused, window.__htmlRefused]") == ["EvalError", "TypeError"]
+    watched.check(allow_console=["Content Security Policy", "TrustedHTML", "TrustedScript"])
 
 
 def test_filter_by_text_and_status_and_sort_by_progress(web, xml, open_page, expect):

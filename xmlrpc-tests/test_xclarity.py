@@ -482,6 +482,59 @@ def test_csv_request_monitor_of_a_task_tree(con, xapi):
 
 
 # --------------------------------------------------------------------------------------
+# Trees made over XAPI (any depth) and the size of an answer
+
+
+def xapi_chain(server, length, prefix):
+    """A chain of `length` tasks, each a subtask of the one before (XAPI's `subtask-of`
+    header; a POST to /tasks cannot nest this deep): their (refs, uuids), root first."""
+    p = server_proxy(server.url + "/")
+    s = ok(p.session.login_with_password("root", ROOT_PASSWORD))
+    refs = []
+    for i in range(length):
+        proxy = server_proxy(server.url + "/", {"subtask-of": refs[-1]}.items()) if refs else p
+        refs.append(ok(proxy.task.create(s, f"{prefix}-{i}", "")))
+    return refs, [ok(p.task.get_uuid(s, r)) for r in refs]
+
+
+def nested_jobs(jobs, depth=1):
+    """(jobUID, depth) of every job in `jobs` and in their children."""
+    for j in jobs:
+        yield j["jobUID"], depth
+        yield from nested_jobs(j.get("children", []), depth + 1)
+
+
+def test_a_tree_deeper_than_a_post_can_make_is_listed_whole_and_deleted_whole(con, server, xapi):
+    refs, uuids = xapi_chain(server, 70, unique("deep"))
+    # The list of all jobs holds every task of the chain exactly once, however deep:
+    # a subtree below the deepest level shown continues as a top-level job.
+    listed = list(nested_jobs(pylxca.tasks(con)["TaskList"]))
+    seen = [u for u, _ in listed if u in set(uuids)]
+    assert sorted(seen) == sorted(uuids)
+    assert max(d for _, d in listed) <= 32
+    # Asked by id, the tree is shown as deep as a POST may create (32 levels).
+    got = [d for _, d in nested_jobs(pylxca.tasks(con, j=uuids[0])["TaskList"])]
+    assert len(got) == 32 and max(got) == 32
+    # A delete takes the whole tree, however deep: nothing of it is left unmarked.
+    assert pylxca.tasks(con, j=uuids[0], a="delete") == 200
+    left = [r for r in refs if "destroy" not in xapi.task.get_current_operations(r).values()]
+    assert left == []
+    assert not set(uuids) & {u for u, _ in nested_jobs(pylxca.tasks(con)["TaskList"])}
+
+
+def test_naming_a_job_many_times_cannot_multiply_the_answer(con, xapi):
+    uid = create(con, {"jobTitle": unique("fan"), "children": [{"jobTitle": "c"}] * 60})
+    # The same id twice is answered twice (small repeats are harmless) ...
+    twice = pylxca.tasks(con, j=f"{uid},{uid}")["TaskList"]
+    assert [j["jobUID"] for j in twice] == [uid, uid] and len(twice[1]["children"]) == 60
+    # ... but 1,000 times would be 61,000 jobs for one short request: refused.
+    r = raw(con, "GET", "/tasks/" + ",".join([uid] * 1000))
+    assert "name each job once" in lxca_error(r, 400)
+    # Without children each id is one job, as many as the ids.
+    assert len(pylxca.tasks(con, j=",".join([uid] * 1000), c="false")["TaskList"]) == 1000
+
+
+# --------------------------------------------------------------------------------------
 # One engine: the other faces see the same jobs
 
 
@@ -510,6 +563,22 @@ def test_a_pylxca_job_is_a_task_to_the_sdk_and_to_redfish(con, xapi, server):
     requests.delete(f"{server.url}/redfish/v1/TaskService/Tasks/{kid}",
                     auth=("root", ROOT_PASSWORD), timeout=15)
     assert one(con, kid)["jobState"] == "Cancelling"
+
+
+def test_a_job_completed_by_its_client_outlives_gc_passes(fresh):
+    """Issue 11 item 7: completing through the face stamps `finished`, so the GC keeps the
+    job `completed-task-timeout` after that (65 min by default) instead of removing it at
+    its next pass, as it did while `finished` stayed at the epoch."""
+    srv = fresh(["--gc-interval", "0.2"])
+    c = connect(srv.url)
+    try:
+        uid = create(c, {"jobTitle": "done soon"})
+        assert pylxca.tasks(c, a="update", u=str([{"jobUID": uid, "jobState": "Complete"}])) == 200
+        time.sleep(2)  # ten passes
+        got = one(c, uid)
+        assert got["jobState"] == "Complete" and got["endDate"] >= got["createDate"]
+    finally:
+        pylxca.disconnect(c)
 
 
 def test_create_fails_half_way_and_leaves_nothing(fresh):

@@ -135,6 +135,26 @@ def test_all_28_states_through_the_command(server, proxy, root, new_task):
     assert [c["jobState"] for c in made[0]["children"]] == [s for s, _ in STATES]
 
 
+def test_a_deep_tree_made_over_xapi_is_printed(server, proxy, root):
+    """A chain of 70 subtasks (XAPI nests without bound): the command reads the face's
+    answers, which nest at most 32 levels (JSON parsers, serde's among them, have depth
+    limits), and the list holds every task of the chain."""
+    refs = [ok(proxy.task.create(root, unique("chain"), ""))]
+    for _ in range(69):
+        sub = server_proxy(server.url + "/", [("subtask-of", refs[-1])])
+        refs.append(ok(sub.task.create(root, unique("chain"), "")))
+    uuids = {uuid_of(proxy, root, r) for r in refs}
+
+    def every(js):
+        for j in js:
+            yield j["jobUID"]
+            yield from every(j.get("children", []))
+
+    top = uuid_of(proxy, root, refs[0])
+    assert len(list(every(jobs(run(server, "tasks", "-j", top))))) == 32
+    assert uuids <= set(every(jobs(run(server, "tasks"))))
+
+
 # --------------------------------------------------------------------------------------
 # Errors: one line, nothing changed
 

@@ -26,9 +26,9 @@ use blake2::digest::{KeyInit, Mac};
 use hyper::HeaderMap;
 use parking_lot::Mutex;
 
-use super::xapi;
 use crate::api::dispatch::Service;
 use crate::api::error::ApiError;
+use crate::face::xapi::{field, xapi};
 use crate::wire::value::Value;
 
 /// How long a Basic credential is trusted without a new password check.
@@ -70,14 +70,6 @@ impl Caller {
         let pool_admin = matches!(self.field("rbac_permissions"), Some(Value::Array(p))
             if p.iter().any(|x| x.as_str() == Some("pool-admin")));
         superuser || pool_admin
-    }
-}
-
-/// A struct member of an XAPI record.
-pub fn field<'a>(record: &'a Value, name: &str) -> Option<&'a Value> {
-    match record {
-        Value::Struct(members) => members.iter().find(|(k, _)| k == name).map(|(_, v)| v),
-        _ => None,
     }
 }
 

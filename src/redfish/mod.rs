@@ -11,11 +11,11 @@
 //! task mapping and monitors), [`service`] (service root, `$metadata`, roles).
 
 mod auth;
-mod protocol;
+pub mod protocol;
 mod routes;
 mod service;
-mod sessions;
-mod tasks;
+pub mod sessions;
+pub mod tasks;
 
 use std::sync::Arc;
 
@@ -24,11 +24,9 @@ use futures_util::future::BoxFuture;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
 
-use crate::api::dispatch::{Reply, RequestMeta, Service, call, dispatch};
-use crate::api::error::ApiError;
+use crate::api::dispatch::Service;
 use crate::face::{BodyError, Conn, Face};
 use crate::server::Limits;
-use crate::wire::value::Value;
 use protocol::Answer;
 use routes::Route;
 
@@ -74,18 +72,6 @@ pub async fn handle(
         .map(str::to_string);
     let answer = answer(&svc, limits, req).await;
     protocol::finish(answer, head, if_none_match.as_deref())
-}
-
-/// One call through the XAPI pipeline, as any XML-RPC client would make it.
-pub(crate) async fn xapi(
-    svc: &Arc<Service>,
-    method: &str,
-    params: Vec<Value>,
-) -> Result<Value, ApiError> {
-    match dispatch(svc, call(method, params), &RequestMeta::default()).await {
-        Reply::Envelope(r) => r,
-        Reply::Bare(v) => Ok(v),
-    }
 }
 
 async fn answer(svc: &Arc<Service>, _: &Limits, req: Request<Bytes>) -> Answer {

@@ -204,7 +204,7 @@ mod tests {
         };
         let retention = crate::api::gc::Retention::default();
         let record = crate::wire::value::Value::Struct(vec![]);
-        let view = tasks::TaskView::from_record(&record);
+        let view = crate::face::xapi::TaskRecord::from_record(&record);
         let mut out = vec![
             json(service_root()),
             json(account_service()),

@@ -13,12 +13,12 @@ use hyper::StatusCode;
 use hyper::header::{self, HeaderName};
 use serde_json::{Value as Json, json};
 
-use super::auth::{self, Caller, field};
+use super::auth::{self, Caller};
 use super::protocol::{self, Answer};
 use super::tasks::redfish_date;
-use super::xapi;
 use crate::api::dispatch::Service;
 use crate::api::gc::Retention;
+use crate::face::xapi::{field, xapi};
 use crate::wire::value::Value;
 
 pub const SERVICE: &str = "/redfish/v1/SessionService";
@@ -80,29 +80,11 @@ pub fn collection(caller: &Caller) -> Answer {
 /// `POST /Sessions` (or `/Sessions/Members`) with `{"UserName", "Password"}`: logs in
 /// through `session.login_with_password`; 201 with `X-Auth-Token` and `Location`.
 pub async fn create(svc: &Arc<Service>, body: &[u8]) -> Answer {
-    let Ok(j) = serde_json::from_slice::<Json>(body) else {
-        return protocol::error(StatusCode::BAD_REQUEST, "MalformedJSON", &[]);
+    let (user, password) = match credentials(body) {
+        Ok(c) => c,
+        Err(answer) => return answer,
     };
-    let mut creds = Vec::new();
-    for name in ["UserName", "Password"] {
-        match j.get(name) {
-            Some(Json::String(s)) => creds.push(s.clone()),
-            None => return protocol::error(StatusCode::BAD_REQUEST, "PropertyMissing", &[name]),
-            Some(other) => {
-                let shown = if name == "Password" {
-                    "(hidden)".to_string()
-                } else {
-                    other.to_string()
-                };
-                return protocol::error(
-                    StatusCode::BAD_REQUEST,
-                    "PropertyValueTypeError",
-                    &[&shown, name],
-                );
-            }
-        }
-    }
-    let token = match auth::login(svc, &creds[0], &creds[1], auth::ORIGINATOR_SESSION).await {
+    let token = match auth::login(svc, &user, &password, auth::ORIGINATOR_SESSION).await {
         Ok(t) => t,
         Err(e) => return protocol::from_api(SESSIONS, &e),
     };
@@ -115,6 +97,46 @@ pub async fn create(svc: &Arc<Service>, body: &[u8]) -> Answer {
     Answer::json(StatusCode::CREATED, body)
         .header(header::LOCATION, location)
         .header(HeaderName::from_static("x-auth-token"), token)
+}
+
+/// `UserName` and `Password` from a `POST /Sessions` body, or the 400 answer saying what is
+/// wrong with it (the password's value is never echoed).
+pub fn credentials(body: &[u8]) -> Result<(String, String), Answer> {
+    let Ok(j) = serde_json::from_slice::<Json>(body) else {
+        return Err(protocol::error(
+            StatusCode::BAD_REQUEST,
+            "MalformedJSON",
+            &[],
+        ));
+    };
+    let mut creds = Vec::new();
+    for name in ["UserName", "Password"] {
+        match j.get(name) {
+            Some(Json::String(s)) => creds.push(s.clone()),
+            None => {
+                return Err(protocol::error(
+                    StatusCode::BAD_REQUEST,
+                    "PropertyMissing",
+                    &[name],
+                ));
+            }
+            Some(other) => {
+                let shown = if name == "Password" {
+                    "(hidden)".to_string()
+                } else {
+                    other.to_string()
+                };
+                return Err(protocol::error(
+                    StatusCode::BAD_REQUEST,
+                    "PropertyValueTypeError",
+                    &[&shown, name],
+                ));
+            }
+        }
+    }
+    let password = creds.pop().unwrap_or_default();
+    let user = creds.pop().unwrap_or_default();
+    Ok((user, password))
 }
 
 /// The session with Redfish Id (= XAPI uuid) `id`, if the caller may see it.

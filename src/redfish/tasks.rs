@@ -1,7 +1,7 @@
 //! XAPI tasks as Redfish Tasks (Task v1.7.4, TaskService v1.3.0), task monitors, and
 //! DELETE as `task.cancel`/`task.destroy`.
 //!
-//! The mapping is a pure function of the XAPI task record ([`TaskView::from_record`],
+//! The mapping is a pure function of the XAPI task record ([`TaskRecord::from_record`], shared with the other faces,
 //! [`task_json`]), tested below. Reads and writes go through the XAPI pipeline, so the
 //! Redfish face sees exactly what XML-RPC clients see, and its writes produce the same
 //! events and obey the same ownership rule.
@@ -17,14 +17,14 @@ use hyper::StatusCode;
 use hyper::header;
 use serde_json::{Value as Json, json};
 
-use super::auth::{Caller, field};
+use super::auth::Caller;
 use super::protocol::{self, Answer, TASK_EVENT};
 use super::routes::CANCEL_MONITOR_PREFIX;
-use super::xapi;
 use crate::api::dispatch::Service;
 use crate::api::error::{ApiError, codes};
 use crate::api::gc::Retention;
 use crate::db::NULL_REF;
+use crate::face::xapi::{TaskRecord, text, xapi};
 use crate::wire::value::Value;
 
 pub const SERVICE: &str = "/redfish/v1/TaskService";
@@ -32,76 +32,6 @@ pub const TASKS: &str = "/redfish/v1/TaskService/Tasks";
 pub const MONITORS: &str = "/redfish/v1/TaskService/TaskMonitors";
 pub const DELETE_ALL_COMPLETED: &str =
     "/redfish/v1/TaskService/Actions/TaskService.DeleteAllCompletedTasks";
-
-/// The parts of an XAPI task record the Redfish view uses.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TaskView {
-    pub uuid: String,
-    pub name_label: String,
-    pub name_description: String,
-    pub status: String,
-    /// `current_operations` holds a `cancel` (XAPI's `task.cancel` leaves `status` alone).
-    pub cancel_requested: bool,
-    pub progress: f64,
-    /// XAPI dates, `20261123T00:55:00Z`.
-    pub created: String,
-    pub finished: String,
-    pub result: String,
-    pub error_info: Vec<String>,
-    pub subtask_of: String,
-    pub subtasks: Vec<String>,
-}
-
-fn string(rec: &Value, name: &str) -> String {
-    match field(rec, name) {
-        Some(Value::String(s)) | Some(Value::DateTime(s)) => s.clone(),
-        _ => String::new(),
-    }
-}
-
-impl TaskView {
-    pub fn from_record(rec: &Value) -> TaskView {
-        let cancel_requested = matches!(field(rec, "current_operations"),
-            Some(Value::Struct(ops)) if ops.iter().any(|(_, v)| v.as_str() == Some("cancel")));
-        let progress = match field(rec, "progress") {
-            Some(Value::Double(f)) => *f,
-            Some(Value::Int(i)) => *i as f64,
-            _ => 0.0,
-        };
-        let error_info = match field(rec, "error_info") {
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| v.as_str().unwrap_or_default().to_string())
-                .collect(),
-            _ => Vec::new(),
-        };
-        TaskView {
-            uuid: string(rec, "uuid"),
-            name_label: string(rec, "name_label"),
-            name_description: string(rec, "name_description"),
-            status: string(rec, "status"),
-            cancel_requested,
-            progress,
-            created: string(rec, "created"),
-            finished: string(rec, "finished"),
-            result: string(rec, "result"),
-            error_info,
-            subtask_of: string(rec, "subtask_of"),
-            subtasks: match field(rec, "subtasks") {
-                Some(Value::Array(items)) => items
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect(),
-                _ => Vec::new(),
-            },
-        }
-    }
-
-    /// Finished: success, failure or cancelled (XAPI's `status_is_completed`).
-    pub fn is_completed(&self) -> bool {
-        matches!(self.status.as_str(), "success" | "failure" | "cancelled")
-    }
-}
 
 /// XAPI status → (`TaskState`, `TaskStatus`). `TaskStatus` "shall not be set until the
 /// task completes", hence `None` for unfinished tasks.
@@ -155,7 +85,7 @@ fn task_event(id: &str, task_id: &str, text: &str, severity: &str) -> Json {
 
 /// The task's `Messages`: TaskStarted, then the TaskEvent message of its outcome; a
 /// failure adds the XAPI error (code and parameters) as a message of its own.
-pub fn messages(t: &TaskView) -> Vec<Json> {
+pub fn messages(t: &TaskRecord) -> Vec<Json> {
     let id = t.uuid.as_str();
     let mut out = vec![task_event(
         "TaskStarted",
@@ -216,7 +146,7 @@ pub fn cancel_monitor_uri(uuid: &str) -> String {
 }
 
 /// The Task resource. `root_uuid` is the root's uuid when the task is a sub-task.
-pub fn task_json(t: &TaskView, root_uuid: Option<&str>) -> Json {
+pub fn task_json(t: &TaskRecord, root_uuid: Option<&str>) -> Json {
     let (task_state, task_status) = state(&t.status, t.cancel_requested);
     let mut j = json!({
         "@odata.type": "#Task.v1_7_4.Task",
@@ -304,10 +234,10 @@ pub fn root_uuids(all: &Value) -> Vec<String> {
     members
         .iter()
         .filter(|(_, rec)| {
-            let parent = string(rec, "subtask_of");
+            let parent = text(rec, "subtask_of");
             parent.is_empty() || parent == NULL_REF || !refs.contains(parent.as_str())
         })
-        .map(|(_, rec)| string(rec, "uuid"))
+        .map(|(_, rec)| text(rec, "uuid"))
         .collect()
 }
 
@@ -356,7 +286,7 @@ pub async fn get_subtasks(svc: &Arc<Service>, caller: &Caller, id: &str, uri: &s
         }
         match record(svc, caller, &r).await {
             Ok(Some(rec)) => {
-                let v = TaskView::from_record(&rec);
+                let v = TaskRecord::from_record(&rec);
                 members.push(task_uri(&v.uuid, Some(id)));
                 queue.extend(v.subtasks);
             }
@@ -371,7 +301,7 @@ pub async fn get_subtasks(svc: &Arc<Service>, caller: &Caller, id: &str, uri: &s
 /// A task found by uuid, with the uuid of its root when it is a sub-task.
 struct Found {
     task_ref: String,
-    view: TaskView,
+    view: TaskRecord,
     root_uuid: Option<String>,
 }
 
@@ -419,7 +349,7 @@ async fn find(
     let Some(rec) = record(svc, caller, &task_ref).await? else {
         return Ok(None);
     };
-    let view = TaskView::from_record(&rec);
+    let view = TaskRecord::from_record(&rec);
     let mut root_uuid = None;
     let mut up = view.subtask_of.clone();
     for _ in 0..MAX_DEPTH {
@@ -428,7 +358,7 @@ async fn find(
         }
         match record(svc, caller, &up).await? {
             Some(p) => {
-                let pv = TaskView::from_record(&p);
+                let pv = TaskRecord::from_record(&p);
                 root_uuid = Some(pv.uuid);
                 up = pv.subtask_of;
             }
@@ -468,7 +398,7 @@ pub async fn get_monitor(
     caller: &Caller,
     id: &str,
     uri: &str,
-    answer: fn(&TaskView, Option<&str>, &str) -> Answer,
+    answer: fn(&TaskRecord, Option<&str>, &str) -> Answer,
 ) -> Answer {
     match find(svc, caller, id, None).await {
         Ok(Some(f)) => answer(&f.view, f.root_uuid.as_deref(), uri),
@@ -481,7 +411,7 @@ pub async fn get_monitor(
 /// runs; when it is done, the outcome as the original request would have answered it
 /// ([`outcome`]); 404 once it is cancelled (TaskService v1.3: the monitor "shall be
 /// removed at that time").
-pub fn monitor_answer(view: &TaskView, root: Option<&str>, uri: &str) -> Answer {
+pub fn monitor_answer(view: &TaskRecord, root: Option<&str>, uri: &str) -> Answer {
     match outcome(view, root) {
         Some(done) => done,
         None if view.status == "cancelled" => protocol::not_found(uri),
@@ -495,7 +425,7 @@ pub fn monitor_answer(view: &TaskView, root: Option<&str>, uri: &str) -> Answer 
 /// removed monitor (sushy raises on it, redfishtool exits 5). So: 202 while the task is
 /// cancelling; 200 with the Task once it is cancelled; if its owner finished it
 /// otherwise, the outcome the task's monitor gives. 404 while no cancel was asked for.
-pub fn cancel_monitor_answer(view: &TaskView, root: Option<&str>, uri: &str) -> Answer {
+pub fn cancel_monitor_answer(view: &TaskRecord, root: Option<&str>, uri: &str) -> Answer {
     if view.status == "cancelled" {
         return Answer::ok(task_json(view, root));
     }
@@ -509,7 +439,7 @@ pub fn cancel_monitor_answer(view: &TaskView, root: Option<&str>, uri: &str) -> 
 /// Task (and XAPI's result) for success, an error for failure (400; 500 for
 /// `INTERNAL_ERROR`). `None` while the task runs, and for a cancelled task (the
 /// monitors differ there).
-fn outcome(view: &TaskView, root: Option<&str>) -> Option<Answer> {
+fn outcome(view: &TaskRecord, root: Option<&str>) -> Option<Answer> {
     match view.status.as_str() {
         "success" => {
             let mut body = task_json(view, root);
@@ -540,7 +470,7 @@ fn outcome(view: &TaskView, root: Option<&str>) -> Option<Answer> {
 /// suits all three client libraries (sushy hands a number of seconds to `time.sleep` as
 /// a string, redfishtool cannot subtract an HTTP-date from its naive clock); without it
 /// each of them polls every second.
-fn accepted(view: &TaskView, root: Option<&str>, monitor: &str) -> Answer {
+fn accepted(view: &TaskRecord, root: Option<&str>, monitor: &str) -> Answer {
     let mut body = task_json(view, root);
     let task_uri = body.as_object_mut().and_then(|o| o.remove("@odata.id"));
     let answer = Answer::json(StatusCode::ACCEPTED, body).header(header::LOCATION, monitor);
@@ -606,7 +536,7 @@ pub async fn delete_all_completed(svc: &Arc<Service>, caller: &Caller) -> Answer
     };
     let mut kept = 0usize;
     for (r, rec) in &all {
-        if !TaskView::from_record(rec).is_completed() {
+        if !TaskRecord::from_record(rec).is_completed() {
             continue;
         }
         match xapi(svc, "task.destroy", vec![session.clone(), Value::str(r)]).await {
@@ -632,8 +562,8 @@ pub async fn delete_all_completed(svc: &Arc<Service>, caller: &Caller) -> Answer
 mod tests {
     use super::*;
 
-    fn view(status: &str) -> TaskView {
-        TaskView {
+    fn view(status: &str) -> TaskRecord {
+        TaskRecord {
             uuid: "0b5e1f9c-6c1e-4a3c-9d7e-6f1a2b3c4d5e".into(),
             name_label: "Async.VM.clone".into(),
             name_description: "".into(),
@@ -646,6 +576,7 @@ mod tests {
             error_info: vec![],
             subtask_of: NULL_REF.into(),
             subtasks: vec![],
+            ..TaskRecord::default()
         }
     }
 
@@ -721,7 +652,7 @@ mod tests {
             "TaskEvent.1.0.5.TaskCompletedOK"
         );
 
-        // A client-completed task keeps XAPI's epoch `finished`: no EndTime then.
+        // A record whose `finished` is XAPI's epoch (never finished): no EndTime.
         let j = task_json(&view("success"), None);
         assert!(j.get("EndTime").is_none());
 

@@ -48,7 +48,8 @@ fn invalid(msg: impl Into<String>) -> BadRequest {
     }
 }
 
-fn to_value(j: Json) -> Value {
+/// JSON → [`Value`]: integers that fit i64 are `Int`, other numbers `Double`.
+pub fn to_value(j: Json) -> Value {
     match j {
         Json::Null => Value::Nil,
         Json::Bool(b) => Value::Bool(b),

@@ -15,7 +15,8 @@ use std::borrow::Cow;
 use std::fmt;
 
 use quick_xml::Reader;
-use quick_xml::events::{BytesRef, Event};
+use quick_xml::events::attributes::Attributes;
+use quick_xml::events::{BytesDecl, BytesPI, BytesRef, Event};
 
 use crate::api::error::ApiError;
 use crate::printf::format_g16;
@@ -280,7 +281,11 @@ impl<'a> Parser<'a> {
             Event::Text(t) => Piece::Text(t.xml10_content()),
             Event::CData(c) => Piece::Text(c.xml10_content()),
             Event::GeneralRef(r) => Piece::Text(resolve(&r)?),
-            Event::Comment(_) | Event::PI(_) => Piece::Skip,
+            Event::Comment(_) => Piece::Skip,
+            Event::PI(pi) => {
+                check_pi(&pi)?;
+                Piece::Skip
+            }
             Event::Start(e) => Piece::Markup(Token::Start(Tag::of(e.name().as_ref()))),
             Event::Empty(e) => {
                 let tag = Tag::of(e.name().as_ref());
@@ -288,7 +293,10 @@ impl<'a> Parser<'a> {
                 Piece::Markup(Token::Start(tag))
             }
             Event::End(e) => Piece::Markup(Token::End(Tag::of(e.name().as_ref()))),
-            Event::Decl(_) => Piece::Markup(Token::Prolog("<?xml …?>")),
+            Event::Decl(decl) => {
+                check_decl(&decl)?;
+                Piece::Markup(Token::Prolog("<?xml …?>"))
+            }
             Event::DocType(_) => Piece::Markup(Token::Prolog("<!DOCTYPE …>")),
             Event::Eof => Piece::Markup(Token::Eof),
         })
@@ -467,6 +475,80 @@ impl<'a> Parser<'a> {
             }
         }
     }
+}
+
+/// Xmlm's XML declaration (`p_xml_decl`): `version` first, "1.0" or "1.1"; then optionally
+/// an `encoding` it knows, then optionally `standalone` "yes" or "no"; nothing else.
+/// (quick-xml hands the declaration over unchecked.) The encoding is only checked, not
+/// applied: the body is read as UTF-8 (docs/security.md, Fuzzing).
+fn check_decl(decl: &BytesDecl<'_>) -> Result<(), ParseError> {
+    const ENCODINGS: [&str; 8] = [
+        "utf-8",
+        "utf-16",
+        "utf-16be",
+        "utf-16le",
+        "iso-8859-1",
+        "iso-8859-15",
+        "us-ascii",
+        "ascii",
+    ];
+    let bad = |what: &str| error("an XML declaration (version, encoding, standalone)", what);
+    // The declaration's text is `xml` and its attributes.
+    let mut attributes = Attributes::new(decl, "xml".len());
+    attributes.with_checks(false);
+    let mut next = || match attributes.next() {
+        Some(Ok(a)) => Ok(Some((a.key.as_ref().to_string(), a.value.into_owned()))),
+        Some(Err(e)) => Err(bad(&e.to_string())),
+        None => Ok(None),
+    };
+    let mut attr = next()?;
+    match &attr {
+        Some((k, v)) if k == "version" && (v == "1.0" || v == "1.1") => attr = next()?,
+        Some((k, v)) => return Err(bad(&format!("{k}={v:?}"))),
+        None => return Err(bad("no version")),
+    }
+    if let Some((k, v)) = &attr
+        && k == "encoding"
+    {
+        if !ENCODINGS.contains(&v.to_ascii_lowercase().as_str()) {
+            return Err(bad(&format!("encoding {v:?}")));
+        }
+        attr = next()?;
+    }
+    if let Some((k, v)) = &attr
+        && k == "standalone"
+    {
+        if v != "yes" && v != "no" {
+            return Err(bad(&format!("standalone {v:?}")));
+        }
+        attr = next()?;
+    }
+    match attr {
+        None => Ok(()),
+        Some((k, _)) => Err(bad(&k)),
+    }
+}
+
+/// A processing instruction needs a target that starts like an XML name (Xmlm reads it
+/// with `p_qname`, then skips everything to `?>`).
+fn check_pi(pi: &BytesPI<'_>) -> Result<(), ParseError> {
+    match pi.target().chars().next() {
+        Some(c) if is_name_start(c) => Ok(()),
+        _ => Err(error(
+            "a processing instruction target",
+            format!("<?{}", pi.target()),
+        )),
+    }
+}
+
+/// XML's `NameStartChar`.
+fn is_name_start(c: char) -> bool {
+    matches!(c,
+        ':' | 'A'..='Z' | '_' | 'a'..='z' | '\u{C0}'..='\u{D6}' | '\u{D8}'..='\u{F6}'
+        | '\u{F8}'..='\u{2FF}' | '\u{370}'..='\u{37D}' | '\u{37F}'..='\u{1FFF}'
+        | '\u{200C}'..='\u{200D}' | '\u{2070}'..='\u{218F}' | '\u{2C00}'..='\u{2FEF}'
+        | '\u{3001}'..='\u{D7FF}' | '\u{F900}'..='\u{FDCF}' | '\u{FDF0}'..='\u{FFFD}'
+        | '\u{10000}'..='\u{EFFFF}')
 }
 
 /// The five predefined entities and character references (only XML characters), like Xmlm.

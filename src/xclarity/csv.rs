@@ -1,7 +1,7 @@
 //! `GET /csvRequest/jobs/{job_id}`: LXCA's monitor of a bulk management request (seed
 //! 004), for any job tree. `{job_id}` is a jobUID; `results` holds that job, its children
 //! are the steps of `results[0].status.substatus`, their children the steps of their own
-//! `status.substatus`, and so on down the tree.
+//! `status.substatus`, and so on down the tree, [`MAX_DEPTH`] levels at most.
 //!
 //! `taskid` is an Integer in seed 004 while our ids are uuids: it is the job's uuid's
 //! first 12 hex digits read as a number (48 bits; JSON-safe, stable for the life of the
@@ -11,10 +11,7 @@
 use serde_json::{Value as Json, json};
 
 use super::jobs::{Node, Tasks};
-use super::mapping::{self, TaskFields};
-
-/// Deepest step nesting shown (as for jobs).
-const MAX_DEPTH: usize = 64;
+use super::mapping::{self, MAX_DEPTH, TaskRecord};
 
 /// The seed-004 object of `node`'s tree at time `now` (seconds since the epoch).
 pub fn monitor(tasks: &Tasks, node: &Node, now: i64) -> Json {
@@ -59,9 +56,10 @@ pub fn monitor(tasks: &Tasks, node: &Node, now: i64) -> Json {
     })
 }
 
-/// The steps of `node`'s children, each with its own children's steps.
-fn steps(tasks: &Tasks, node: &Node, depth: usize) -> Vec<Json> {
-    if depth > MAX_DEPTH {
+/// The steps of `node`'s children (`node` being at `level`, the job at 1), each with its
+/// own children's steps, down to [`MAX_DEPTH`] levels in all.
+fn steps(tasks: &Tasks, node: &Node, level: usize) -> Vec<Json> {
+    if level >= MAX_DEPTH {
         return Vec::new();
     }
     tasks
@@ -90,7 +88,7 @@ fn steps(tasks: &Tasks, node: &Node, depth: usize) -> Vec<Json> {
                 "status": {
                     "percentage": pct,
                     "state": state,
-                    "substatus": steps(tasks, c, depth + 1),
+                    "substatus": steps(tasks, c, level + 1),
                 },
             })
         })
@@ -124,7 +122,7 @@ pub fn taskid(uuid: &str) -> u64 {
 }
 
 /// Milliseconds from creation to the end (or to `now`, while it runs).
-fn time_spent(t: &TaskFields, now: i64) -> i64 {
+fn time_spent(t: &TaskRecord, now: i64) -> i64 {
     let Some(created) = unix(&t.created) else {
         return 0;
     };
@@ -163,7 +161,7 @@ mod tests {
 
     #[test]
     fn time_spent_runs_to_the_end_or_now() {
-        let mut t = TaskFields {
+        let mut t = TaskRecord {
             status: "pending".into(),
             created: "20240101T12:00:00Z".into(),
             finished: "19700101T00:00:00Z".into(),
@@ -178,6 +176,21 @@ mod tests {
         t.finished = "19700101T00:00:00Z".into();
         assert_eq!(time_spent(&t, created + 9), 9000);
         assert_eq!(unix("garbage"), None);
+    }
+
+    #[test]
+    fn steps_nest_as_deep_as_a_job_tree_and_json_parsers_read_them() {
+        let tasks = crate::xclarity::jobs::tests::chain(40);
+        let top = tasks.find("u0").unwrap();
+        let m = monitor(&tasks, top, 0);
+        let mut levels = 1;
+        let mut status = &m["results"][0]["status"];
+        while let Some(step) = status["substatus"].as_array().and_then(|s| s.first()) {
+            levels += 1;
+            status = &step["status"];
+        }
+        assert_eq!(levels, mapping::MAX_DEPTH);
+        assert!(serde_json::from_str::<Json>(&m.to_string()).is_ok());
     }
 
     #[test]

@@ -6,7 +6,10 @@
 //! - `GET /tasks[/{ids}]` always answers a JSON array (pylxca slices it); an unknown id is
 //!   404, never an empty list. Without ids: the top-level jobs (tasks that are nobody's
 //!   subtask, or whose parent is gone), oldest first, each with its `children` nested;
-//!   `?compact=true` leaves `children` out.
+//!   `?compact=true` leaves `children` out. Trees are shown [`MAX_DEPTH`] levels deep (XAPI
+//!   nests without bound; JSON readers have depth limits); in the list of all jobs, a
+//!   subtree cut there continues as a top-level job, so every task is listed once. An
+//!   answer naming ids is bounded too ([`MAX_REPEATED_JOBS`]).
 //! - `POST /tasks` creates a job and all its `children` (any depth, bounded): the whole
 //!   tree is checked first; should a create fail anyway (a quota), what was created is
 //!   removed again, so a request creates all of its jobs or none.
@@ -21,73 +24,47 @@ use hyper::StatusCode;
 use hyper::header;
 use serde_json::{Value as Json, json};
 
-use super::mapping::{self, JobUpdate, NewJob, STATE_KEY, TaskFields};
+use super::mapping::{self, JobUpdate, MAX_DEPTH, NewJob, STATE_KEY, TaskRecord};
 use super::protocol::{self, Answer};
 use super::routes::split_ids;
 use super::sessions::Caller;
-use super::{field, record_text, xapi, xapi_in};
 use crate::api::dispatch::{RequestMeta, Service};
 use crate::api::error::{ApiError, codes};
 use crate::db::NULL_REF;
+use crate::face::xapi::{xapi, xapi_in};
 use crate::wire::value::Value;
 
-/// Deepest subtask chain followed when a job is shown (XAPI cannot build cycles; this
-/// only bounds the work if one ever appeared).
-const MAX_DEPTH: usize = 64;
+/// Jobs an answer that names ids may hold beyond the tasks read for it. Naming a job
+/// again (or a job and its own child) repeats its tree in the answer, which LXCA clients
+/// may do; without a bound, one 37 KB request naming a 500-job tree 1,000 times made the
+/// server build a 190 MB answer.
+const MAX_REPEATED_JOBS: usize = 10_000;
 
-/// A task with its links, as the job view needs it.
+/// Jobs rendered for one answer: what is left of its budget, and the subtrees cut at the
+/// deepest level shown.
+struct Render<'a> {
+    left: usize,
+    cut: Vec<&'a Node>,
+}
+
+/// A task with its ref, as the job view needs it.
 #[derive(Debug, Clone)]
 pub struct Node {
     pub r: String,
-    pub fields: TaskFields,
-    pub parent: String,
-    /// In creation order.
-    pub subtasks: Vec<String>,
-    /// Marked by a deferred `task.destroy`: gone, as far as LXCA clients are concerned.
-    pub deleted: bool,
+    pub fields: TaskRecord,
 }
 
 impl Node {
     pub fn from_record(r: &str, rec: &Value) -> Node {
-        let ops = |op: &str| {
-            matches!(field(rec, "current_operations"),
-                Some(Value::Struct(ops)) if ops.iter().any(|(_, v)| v.as_str() == Some(op)))
-        };
-        let refs = |name: &str| match field(rec, name) {
-            Some(Value::Array(items)) => items
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let other_config = match field(rec, "other_config") {
-            Some(Value::Struct(m)) => m
-                .iter()
-                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                .collect(),
-            _ => Vec::new(),
-        };
         Node {
             r: r.to_string(),
-            fields: TaskFields {
-                uuid: record_text(rec, "uuid"),
-                name_label: record_text(rec, "name_label"),
-                name_description: record_text(rec, "name_description"),
-                status: record_text(rec, "status"),
-                cancel_requested: ops("cancel"),
-                progress: match field(rec, "progress") {
-                    Some(Value::Double(f)) => *f,
-                    Some(Value::Int(i)) => *i as f64,
-                    _ => 0.0,
-                },
-                created: record_text(rec, "created"),
-                finished: record_text(rec, "finished"),
-                other_config,
-            },
-            parent: record_text(rec, "subtask_of"),
-            subtasks: refs("subtasks"),
-            deleted: ops("destroy"),
+            fields: TaskRecord::from_record(rec),
         }
+    }
+
+    /// Marked by a deferred `task.destroy`: gone, as far as LXCA clients are concerned.
+    pub fn deleted(&self) -> bool {
+        self.fields.destroy_requested
     }
 }
 
@@ -142,10 +119,10 @@ impl Tasks {
             let node = record(svc, &s, &r)
                 .await
                 .map_err(|e| protocol::from_api(&format!("Job {id}"), &e))?
-                .filter(|n| !n.deleted)
+                .filter(|n| !n.deleted())
                 .ok_or_else(|| gone(id))?;
             if seen.insert(r) {
-                queue.extend(node.subtasks.iter().cloned());
+                queue.extend(node.fields.subtasks.iter().cloned());
                 nodes.push(node);
             }
         }
@@ -157,8 +134,8 @@ impl Tasks {
                 .await
                 .map_err(|e| protocol::from_api("A child job", &e))?;
             // Destroyed meanwhile, or deleted: not a child any more.
-            if let Some(n) = found.filter(|n| !n.deleted) {
-                queue.extend(n.subtasks.iter().cloned());
+            if let Some(n) = found.filter(|n| !n.deleted()) {
+                queue.extend(n.fields.subtasks.iter().cloned());
                 nodes.push(n);
             }
         }
@@ -169,7 +146,7 @@ impl Tasks {
     pub fn from_nodes(nodes: Vec<Node>) -> Tasks {
         let by_ref: HashMap<String, Node> = nodes
             .into_iter()
-            .filter(|n| !n.deleted)
+            .filter(|n| !n.deleted())
             .map(|n| (n.r.clone(), n))
             .collect();
         let by_uuid = by_ref
@@ -197,7 +174,8 @@ impl Tasks {
 
     /// The children of a task that still exist, in creation order.
     pub fn children(&self, n: &Node) -> Vec<&Node> {
-        n.subtasks
+        n.fields
+            .subtasks
             .iter()
             .filter_map(|r| self.by_ref.get(r))
             .collect()
@@ -208,7 +186,10 @@ impl Tasks {
         let mut roots: Vec<&Node> = self
             .by_ref
             .values()
-            .filter(|n| n.parent == NULL_REF || !self.by_ref.contains_key(&n.parent))
+            .filter(|n| {
+                let parent = &n.fields.subtask_of;
+                parent == NULL_REF || !self.by_ref.contains_key(parent)
+            })
             .collect();
         roots.sort_by(|a, b| {
             (&a.fields.created, &a.fields.uuid).cmp(&(&b.fields.created, &b.fields.uuid))
@@ -216,34 +197,92 @@ impl Tasks {
         roots
     }
 
-    /// The job of `n`, with its children's jobs nested (or none with `compact`).
-    pub fn job(&self, n: &Node, compact: bool) -> Json {
-        self.job_at(n, compact, 0)
+    /// Every job, for `GET /tasks`: the top-level jobs, oldest first, each with its
+    /// children nested; a subtree below the deepest level shown follows as a top-level job
+    /// of its own, so that each task is listed once. (`compact`: the top-level jobs alone.)
+    pub fn list_all(&self, compact: bool) -> Vec<Json> {
+        // Each task once: the budget is only reached if the links ever formed a cycle.
+        let mut r = Render {
+            left: self.by_ref.len(),
+            cut: Vec::new(),
+        };
+        let mut out: Vec<Json> = self
+            .roots()
+            .into_iter()
+            .filter_map(|n| self.job_at(n, compact, 1, &mut r))
+            .collect();
+        let mut next = 0;
+        while let Some(&n) = r.cut.get(next) {
+            next += 1;
+            out.extend(self.job_at(n, compact, 1, &mut r));
+        }
+        out
     }
 
-    fn job_at(&self, n: &Node, compact: bool, depth: usize) -> Json {
+    /// The jobs named by `ids`, in their order (404 for an unknown one). The answer holds
+    /// at most as many jobs as the tasks read for it, or [`MAX_REPEATED_JOBS`]: 400 beyond.
+    pub fn list_named(&self, ids: &[String], compact: bool) -> Result<Vec<Json>, Answer> {
+        let budget = self.by_ref.len().max(MAX_REPEATED_JOBS);
+        let mut r = Render {
+            left: budget,
+            cut: Vec::new(),
+        };
+        let too_many = || {
+            protocol::bad_request(&format!(
+                "the answer would hold more than {budget} jobs, as the jobs named repeat each \
+                 other's trees: name each job once (its children come with it), or ask with \
+                 compact=true"
+            ))
+        };
+        self.resolve(ids)?
+            .into_iter()
+            .map(|n| self.job_at(n, compact, 1, &mut r).ok_or_else(too_many))
+            .collect()
+    }
+
+    /// The job of `n` (at `level`, 1 at the top) with its children's jobs nested down to
+    /// [`MAX_DEPTH`] levels, the subtrees below that put in `r.cut`; none with `compact`.
+    /// None once the budget is spent.
+    fn job_at<'a>(
+        &'a self,
+        n: &'a Node,
+        compact: bool,
+        level: usize,
+        r: &mut Render<'a>,
+    ) -> Option<Json> {
+        r.left = r.left.checked_sub(1)?;
         if compact {
-            return mapping::job_json(&n.fields, None);
+            return Some(mapping::job_json(&n.fields, None));
         }
-        let children = if depth >= MAX_DEPTH {
+        let kids = self.children(n);
+        let children = if level >= MAX_DEPTH {
+            r.cut.extend(kids);
             Vec::new()
         } else {
-            self.children(n)
-                .into_iter()
-                .map(|c| self.job_at(c, false, depth + 1))
-                .collect()
+            kids.into_iter()
+                .map(|c| self.job_at(c, false, level + 1, r))
+                .collect::<Option<Vec<Json>>>()?
         };
-        mapping::job_json(&n.fields, Some(children))
+        Some(mapping::job_json(&n.fields, Some(children)))
     }
 
-    /// `n` and all its descendants, children before their parent.
-    fn post_order<'a>(&'a self, n: &'a Node, out: &mut Vec<&'a Node>, depth: usize) {
-        if depth < MAX_DEPTH {
-            for c in self.children(n) {
-                self.post_order(c, out, depth + 1);
+    /// The `tops` and all their descendants, however deep, each once, children before
+    /// their parent (the order a delete takes).
+    fn post_order<'a>(&'a self, tops: &[&'a Node]) -> Vec<&'a Node> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        // (node, its children are already out): an explicit stack, as trees made over
+        // XAPI have no depth bound.
+        let mut stack: Vec<(&Node, bool)> = tops.iter().rev().map(|n| (*n, false)).collect();
+        while let Some((n, children_out)) = stack.pop() {
+            if children_out {
+                out.push(n);
+            } else if seen.insert(n.r.as_str()) {
+                stack.push((n, true));
+                stack.extend(self.children(n).into_iter().rev().map(|c| (c, false)));
             }
         }
-        out.push(n);
+        out
     }
 }
 
@@ -264,16 +303,14 @@ pub async fn get(
         Ok(t) => t,
         Err(a) => return a,
     };
-    let nodes = match ids {
-        None => tasks.roots(),
-        Some(ids) => match tasks.resolve(ids) {
-            Ok(n) => n,
+    let jobs = match ids {
+        None => tasks.list_all(compact),
+        Some(ids) => match tasks.list_named(ids, compact) {
+            Ok(j) => j,
             Err(a) => return a,
         },
     };
-    Answer::ok(Json::Array(
-        nodes.iter().map(|n| tasks.job(n, compact)).collect(),
-    ))
+    Answer::ok(Json::Array(jobs))
 }
 
 /// `POST /tasks`: the job tree in the body, created in one request. 201 with the new
@@ -534,8 +571,8 @@ async fn update_one(
     Ok(())
 }
 
-/// `DELETE /tasks/{ids}`: each job with all its children (children first), by XAPI's
-/// `task.destroy` (ownership decides who may: 403 otherwise).
+/// `DELETE /tasks/{ids}`: each job with all its descendants however deep (children
+/// first), by XAPI's `task.destroy` (ownership decides who may: 403 otherwise).
 pub async fn delete(svc: &Arc<Service>, caller: &Caller, ids: &[String]) -> Answer {
     let tasks = match Tasks::named(svc, caller, ids, true).await {
         Ok(t) => t,
@@ -545,16 +582,8 @@ pub async fn delete(svc: &Arc<Service>, caller: &Caller, ids: &[String]) -> Answ
         Ok(n) => n,
         Err(a) => return a,
     };
-    let mut doomed = Vec::new();
-    for n in nodes {
-        tasks.post_order(n, &mut doomed, 0);
-    }
     let session = Value::str(&caller.session_ref);
-    let mut seen = HashSet::new();
-    for n in doomed {
-        if !seen.insert(n.r.as_str()) {
-            continue;
-        }
+    for n in tasks.post_order(&nodes) {
         if let Err(e) = xapi(svc, "task.destroy", vec![session.clone(), Value::str(&n.r)]).await {
             return protocol::from_api(&format!("Job {}", n.fields.uuid), &e);
         }
@@ -593,4 +622,119 @@ where
         }
     }
     Answer::success()
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    /// Task `i` of a tree given as (parent index) per task; refs `r<i>`, uuids `u<i>`.
+    fn tree(parents: &[Option<usize>]) -> Tasks {
+        let nodes = parents
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Node {
+                r: format!("r{i}"),
+                fields: TaskRecord {
+                    uuid: format!("u{i}"),
+                    status: "pending".into(),
+                    created: format!("20260101T00:00:{:02}Z", i % 60),
+                    subtask_of: p.map_or(NULL_REF.to_string(), |p| format!("r{p}")),
+                    subtasks: (0..parents.len())
+                        .filter(|c| parents[*c] == Some(i))
+                        .map(|c| format!("r{c}"))
+                        .collect(),
+                    ..TaskRecord::default()
+                },
+            })
+            .collect();
+        Tasks::from_nodes(nodes)
+    }
+
+    /// `n` tasks, each a subtask of the one before.
+    pub(in crate::xclarity) fn chain(n: usize) -> Tasks {
+        let parents: Vec<Option<usize>> = (0..n).map(|i| i.checked_sub(1)).collect();
+        tree(&parents)
+    }
+
+    /// (jobUID, level) of every job in `jobs`, children included.
+    fn levels(jobs: &[Json], level: usize, out: &mut Vec<(String, usize)>) {
+        for j in jobs {
+            out.push((j["jobUID"].as_str().unwrap().to_string(), level));
+            if let Some(Json::Array(c)) = j.get("children") {
+                levels(c, level + 1, out);
+            }
+        }
+    }
+
+    #[test]
+    fn a_deep_chain_is_listed_once_and_readable_by_json_parsers() {
+        let tasks = chain(100);
+        let all = tasks.list_all(false);
+        let mut got = Vec::new();
+        levels(&all, 1, &mut got);
+        let mut ids: Vec<&str> = got.iter().map(|(u, _)| u.as_str()).collect();
+        ids.sort_unstable();
+        let mut want: Vec<String> = (0..100).map(|i| format!("u{i}")).collect();
+        want.sort_unstable();
+        assert_eq!(ids, want, "every task once");
+        assert_eq!(got.iter().map(|(_, l)| *l).max(), Some(MAX_DEPTH));
+        // The levels below the cut follow as top-level jobs, in order: 0, 32, 64, 96.
+        let tops: Vec<&str> = all.iter().map(|j| j["jobUID"].as_str().unwrap()).collect();
+        assert_eq!(tops, ["u0", "u32", "u64", "u96"]);
+        // serde_json (our own `tasks` command) reads the answer back.
+        let text = Json::Array(all).to_string();
+        assert!(serde_json::from_str::<Json>(&text).is_ok());
+        // By id: the tree, as deep as a POST may create it.
+        let named = tasks.list_named(&["u0".into()], false).unwrap();
+        let mut got = Vec::new();
+        levels(&named, 1, &mut got);
+        assert_eq!(got.len(), MAX_DEPTH);
+        assert!(serde_json::from_str::<Json>(&Json::Array(named).to_string()).is_ok());
+        // Compact: the top-level jobs alone.
+        assert_eq!(tasks.list_all(true).len(), 1);
+    }
+
+    #[test]
+    fn a_delete_reaches_every_descendant_children_first() {
+        let tasks = chain(200);
+        let top = tasks.resolve(&["u0".into()]).unwrap();
+        let order: Vec<&str> = tasks
+            .post_order(&top)
+            .iter()
+            .map(|n| n.r.as_str())
+            .collect();
+        let want: Vec<String> = (0..200).rev().map(|i| format!("r{i}")).collect();
+        assert_eq!(order, want);
+        // Named twice, or with a descendant: each task once, still children first.
+        let t = tree(&[None, Some(0), Some(1), Some(0)]);
+        let ids: Vec<String> = ["u1", "u0", "u1"].map(String::from).into();
+        let order: Vec<&str> = t
+            .post_order(&t.resolve(&ids).unwrap())
+            .iter()
+            .map(|n| n.r.as_str())
+            .collect();
+        assert_eq!(order, ["r2", "r1", "r3", "r0"]);
+    }
+
+    #[test]
+    fn naming_a_tree_many_times_cannot_multiply_the_answer() {
+        // A job with 60 children: named twice, answered twice.
+        let mut parents = vec![None];
+        parents.extend(std::iter::repeat_n(Some(0), 60));
+        let tasks = tree(&parents);
+        let twice = tasks
+            .list_named(&["u0".into(), "u0".into()], false)
+            .unwrap();
+        assert_eq!(twice.len(), 2);
+        assert_eq!(twice[1]["children"].as_array().unwrap().len(), 60);
+        // Named 1,000 times it would be 61,000 jobs: refused, naming the way out.
+        let many = vec!["u0".to_string(); 1000];
+        let refused = tasks.list_named(&many, false).unwrap_err();
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        let text = refused.body["messages"][0]["text"].as_str().unwrap();
+        assert!(text.contains("name each job once"), "{text}");
+        // Compact, each id is one job.
+        assert_eq!(tasks.list_named(&many, true).unwrap().len(), 1000);
+    }
 }

@@ -28,11 +28,9 @@ use http_body_util::Full;
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::Value as Json;
 
-use crate::api::dispatch::{Reply, RequestMeta, Service, call, dispatch};
-use crate::api::error::ApiError;
+use crate::api::dispatch::Service;
 use crate::face::{BodyError, Conn, Face};
 use crate::server::Limits;
-use crate::wire::value::Value;
 use protocol::Answer;
 use routes::{BadPath, Route};
 
@@ -76,44 +74,6 @@ fn body_error(e: &BodyError, limits: &Limits, conn: Conn) -> Response<Full<Bytes
         }
     };
     protocol::finish(answer, conn)
-}
-
-/// One call through the XAPI pipeline, as any XML-RPC client would make it.
-pub(crate) async fn xapi(
-    svc: &Arc<Service>,
-    method: &str,
-    params: Vec<Value>,
-) -> Result<Value, ApiError> {
-    xapi_in(svc, method, params, &RequestMeta::default()).await
-}
-
-/// The same with request metadata (`subtask-of`, as the HTTP header would give it).
-pub(crate) async fn xapi_in(
-    svc: &Arc<Service>,
-    method: &str,
-    params: Vec<Value>,
-    meta: &RequestMeta,
-) -> Result<Value, ApiError> {
-    match dispatch(svc, call(method, params), meta).await {
-        Reply::Envelope(r) => r,
-        Reply::Bare(v) => Ok(v),
-    }
-}
-
-/// A struct member of an XAPI record.
-pub(crate) fn field<'a>(record: &'a Value, name: &str) -> Option<&'a Value> {
-    match record {
-        Value::Struct(members) => members.iter().find(|(k, _)| k == name).map(|(_, v)| v),
-        _ => None,
-    }
-}
-
-/// A string (or date) member of an XAPI record; "" if absent.
-pub(crate) fn record_text(record: &Value, name: &str) -> String {
-    match field(record, name) {
-        Some(Value::String(s)) | Some(Value::DateTime(s)) => s.clone(),
-        _ => String::new(),
-    }
 }
 
 async fn answer(svc: &Arc<Service>, req: Request<Bytes>) -> Answer {

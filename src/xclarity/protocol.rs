@@ -168,10 +168,23 @@ pub fn from_api(what: &str, e: &ApiError) -> Answer {
     };
     let (status, text, recovery) = match e.code {
         codes::SESSION_INVALID => return unauthorized(),
+        // xapi's reason for wrong credentials (`session.rs`); the login guard's other
+        // reasons (too many logins at once, shutting down) say nothing of the password.
+        codes::SESSION_AUTHENTICATION_FAILED
+            if e.params
+                .get(1)
+                .is_none_or(|why| why == "Authentication failure") =>
+        {
+            (
+                StatusCode::UNAUTHORIZED,
+                "The user ID or password is not valid.".to_string(),
+                "Check the user ID and password and log in again.",
+            )
+        }
         codes::SESSION_AUTHENTICATION_FAILED => (
-            StatusCode::UNAUTHORIZED,
-            "The user ID or password is not valid.".to_string(),
-            "Check the user ID and password and log in again.",
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server cannot check this login now.".to_string(),
+            "Wait a moment, then log in again.",
         ),
         codes::RBAC_PERMISSION_DENIED | codes::SESSION_AUTHORIZATION_FAILED => (
             StatusCode::FORBIDDEN,
@@ -257,6 +270,38 @@ mod tests {
         assert_eq!(s(codes::MAP_DUPLICATE_KEY), StatusCode::CONFLICT);
         assert_eq!(s(codes::INTERNAL_ERROR), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(s(codes::INVALID_VALUE), StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn a_login_refused_for_load_is_not_called_a_wrong_password() {
+        let refused = |why: &str| {
+            from_api(
+                "The session",
+                &ApiError::new(codes::SESSION_AUTHENTICATION_FAILED, ["root", why]),
+            )
+        };
+        let wrong = refused("Authentication failure");
+        assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            wrong.body["messages"][0]["text"],
+            "The user ID or password is not valid."
+        );
+        // The login guard's refusals (login_guard.rs) say nothing of the password.
+        for why in [
+            "Too many logins at once; try again later",
+            "Too many logins in progress from this address; try again later",
+            "the server is shutting down",
+        ] {
+            let busy = refused(why);
+            assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE, "{why}");
+            let text = busy.body["messages"][0]["text"].as_str().unwrap();
+            assert!(!text.contains("password"), "{text}");
+            assert!(
+                busy.headers
+                    .iter()
+                    .any(|(h, v)| h == "retry-after" && v == "1")
+            );
+        }
     }
 
     #[test]

@@ -24,8 +24,8 @@ use hyper::{HeaderMap, StatusCode};
 use serde_json::{Value as Json, json};
 
 use super::protocol::{self, Answer, Cookie};
-use super::{record_text, xapi};
 use crate::api::dispatch::Service;
+use crate::face::xapi::{text, xapi};
 use crate::wire::value::Value;
 
 /// The session cookie (its value: the XAPI session ref).
@@ -67,7 +67,7 @@ pub async fn authenticate(svc: &Arc<Service>, headers: &HeaderMap) -> Result<Cal
         .await
         .map_err(|_| protocol::unauthorized())?;
     Ok(Caller {
-        user: record_text(&rec, "auth_user_name"),
+        user: text(&rec, "auth_user_name"),
         session_ref,
     })
 }
@@ -188,7 +188,7 @@ pub async fn aicc(svc: &Arc<Service>, caller: &Caller) -> Answer {
     };
     let uuid = pools
         .first()
-        .map(|(_, rec)| record_text(rec, "uuid"))
+        .map(|(_, rec)| text(rec, "uuid"))
         .unwrap_or_default();
     Answer::ok(json!({
         "appliance": {

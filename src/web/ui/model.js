@@ -117,36 +117,47 @@ export class TaskModel {
     const shown = match ? this.#matching(match) : null;
     const rows = [];
     const visited = new Set();
-    const walk = (ref, depth, parent, pos, size) => {
-      visited.add(ref);
-      const kids = [...this.childrenOf(ref)].filter(
-        (k) => this.tasks.has(k) && !visited.has(k) && (!shown || shown.has(k)),
-      );
-      const expanded = !view.collapsed?.has(ref);
-      rows.push({ ref, depth, parent, pos, size, hasChildren: kids.length > 0, expanded });
-      if (!expanded) {
-        for (const k of kids) markAll(k);
-        return;
+    // Depth first with an explicit stack: XAPI nests subtasks without bound, and a
+    // recursive walk overflowed the browser's stack (~9,000 levels), blanking the page.
+    const stack = [];
+    const walk = (top, pos, size) => {
+      stack.push([top, 1, null, pos, size]);
+      while (stack.length) {
+        const [ref, depth, parent, at, of] = stack.pop();
+        visited.add(ref);
+        const kids = [...this.childrenOf(ref)].filter(
+          (k) => this.tasks.has(k) && !visited.has(k) && (!shown || shown.has(k)),
+        );
+        const expanded = !view.collapsed?.has(ref);
+        rows.push({ ref, depth, parent, pos: at, size: of, hasChildren: kids.length > 0, expanded });
+        if (!expanded) {
+          for (const k of kids) markAll(k);
+          continue;
+        }
+        kids.sort(byRef);
+        for (let i = kids.length - 1; i >= 0; i--) stack.push([kids[i], depth + 1, ref, i + 1, kids.length]);
       }
-      kids.sort(byRef);
-      kids.forEach((k, i) => walk(k, depth + 1, ref, i + 1, kids.length));
     };
-    const markAll = (ref) => {
-      if (visited.has(ref)) return;
-      visited.add(ref);
-      for (const k of this.childrenOf(ref)) if (this.tasks.has(k)) markAll(k);
+    const markAll = (top) => {
+      const todo = [top];
+      while (todo.length) {
+        const ref = todo.pop();
+        if (visited.has(ref)) continue;
+        visited.add(ref);
+        for (const k of this.childrenOf(ref)) if (this.tasks.has(k)) todo.push(k);
+      }
     };
     const roots = [];
     for (const [ref, t] of this.tasks) {
       if ((!this.tasks.has(t.subtask_of) || t.subtask_of === ref) && (!shown || shown.has(ref))) roots.push(ref);
     }
     roots.sort(byRef);
-    roots.forEach((r, i) => walk(r, 1, null, i + 1, roots.length));
+    roots.forEach((r, i) => walk(r, i + 1, roots.length));
     // A cycle of parents (which XAPI cannot make, but a snapshot could claim) has no
     // root: show its members at the top level rather than lose them.
     const rest = [...this.tasks.keys()].filter((r) => !visited.has(r) && (!shown || shown.has(r)));
     rest.sort(byRef);
-    for (const r of rest) if (!visited.has(r)) walk(r, 1, null, 1, 1);
+    for (const r of rest) if (!visited.has(r)) walk(r, 1, 1);
     return rows;
   }
 

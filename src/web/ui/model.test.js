@@ -42,6 +42,24 @@ test("a batch adds, modifies and deletes, and says which fields changed", () => 
   assert.equal(m.size, 1);
 });
 
+test("a chain of 100,000 subtasks is laid out, filtered and collapsed (no recursion)", () => {
+  // XAPI nests without bound and any user may build such a chain; a recursive walk
+  // overflowed the browser's stack at ~9,000 levels and left every user's page blank.
+  const m = new TaskModel();
+  const N = 100_000;
+  const events = [];
+  for (let i = 0; i < N; i++) events.push(add(`R${i}`, task({ subtask_of: i ? `R${i - 1}` : NULL_REF, name_label: `deep ${i}` })));
+  m.apply(events);
+  const rows = m.layout(view());
+  assert.equal(rows.length, N);
+  assert.deepEqual([rows[0].ref, rows[0].depth, rows[0].hasChildren], ["R0", 1, true]);
+  assert.deepEqual([rows[N - 1].ref, rows[N - 1].depth, rows[N - 1].parent, rows[N - 1].hasChildren], [`R${N - 1}`, N, `R${N - 2}`, false]);
+  // The deepest one matches: all its ancestors come along.
+  assert.equal(m.layout(view({ text: `deep ${N - 1}` })).length, N);
+  // Collapsed half-way: the rest are hidden.
+  assert.equal(m.layout(view({ collapsed: new Set([`R${N / 2}`]) })).length, N / 2 + 1);
+});
+
 test("subtasks nest at any depth; a task whose parent is unknown is a root", () => {
   const m = new TaskModel();
   m.apply([

@@ -329,23 +329,12 @@ pub fn parse_update(v: &Json, ids: &[String]) -> Result<JobUpdate, Invalid> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::xclarity::mapping::{TaskFields, job_json};
-
-    fn task(status: &str) -> TaskFields {
-        TaskFields {
-            uuid: "u-1".into(),
-            name_label: "title".into(),
-            name_description: "summary".into(),
-            status: status.into(),
-            created: "20240101T12:00:00Z".into(),
-            finished: "20240101T12:05:00Z".into(),
-            ..Default::default()
-        }
-    }
+    use crate::xclarity::mapping::tests::task;
+    use crate::xclarity::mapping::{TaskRecord, job_json};
 
     /// What the server stores for `job`, read back as a task.
-    fn stored_task(job: &NewJob, status: &str) -> TaskFields {
-        TaskFields {
+    fn stored_task(job: &NewJob, status: &str) -> TaskRecord {
+        TaskRecord {
             name_label: job.label.clone(),
             name_description: job.description.clone(),
             progress: job.progress.unwrap_or(0.0),

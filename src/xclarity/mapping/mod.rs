@@ -14,6 +14,7 @@ mod input;
 
 use serde_json::{Map, Value as Json, json};
 
+pub use crate::face::xapi::TaskRecord;
 pub use input::{JobUpdate, NewJob, parse_job, parse_update};
 
 /// The prefix of the `other_config` keys that hold job fields.
@@ -26,7 +27,10 @@ pub const TITLE_KEY: &str = "xclarity:jobTitle";
 /// `jobSummary` when it is not a plain string (an object in seed 000).
 pub const SUMMARY_KEY: &str = "xclarity:jobSummary";
 
-/// Deepest job tree one `POST /tasks` may create (the job itself is depth 1).
+/// Deepest job tree one `POST /tasks` may create (the job itself is depth 1), and the
+/// levels of a tree that one answer shows (`GET /tasks`, the csvRequest steps): deeper
+/// answers would pass the depth limits of JSON readers (serde_json's is 128 nestings, and
+/// a job level is two).
 pub const MAX_DEPTH: usize = 32;
 /// Most jobs (the job and all its descendants) one `POST /tasks` may create.
 pub const MAX_JOBS: usize = 500;
@@ -123,37 +127,19 @@ pub fn is_completed(status: &str) -> bool {
     matches!(status, "success" | "failure" | "cancelled")
 }
 
-/// The parts of a XAPI task the job view is made of (the face fills it from a
-/// `task.get_record`).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct TaskFields {
-    pub uuid: String,
-    pub name_label: String,
-    pub name_description: String,
-    pub status: String,
-    /// `current_operations` holds a `cancel` (XAPI's `task.cancel` leaves the status alone).
-    pub cancel_requested: bool,
-    pub progress: f64,
-    /// XAPI dates (`20240101T12:00:00Z`); the epoch means "never".
-    pub created: String,
-    pub finished: String,
-    pub other_config: Vec<(String, String)>,
-}
-
-impl TaskFields {
-    fn config(&self, key: &str) -> Option<&str> {
-        self.other_config
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
+/// The value of `other_config` key `key` of a task.
+fn config<'a>(task: &'a TaskRecord, key: &str) -> Option<&'a str> {
+    task.other_config
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
 }
 
 /// The job state of a task: the kept state while it agrees with the task's status (a
 /// status changed through XAPI wins over a stale kept state), else `Cancelling` for a
 /// pending task whose cancel was requested, else the status's default.
-pub fn job_state(task: &TaskFields) -> &'static str {
-    if let Some(kept) = task.config(STATE_KEY) {
+pub fn job_state(task: &TaskRecord) -> &'static str {
+    if let Some(kept) = config(task, STATE_KEY) {
         let kept = serde_json::from_str::<String>(kept).unwrap_or_else(|_| kept.to_string());
         if let Ok(c) = parse_job_state(&kept)
             && c.status == task.status
@@ -271,7 +257,7 @@ const FIELDS: &[(&str, Kind)] = &[
 ];
 
 /// A field's value when the task keeps none.
-type Fallback = fn(&TaskFields) -> Json;
+type Fallback = fn(&TaskRecord) -> Json;
 
 /// Fields every job shows, with this value when the task keeps none.
 const DEFAULTED: &[(&str, Fallback)] = &[
@@ -289,7 +275,7 @@ fn kind(field: &str) -> Option<Kind> {
 
 /// The job of a task. `children` are the already mapped subtasks, or None to leave the
 /// field out (`?compact=true`).
-pub fn job_json(task: &TaskFields, children: Option<Vec<Json>>) -> Json {
+pub fn job_json(task: &TaskRecord, children: Option<Vec<Json>>) -> Json {
     let mut job = Map::new();
     for (key, value) in &task.other_config {
         let Some(field) = key.strip_prefix(PREFIX) else {
@@ -305,7 +291,7 @@ pub fn job_json(task: &TaskFields, children: Option<Vec<Json>>) -> Json {
             job.insert(field.to_string(), default(task));
         }
     }
-    let kept = |key: &str| task.config(key).map(stored);
+    let kept = |key: &str| config(task, key).map(stored);
     job.insert("jobUID".into(), json!(task.uuid));
     job.insert(
         "jobTitle".into(),
@@ -344,8 +330,9 @@ pub fn has_started(job_state: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn task(status: &str) -> TaskFields {
-        TaskFields {
+    /// A task as the job tests start from (also `input.rs`'s).
+    pub(super) fn task(status: &str) -> TaskRecord {
+        TaskRecord {
             uuid: "u-1".into(),
             name_label: "title".into(),
             name_description: "summary".into(),
