@@ -36,8 +36,8 @@ mod with_etcd {
     use etcd_client::{Client, Compare, CompareOp, ConnectOptions, Txn, TxnOp};
 
     use super::super::{
-        Conn, Proc, ROOT_PASSWORD, Run, Table, churn, drive, fanout_calls, fanout_via, fixed,
-        free_port, k, login, new_task, set_progress_load, start_ours, target_dir, xml_call,
+        Conn, Proc, ROOT_PASSWORD, Run, Table, churn, cpu_ms, drive, fanout_calls, fanout_via,
+        fixed, free_port, k, login, new_task, set_progress_load, start_ours, target_dir, xml_call,
         xml_call_typed,
     };
 
@@ -192,6 +192,20 @@ mod with_etcd {
             .join(" ")
     }
 
+    /// Whether BENCH_CLUSTER (a comma list of `writes`, `hot`, `churn`, `reads`, `fanout`;
+    /// default all) asks for a part.
+    fn part(name: &str) -> bool {
+        std::env::var("BENCH_CLUSTER")
+            .map(|v| v.split(',').any(|p| p.trim() == name))
+            .unwrap_or(true)
+    }
+
+    /// CPU ms spent so far by the front-end and by all etcd members together.
+    fn cpu(fe: &Proc, cluster: &etcd::Cluster) -> (f64, f64) {
+        let members = cluster.pids().iter().map(|p| cpu_ms(&p.to_string())).sum();
+        (fe.cpu_ms(), members)
+    }
+
     pub async fn rows(table: &mut Table, secs: f64) {
         let Some(cluster) = etcd::Cluster::start(3) else {
             println!("# cluster rows skipped: etcd is not installed (apt-get install etcd-server)");
@@ -218,7 +232,7 @@ mod with_etcd {
             tasks.push(new_task(a.port, &session, "bench", &format!("written on A ({i})")).await);
         }
         // Side by side, so that both see the same background load.
-        for conns in [1, 16] {
+        for conns in [1, 16].into_iter().filter(|_| part("writes")) {
             let l = etcd_txn_load(&limit, conns, secs).await;
             let o = set_progress_each(a.port, &session, &tasks[..conns], secs).await;
             table.row([
@@ -235,28 +249,48 @@ mod with_etcd {
                 ),
             ]);
         }
-        let hot = set_progress_load(a.port, &session, &tasks[0], 16, secs).await;
-        table.ours(
-            "cluster: task.set_progress on A, 16 clients on one task (req/s, p50/p99 ms)",
-            "16",
-            &ms(&hot),
-        );
-        let r = churn(a.port, &session, secs).await;
-        table.ours(
-            "cluster: task.create + set_status + destroy on A (cycles/s)",
-            "16",
-            &k(r.per_sec),
-        );
+        if part("hot") {
+            let hot = set_progress_load(a.port, &session, &tasks[0], 16, secs).await;
+            table.ours(
+                "cluster: task.set_progress on A, 16 clients on one task (req/s, p50/p99 ms)",
+                "16",
+                &ms(&hot),
+            );
+        }
+        if part("churn") {
+            let r = churn(a.port, &session, secs).await;
+            table.ours(
+                "cluster: task.create + set_status + destroy on A (cycles/s)",
+                "16",
+                &k(r.per_sec),
+            );
+        }
         // Reads on front-ends that did not write, against a single node in memory.
         let single = start_ours(false);
         let s_session = login(single.port).await;
         let s_task = new_task(single.port, &s_session, "bench", "written on A (0)").await;
         let s_get = xml_call("task.get_record", &[&s_session, &s_task]);
         let get = xml_call("task.get_record", &[&session, &tasks[0]]);
-        for conns in [1, 16, 64] {
+        for conns in [1, 16, 64].into_iter().filter(|_| part("reads")) {
+            // CPU ms per 1,000 reads of the server and of etcd's members, during a run.
+            let per_1000 = |before: (f64, f64), after: (f64, f64), r: &Run| {
+                let n = r.per_sec * secs / 1000.0;
+                ((after.0 - before.0) / n, (after.1 - before.1) / n)
+            };
+            let before = cpu(&single, &cluster);
             let s = fixed(single.port, conns, secs, "/", "text/xml", s_get.clone()).await;
+            let cpu_s = per_1000(before, cpu(&single, &cluster), &s);
+            let before = cpu(&b, &cluster);
             let lin = fixed(b.port, conns, secs, "/", "text/xml", get.clone()).await;
+            let cpu_b = per_1000(before, cpu(&b, &cluster), &lin);
+            let before = cpu(&c, &cluster);
             let cached = fixed(c.port, conns, secs, "/", "text/xml", get.clone()).await;
+            let cpu_c = per_1000(before, cpu(&c, &cluster), &cached);
+            println!(
+                "# get_record at {conns}: CPU ms per 1,000 reads (server / etcd members): \
+                 single node {:.0}/{:.0}, B {:.0}/{:.0}, C {:.0}/{:.0}",
+                cpu_s.0, cpu_s.1, cpu_b.0, cpu_b.1, cpu_c.0, cpu_c.1
+            );
             for (name, r) in [("B, linearizable", &lin), ("C, cached", &cached)] {
                 table.row([
                     &format!(
@@ -271,7 +305,7 @@ mod with_etcd {
             }
         }
         drop(single);
-        for round in 0..2 {
+        for round in (0..2).filter(|_| part("fanout")) {
             let (waiter, trigger) = fanout_calls(b.port, &session, &tasks[0], 100 + round).await;
             let f = fanout_via(&b, a.port, waiter, trigger, 1000).await;
             table.ours(
