@@ -17,10 +17,18 @@ use xapi_taskd::db::etcd::{Config, Etcd, Identity};
 use xapi_taskd::db::{Db, HostRow, NULL_REF, PoolRow, TaskRow, new_ref, new_uuid};
 
 /// Opens a front-end's database on `prefix` (the first one creates the pool and host).
+/// Each one opened starts on the next member, as front-ends spread over a cluster do: a
+/// write acknowledged through one member then reaches another front-end's watch a moment
+/// later, the lag its reads must not show.
 fn opener(endpoints: Vec<String>, prefix: String) -> Kind {
     let (pool_ref, host_ref) = (new_ref(), new_ref());
+    let opened = std::sync::atomic::AtomicUsize::new(0);
     Kind::Shared(Box::new(move || {
-        let config = Config::new(endpoints.clone(), prefix.clone());
+        let mut endpoints = endpoints.clone();
+        let n = opened.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let members = endpoints.len();
+        endpoints.rotate_left(n % members);
+        let config = Config::new(endpoints, prefix.clone());
         let identity = Identity {
             pool_ref: pool_ref.clone(),
             pool: PoolRow {

@@ -587,6 +587,66 @@ pub async fn a_sync_shows_what_others_acknowledged(h: &Harness) {
     b.close();
 }
 
+/// Concurrent syncs share reads of the store, and each still sees every write
+/// acknowledged before it began: 32 readers on one process sync and read a task in a loop
+/// while another process writes increasing values to it; a read never returns less than
+/// the last value acknowledged before its sync started.
+pub async fn concurrent_syncs_see_what_was_acknowledged_before_them(h: &Harness) {
+    if !h.shared() {
+        return;
+    }
+    let (a, b) = (Arc::new(h.open().await), Arc::new(h.open().await));
+    let r = insert(&a, task("ryw-concurrent")).await;
+    // The last value acknowledged to the writer, published only after its ack.
+    let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (a, r, acked, stop) = (a.clone(), r.clone(), acked.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut v = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && v < 400 {
+                v += 1;
+                let x = v as f64;
+                update(&a, &r, move |t| t.progress = x).await;
+                acked.store(v, std::sync::atomic::Ordering::SeqCst);
+            }
+        })
+    };
+    let mut readers = Vec::new();
+    for _ in 0..32 {
+        let (b, r, acked) = (b.clone(), r.clone(), acked.clone());
+        readers.push(tokio::spawn(async move {
+            let mut stale = Vec::new();
+            for _ in 0..40 {
+                let before = acked.load(std::sync::atomic::Ordering::SeqCst);
+                b.sync().await.unwrap();
+                let seen = b.read().task(&r).map_or(0, |t| t.progress as u64);
+                if seen < before {
+                    stale.push((before, seen));
+                }
+            }
+            stale
+        }));
+    }
+    let mut stale = Vec::new();
+    for j in readers {
+        stale.extend(
+            tokio::time::timeout(Duration::from_secs(120), j)
+                .await
+                .expect("readers finish")
+                .unwrap(),
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.await.unwrap();
+    assert!(
+        stale.is_empty(),
+        "reads older than an acknowledged write: {stale:?}"
+    );
+    a.close();
+    b.close();
+}
+
 /// Every case, in order, on one harness.
 pub async fn run_all(h: &mut Harness) {
     a_sync_shows_what_others_acknowledged(h).await;
@@ -597,6 +657,7 @@ pub async fn run_all(h: &mut Harness) {
     generations_grow_and_wake_waiters(h).await;
     concurrent_decisions_are_serialised(h).await;
     many_writers_of_one_task(h).await;
+    concurrent_syncs_see_what_was_acknowledged_before_them(h).await;
     sessions_and_their_tasks(h).await;
     acknowledged_state_survives_a_restart(h).await;
     a_sync_shows_what_others_acknowledged(h).await;

@@ -80,9 +80,13 @@ pub(crate) struct Inner {
     /// Ids of this front-end's transactions in flight, and the revision the watch saw
     /// each commit at (0: not yet).
     pending: Mutex<HashMap<String, u64>>,
-    /// Calls to `barrier` so far, and (calls covered, revision) of the last one done.
-    barrier_calls: AtomicU64,
-    barrier: tokio::sync::Mutex<(u64, u64)>,
+    /// Reads waiting for a barrier so far (each takes the next ticket).
+    barrier_tickets: AtomicU64,
+    /// The last barrier done: the tickets it covers (every one taken before it was sent)
+    /// and the newest data revision it read, or why it failed.
+    barrier_done: tokio::sync::watch::Sender<(u64, Result<u64, BackendError>)>,
+    /// Wakes the barrier loop when a read takes a ticket.
+    barrier_wanted: tokio::sync::Notify,
     closed: AtomicBool,
     watching: AtomicBool,
     /// The election key this front-end leads with, and its creation revision.
@@ -148,27 +152,63 @@ impl Inner {
         }
     }
 
-    /// The newest data revision, read linearizably; concurrent callers share one read
-    /// (a caller rides on a read only if that read started after the caller arrived).
+    /// The newest data revision, read linearizably. Concurrent callers share one read: a
+    /// caller takes a ticket and rides on the first read sent after it did (one that was
+    /// already in flight may have been answered by etcd before the caller arrived). The
+    /// reads are sent by [`Inner::barriers`], one at a time, back to back while callers
+    /// wait; each one's answer wakes all of its riders at once.
     pub async fn barrier(&self) -> Result<u64, BackendError> {
-        let ticket = self.barrier_calls.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut last = self.barrier.lock().await;
-        if last.0 >= ticket {
-            return Ok(last.1);
+        if self.is_closed() {
+            // Its loop is gone: nothing would answer.
+            return Err(BackendError("the cluster store is closed".into()));
         }
-        let covered = self.barrier_calls.load(Ordering::SeqCst);
+        let mut done = self.barrier_done.subscribe();
+        let ticket = self.barrier_tickets.fetch_add(1, Ordering::SeqCst) + 1;
+        self.barrier_wanted.notify_one();
+        let wait = done.wait_for(|(covered, _)| *covered >= ticket);
+        match tokio::time::timeout(self.budget * 2, wait).await {
+            Ok(Ok(d)) => d.1.clone(),
+            Ok(Err(_)) => Err(BackendError("the cluster store is closed".into())),
+            Err(_) => Err(BackendError(format!(
+                "this front-end could not read the cluster store's revision within {:?}",
+                self.budget * 2
+            ))),
+        }
+    }
+
+    /// The barrier loop: runs until the backend is closed.
+    async fn barriers(self: Arc<Inner>) {
         let key = self.keys.last();
-        let resp = self
-            .conn
-            .retry(self.budget, |mut c| {
-                let key = key.clone();
-                async move { c.get(key, None).await }
-            })
-            .await?;
-        let rev = resp.kvs().first().map_or(0, |kv| kv.mod_revision()).max(0) as u64;
-        tracing::trace!(ticket, covered, rev, "barrier");
-        *last = (covered, rev);
-        Ok(rev)
+        let mut covered = 0;
+        while !self.is_closed() {
+            let wanted = self.barrier_tickets.load(Ordering::SeqCst);
+            if wanted <= covered {
+                self.barrier_wanted.notified().await;
+                continue;
+            }
+            // Let the runtime poll its sockets once or twice first: requests that arrived
+            // meanwhile take their tickets and ride on this read too (each read costs the
+            // etcd members a heartbeat round to confirm the leader: the fewer, the better
+            // for everyone sharing their CPU). A few microseconds, no timer.
+            for _ in 0..2 {
+                tokio::task::yield_now().await;
+            }
+            let wanted = self.barrier_tickets.load(Ordering::SeqCst);
+            // Every ticket up to `wanted` was taken before this read is sent.
+            let resp = self
+                .conn
+                .retry(self.budget, |mut c| {
+                    let key = key.clone();
+                    async move { c.get(key, Some(GetOptions::new().with_keys_only())).await }
+                })
+                .await;
+            let rev = resp.map(|r| r.kvs().first().map_or(0, |kv| kv.mod_revision()).max(0) as u64);
+            // Only the tickets taken before the read was sent: one taken while it was in
+            // flight may have arrived after etcd answered it, and waits for the next.
+            tracing::trace!(wanted, ?rev, "barrier");
+            covered = wanted;
+            let _previous = self.barrier_done.send_replace((wanted, rev));
+        }
     }
 
     pub fn is_closed(&self) -> bool {
@@ -225,8 +265,9 @@ impl Inner {
             budget: config.budget,
             applied: tokio::sync::watch::channel(0).0,
             pending: Mutex::new(HashMap::new()),
-            barrier_calls: AtomicU64::new(0),
-            barrier: tokio::sync::Mutex::new((0, 0)),
+            barrier_tickets: AtomicU64::new(0),
+            barrier_done: tokio::sync::watch::channel((0, Ok(0))).0,
+            barrier_wanted: tokio::sync::Notify::new(),
             closed: AtomicBool::new(false),
             watching: AtomicBool::new(false),
             leader: Mutex::new(None),
@@ -308,12 +349,13 @@ impl Etcd {
         );
         let watch = tokio::spawn(cache::run(inner.clone(), tables.clone(), snap.revision));
         let lead = tokio::spawn(leader::run(inner.clone()));
+        let barriers = tokio::spawn(inner.clone().barriers());
         Ok((
             tables.clone(),
             Etcd {
                 inner,
                 tables,
-                loops: Mutex::new(vec![watch, lead]),
+                loops: Mutex::new(vec![watch, lead, barriers]),
             },
         ))
     }
