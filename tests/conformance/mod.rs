@@ -111,6 +111,22 @@ fn session(user: &str) -> SessionRow {
     }
 }
 
+/// A database with a task labelled `label`, and, when the backend is shared, a second
+/// process that has synced and sees the task.
+async fn with_second(h: &Harness, label: &str) -> (Arc<Db>, Option<Arc<Db>>, String) {
+    let db = Arc::new(h.open().await);
+    let second = if h.shared() {
+        Some(Arc::new(h.open().await))
+    } else {
+        None
+    };
+    let r = insert(&db, task(label)).await;
+    if let Some(s) = &second {
+        s.sync().await.unwrap();
+    }
+    (db, second, r)
+}
+
 async fn insert(db: &Db, row: TaskRow) -> String {
     let r = new_ref();
     db.transact(|tx| {
@@ -277,16 +293,7 @@ pub async fn generations_grow_and_wake_waiters(h: &Harness) {
 /// Point 3: decisions are linearizable: concurrent read-modify-writes of one task lose
 /// nothing, and a decision that depends on absence (create-if-absent) succeeds once.
 pub async fn concurrent_decisions_are_serialised(h: &Harness) {
-    let db = Arc::new(h.open().await);
-    let second = if h.shared() {
-        Some(Arc::new(h.open().await))
-    } else {
-        None
-    };
-    let r = insert(&db, task("counter")).await;
-    if let Some(s) = &second {
-        s.sync().await.unwrap();
-    }
+    let (db, second, r) = with_second(h, "counter").await;
     const EACH: usize = 10;
     let mut joins = Vec::new();
     for w in 0..4 {
@@ -365,16 +372,7 @@ struct Op {
 /// fetch-and-increment (acknowledged reads are exactly 0..n, and one that ended before
 /// another started read less).
 pub async fn many_writers_of_one_task(h: &Harness) {
-    let db = Arc::new(h.open().await);
-    let second = if h.shared() {
-        Some(Arc::new(h.open().await))
-    } else {
-        None
-    };
-    let r = insert(&db, task("hot")).await;
-    if let Some(s) = &second {
-        s.sync().await.unwrap();
-    }
+    let (db, second, r) = with_second(h, "hot").await;
     const WRITERS: usize = 16;
     const EACH: usize = 12;
     let mut joins = Vec::new();
