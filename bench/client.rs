@@ -275,20 +275,35 @@ where
     F: Fn(Conn) -> Fut + Clone + 'static,
     Fut: std::future::Future<Output = (Conn, usize)> + 'static,
 {
+    drive(conns, secs, move |_| Conn::open(port), move |_, c| step(c)).await
+}
+
+/// `conns` clients, client `i` opened by `open(i)` and then running `step(i, client)` in
+/// a loop for `secs` (`step` returns how many operations it completed); one latency per
+/// step.
+pub async fn drive<S, O, OFut, F, Fut>(conns: usize, secs: f64, open: O, step: F) -> Run
+where
+    S: 'static,
+    O: Fn(usize) -> OFut,
+    OFut: std::future::Future<Output = S> + 'static,
+    F: Fn(usize, S) -> Fut + Clone + 'static,
+    Fut: std::future::Future<Output = (S, usize)> + 'static,
+{
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let local = tokio::task::LocalSet::new();
     let results = Rc::new(std::cell::RefCell::new((0usize, Vec::<u32>::new())));
-    for _ in 0..conns {
+    for i in 0..conns {
         let step = step.clone();
         let results = results.clone();
+        let opened = open(i);
         local.spawn_local(async move {
-            let mut conn = Conn::open(port).await;
+            let mut client = opened.await;
             let mut lat = Vec::new();
             let mut ops = 0;
             while Instant::now() < deadline {
                 let t = Instant::now();
-                let (c, n) = step(conn).await;
-                conn = c;
+                let (c, n) = step(i, client).await;
+                client = c;
                 ops += n;
                 lat.push(t.elapsed().as_micros() as u32);
             }
