@@ -277,6 +277,31 @@ def test_backoff_delays_failures_but_never_the_right_password(fresh):
     assert dt < 1.0, dt
 
 
+def test_failure_counts_hold_no_copy_of_the_names_tried(fresh):
+    """Failures are counted per user name as sent, and the names were kept whole: 16,384
+    of them (the bound on counted names) of ~290 KB each (the body limit) would hold
+    4.7 GB. Now a count is kept under a fixed-size digest of the name, whatever its length."""
+    srv = fresh()
+
+    def attacker(name, first):
+        def run(k):
+            for i in range(k, 160, 4):
+                r = rpc(srv, "session.login_with_password", f"{i}-{name}", "x", "1.0", "x",
+                        source=f"127.0.{first + i // 64}.{i % 64 + 1}")
+                assert error(r)[0] == "SESSION_AUTHENTICATION_FAILED"
+        return run
+
+    # The same attack with short names first, so that what the argon2 checks and the
+    # request buffers leave in the allocator (~20 MiB) is in the baseline.
+    join_all(attack_threads(4, attacker("n", 7)))
+    base = rss_mib(srv)
+    join_all(attack_threads(4, attacker("n" * 256_000, 17)))
+    grew = rss_mib(srv) - base
+    print(f"\n160 failed logins with 256 KB names: RSS +{grew:.0f} MiB")
+    # Before: +62 MiB (41 MB of names kept, 160 x 256 KB); after: +14 MiB (request buffers).
+    assert grew < 30, grew
+
+
 # ----------------------------------------------------------------------------- 3. filters
 
 

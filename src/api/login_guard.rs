@@ -151,9 +151,14 @@ impl Negative {
     }
 }
 
+/// A user name as counted: a keyed digest, so that a count costs the same few bytes
+/// whatever name was sent (anyone may send a ~300 KB name, and every name tried is counted,
+/// known or not, so that counting cannot tell the two apart).
+type NameKey = [u8; 32];
+
 #[derive(Debug)]
 struct State {
-    users: Counts<Box<str>>,
+    users: Counts<NameKey>,
     addresses: Counts<IpAddr>,
     in_flight: HashMap<IpAddr, usize>,
     negative: Negative,
@@ -224,14 +229,26 @@ impl LoginGuard {
         }
     }
 
-    fn digest(&self, name: &str, hash: &str, password: &str) -> [u8; 32] {
+    /// The keyed digest of `parts` (each length-prefixed, so no two lists collide).
+    fn mac(&self, parts: &[&str]) -> [u8; 32] {
         let mut mac =
             <Blake2bMac<U32> as KeyInit>::new_from_slice(&self.key).expect("a 32-byte key fits");
-        for part in [name, hash, password] {
+        for part in parts {
             mac.update(&(part.len() as u64).to_le_bytes());
             mac.update(part.as_bytes());
         }
         mac.finalize().into_bytes().into()
+    }
+
+    /// What a failed (user, stored hash, password) is remembered as.
+    fn digest(&self, name: &str, hash: &str, password: &str) -> [u8; 32] {
+        self.mac(&[name, hash, password])
+    }
+
+    /// What a user name's failures are counted under (a separate domain from
+    /// [`Self::digest`]: one part, where a credential has three).
+    fn name_key(&self, name: &str) -> NameKey {
+        self.mac(&[name])
     }
 
     /// Checks `name`'s password within the bounds above, from `peer` if known.
@@ -298,7 +315,7 @@ impl LoginGuard {
         let now = Instant::now();
         match outcome {
             Ok(user) => {
-                self.state.lock().users.clear(&Box::from(name));
+                self.state.lock().users.clear(&self.name_key(name));
                 Ok(user)
             }
             Err(AuthError::Store(m)) => Err(Refusal::Store(m)),
@@ -306,7 +323,7 @@ impl LoginGuard {
                 let wait = {
                     let mut st = self.state.lock();
                     st.negative.insert(digest, now);
-                    let by_user = st.users.fail(&Box::from(name), now);
+                    let by_user = st.users.fail(&self.name_key(name), now);
                     let by_address = address.map_or(0, |a| st.addresses.fail(&a, now));
                     delay(self.free_failures, by_user.max(by_address))
                 };
@@ -431,7 +448,7 @@ mod tests {
                 .state
                 .lock()
                 .users
-                .get(&Box::from("root"), Instant::now()),
+                .get(&guard.name_key("root"), Instant::now()),
             0
         );
         assert!(guard.state.lock().in_flight.is_empty());
