@@ -57,8 +57,8 @@ pytestmark = pytest.mark.parametrize("scheme,auth", CASES)
 
 @pytest.fixture(scope="module")
 def target():
-    """A server of this module's own with HTTP and HTTPS (the task GC off: a task its
-    owner completes keeps XAPI's epoch `finished` and would be collected at once)."""
+    """A server of this module's own with HTTP and HTTPS (the task GC off, so that no
+    pass lands between a test's completion of a task and its client's last poll)."""
     srv, cert = tls_server(["--gc-interval", "86400"])
     try:
         yield Target(srv, cert)

@@ -652,7 +652,7 @@ mod tests {
             "TaskEvent.1.0.5.TaskCompletedOK"
         );
 
-        // A client-completed task keeps XAPI's epoch `finished`: no EndTime then.
+        // A record whose `finished` is XAPI's epoch (never finished): no EndTime.
         let j = task_json(&view("success"), None);
         assert!(j.get("EndTime").is_none());
 
