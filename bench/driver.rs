@@ -95,6 +95,8 @@ fn start_ours(durable: bool) -> Proc {
         ])
         .arg(&dir)
         .args(["--max-connections", "30000", "--max-tasks", "100000000"])
+        // Every client is on 127.0.0.1: one address may hold all of them.
+        .args(["--max-connections-per-address", "30000"])
         .args(["--max-pending-tasks", "100000000"])
         .args(["--completed-task-timeout", "1000000000"])
         .args(if durable {
@@ -900,6 +902,8 @@ fn start_front_end(endpoints: &str, prefix: &str, extra: &[&str]) -> Option<Proc
         ])
         .args([
             "--max-connections",
+            "30000",
+            "--max-connections-per-address",
             "30000",
             "--max-pending-tasks",
             "100000000",

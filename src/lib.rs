@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod config;
 pub mod db;
 pub mod face;
+pub mod per_address;
 pub mod printf;
 pub mod redfish;
 pub mod serve;

@@ -12,6 +12,7 @@ healthy clients connect from different loopback addresses (127.0.0.0/8 is all lo
 import base64
 import http.client
 import json
+import socket
 import threading
 import time
 import xmlrpc.client
@@ -19,6 +20,7 @@ import xmlrpc.client
 from conftest import ROOT_PASSWORD, user_name, user_password
 from harness import fail as error  # the ErrorDescription of a failed reply
 from harness import ok as value  # the Value of a successful reply
+from test_limits import post_on, read_response
 
 ALICE = user_name("read-only")
 ALICE_PW = user_password("read-only")
@@ -525,3 +527,33 @@ def test_request_heads_are_bounded(server):
             conn.close()
         assert status in want, (size, status)
     assert value(rpc(server, "system.isAlive:x", "still")) == "still"
+
+
+def test_one_address_cannot_hold_every_connection(fresh):
+    """A connection takes its place in max-connections when accepted, before any byte or
+    credential: one address that opened that many idle sockets got every other client a
+    503 (with --max-connections 64, 72 sockets from one address, then a call from another:
+    503 before). Now an address holds at most a quarter of them."""
+    srv = fresh(["--max-connections", "64"])
+    call = xmlrpc.client.dumps(("x",), "system.isAlive:x").encode()
+    idle = []
+    try:
+        for _ in range(72):
+            idle.append(socket.create_connection(
+                ("127.0.0.1", srv.port), timeout=10, source_address=("127.0.9.1", 0)))
+        time.sleep(0.5)  # all accepted (or refused) by now
+        for source in ("127.0.0.1", "127.0.10.1"):
+            status, data = post(srv, "/", call, "text/xml", source=source, timeout=10)
+            assert status == 200 and b"<value>x</value>" in data, (source, status, data[:200])
+        # The attacker's own sockets past its share were answered 503 and closed (the
+        # answer comes unasked, so nothing is sent into a closed socket here).
+        refused = [read_response(s) for s in idle[16:]]
+        assert all(r.startswith(b"HTTP/1.1 503") for r in refused), refused[0][:200]
+        assert b"too many connections from this address (the limit is 16)" in refused[0]
+        assert b"x</value>" in post_on(idle[0], call)  # its first 16 are served
+    finally:
+        for s in idle:
+            s.close()
+    # Closed connections give their places back.
+    for _ in range(16):
+        assert value(rpc(srv, "system.isAlive:x", "y", source="127.0.9.1")) == "y"

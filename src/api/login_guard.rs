@@ -37,6 +37,7 @@ use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use crate::api::limits::address_key;
 use crate::users::{AuthError, Credential, User};
 
 /// How long a login waits for a verification slot before it is refused.
@@ -180,18 +181,6 @@ pub fn delay(free: u32, count: u32) -> Duration {
     }
     let doublings = (count - free - 1).min(16);
     (BASE_DELAY * 2u32.pow(doublings)).min(MAX_DELAY)
-}
-
-/// The address a client is counted under: IPv4 as it is, IPv6 by its /64 (one host
-/// typically owns a whole /64, so counting single addresses would count nothing).
-fn address_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
-        },
-        v4 => v4,
-    }
 }
 
 /// Gives an address's in-flight place back when the login ends, however it ends.
@@ -349,17 +338,6 @@ mod tests {
         assert_eq!(delay(5, 12), MAX_DELAY);
         assert_eq!(delay(5, u32::MAX), MAX_DELAY);
         assert_eq!(delay(0, 1), BASE_DELAY);
-    }
-
-    #[test]
-    fn ipv6_counts_by_prefix_and_mapped_v4_as_v4() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
-        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(address_key(a), address_key(b));
-        assert_ne!(address_key(a), address_key(c));
-        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
-        assert_eq!(address_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
     }
 
     #[test]
