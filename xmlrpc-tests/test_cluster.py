@@ -283,6 +283,147 @@ def _headers_transport(headers):
     return T()
 
 
+def register_is_linearizable(ops, initial):
+    """Whether a history of one register with unique written values is linearizable
+    (Gibbons and Korach's zones): `ops` are ("w"|"r", value, start, end). Each value's
+    cluster (its write and the reads that returned it) spans from its first end to its
+    last start; the history is linearizable iff every read's value was written by a write
+    that began before the read ended, no two forward zones (first end < last start)
+    overlap, and no backward zone lies inside a forward one. Returns (ok, why)."""
+    clusters = {initial: [(float("-inf"), float("-inf"))]}
+    for kind, value, start, end in ops:
+        if kind == "w":
+            assert value not in clusters, f"written twice: {value}"
+            clusters[value] = [(start, end)]
+    for kind, value, start, end in ops:
+        if kind == "r":
+            if value not in clusters:
+                return False, f"read {value}, which nobody wrote"
+            if end < clusters[value][0][0]:
+                return False, f"read {value} ended before its write began"
+            clusters[value].append((start, end))
+    forward, backward = [], []
+    for value, spans in clusters.items():
+        first_end = min(e for _, e in spans)
+        last_start = max(s for s, _ in spans)
+        if first_end < last_start:
+            forward.append((first_end, last_start, value))
+        else:
+            backward.append((last_start, first_end, value))
+    forward.sort()
+    for (a0, a1, av), (b0, b1, bv) in zip(forward, forward[1:]):
+        if b0 < a1:
+            return False, f"the zones of {av} and {bv} overlap"
+    for b0, b1, bv in backward:
+        for f0, f1, fv in forward:
+            if f0 < b0 and b1 < f1:
+                return False, f"{bv} happened inside the zone of {fv}"
+    return True, ""
+
+
+def test_register_check_finds_a_stale_read():
+    ok_history = [("w", 1, 0, 2), ("r", 1, 3, 4), ("w", 2, 1, 5), ("r", 2, 6, 7)]
+    assert register_is_linearizable(ok_history, 0) == (True, "")
+    stale = [("w", 1, 0, 1), ("w", 2, 2, 3), ("r", 1, 4, 5)]
+    assert not register_is_linearizable(stale, 0)[0]
+    back = [("w", 1, 0, 1), ("r", 1, 2, 3), ("r", 0, 4, 5)]
+    assert not register_is_linearizable(back, 0)[0]
+
+
+def test_writers_of_one_task_on_two_front_ends_keep_every_xapi_rule(cluster):
+    """Write combining (one front-end merges the writes of a hot task into one
+    transaction) answers each caller as if it had written alone: 16 writers on two
+    front-ends hammer one task with set_progress, add_to_other_config of their own keys
+    and of keys they all race for; another user's set_progress is denied every time;
+    readers on both front-ends read the progress. Then: every acknowledged key is there,
+    each race has one winner and the losers got MAP_DUPLICATE_KEY with its parameters,
+    the progress register's history (writes and reads, real time) is linearizable, and
+    the writes took fewer etcd revisions than there were acknowledged writes."""
+    a_url, b_url = cluster.fes[0].url, cluster.fes[1].url
+    s = login(a_url)
+    other = login(a_url, user_name("vm-operator"), user_password("vm-operator"))
+    a, _ = cluster.proxies()
+    t = ok(a.task.create(s, "hot", ""))
+    token0 = event_from(a, s, ["task"], "", 0.1)["token"]
+    writers, rounds = 16, 12
+    history, lock = [], threading.Lock()
+    outcomes = {}  # (writer, round) -> reply of its add_to_other_config
+    denials = []
+    start = threading.Barrier(writers + 4)
+    stop = threading.Event()
+
+    def writer(w):
+        p = server_proxy(a_url if w % 4 else b_url)
+        start.wait()
+        for i in range(rounds):
+            value = float(w * 1000 + i + 1)
+            t0 = time.monotonic()
+            r = p.task.set_progress(s, t, value)
+            t1 = time.monotonic()
+            assert r["Status"] == "Success", r
+            with lock:
+                history.append(("w", value, t0, t1))
+            key = f"race-{i}" if i % 3 == 2 else f"w{w}-{i}"
+            outcomes[(w, i)] = (key, p.task.add_to_other_config(s, t, key, str(w)))
+
+    def reader(url):
+        p = server_proxy(url)
+        start.wait()
+        while not stop.is_set():
+            t0 = time.monotonic()
+            r = p.task.get_progress(s, t)
+            t1 = time.monotonic()
+            with lock:
+                history.append(("r", ok(r), t0, t1))
+
+    def intruder():
+        p = server_proxy(a_url)
+        start.wait()
+        while not stop.is_set():
+            denials.append(p.task.set_progress(other, t, 0.5))
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(writers)]
+    others = [threading.Thread(target=reader, args=(u,)) for u in (a_url, b_url, a_url)]
+    others.append(threading.Thread(target=intruder))
+    for th in threads + others:
+        th.start()
+    for th in threads:
+        th.join(120)
+    stop.set()
+    for th in others:
+        th.join(30)
+    assert len(outcomes) == writers * rounds
+
+    config = ok(a.task.get_other_config(s, t))
+    acked = [(key, r) for key, r in outcomes.values() if r["Status"] == "Success"]
+    for key, r in outcomes.values():
+        if not key.startswith("race-"):
+            assert r["Status"] == "Success", (key, r)
+    for i in range(2, rounds, 3):
+        key = f"race-{i}"
+        results = {w: outcomes[(w, i)][1] for w in range(writers)}
+        winners = [w for w, r in results.items() if r["Status"] == "Success"]
+        assert len(winners) == 1, (key, results)
+        assert config[key] == str(winners[0])
+        for w, r in results.items():
+            if w != winners[0]:
+                assert r["ErrorDescription"] == ["MAP_DUPLICATE_KEY", "task", "other_config", t, key], r
+    for key, _ in acked:
+        assert key in config, key
+    assert denials and all(
+        d["ErrorDescription"][:2] == ["RBAC_PERMISSION_DENIED", "task.destroy/any"] for d in denials
+    ), denials[:3]
+    linear, why = register_is_linearizable(history, 0.0)
+    assert linear, why
+    writes = sum(1 for op in history if op[0] == "w") + len(acked)
+    token1 = event_from(a, s, ["task"], token0, 0.1)["token"]
+    revisions = int(token1.split(",")[0]) - int(token0.split(",")[0])
+    slowest = max(t1 - t0 for kind, _, t0, t1 in history if kind == "w")
+    print(f"\nCOMBINING {writes} acknowledged writes of one task in {revisions} revisions; "
+          f"slowest set_progress {slowest * 1000:.0f} ms")
+    assert revisions < writes, (revisions, writes)
+
+
 # ---------------------------------------------------------------------------- clients
 
 

@@ -655,6 +655,12 @@ impl Tables {
         self.tasks.get(r).map(|t| &**t)
     }
 
+    /// Task `r` with its shared key (for a [`Read::Task`]).
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+    pub(crate) fn task_entry(&self, r: &str) -> Option<(Arc<str>, &TaskRow)> {
+        self.tasks.get_key_value(r).map(|(k, t)| (k.clone(), &**t))
+    }
+
     /// Whether a new task like `task` fits the task limits and its user's quotas
     /// (checked before [`Tables::insert_task`], which cannot fail).
     pub fn check_new_task(&self, task: &TaskRow) -> Result<(), DbError> {

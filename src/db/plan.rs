@@ -93,6 +93,10 @@ pub struct Tx<'a> {
     /// Record reads (a backend that checks them at commit) or not (one that decides under
     /// its write lock: the reads cannot go stale, and recording them would be waste).
     track: bool,
+    /// A task's row as earlier decisions not yet committed leave it, read instead of the
+    /// tables' (a backend that combines several callers' writes of one task into one
+    /// commit decides each on the row the one before left).
+    overlay: Option<(&'a str, &'a TaskRow)>,
     plan: Plan,
 }
 
@@ -101,7 +105,25 @@ impl<'a> Tx<'a> {
         Tx {
             tables,
             track,
+            overlay: None,
             plan: Plan::default(),
+        }
+    }
+
+    /// A view where task `r` reads as `row` (which carries the tables' stamps of it).
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+    pub(crate) fn over(tables: &'a Tables, r: &'a str, row: &'a TaskRow) -> Tx<'a> {
+        Tx {
+            overlay: Some((r, row)),
+            ..Tx::new(tables, true)
+        }
+    }
+
+    /// Task `r` as this view shows it.
+    fn row(&self, r: &str) -> Option<&'a TaskRow> {
+        match self.overlay {
+            Some((o, row)) if o == r => Some(row),
+            _ => self.tables.task(r),
         }
     }
 
@@ -134,6 +156,7 @@ impl<'a> Tx<'a> {
         let tables = self.tables;
         match tables.tasks.get_key_value(r) {
             Some((k, t)) => {
+                let t = self.row(r).unwrap_or(&**t);
                 self.note(|| Read::Task(k.clone(), t.stamp));
                 Some(t)
             }
@@ -172,7 +195,7 @@ impl<'a> Tx<'a> {
         let busy = tables.session(r).is_some_and(|s| {
             s.tasks
                 .iter()
-                .any(|t| tables.task(t).is_some_and(|t| !t.status.is_completed()))
+                .any(|t| self.row(t).is_some_and(|t| !t.status.is_completed()))
         });
         if !busy {
             self.note(|| Read::SessionIdle(r.to_string()));
@@ -193,7 +216,7 @@ impl<'a> Tx<'a> {
     /// completions always get through.
     pub fn update_task(&mut self, r: &str, mut row: TaskRow) -> Result<bool, DbError> {
         let tables = self.tables;
-        let Some(current) = tables.task(r) else {
+        let Some(current) = self.row(r) else {
             return Ok(false);
         };
         row.stamp = current.stamp;
@@ -223,7 +246,7 @@ impl<'a> Tx<'a> {
     }
 
     pub fn delete_task(&mut self, r: &str) {
-        if let Some(t) = self.tables.task(r) {
+        if let Some(t) = self.row(r) {
             self.plan.writes.push(Write::DeleteTask {
                 r: r.to_string(),
                 parent: t.subtask_of.to_string(),

@@ -10,7 +10,8 @@ use std::time::Duration;
 use xapi_taskd::db::backend::BackendError;
 use xapi_taskd::db::store::Store;
 use xapi_taskd::db::{
-    Change, Db, HostRow, NULL_REF, PoolRow, SessionRow, TaskRow, TaskStatus, new_ref, new_uuid,
+    Change, Db, HostRow, NULL_REF, PoolRow, SessionRow, TaskRow, TaskStatus, maps, new_ref,
+    new_uuid,
 };
 
 /// How a backend under test is opened, and reopened after a "restart".
@@ -108,6 +109,22 @@ fn session(user: &str) -> SessionRow {
         legacy_events: None,
         revision: 0,
     }
+}
+
+/// A database with a task labelled `label`, and, when the backend is shared, a second
+/// process that has synced and sees the task.
+async fn with_second(h: &Harness, label: &str) -> (Arc<Db>, Option<Arc<Db>>, String) {
+    let db = Arc::new(h.open().await);
+    let second = if h.shared() {
+        Some(Arc::new(h.open().await))
+    } else {
+        None
+    };
+    let r = insert(&db, task(label)).await;
+    if let Some(s) = &second {
+        s.sync().await.unwrap();
+    }
+    (db, second, r)
 }
 
 async fn insert(db: &Db, row: TaskRow) -> String {
@@ -276,16 +293,7 @@ pub async fn generations_grow_and_wake_waiters(h: &Harness) {
 /// Point 3: decisions are linearizable: concurrent read-modify-writes of one task lose
 /// nothing, and a decision that depends on absence (create-if-absent) succeeds once.
 pub async fn concurrent_decisions_are_serialised(h: &Harness) {
-    let db = Arc::new(h.open().await);
-    let second = if h.shared() {
-        Some(Arc::new(h.open().await))
-    } else {
-        None
-    };
-    let r = insert(&db, task("counter")).await;
-    if let Some(s) = &second {
-        s.sync().await.unwrap();
-    }
+    let (db, second, r) = with_second(h, "counter").await;
     const EACH: usize = 10;
     let mut joins = Vec::new();
     for w in 0..4 {
@@ -340,6 +348,128 @@ pub async fn concurrent_decisions_are_serialised(h: &Harness) {
     assert_eq!(wins.load(std::sync::atomic::Ordering::SeqCst), 1);
     db.sync().await.unwrap();
     assert_eq!(db.read().task(&r).unwrap().other_config.len(), 1);
+    if let Some(s) = &second {
+        s.close();
+    }
+    db.close();
+}
+
+/// What one decision of [`many_writers_of_one_task`] did: when its call started and
+/// ended, and the counter it read (None: it was refused).
+struct Op {
+    writer: usize,
+    start: std::time::Instant,
+    end: std::time::Instant,
+    read: Option<u64>,
+}
+
+/// Point 3 under load on one task (the hot task a write-combining backend merges): 16
+/// writers (on two processes when the store is shared), each deciding a read-modify-write
+/// of one task again and again: add its own map key (never refused), or a key every writer
+/// races for (exactly one wins, the others are refused), and increment a counter. Checks
+/// the history: every acknowledged change is there, each writer's keys in its order, each
+/// refusal decided on a state that had the key, and the counter is a linearizable
+/// fetch-and-increment (acknowledged reads are exactly 0..n, and one that ended before
+/// another started read less).
+pub async fn many_writers_of_one_task(h: &Harness) {
+    let (db, second, r) = with_second(h, "hot").await;
+    const WRITERS: usize = 16;
+    const EACH: usize = 12;
+    let mut joins = Vec::new();
+    for w in 0..WRITERS {
+        let db = match &second {
+            Some(s) if w % 4 == 3 => s.clone(),
+            _ => db.clone(),
+        };
+        let r = r.clone();
+        joins.push(tokio::spawn(async move {
+            let mut ops = Vec::new();
+            for i in 0..EACH {
+                // Every third round all writers race for one key.
+                let key = if i % 3 == 2 {
+                    format!("race-{i}")
+                } else {
+                    format!("w{w}-{i}")
+                };
+                let start = std::time::Instant::now();
+                let out: Result<u64, StringOrStore> = db
+                    .transact(|tx| {
+                        let mut row = tx.task(&r).expect("the task exists").clone();
+                        let read = row.progress as u64;
+                        maps::add(&mut row.other_config, "task", "other_config", &r, &key, "v")
+                            .map_err(|e| StringOrStore(format!("{e:?}")))?;
+                        row.other_config[0].1 = format!("{w}");
+                        row.progress = (read + 1) as f64;
+                        tx.update_task(&r, row).expect("within the limits");
+                        Ok(read)
+                    })
+                    .await;
+                let read = match out {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        assert!(e.0.contains("DuplicateKey"), "only races refuse: {}", e.0);
+                        assert!(key.starts_with("race-"), "{key} refused: {}", e.0);
+                        None
+                    }
+                };
+                ops.push(Op {
+                    writer: w,
+                    start,
+                    end: std::time::Instant::now(),
+                    read,
+                });
+            }
+            ops
+        }));
+    }
+    let mut history = Vec::new();
+    for j in joins {
+        let ops = tokio::time::timeout(Duration::from_secs(120), j)
+            .await
+            .expect("writers finish")
+            .unwrap();
+        history.extend(ops);
+    }
+    db.sync().await.unwrap();
+    let row = db.read().task(&r).unwrap().clone();
+    let acked: Vec<&Op> = history.iter().filter(|o| o.read.is_some()).collect();
+    // The counter: acknowledged reads are exactly 0..n, in real-time order.
+    let mut reads: Vec<u64> = acked.iter().map(|o| o.read.unwrap()).collect();
+    reads.sort_unstable();
+    assert_eq!(reads, (0..acked.len() as u64).collect::<Vec<_>>());
+    assert_eq!(row.progress as usize, acked.len());
+    for x in &acked {
+        for y in &acked {
+            if x.end < y.start {
+                assert!(
+                    x.read < y.read,
+                    "an earlier call read more than a later one"
+                );
+            }
+        }
+    }
+    // Every acknowledged key is there; each race has exactly one winner, whose value it
+    // holds; new entries come first, so each writer's own keys are in reverse order.
+    let position = |k: &str| row.other_config.iter().position(|(x, _)| x == k);
+    for w in 0..WRITERS {
+        let mine: Vec<usize> = (0..EACH)
+            .filter(|i| i % 3 != 2)
+            .map(|i| position(&format!("w{w}-{i}")).expect("an acknowledged key is there"))
+            .collect();
+        assert!(mine.windows(2).all(|p| p[0] > p[1]), "writer {w}: {mine:?}");
+    }
+    for i in (0..EACH).filter(|i| i % 3 == 2) {
+        let key = format!("race-{i}");
+        let winners: Vec<usize> = history
+            .iter()
+            .enumerate()
+            .filter(|(n, o)| o.read.is_some() && n % EACH == i)
+            .map(|(_, o)| o.writer)
+            .collect();
+        assert_eq!(winners.len(), 1, "{key}: winners {winners:?}");
+        let value = &row.other_config[position(&key).expect("the race's key")].1;
+        assert_eq!(value, &winners[0].to_string());
+    }
     if let Some(s) = &second {
         s.close();
     }
@@ -455,6 +585,66 @@ pub async fn a_sync_shows_what_others_acknowledged(h: &Harness) {
     b.close();
 }
 
+/// Concurrent syncs share reads of the store, and each still sees every write
+/// acknowledged before it began: 32 readers on one process sync and read a task in a loop
+/// while another process writes increasing values to it; a read never returns less than
+/// the last value acknowledged before its sync started.
+pub async fn concurrent_syncs_see_what_was_acknowledged_before_them(h: &Harness) {
+    if !h.shared() {
+        return;
+    }
+    let (a, b) = (Arc::new(h.open().await), Arc::new(h.open().await));
+    let r = insert(&a, task("ryw-concurrent")).await;
+    // The last value acknowledged to the writer, published only after its ack.
+    let acked = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (a, r, acked, stop) = (a.clone(), r.clone(), acked.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut v = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) && v < 400 {
+                v += 1;
+                let x = v as f64;
+                update(&a, &r, move |t| t.progress = x).await;
+                acked.store(v, std::sync::atomic::Ordering::SeqCst);
+            }
+        })
+    };
+    let mut readers = Vec::new();
+    for _ in 0..32 {
+        let (b, r, acked) = (b.clone(), r.clone(), acked.clone());
+        readers.push(tokio::spawn(async move {
+            let mut stale = Vec::new();
+            for _ in 0..40 {
+                let before = acked.load(std::sync::atomic::Ordering::SeqCst);
+                b.sync().await.unwrap();
+                let seen = b.read().task(&r).map_or(0, |t| t.progress as u64);
+                if seen < before {
+                    stale.push((before, seen));
+                }
+            }
+            stale
+        }));
+    }
+    let mut stale = Vec::new();
+    for j in readers {
+        stale.extend(
+            tokio::time::timeout(Duration::from_secs(120), j)
+                .await
+                .expect("readers finish")
+                .unwrap(),
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.await.unwrap();
+    assert!(
+        stale.is_empty(),
+        "reads older than an acknowledged write: {stale:?}"
+    );
+    a.close();
+    b.close();
+}
+
 /// Every case, in order, on one harness.
 pub async fn run_all(h: &mut Harness) {
     a_sync_shows_what_others_acknowledged(h).await;
@@ -464,6 +654,8 @@ pub async fn run_all(h: &mut Harness) {
     an_identical_write_changes_nothing(h).await;
     generations_grow_and_wake_waiters(h).await;
     concurrent_decisions_are_serialised(h).await;
+    many_writers_of_one_task(h).await;
+    concurrent_syncs_see_what_was_acknowledged_before_them(h).await;
     sessions_and_their_tasks(h).await;
     acknowledged_state_survives_a_restart(h).await;
     a_sync_shows_what_others_acknowledged(h).await;

@@ -131,6 +131,11 @@ impl Cluster {
             .collect()
     }
 
+    /// The members' process ids (of those running).
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().flatten().map(Child::id).collect()
+    }
+
     /// SIGKILL of member `i` (a crash).
     pub fn kill(&mut self, i: usize) {
         if let Some(mut c) = self.children[i].take() {

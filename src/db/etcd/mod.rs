@@ -18,6 +18,7 @@
 //! garbage collector ([`leader`]).
 
 mod cache;
+mod combine;
 mod conn;
 pub mod keys;
 mod leader;
@@ -79,15 +80,21 @@ pub(crate) struct Inner {
     /// Ids of this front-end's transactions in flight, and the revision the watch saw
     /// each commit at (0: not yet).
     pending: Mutex<HashMap<String, u64>>,
-    /// Calls to `barrier` so far, and (calls covered, revision) of the last one done.
-    barrier_calls: AtomicU64,
-    barrier: tokio::sync::Mutex<(u64, u64)>,
+    /// Reads waiting for a barrier so far (each takes the next ticket).
+    barrier_tickets: AtomicU64,
+    /// The last barrier done: the tickets it covers (every one taken before it was sent)
+    /// and the newest data revision it read, or why it failed.
+    barrier_done: tokio::sync::watch::Sender<(u64, Result<u64, BackendError>)>,
+    /// Wakes the barrier loop when a read takes a ticket.
+    barrier_wanted: tokio::sync::Notify,
     closed: AtomicBool,
     watching: AtomicBool,
     /// The election key this front-end leads with, and its creation revision.
     leader: Mutex<Option<(Vec<u8>, u64)>>,
     /// Held by a write retrying after a conflict (see `execute`).
     contended: tokio::sync::Mutex<()>,
+    /// Writes of one task from this front-end, combined ([`combine`]).
+    lanes: combine::Lanes,
     cached_reads: bool,
 }
 
@@ -145,27 +152,63 @@ impl Inner {
         }
     }
 
-    /// The newest data revision, read linearizably; concurrent callers share one read
-    /// (a caller rides on a read only if that read started after the caller arrived).
+    /// The newest data revision, read linearizably. Concurrent callers share one read: a
+    /// caller takes a ticket and rides on the first read sent after it did (one that was
+    /// already in flight may have been answered by etcd before the caller arrived). The
+    /// reads are sent by [`Inner::barriers`], one at a time, back to back while callers
+    /// wait; each one's answer wakes all of its riders at once.
     pub async fn barrier(&self) -> Result<u64, BackendError> {
-        let ticket = self.barrier_calls.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut last = self.barrier.lock().await;
-        if last.0 >= ticket {
-            return Ok(last.1);
+        if self.is_closed() {
+            // Its loop is gone: nothing would answer.
+            return Err(BackendError("the cluster store is closed".into()));
         }
-        let covered = self.barrier_calls.load(Ordering::SeqCst);
+        let mut done = self.barrier_done.subscribe();
+        let ticket = self.barrier_tickets.fetch_add(1, Ordering::SeqCst) + 1;
+        self.barrier_wanted.notify_one();
+        let wait = done.wait_for(|(covered, _)| *covered >= ticket);
+        match tokio::time::timeout(self.budget * 2, wait).await {
+            Ok(Ok(d)) => d.1.clone(),
+            Ok(Err(_)) => Err(BackendError("the cluster store is closed".into())),
+            Err(_) => Err(BackendError(format!(
+                "this front-end could not read the cluster store's revision within {:?}",
+                self.budget * 2
+            ))),
+        }
+    }
+
+    /// The barrier loop: runs until the backend is closed.
+    async fn barriers(self: Arc<Inner>) {
         let key = self.keys.last();
-        let resp = self
-            .conn
-            .retry(self.budget, |mut c| {
-                let key = key.clone();
-                async move { c.get(key, None).await }
-            })
-            .await?;
-        let rev = resp.kvs().first().map_or(0, |kv| kv.mod_revision()).max(0) as u64;
-        tracing::trace!(ticket, covered, rev, "barrier");
-        *last = (covered, rev);
-        Ok(rev)
+        let mut covered = 0;
+        while !self.is_closed() {
+            let wanted = self.barrier_tickets.load(Ordering::SeqCst);
+            if wanted <= covered {
+                self.barrier_wanted.notified().await;
+                continue;
+            }
+            // Let the runtime poll its sockets once or twice first: requests that arrived
+            // meanwhile take their tickets and ride on this read too (each read costs the
+            // etcd members a heartbeat round to confirm the leader: the fewer, the better
+            // for everyone sharing their CPU). A few microseconds, no timer.
+            for _ in 0..2 {
+                tokio::task::yield_now().await;
+            }
+            let wanted = self.barrier_tickets.load(Ordering::SeqCst);
+            // Every ticket up to `wanted` was taken before this read is sent.
+            let resp = self
+                .conn
+                .retry(self.budget, |mut c| {
+                    let key = key.clone();
+                    async move { c.get(key, Some(GetOptions::new().with_keys_only())).await }
+                })
+                .await;
+            let rev = resp.map(|r| r.kvs().first().map_or(0, |kv| kv.mod_revision()).max(0) as u64);
+            // Only the tickets taken before the read was sent: one taken while it was in
+            // flight may have arrived after etcd answered it, and waits for the next.
+            tracing::trace!(wanted, ?rev, "barrier");
+            covered = wanted;
+            let _previous = self.barrier_done.send_replace((wanted, rev));
+        }
     }
 
     pub fn is_closed(&self) -> bool {
@@ -198,6 +241,8 @@ pub(crate) fn decode<T: DeserializeOwned>(kv: &KeyValue) -> Result<T, BackendErr
 /// The backend.
 pub struct Etcd {
     inner: Arc<Inner>,
+    /// The cache (the tables this backend feeds).
+    tables: Arc<RwLock<Tables>>,
     loops: Mutex<Vec<tokio::task::JoinHandle<()>>>,
 }
 
@@ -220,12 +265,14 @@ impl Inner {
             budget: config.budget,
             applied: tokio::sync::watch::channel(0).0,
             pending: Mutex::new(HashMap::new()),
-            barrier_calls: AtomicU64::new(0),
-            barrier: tokio::sync::Mutex::new((0, 0)),
+            barrier_tickets: AtomicU64::new(0),
+            barrier_done: tokio::sync::watch::channel((0, Ok(0))).0,
+            barrier_wanted: tokio::sync::Notify::new(),
             closed: AtomicBool::new(false),
             watching: AtomicBool::new(false),
             leader: Mutex::new(None),
             contended: tokio::sync::Mutex::new(()),
+            lanes: combine::Lanes::default(),
             cached_reads: config.cached_reads,
         }))
     }
@@ -302,11 +349,13 @@ impl Etcd {
         );
         let watch = tokio::spawn(cache::run(inner.clone(), tables.clone(), snap.revision));
         let lead = tokio::spawn(leader::run(inner.clone()));
+        let barriers = tokio::spawn(inner.clone().barriers());
         Ok((
-            tables,
+            tables.clone(),
             Etcd {
                 inner,
-                loops: Mutex::new(vec![watch, lead]),
+                tables,
+                loops: Mutex::new(vec![watch, lead, barriers]),
             },
         ))
     }
@@ -397,32 +446,77 @@ impl Backend for Etcd {
         decide: &'a mut Decide<'_>,
     ) -> BoxFuture<'a, Result<Executed, BackendError>> {
         Box::pin(async move {
-            let inner = &*self.inner;
+            let inner = &self.inner;
+            debug_assert!(std::ptr::eq(tables, &*self.tables));
             // After a first conflict, this front-end's retries take turns: writers here
-            // then never race each other, only other front-ends' writers.
+            // then never race each other, only other front-ends' writers. (Writers of one
+            // task do not even race the first time: they share a lane.)
             let mut turn = None;
-            for attempt in 0..MAX_ATTEMPTS {
-                if attempt == 1 {
+            let mut attempt = 0;
+            // Set once a decision made on a lane's view wrote more than its task.
+            let mut alone = false;
+            // A lane's batch that lost to another front-end's write is decided again
+            // at once, as often as it takes within the budget: a hot task written through
+            // two front-ends makes each lose rounds to the other (counting them would
+            // fail calls that merely waited their turn).
+            let deadline = tokio::time::Instant::now() + inner.budget;
+            while attempt < MAX_ATTEMPTS {
+                let step = {
+                    let t = tables.read();
+                    let mut tx = Tx::new(&t, true);
+                    let committed = decide(&mut tx);
+                    let mut plan: Plan = tx.into_plan();
+                    match inner.lanes.lane_for(&plan, committed).filter(|_| !alone) {
+                        Some(task) => Step::Lane(task),
+                        None => {
+                            if !committed {
+                                plan.writes.clear();
+                            }
+                            let leader = inner.leader.lock().as_ref().map(|l| l.0.clone());
+                            let prepared = txn::prepare(
+                                &inner.keys,
+                                &inner.node,
+                                leader.as_deref(),
+                                &t,
+                                &plan,
+                            )?;
+                            Step::Alone(committed, prepared, t.generation())
+                        }
+                    }
+                };
+                let (committed, prepared, basis) = match step {
+                    Step::Alone(c, p, b) => (c, p, b),
+                    Step::Lane(task) => {
+                        match combine::write(inner, &self.tables, &task, decide).await {
+                            Some(combine::Answer::Done(e)) => return Ok(e),
+                            Some(combine::Answer::Failed(e)) => return Err(e),
+                            Some(combine::Answer::Again) => {
+                                if tokio::time::Instant::now() >= deadline {
+                                    return Err(BackendError(format!(
+                                        "the change lost to other front-ends' writes of the \
+                                         same task for {:?} and was not made",
+                                        inner.budget
+                                    )));
+                                }
+                            }
+                            // The decision, made on the lane's view, writes more than the
+                            // task: it commits alone, decided again on the cache.
+                            None => alone = true,
+                        }
+                        continue;
+                    }
+                };
+                if attempt >= 1 && turn.is_none() {
                     let wait = tokio::time::timeout(inner.budget, inner.contended.lock());
                     turn = Some(wait.await.map_err(|_| {
                         BackendError(
                             "the change waited too long for its turn and was not made".into(),
                         )
                     })?);
+                    // The state may have moved while it waited: decide again.
+                    continue;
                 }
-                let (committed, prepared, basis) = {
-                    let t = tables.read();
-                    let mut tx = Tx::new(&t, true);
-                    let committed = decide(&mut tx);
-                    let mut plan: Plan = tx.into_plan();
-                    if !committed {
-                        plan.writes.clear();
-                    }
-                    let leader = inner.leader.lock().as_ref().map(|l| l.0.clone());
-                    let prepared =
-                        txn::prepare(&inner.keys, &inner.node, leader.as_deref(), &t, &plan)?;
-                    (committed, prepared, t.generation())
-                };
+                attempt += 1;
                 let writes = prepared.id.is_some();
                 match txn::commit(inner, prepared, inner.budget).await? {
                     txn::Outcome::Done(rev) => {
@@ -437,9 +531,7 @@ impl Backend for Etcd {
                     }
                     txn::Outcome::Conflict(rev) => {
                         inner.wait_applied(rev).await?;
-                        // Front-ends that conflict again should not stay in step.
-                        let jitter = rand::random::<u64>() % (2 * attempt as u64 + 1);
-                        tokio::time::sleep(Duration::from_millis(jitter)).await;
+                        jitter(attempt).await;
                     }
                 }
             }
@@ -512,6 +604,20 @@ impl Drop for Etcd {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// What a decision made on the cache leads to.
+enum Step {
+    /// A write of one task: it goes through the task's lane ([`combine`]).
+    Lane(String),
+    /// A transaction of its own: (committed, the transaction, the cache's generation).
+    Alone(bool, txn::Prepared, u64),
+}
+
+/// Front-ends that conflict again should not stay in step.
+async fn jitter(attempt: usize) {
+    let ms = rand::random::<u64>() % (2 * attempt as u64 + 1);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
 }
 
 /// Reads one key linearizably.

@@ -1,0 +1,322 @@
+//! Cluster mode's rows (issue 13): a 3-member etcd on this machine, front-ends A (writes),
+//! B (reads and waiters, linearizable reads) and C (`etcd-reads = "cached"`), and beside
+//! them, in the same run, what each target is stated against:
+//!
+//! - writes: etcd's own transaction through the same client library the front-ends use
+//!   (etcd-client over gRPC, one channel to the member the front-ends talk to first),
+//!   shaped like the transaction of one `set_progress` (the caller's session exists, the
+//!   task's create and mod revisions, the 600-byte row and the `d/meta/last` put), each
+//!   client on its own key; then `set_progress` through A, each client on its own task.
+//!   Target: at most 1.3× etcd's latency at 1 and 16 clients.
+//! - reads: `get_record` on B and C, which did not write, against a single-node
+//!   in-memory server started here. Target: ≥ 90 % of the single-node rate.
+//! - `event.from`: one write on A to 1,000 waiters on B. Target: p99 < 25 ms.
+//!
+//! The hot-task row (16 clients on one task) and create + set_status + destroy have no
+//! limit of their own. Everything shares this machine's cores: the figures are relative.
+
+#[cfg(not(feature = "etcd"))]
+pub async fn rows(_: &mut super::Table, _: f64) {
+    println!("# cluster rows skipped: built without --features etcd (it needs protoc)");
+}
+
+#[cfg(feature = "etcd")]
+pub use with_etcd::rows;
+
+#[cfg(feature = "etcd")]
+#[path = "../tests/etcd/mod.rs"]
+mod etcd;
+
+#[cfg(feature = "etcd")]
+mod with_etcd {
+    use std::process::{Command, Stdio};
+    use std::rc::Rc;
+    use std::time::{Duration, Instant};
+
+    use etcd_client::{Client, Compare, CompareOp, ConnectOptions, Txn, TxnOp};
+
+    use super::super::{
+        Conn, Proc, ROOT_PASSWORD, Run, Table, churn, cpu_ms, drive, fanout_calls, fanout_via,
+        fixed, free_port, k, login, new_task, set_progress_load, start_ours, target_dir, xml_call,
+        xml_call_typed,
+    };
+
+    use super::etcd;
+
+    /// A front-end of the cluster (`serve --store etcd`).
+    fn start_front_end(endpoints: &str, prefix: &str, extra: &[&str]) -> Option<Proc> {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("xapi-taskd-bench-fe-{port}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut child = Command::new(target_dir().join("xapi-taskd"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(["--store", "etcd", "--etcd-endpoints", endpoints])
+            .args(["--etcd-prefix", prefix])
+            .args(["--max-connections", "30000", "--max-tasks", "100000000"])
+            // Every client is on 127.0.0.1: one address may hold all of them.
+            .args(["--max-connections-per-address", "30000"])
+            .args(["--max-pending-tasks", "100000000"])
+            .args(["--completed-task-timeout", "1000000000"])
+            .args(extra)
+            .env("XAPI_TASKD_ROOT_PASSWORD", ROOT_PASSWORD)
+            .env("XAPI_TASKD_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if child.try_wait().ok().flatten().is_some() || Instant::now() > deadline {
+                let _ = child.kill();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Proc { child, port })
+    }
+
+    /// One client of the limit: its own task key, at the revisions it last wrote.
+    struct Writer {
+        client: Client,
+        key: String,
+        created: i64,
+        modified: i64,
+    }
+
+    const PREFIX: &str = "/bench-etcd/d/";
+
+    /// etcd's own `set_progress` transaction, `conns` clients each on its own key.
+    async fn etcd_txn_load(client: &Client, conns: usize, secs: f64) -> Run {
+        let row = vec![b'x'; 600];
+        let session = format!("{PREFIX}session/s");
+        let mut c = client.clone();
+        c.put(session.as_str(), "{}", None).await.expect("etcd put");
+        let first = row.clone();
+        let open = move |i: usize| {
+            let (mut client, row) = (client.clone(), first.clone());
+            let key = format!("{PREFIX}task/{conns}-{i}");
+            async move {
+                let put = client.put(key.as_str(), row, None).await.expect("etcd put");
+                let rev = put.header().expect("a header").revision();
+                Writer {
+                    client,
+                    key,
+                    created: rev,
+                    modified: rev,
+                }
+            }
+        };
+        let (row, session) = (Rc::new(row), Rc::new(session));
+        drive(conns, secs, open, move |_, mut w: Writer| {
+            let (row, session) = (row.clone(), session.clone());
+            async move {
+                let k = w.key.as_str();
+                let txn = Txn::new()
+                    .when([
+                        Compare::version(session.as_str(), CompareOp::Greater, 0),
+                        Compare::create_revision(k, CompareOp::Equal, w.created),
+                        Compare::mod_revision(k, CompareOp::Less, w.modified + 1),
+                    ])
+                    .and_then([
+                        TxnOp::put(k, row.to_vec(), None),
+                        TxnOp::put(format!("{PREFIX}meta/last"), uuid_like(w.modified), None),
+                    ]);
+                let resp = w.client.txn(txn).await.expect("etcd txn");
+                assert!(resp.succeeded(), "each client has its own key");
+                w.modified = resp.header().expect("a header").revision();
+                (w, 1)
+            }
+        })
+        .await
+    }
+
+    /// A value as long as the transaction id the front-ends write.
+    fn uuid_like(n: i64) -> String {
+        format!("{n:036}")
+    }
+
+    /// `task.set_progress` through one front-end, client `i` on `tasks[i]`, a new value
+    /// every call.
+    async fn set_progress_each(port: u16, session: &str, tasks: &[String], secs: f64) -> Run {
+        let calls: Rc<Vec<(String, String)>> = Rc::new(
+            tasks
+                .iter()
+                .map(|t| (session.to_string(), t.clone()))
+                .collect(),
+        );
+        let counter = Rc::new(std::cell::Cell::new(0u64));
+        drive(
+            tasks.len(),
+            secs,
+            |_| Conn::open(port),
+            move |i, mut c: Conn| {
+                let (calls, counter) = (calls.clone(), counter.clone());
+                async move {
+                    counter.set(counter.get() + 1);
+                    let value = format!(
+                        "<double>{}</double>",
+                        (counter.get() % 1000) as f64 / 1000.0
+                    );
+                    let (s, t) = &calls[i];
+                    c.post(
+                        "/",
+                        "text/xml",
+                        &xml_call_typed("task.set_progress", &[s, t], &value),
+                    )
+                    .await;
+                    (c, 1)
+                }
+            },
+        )
+        .await
+    }
+
+    fn ms(r: &Run) -> String {
+        format!(
+            "{} ({:.2}/{:.2})",
+            k(r.per_sec),
+            r.p50_us / 1e3,
+            r.p99_us / 1e3
+        )
+    }
+
+    fn us(r: &Run) -> String {
+        format!("{} ({:.0}/{:.0})", k(r.per_sec), r.p50_us, r.p99_us)
+    }
+
+    fn loadavg() -> String {
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// Whether BENCH_CLUSTER (a comma list of `writes`, `hot`, `churn`, `reads`, `fanout`;
+    /// default all) asks for a part.
+    fn part(name: &str) -> bool {
+        std::env::var("BENCH_CLUSTER")
+            .map(|v| v.split(',').any(|p| p.trim() == name))
+            .unwrap_or(true)
+    }
+
+    /// CPU ms spent so far by the front-end and by all etcd members together.
+    fn cpu(fe: &Proc, cluster: &etcd::Cluster) -> (f64, f64) {
+        let members = cluster.pids().iter().map(|p| cpu_ms(&p.to_string())).sum();
+        (fe.cpu_ms(), members)
+    }
+
+    pub async fn rows(table: &mut Table, secs: f64) {
+        let Some(cluster) = etcd::Cluster::start(3) else {
+            println!("# cluster rows skipped: etcd is not installed (apt-get install etcd-server)");
+            return;
+        };
+        let urls = cluster.endpoints();
+        let endpoints = urls.join(",");
+        let (Some(a), Some(b), Some(c)) = (
+            start_front_end(&endpoints, "/bench/", &[]),
+            start_front_end(&endpoints, "/bench/", &[]),
+            start_front_end(&endpoints, "/bench/", &["--etcd-reads", "cached"]),
+        ) else {
+            println!("# cluster rows skipped: a front-end did not start");
+            return;
+        };
+        let options = ConnectOptions::new().with_require_leader(true);
+        let limit = Client::connect([urls[0].as_str()], Some(options))
+            .await
+            .expect("etcd connects");
+        println!("# cluster rows: load average before them {}", loadavg());
+        let session = login(a.port).await;
+        let mut tasks = Vec::new();
+        for i in 0..16 {
+            tasks.push(new_task(a.port, &session, "bench", &format!("written on A ({i})")).await);
+        }
+        // Side by side, so that both see the same background load.
+        for conns in [1, 16].into_iter().filter(|_| part("writes")) {
+            let l = etcd_txn_load(&limit, conns, secs).await;
+            let o = set_progress_each(a.port, &session, &tasks[..conns], secs).await;
+            table.row([
+                "cluster: task.set_progress on A, each client on its own task (req/s, p50/p99 ms)",
+                &conns.to_string(),
+                &ms(&o),
+                &format!("etcd's own txn, each client on its own key: {}", ms(&l)),
+                "",
+                &format!(
+                    "p50 {:.2}×, p99 {:.2}× etcd's; {:.0} % of its rate",
+                    o.p50_us / l.p50_us,
+                    o.p99_us / l.p99_us,
+                    100.0 * o.per_sec / l.per_sec
+                ),
+            ]);
+        }
+        if part("hot") {
+            let hot = set_progress_load(a.port, &session, &tasks[0], 16, secs).await;
+            table.ours(
+                "cluster: task.set_progress on A, 16 clients on one task (req/s, p50/p99 ms)",
+                "16",
+                &ms(&hot),
+            );
+        }
+        if part("churn") {
+            let r = churn(a.port, &session, secs).await;
+            table.ours(
+                "cluster: task.create + set_status + destroy on A (cycles/s)",
+                "16",
+                &k(r.per_sec),
+            );
+        }
+        // Reads on front-ends that did not write, against a single node in memory.
+        let single = start_ours(false);
+        let s_session = login(single.port).await;
+        let s_task = new_task(single.port, &s_session, "bench", "written on A (0)").await;
+        let s_get = xml_call("task.get_record", &[&s_session, &s_task]);
+        let get = xml_call("task.get_record", &[&session, &tasks[0]]);
+        for conns in [1, 16, 64].into_iter().filter(|_| part("reads")) {
+            // CPU ms per 1,000 reads of the server and of etcd's members, during a run.
+            let per_1000 = |before: (f64, f64), after: (f64, f64), r: &Run| {
+                let n = r.per_sec * secs / 1000.0;
+                ((after.0 - before.0) / n, (after.1 - before.1) / n)
+            };
+            let before = cpu(&single, &cluster);
+            let s = fixed(single.port, conns, secs, "/", "text/xml", s_get.clone()).await;
+            let cpu_s = per_1000(before, cpu(&single, &cluster), &s);
+            let before = cpu(&b, &cluster);
+            let lin = fixed(b.port, conns, secs, "/", "text/xml", get.clone()).await;
+            let cpu_b = per_1000(before, cpu(&b, &cluster), &lin);
+            let before = cpu(&c, &cluster);
+            let cached = fixed(c.port, conns, secs, "/", "text/xml", get.clone()).await;
+            let cpu_c = per_1000(before, cpu(&c, &cluster), &cached);
+            println!(
+                "# get_record at {conns}: CPU ms per 1,000 reads (server / etcd members): \
+                 single node {:.0}/{:.0}, B {:.0}/{:.0}, C {:.0}/{:.0}",
+                cpu_s.0, cpu_s.1, cpu_b.0, cpu_b.1, cpu_c.0, cpu_c.1
+            );
+            for (name, r) in [("B, linearizable", &lin), ("C, cached", &cached)] {
+                table.row([
+                    &format!(
+                        "cluster: task.get_record on {name}, which did not write (req/s, p50/p99 µs)"
+                    ),
+                    &conns.to_string(),
+                    &us(r),
+                    &format!("single node in memory: {}", us(&s)),
+                    "",
+                    &format!("{:.0} % of the single node's rate", 100.0 * r.per_sec / s.per_sec),
+                ]);
+            }
+        }
+        drop(single);
+        for round in (0..2).filter(|_| part("fanout")) {
+            let (waiter, trigger) = fanout_calls(b.port, &session, &tasks[0], 100 + round).await;
+            let f = fanout_via(&b, a.port, waiter, trigger, 1000).await;
+            table.ours(
+                "cluster: event.from, write on A to 1,000 waiters on B (ms)",
+                "1000",
+                &f.to_string(),
+            );
+        }
+        println!("# cluster rows: load average after them {}", loadavg());
+        drop((a, b, c, cluster));
+    }
+}
