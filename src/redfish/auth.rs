@@ -9,7 +9,7 @@
 //!   a token, so an XML-RPC client can hand its session to a Redfish tool.
 //! - Basic authentication would cost an argon2 hash (tens of milliseconds) per request if
 //!   each request logged in. Instead a small cache maps a keyed BLAKE2b digest of
-//!   `user NUL password` to an XAPI session (originator `redfish-basic`) for
+//!   `user` (length-prefixed) and `password` to an XAPI session (originator `redfish-basic`) for
 //!   [`BASIC_TTL`]. The cache never holds a password, holds at most [`BASIC_CACHE_SIZE`]
 //!   entries, and logs out the session of every entry it drops, so it creates at most one
 //!   live session per credential pair. A password change takes effect for Basic
@@ -217,8 +217,10 @@ impl BasicCache {
     fn digest(&self, user: &str, password: &str) -> [u8; 64] {
         let mut mac =
             <Blake2bMac512 as KeyInit>::new_from_slice(&self.key).expect("a 32-byte key fits");
+        // Length-prefixed: a NUL separator let "a\0b":"c" and "a":"b\0c" (both sendable
+        // in a Basic header) share one entry.
+        mac.update(&(user.len() as u64).to_le_bytes());
         mac.update(user.as_bytes());
-        mac.update(&[0]);
         mac.update(password.as_bytes());
         mac.finalize().into_bytes().into()
     }
@@ -422,6 +424,7 @@ mod tests {
     fn digests_are_keyed_and_separate_user_from_password() {
         let c = cache();
         assert_ne!(c.digest("ab", "c"), c.digest("a", "bc"));
+        assert_ne!(c.digest("a\0b", "c"), c.digest("a", "b\0c"));
         assert_ne!(
             c.digest("a", "b"),
             BasicCache::new(1, BASIC_TTL).digest("a", "b"),
