@@ -57,6 +57,8 @@ mod with_etcd {
             .args(["--store", "etcd", "--etcd-endpoints", endpoints])
             .args(["--etcd-prefix", prefix])
             .args(["--max-connections", "30000", "--max-tasks", "100000000"])
+            // Every client is on 127.0.0.1: one address may hold all of them.
+            .args(["--max-connections-per-address", "30000"])
             .args(["--max-pending-tasks", "100000000"])
             .args(["--completed-task-timeout", "1000000000"])
             .args(extra)

@@ -108,6 +108,8 @@ pub fn start_ours_under(durable: bool, wrapper: &[String]) -> Proc {
         .arg("--data-dir")
         .arg(&dir)
         .args(["--max-connections", "30000", "--max-tasks", "100000000"])
+        // Every client is on 127.0.0.1: one address may hold all of them.
+        .args(["--max-connections-per-address", "30000"])
         .args(["--max-pending-tasks", "100000000"])
         // The per-user quotas too: the bench's tasks are all root's (a million of them
         // for the memory rows).

@@ -38,6 +38,11 @@ pub struct Options {
     /// Connections served at once; more get 503 [default: 1024].
     #[arg(long)]
     pub max_connections: Option<usize>,
+    /// Connections one client address (IPv6: its /64) may hold of those; more get 503,
+    /// so one client cannot take them all [default: a quarter of max-connections, at
+    /// least 16: 256].
+    #[arg(long)]
+    pub max_connections_per_address: Option<usize>,
     /// Seconds a client has to send a request's head; also how long an idle keep-alive
     /// connection is kept [default: 30].
     #[arg(long)]
@@ -208,6 +213,7 @@ impl Options {
             ephemeral,
             max_body_bytes,
             max_connections,
+            max_connections_per_address,
             header_timeout,
             body_timeout,
             max_pending_tasks,
@@ -253,6 +259,15 @@ impl Options {
             max_connections: self
                 .max_connections
                 .unwrap_or(limits_default.max_connections)
+                .max(1),
+            max_connections_per_address: self
+                .max_connections_per_address
+                .unwrap_or_else(|| {
+                    let all = self
+                        .max_connections
+                        .unwrap_or(limits_default.max_connections);
+                    (all / 4).max(all.min(16))
+                })
                 .max(1),
             header_timeout: match self.header_timeout {
                 Some(v) => seconds("header-timeout", v)?,

@@ -24,6 +24,7 @@ pub mod config;
 pub mod db;
 pub mod face;
 pub(crate) mod json_out;
+pub mod per_address;
 pub mod printf;
 pub mod redfish;
 pub mod serve;

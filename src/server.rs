@@ -31,6 +31,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::api::dispatch::{self, Call, Reply, RequestMeta, Service};
 use crate::api::error::{ApiError, codes};
 use crate::face::{BodyError, Conn, Face};
+use crate::per_address::{Held, PerAddress};
 use crate::wire::encode::Codec;
 use crate::wire::{jsonrpc, xmlrpc};
 
@@ -53,6 +54,9 @@ pub struct Limits {
     pub body_timeout: Duration,
     /// Connections served at once; a connection beyond it gets `503` and an XAPI failure.
     pub max_connections: usize,
+    /// Connections one client address (IPv6: /64) may hold of those (`per_address`); a
+    /// quarter of `max_connections` (at least 16) unless set.
+    pub max_connections_per_address: usize,
     /// Largest request head; hyper answers a larger one with `431` and closes.
     pub max_header_bytes: usize,
 }
@@ -64,6 +68,7 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
             max_connections: 1024,
+            max_connections_per_address: 256,
             max_header_bytes: 64 * 1024,
         }
     }
@@ -91,6 +96,7 @@ pub async fn run(
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     // Refusals are cheap but not free: at most as many as there are connections.
     let refusals = Arc::new(Semaphore::new(limits.max_connections));
+    let per_address = PerAddress::new(limits.max_connections_per_address);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut loops = Vec::new();
     for listener in listeners {
@@ -99,6 +105,7 @@ pub async fn run(
             limits: limits.clone(),
             permits: permits.clone(),
             refusals: refusals.clone(),
+            per_address: per_address.clone(),
             stop: stop_rx.clone(),
         };
         let mut stop = stop_rx.clone();
@@ -133,6 +140,7 @@ struct AcceptCtx {
     limits: Arc<Limits>,
     permits: Arc<Semaphore>,
     refusals: Arc<Semaphore>,
+    per_address: Arc<PerAddress>,
     /// Becomes true at shutdown: connections finish their request and close.
     stop: tokio::sync::watch::Receiver<bool>,
 }
@@ -149,10 +157,26 @@ async fn accept_loop(listener: Listener, ctx: AcceptCtx) {
             }
         };
         let _ = stream.set_nodelay(true);
+        let Some(held) = ctx.per_address.hold(peer.ip()) else {
+            // Over its address's share: refused like one over the pool, but never
+            // waited for (a place would go to the very client that holds too many).
+            if let Ok(r) = ctx.refusals.clone().try_acquire_owned() {
+                let why = Refusal::PerAddress(ctx.per_address.limit());
+                spawn_connection(
+                    stream,
+                    peer,
+                    &listener.tls,
+                    &ctx,
+                    Slot::Refuse(r, why),
+                    None,
+                );
+            }
+            continue;
+        };
         let slot = match ctx.permits.clone().try_acquire_owned() {
             Ok(p) => Slot::Serve(p),
             Err(_) => match ctx.refusals.clone().try_acquire_owned() {
-                Ok(r) => Slot::Refuse(r),
+                Ok(r) => Slot::Refuse(r, Refusal::Total),
                 // Too many refusals in flight: wait for a connection slot instead, so
                 // the client queues in the kernel rather than being dropped.
                 Err(_) => match ctx.permits.clone().acquire_owned().await {
@@ -161,7 +185,7 @@ async fn accept_loop(listener: Listener, ctx: AcceptCtx) {
                 },
             },
         };
-        spawn_connection(stream, peer, &listener.tls, &ctx, slot);
+        spawn_connection(stream, peer, &listener.tls, &ctx, slot, Some(held));
     }
 }
 
@@ -169,7 +193,14 @@ async fn accept_loop(listener: Listener, ctx: AcceptCtx) {
 /// the refusals (each permit is given back when the connection ends).
 enum Slot {
     Serve(tokio::sync::OwnedSemaphorePermit),
-    Refuse(tokio::sync::OwnedSemaphorePermit),
+    Refuse(tokio::sync::OwnedSemaphorePermit, Refusal),
+}
+
+/// Which connection limit a refused connection met.
+#[derive(Clone, Copy)]
+enum Refusal {
+    Total,
+    PerAddress(usize),
 }
 
 fn spawn_connection(
@@ -178,10 +209,13 @@ fn spawn_connection(
     tls: &Option<TlsAcceptor>,
     ctx: &AcceptCtx,
     slot: Slot,
+    held: Option<Held>,
 ) {
     let tls = tls.clone();
     let ctx = ctx.clone();
     tokio::spawn(async move {
+        // The address's place is kept for the connection's life, TLS handshake included.
+        let _held = held;
         match tls {
             None => serve_io(stream, peer, ctx, slot, Conn { tls: false }).await,
             Some(acceptor) => {
@@ -203,8 +237,8 @@ where
 {
     let permit = match slot {
         Slot::Serve(permit) => permit,
-        Slot::Refuse(held) => {
-            refuse(io, &ctx.limits).await;
+        Slot::Refuse(held, why) => {
+            refuse(io, &ctx.limits, why).await;
             drop(held);
             return;
         }
@@ -319,7 +353,7 @@ async fn guard(
 /// Answers a connection over the limit with `503 Service Unavailable` and an XAPI
 /// failure, then closes it. The request head is read first (briefly), so that the
 /// client is not reset before it reads the answer.
-async fn refuse<I>(mut io: I, limits: &Limits)
+async fn refuse<I>(mut io: I, limits: &Limits, why: Refusal)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -329,10 +363,16 @@ where
     let mut body = Vec::with_capacity(256);
     xmlrpc::write_response(
         &mut body,
-        &Err(ApiError::internal(format!(
-            "too many connections (the limit is {}); retry later",
-            limits.max_connections
-        ))),
+        &Err(ApiError::internal(match why {
+            Refusal::PerAddress(n) if n < limits.max_connections => {
+                format!("too many connections from this address (the limit is {n}); retry later")
+            }
+            // A share as large as the pool is the pool.
+            _ => format!(
+                "too many connections (the limit is {}); retry later",
+                limits.max_connections
+            ),
+        })),
     );
     let head = format!(
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/xml\r\nretry-after: 1\r\n\

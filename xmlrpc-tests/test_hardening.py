@@ -12,6 +12,7 @@ healthy clients connect from different loopback addresses (127.0.0.0/8 is all lo
 import base64
 import http.client
 import json
+import socket
 import threading
 import time
 import xmlrpc.client
@@ -19,6 +20,7 @@ import xmlrpc.client
 from conftest import ROOT_PASSWORD, user_name, user_password
 from harness import fail as error  # the ErrorDescription of a failed reply
 from harness import ok as value  # the Value of a successful reply
+from test_limits import post_on, read_response
 
 ALICE = user_name("read-only")
 ALICE_PW = user_password("read-only")
@@ -277,6 +279,31 @@ def test_backoff_delays_failures_but_never_the_right_password(fresh):
     assert dt < 1.0, dt
 
 
+def test_failure_counts_hold_no_copy_of_the_names_tried(fresh):
+    """Failures are counted per user name as sent, and the names were kept whole: 16,384
+    of them (the bound on counted names) of ~290 KB each (the body limit) would hold
+    4.7 GB. Now a count is kept under a fixed-size digest of the name, whatever its length."""
+    srv = fresh()
+
+    def attacker(name, first):
+        def run(k):
+            for i in range(k, 160, 4):
+                r = rpc(srv, "session.login_with_password", f"{i}-{name}", "x", "1.0", "x",
+                        source=f"127.0.{first + i // 64}.{i % 64 + 1}")
+                assert error(r)[0] == "SESSION_AUTHENTICATION_FAILED"
+        return run
+
+    # The same attack with short names first, so that what the argon2 checks and the
+    # request buffers leave in the allocator (~20 MiB) is in the baseline.
+    join_all(attack_threads(4, attacker("n", 7)))
+    base = rss_mib(srv)
+    join_all(attack_threads(4, attacker("n" * 256_000, 17)))
+    grew = rss_mib(srv) - base
+    print(f"\n160 failed logins with 256 KB names: RSS +{grew:.0f} MiB")
+    # Before: +62 MiB (41 MB of names kept, 160 x 256 KB); after: +14 MiB (request buffers).
+    assert grew < 30, grew
+
+
 # ----------------------------------------------------------------------------- 3. filters
 
 
@@ -500,3 +527,33 @@ def test_request_heads_are_bounded(server):
             conn.close()
         assert status in want, (size, status)
     assert value(rpc(server, "system.isAlive:x", "still")) == "still"
+
+
+def test_one_address_cannot_hold_every_connection(fresh):
+    """A connection takes its place in max-connections when accepted, before any byte or
+    credential: one address that opened that many idle sockets got every other client a
+    503 (with --max-connections 64, 72 sockets from one address, then a call from another:
+    503 before). Now an address holds at most a quarter of them."""
+    srv = fresh(["--max-connections", "64"])
+    call = xmlrpc.client.dumps(("x",), "system.isAlive:x").encode()
+    idle = []
+    try:
+        for _ in range(72):
+            idle.append(socket.create_connection(
+                ("127.0.0.1", srv.port), timeout=10, source_address=("127.0.9.1", 0)))
+        time.sleep(0.5)  # all accepted (or refused) by now
+        for source in ("127.0.0.1", "127.0.10.1"):
+            status, data = post(srv, "/", call, "text/xml", source=source, timeout=10)
+            assert status == 200 and b"<value>x</value>" in data, (source, status, data[:200])
+        # The attacker's own sockets past its share were answered 503 and closed (the
+        # answer comes unasked, so nothing is sent into a closed socket here).
+        refused = [read_response(s) for s in idle[16:]]
+        assert all(r.startswith(b"HTTP/1.1 503") for r in refused), refused[0][:200]
+        assert b"too many connections from this address (the limit is 16)" in refused[0]
+        assert b"x</value>" in post_on(idle[0], call)  # its first 16 are served
+    finally:
+        for s in idle:
+            s.close()
+    # Closed connections give their places back.
+    for _ in range(16):
+        assert value(rpc(srv, "system.isAlive:x", "y", source="127.0.9.1")) == "y"

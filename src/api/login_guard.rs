@@ -37,6 +37,7 @@ use parking_lot::Mutex;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
+use crate::api::limits::address_key;
 use crate::users::{AuthError, Credential, User};
 
 /// How long a login waits for a verification slot before it is refused.
@@ -151,9 +152,14 @@ impl Negative {
     }
 }
 
+/// A user name as counted: a keyed digest, so that a count costs the same few bytes
+/// whatever name was sent (anyone may send a ~300 KB name, and every name tried is counted,
+/// known or not, so that counting cannot tell the two apart).
+type NameKey = [u8; 32];
+
 #[derive(Debug)]
 struct State {
-    users: Counts<Box<str>>,
+    users: Counts<NameKey>,
     addresses: Counts<IpAddr>,
     in_flight: HashMap<IpAddr, usize>,
     negative: Negative,
@@ -175,18 +181,6 @@ pub fn delay(free: u32, count: u32) -> Duration {
     }
     let doublings = (count - free - 1).min(16);
     (BASE_DELAY * 2u32.pow(doublings)).min(MAX_DELAY)
-}
-
-/// The address a client is counted under: IPv4 as it is, IPv6 by its /64 (one host
-/// typically owns a whole /64, so counting single addresses would count nothing).
-fn address_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
-        },
-        v4 => v4,
-    }
 }
 
 /// Gives an address's in-flight place back when the login ends, however it ends.
@@ -224,14 +218,26 @@ impl LoginGuard {
         }
     }
 
-    fn digest(&self, name: &str, hash: &str, password: &str) -> [u8; 32] {
+    /// The keyed digest of `parts` (each length-prefixed, so no two lists collide).
+    fn mac(&self, parts: &[&str]) -> [u8; 32] {
         let mut mac =
             <Blake2bMac<U32> as KeyInit>::new_from_slice(&self.key).expect("a 32-byte key fits");
-        for part in [name, hash, password] {
+        for part in parts {
             mac.update(&(part.len() as u64).to_le_bytes());
             mac.update(part.as_bytes());
         }
         mac.finalize().into_bytes().into()
+    }
+
+    /// What a failed (user, stored hash, password) is remembered as.
+    fn digest(&self, name: &str, hash: &str, password: &str) -> [u8; 32] {
+        self.mac(&[name, hash, password])
+    }
+
+    /// What a user name's failures are counted under (a separate domain from
+    /// [`Self::digest`]: one part, where a credential has three).
+    fn name_key(&self, name: &str) -> NameKey {
+        self.mac(&[name])
     }
 
     /// Checks `name`'s password within the bounds above, from `peer` if known.
@@ -298,7 +304,7 @@ impl LoginGuard {
         let now = Instant::now();
         match outcome {
             Ok(user) => {
-                self.state.lock().users.clear(&Box::from(name));
+                self.state.lock().users.clear(&self.name_key(name));
                 Ok(user)
             }
             Err(AuthError::Store(m)) => Err(Refusal::Store(m)),
@@ -306,7 +312,7 @@ impl LoginGuard {
                 let wait = {
                     let mut st = self.state.lock();
                     st.negative.insert(digest, now);
-                    let by_user = st.users.fail(&Box::from(name), now);
+                    let by_user = st.users.fail(&self.name_key(name), now);
                     let by_address = address.map_or(0, |a| st.addresses.fail(&a, now));
                     delay(self.free_failures, by_user.max(by_address))
                 };
@@ -332,17 +338,6 @@ mod tests {
         assert_eq!(delay(5, 12), MAX_DELAY);
         assert_eq!(delay(5, u32::MAX), MAX_DELAY);
         assert_eq!(delay(0, 1), BASE_DELAY);
-    }
-
-    #[test]
-    fn ipv6_counts_by_prefix_and_mapped_v4_as_v4() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
-        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(address_key(a), address_key(b));
-        assert_ne!(address_key(a), address_key(c));
-        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
-        assert_eq!(address_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
     }
 
     #[test]
@@ -431,7 +426,7 @@ mod tests {
                 .state
                 .lock()
                 .users
-                .get(&Box::from("root"), Instant::now()),
+                .get(&guard.name_key("root"), Instant::now()),
             0
         );
         assert!(guard.state.lock().in_flight.is_empty());

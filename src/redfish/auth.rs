@@ -9,7 +9,7 @@
 //!   a token, so an XML-RPC client can hand its session to a Redfish tool.
 //! - Basic authentication would cost an argon2 hash (tens of milliseconds) per request if
 //!   each request logged in. Instead a small cache maps a keyed BLAKE2b digest of
-//!   `user NUL password` to an XAPI session (originator `redfish-basic`) for
+//!   `user` (length-prefixed) and `password` to an XAPI session (originator `redfish-basic`) for
 //!   [`BASIC_TTL`]. The cache never holds a password, holds at most [`BASIC_CACHE_SIZE`]
 //!   entries, and logs out the session of every entry it drops, so it creates at most one
 //!   live session per credential pair. A password change takes effect for Basic
@@ -222,8 +222,10 @@ impl BasicCache {
     fn digest(&self, user: &str, password: &str) -> [u8; 64] {
         let mut mac =
             <Blake2bMac512 as KeyInit>::new_from_slice(&self.key).expect("a 32-byte key fits");
+        // Length-prefixed: a NUL separator let "a\0b":"c" and "a":"b\0c" (both sendable
+        // in a Basic header) share one entry.
+        mac.update(&(user.len() as u64).to_le_bytes());
         mac.update(user.as_bytes());
-        mac.update(&[0]);
         mac.update(password.as_bytes());
         mac.finalize().into_bytes().into()
     }
@@ -234,52 +236,79 @@ impl BasicCache {
         let service = Arc::as_ptr(svc) as usize;
         let digest = self.digest(user, password);
         let now = Instant::now();
+        let find = |entries: &[Entry]| {
+            entries
+                .iter()
+                .position(|e| e.service == service && e.digest == digest)
+        };
         // Drop expired entries (and remember their sessions, to log them out below).
         let (hit, mut stale) = {
             let mut entries = self.entries.lock();
             let (expired, kept): (Vec<Entry>, Vec<Entry>) =
                 entries.drain(..).partition(|e| e.expires <= now);
             *entries = kept;
-            let hit = entries
-                .iter()
-                .find(|e| e.service == service && e.digest == digest)
-                .map(|e| e.session_ref.clone());
-            (hit, expired)
+            let hit = find(&entries).map(|i| entries[i].session_ref.clone());
+            let stale: Vec<(usize, String)> = expired
+                .into_iter()
+                .map(|e| (e.service, e.session_ref))
+                .collect();
+            (hit, stale)
         };
-        let mut result = Err(());
-        if let Some(session_ref) = hit {
-            result = check(svc, &session_ref, true).await.map_err(|_| ());
+        if let Some(session_ref) = &hit
+            && let Ok(caller) = check(svc, session_ref, true).await
+        {
+            self.log_out(svc, stale).await;
+            return Ok(caller);
         }
-        if result.is_err() {
-            // First use, or the session was logged out or collected: log in afresh.
-            if let Ok(session_ref) = login(svc, user, password, ORIGINATOR_BASIC).await {
-                result = check(svc, &session_ref, true).await.map_err(|_| ());
-                let mut entries = self.entries.lock();
-                if let Some(i) = entries
-                    .iter()
-                    .position(|e| e.service == service && e.digest == digest)
-                {
-                    stale.push(entries.remove(i));
+        // First use, or the session was logged out or collected: log in afresh.
+        let Ok(mine) = login(svc, user, password, ORIGINATOR_BASIC).await else {
+            self.log_out(svc, stale).await;
+            return Err(());
+        };
+        let chosen = {
+            let mut entries = self.entries.lock();
+            match find(&entries) {
+                // A request with the same credentials logged in meanwhile and may be
+                // using its session right now: use that one too, and drop ours, which
+                // no one else has seen (one live session per credential pair).
+                Some(i) if Some(&entries[i].session_ref) != hit.as_ref() => {
+                    stale.push((service, mine));
+                    entries[i].session_ref.clone()
                 }
-                while entries.len() >= self.capacity {
-                    stale.push(entries.remove(0));
+                found => {
+                    if let Some(i) = found {
+                        let e = entries.remove(i);
+                        stale.push((e.service, e.session_ref));
+                    }
+                    while entries.len() >= self.capacity {
+                        let e = entries.remove(0);
+                        stale.push((e.service, e.session_ref));
+                    }
+                    entries.push(Entry {
+                        service,
+                        digest,
+                        session_ref: mine.clone(),
+                        expires: now + self.ttl,
+                    });
+                    mine
                 }
-                entries.push(Entry {
-                    service,
-                    digest,
-                    session_ref,
-                    expires: now + self.ttl,
-                });
             }
-        }
-        for e in stale {
-            // Only this service's sessions can be logged out through it; another
-            // service's entry simply goes (its GC collects the idle session).
-            if e.service == service {
-                let _ = logout(svc, &e.session_ref).await;
-            }
-        }
+        };
+        let result = check(svc, &chosen, true).await.map_err(|_| ());
+        self.log_out(svc, stale).await;
         result
+    }
+
+    /// Logs out the sessions of dropped entries. Only this service's sessions can be
+    /// logged out through it; another service's entry simply goes (its GC collects the
+    /// idle session).
+    async fn log_out(&self, svc: &Arc<Service>, stale: Vec<(usize, String)>) {
+        let service = Arc::as_ptr(svc) as usize;
+        for (owner, session_ref) in stale {
+            if owner == service {
+                let _ = logout(svc, &session_ref).await;
+            }
+        }
     }
 }
 
@@ -359,6 +388,33 @@ mod tests {
         assert!(check(&svc, &bob.session_ref, true).await.is_ok());
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_first_requests_never_log_out_a_session_in_use() {
+        // sushy and redfishtool send requests in parallel with the same Basic header:
+        // every request that is answered must have been served by a live session, so a
+        // racing login must not log out the session another request is using.
+        let (_dir, svc) = service().await;
+        let cache = Arc::new(BasicCache::new(4, BASIC_TTL));
+        let mut runs = Vec::new();
+        for _ in 0..6 {
+            let (cache, svc) = (cache.clone(), svc.clone());
+            runs.push(tokio::spawn(async move {
+                cache.login(&svc, "root", "pw").await.expect("login")
+            }));
+        }
+        let mut callers = Vec::new();
+        for r in runs {
+            callers.push(r.await.expect("joined"));
+        }
+        for c in &callers {
+            assert!(
+                check(&svc, &c.session_ref, true).await.is_ok(),
+                "a caller was handed a session that a racing login logged out"
+            );
+        }
+        assert_eq!(cache.entries.lock().len(), 1);
+    }
+
     #[tokio::test]
     async fn expired_entries_are_logged_out() {
         let (_dir, svc) = service().await;
@@ -373,6 +429,7 @@ mod tests {
     fn digests_are_keyed_and_separate_user_from_password() {
         let c = cache();
         assert_ne!(c.digest("ab", "c"), c.digest("a", "bc"));
+        assert_ne!(c.digest("a\0b", "c"), c.digest("a", "b\0c"));
         assert_ne!(
             c.digest("a", "b"),
             BasicCache::new(1, BASIC_TTL).digest("a", "b"),
