@@ -302,9 +302,11 @@ impl LoginGuard {
             }
         };
         let now = Instant::now();
+        // Hashed before the lock is taken: a name may be ~300 KB.
+        let key = self.name_key(name);
         match outcome {
             Ok(user) => {
-                self.state.lock().users.clear(&self.name_key(name));
+                self.state.lock().users.clear(&key);
                 Ok(user)
             }
             Err(AuthError::Store(m)) => Err(Refusal::Store(m)),
@@ -312,7 +314,7 @@ impl LoginGuard {
                 let wait = {
                     let mut st = self.state.lock();
                     st.negative.insert(digest, now);
-                    let by_user = st.users.fail(&self.name_key(name), now);
+                    let by_user = st.users.fail(&key, now);
                     let by_address = address.map_or(0, |a| st.addresses.fail(&a, now));
                     delay(self.free_failures, by_user.max(by_address))
                 };

@@ -235,7 +235,11 @@ impl<'a> Tx<'a> {
         if (grew || reopened)
             && let Some(user) = super::owner(&tables.sessions, &tables.ledger, &row.session)
         {
-            tables.ledger.check_growth(&user, Some(current), &row)?;
+            // The ledger counts the tables' row: a view over a combined write's projected
+            // row (`Tx::over`) is checked against that, as if the writes before it had
+            // committed, exactly as this write alone would be after them.
+            let counted = tables.task(r).or(Some(current));
+            tables.ledger.check_growth(&user, counted, &row)?;
         }
         self.plan.writes.push(Write::UpdateTask {
             r: r.to_string(),

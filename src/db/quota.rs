@@ -387,6 +387,38 @@ mod tests {
     }
 
     #[test]
+    fn a_view_over_a_projected_row_is_checked_against_the_counted_row() {
+        use crate::db::{Db, HostRow, PoolRow, new_ref};
+        // The user's quota holds the task as the tables have it; an earlier combined write
+        // (not yet committed) shrank it, and a later one grows it back by less: alone,
+        // after the first, the second fits, so on the projected view it must fit too.
+        let db = Db::new(new_ref(), PoolRow::default(), new_ref(), HostRow::default());
+        let mut t = db.memory_mut();
+        let mut task = TaskRow::new(&"x".repeat(50), "", "S", "h");
+        let mut s = session("alice");
+        s.auth_user_name = "alice".into();
+        t.sessions.insert("S".into(), s);
+        t.ledger.session_added("alice");
+        t.check_new_task(&task).unwrap();
+        t.tasks.insert("T".into(), Box::new(task.clone()));
+        t.ledger.record("alice", None, Some(&task));
+        t.ledger.limits.user_bytes = t.usage("alice").bytes;
+        task.name_label = "".into();
+        let projected = task.clone();
+        let mut grown = projected.clone();
+        grown.name_label = "y".repeat(40).into();
+        let mut tx = crate::db::Tx::over(&t, "T", &projected);
+        assert_eq!(tx.update_task("T", grown.clone()), Ok(true));
+        // Growing past what the tables' row holds is still refused.
+        grown.name_label = "y".repeat(51).into();
+        let mut tx = crate::db::Tx::over(&t, "T", &projected);
+        assert!(matches!(
+            tx.update_task("T", grown),
+            Err(DbError::UserQuota { .. })
+        ));
+    }
+
+    #[test]
     fn departed_sessions_keep_their_user_until_their_last_task_goes() {
         let mut l = Ledger::default();
         l.session_added("alice");

@@ -27,7 +27,7 @@ use hyper::HeaderMap;
 use parking_lot::Mutex;
 
 use crate::api::dispatch::Service;
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, codes};
 use crate::face::xapi::{field, xapi};
 use crate::wire::value::Value;
 
@@ -254,11 +254,21 @@ impl BasicCache {
                 .collect();
             (hit, stale)
         };
-        if let Some(session_ref) = &hit
-            && let Ok(caller) = check(svc, session_ref, true).await
-        {
-            self.log_out(svc, stale).await;
-            return Ok(caller);
+        if let Some(session_ref) = &hit {
+            match check(svc, session_ref, true).await {
+                Ok(caller) => {
+                    self.log_out(svc, stale).await;
+                    return Ok(caller);
+                }
+                // The session is gone (logged out or collected): log in afresh below.
+                Err(e) if e.code == codes::SESSION_INVALID => {}
+                // Anything else (the store unreachable) says nothing about the session,
+                // which other requests may be using: keep it, refuse this one.
+                Err(_) => {
+                    self.log_out(svc, stale).await;
+                    return Err(());
+                }
+            }
         }
         // First use, or the session was logged out or collected: log in afresh.
         let Ok(mine) = login(svc, user, password, ORIGINATOR_BASIC).await else {

@@ -476,6 +476,43 @@ pub async fn many_writers_of_one_task(h: &Harness) {
     db.close();
 }
 
+/// More writers of one task at once than one etcd transaction has room for the compares
+/// of (each reads a session of its own, as every XAPI call does): every write is made.
+pub async fn more_writers_of_one_task_than_a_transaction_holds(h: &Harness) {
+    let (db, second, r) = with_second(h, "crowd").await;
+    const WRITERS: usize = 160;
+    let mut sessions = Vec::new();
+    for w in 0..WRITERS {
+        sessions.push(put_session(&db, session(&format!("crowd-{w}"))).await);
+    }
+    let mut joins = Vec::new();
+    for s in sessions {
+        let (db, r) = (db.clone(), r.clone());
+        joins.push(tokio::spawn(async move {
+            db.transact(|tx| {
+                tx.session(&s).expect("the caller's session exists");
+                let mut row = tx.task(&r).expect("the task exists").clone();
+                row.progress += 1.0;
+                R::Ok(tx.update_task(&r, row).expect("within the limits"))
+            })
+            .await
+        }));
+    }
+    for j in joins {
+        let out = tokio::time::timeout(Duration::from_secs(120), j)
+            .await
+            .expect("writers finish")
+            .unwrap();
+        assert_eq!(out, Ok(true), "every write is made");
+    }
+    db.sync().await.unwrap();
+    assert_eq!(db.read().task(&r).unwrap().progress as usize, WRITERS);
+    if let Some(s) = &second {
+        s.close();
+    }
+    db.close();
+}
+
 /// Sessions: stored, found by uuid, linked to their tasks; idle means no unfinished task.
 pub async fn sessions_and_their_tasks(h: &Harness) {
     let db = h.open().await;
@@ -655,6 +692,7 @@ pub async fn run_all(h: &mut Harness) {
     generations_grow_and_wake_waiters(h).await;
     concurrent_decisions_are_serialised(h).await;
     many_writers_of_one_task(h).await;
+    more_writers_of_one_task_than_a_transaction_holds(h).await;
     concurrent_syncs_see_what_was_acknowledged_before_them(h).await;
     sessions_and_their_tasks(h).await;
     acknowledged_state_survives_a_restart(h).await;

@@ -90,6 +90,11 @@ impl Lanes {
     /// decided on the lane's row and confirmed by the lane's next transaction, where a
     /// compare of its own would conflict with every batch of the lane.
     pub fn lane_for(&self, plan: &Plan, committed: bool) -> Option<String> {
+        // A fenced write (the GC's, under its leadership) commits alone: a batch that
+        // carried its fence would fail for everyone once the leadership is lost.
+        if plan.reads.iter().any(|r| matches!(r, Read::Leader(..))) {
+            return None;
+        }
         match plan.writes.as_slice() {
             [Write::UpdateTask { r, .. }] if committed => Some(r.clone()),
             writes if !committed || writes.is_empty() => {
@@ -125,7 +130,14 @@ enum Joined {
     Queued(oneshot::Receiver<Answer>),
     /// It opened the lane: it sends this first batch (its decision alone) itself.
     Opened(Box<Batch>),
+    /// The lane's next batch is full: try again once the sender has taken it.
+    Full,
 }
+
+/// The most callers one transaction carries: each adds compares (its session, the task's
+/// owner), and etcd refuses a transaction of more than `--max-txn-ops` (128 by default)
+/// compares as an invalid argument, which would fail the whole batch.
+const MAX_BATCH: usize = 32;
 
 /// Commits a decision about `task` (one [`Lanes::lane_for`] sends to its lane) through the
 /// task's lane, or returns None if the decision, made on the lane's projection, writes
@@ -138,6 +150,10 @@ pub async fn write(
 ) -> Option<Answer> {
     match inner.lanes.join(tables, task, decide)? {
         Joined::Queued(wait) => Some(answer(wait, inner.budget).await),
+        Joined::Full => {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            Some(Answer::Again)
+        }
         Joined::Opened(batch) => {
             // The first writer sends its own transaction (no hand-over to another task
             // when nobody else writes the task); if it goes away meanwhile, the lane's
@@ -211,9 +227,15 @@ impl Lanes {
     /// Runs `decide` for a write of `task` in its lane, opening the lane if there is
     /// none; None if the decision does not write exactly that task.
     fn join(&self, tables: &RwLock<Tables>, task: &str, decide: &mut Decide<'_>) -> Option<Joined> {
-        let mut lanes = self.lanes.lock();
+        // The tables before the lanes, as `execute` (which asks `lane_for` under the
+        // tables' read lock) takes them: the other order deadlocks against it once the
+        // cache's writer waits between the two (parking_lot's lock is fair).
         let t = tables.read();
+        let mut lanes = self.lanes.lock();
         if let Some(lane) = lanes.get_mut(task) {
+            if lane.forming.members.len() >= MAX_BATCH {
+                return Some(Joined::Full);
+            }
             let (committed, plan) = {
                 let mut tx = Tx::over(&t, task, &lane.projected);
                 let committed = decide(&mut tx);

@@ -498,6 +498,9 @@ impl Backend for Etcd {
                                         inner.budget
                                     )));
                                 }
+                                // An answer that came without waiting must not spin the
+                                // worker until the deadline.
+                                tokio::task::yield_now().await;
                             }
                             // The decision, made on the lane's view, writes more than the
                             // task: it commits alone, decided again on the cache.
@@ -597,6 +600,9 @@ impl Backend for Etcd {
         for l in self.loops.lock().drain(..) {
             l.abort();
         }
+        // Callers already waiting for a barrier would otherwise wait out their timeout.
+        let closed = Err(BackendError("the cluster store is closed".into()));
+        let _previous = self.inner.barrier_done.send_replace((u64::MAX, closed));
     }
 }
 
