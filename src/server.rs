@@ -11,8 +11,10 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,6 +26,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
@@ -246,6 +249,10 @@ where
     let svc = ctx.svc.clone();
     let limits = ctx.limits.clone();
     let activity = Arc::new(Activity::default());
+    let io = Counted {
+        io,
+        activity: activity.clone(),
+    };
     let (tell, told) = tokio::sync::oneshot::channel();
     tokio::spawn(guard(
         activity.clone(),
@@ -295,11 +302,75 @@ where
     drop(permit);
 }
 
-/// Requests a connection has started and finished (the service counts them).
+/// Requests a connection has started and finished (the service counts them), and the
+/// writes of its responses ([`Counted`] counts them: a response goes on being written
+/// after the service has finished it).
 #[derive(Default)]
 struct Activity {
     started: AtomicU64,
     finished: AtomicU64,
+    writes: AtomicU64,
+}
+
+/// A connection's I/O that counts its successful writes into [`Activity`], so that the
+/// [`guard`] leaves alone a connection whose (large) response a client is still reading,
+/// however slowly. Reads are not counted: a head sent a byte at a time is what the guard
+/// is for.
+struct Counted<I> {
+    io: I,
+    activity: Arc<Activity>,
+}
+
+impl<I> Counted<I> {
+    fn count(&self, written: &Poll<std::io::Result<usize>>) {
+        if matches!(written, Poll::Ready(Ok(n)) if *n > 0) {
+            self.activity.writes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for Counted<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for Counted<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let written = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.count(&written);
+        written
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let written = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.count(&written);
+        written
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 /// Why a connection's [`guard`] closes it.
@@ -316,7 +387,8 @@ enum Close {
 /// shutdown channel at each of its wake-ups (a lock shared by all connections).
 ///
 /// Every `timeout` it looks at the connection's [`Activity`]: if no request started or
-/// finished since the last look and none is running, the client sent no complete head
+/// finished and no response bytes went out since the last look, and no request is
+/// running, the client sent no complete head
 /// for a whole period (a slow head, or an idle keep-alive connection), and the connection
 /// is closed. So a head gets between one and two periods, counted from the end of the
 /// previous request; a request in progress has its own limits (body, durability).
@@ -330,6 +402,7 @@ async fn guard(
         (
             a.started.load(Ordering::Relaxed),
             a.finished.load(Ordering::Relaxed),
+            a.writes.load(Ordering::Relaxed),
         )
     };
     let mut last = seen(&activity);

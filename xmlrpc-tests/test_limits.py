@@ -184,6 +184,47 @@ def test_a_slow_or_idle_connection_is_closed_after_the_head_timeout(fresh):
     idle.close()
 
 
+def test_a_large_answer_read_slowly_is_not_cut_off_by_the_head_timeout(fresh):
+    """The head timeout is for heads: a client reading a ~12 MB answer at ~3 MB/s (the
+    server writing for several head-timeout periods) gets all of it."""
+    srv = fresh(["--header-timeout", "1"])
+    session = login(srv.url + "/")
+    proxy = server_proxy(srv.url + "/")
+    label = "x" * 50_000
+    for i in range(240):
+        ok(proxy.task.create(session, f"{label}{i}", ""))
+    body = xmlrpc.client.dumps((session,), "task.get_all_records").encode()
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sock.settimeout(30)
+    sock.connect(("127.0.0.1", srv.port))
+    sock.sendall(
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Type: text/xml\r\nContent-Length: %d\r\n\r\n"
+        % len(body)
+        + body
+    )
+    started = time.monotonic()
+    data, length = b"", None
+    while length is None or len(data) < length:
+        chunk = sock.recv(32768)
+        if not chunk:
+            break
+        data += chunk
+        if length is None and b"\r\n\r\n" in data:
+            head, data = data.split(b"\r\n\r\n", 1)
+            assert head.startswith(b"HTTP/1.1 200"), head[:100]
+            for line in head.split(b"\r\n")[1:]:
+                k, _, v = line.partition(b":")
+                if k.strip().lower() == b"content-length":
+                    length = int(v)
+        time.sleep(0.01)
+    sock.close()
+    assert length is not None and len(data) == length, (length, len(data))
+    assert time.monotonic() - started > 2.5, "the answer must take several periods to read"
+    records = ok(xmlrpc.client.loads(data)[0][0])
+    assert sum(r["name_label"].startswith(label) for r in records.values()) == 240
+
+
 def test_a_bad_config_file_is_refused_at_start(fresh):
     with pytest.raises(RuntimeError, match="max-taks"):
         fresh(config="max-taks = 5\n")
