@@ -443,4 +443,21 @@ async fn event_batches_are_shared_only_when_identical() {
         .unwrap();
     let gone = from(&one, &["task"], start_token, xml).await;
     assert_eq!(gone.unwrap_err().code, "SESSION_INVALID");
+    // A logout leaves the generation where it is (sessions are not evented), but the
+    // session count in `valid_ref_counts` moved: not the kept batch.
+    let after = from(&two, &["task"], start_token, xml).await;
+    let Ok(Value::Encoded(_, after_bytes)) = &after else {
+        panic!("{after:?}");
+    };
+    let sessions = |text: &str| {
+        let at = text.find("<name>session</name>").expect("a session count");
+        text[at..].split("</int>").next().unwrap().to_string()
+    };
+    let before_logout = written(&later);
+    let now = String::from_utf8(after_bytes.to_vec()).unwrap();
+    assert_ne!(sessions(&now), sessions(&before_logout), "{now}");
+    assert_eq!(
+        written(&after),
+        written(&from(&two, &["task"], start_token, None).await)
+    );
 }

@@ -132,9 +132,25 @@ fn ref_counts(tables: &Tables) -> Value {
 
 /// One `event.from` batch after generation `since`: adds, then mods, then dels (xapi's
 /// order), each coalesced per object.
-/// The events after `since`, the ref counts, the token, and the sequence number the
-/// answer reflects (see [`crate::db::journal`]).
-type Collected = (Vec<Value>, Value, u64, u64);
+/// The events after `since`, the ref counts, the token, the sequence number the answer
+/// reflects (see [`crate::db::journal`]), and what else a shared batch is keyed by.
+type Collected = (Vec<Value>, Value, u64, u64, Unevented);
+
+/// What an answer depends on besides the generation: the number of sessions, which
+/// `valid_ref_counts` reports although sessions generate no events (a login or logout
+/// leaves the generation where it is).
+#[derive(Clone, Copy, PartialEq)]
+pub struct Unevented {
+    sessions: usize,
+}
+
+impl Unevented {
+    fn of(tables: &Tables) -> Unevented {
+        Unevented {
+            sessions: tables.count("session"),
+        }
+    }
+}
 
 fn collect(ctx: &Ctx<'_>, subs: &[Sub], since: u64) -> Result<Collected, ApiError> {
     let tables = ctx.svc.db.read();
@@ -190,7 +206,13 @@ fn collect(ctx: &Ctx<'_>, subs: &[Sub], since: u64) -> Result<Collected, ApiErro
     }
     adds.append(&mut mods);
     adds.append(&mut dels);
-    Ok((adds, ref_counts(&tables), tables.generation(), tables.seq()))
+    Ok((
+        adds,
+        ref_counts(&tables),
+        tables.generation(),
+        tables.seq(),
+        Unevented::of(&tables),
+    ))
 }
 
 /// `event.from(classes, token, timeout)`.
@@ -215,7 +237,7 @@ pub async fn from(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
             durable(ctx, seq).await?;
             return Ok(Value::Encoded(codec, bytes));
         }
-        let (events, counts, generation, seq) = collect(ctx, &subs, since)?;
+        let (events, counts, generation, seq, unevented) = collect(ctx, &subs, since)?;
         let stopping = ctx.svc.db.is_stopping();
         if !events.is_empty() || stopping || Instant::now() >= deadline {
             let empty = events.is_empty();
@@ -233,6 +255,7 @@ pub async fn from(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
                         subs: subs.clone(),
                         since,
                         generation,
+                        unevented,
                     };
                     ctx.svc.event_batches.keep(key, bytes.clone(), seq);
                     Value::Encoded(codec, bytes)
@@ -263,8 +286,9 @@ async fn durable(ctx: &Ctx<'_>, seq: u64) -> Result<(), ApiError> {
 /// The last non-empty `event.from` batch written in a reply's codec, for the waiters
 /// that ask for the same one. One change wakes every waiter at once, and waiters with the
 /// same subscriptions and token (a fan-out: many watchers of one task) would each build
-/// and write the same bytes; the batch is a function of the subscriptions, the token and
-/// the database's generation (every write moves it), so the first one written answers
+/// and write the same bytes; the batch is a function of the subscriptions, the token, the
+/// database's generation (every evented write moves it) and the session count (sessions
+/// are not evented, but `valid_ref_counts` counts them), so the first one written answers
 /// the others. One entry, of at most [`MAX_KEPT_BATCH`] bytes.
 #[derive(Default)]
 pub struct Batches(parking_lot::Mutex<Option<(BatchKey, bytes::Bytes, u64)>>);
@@ -280,6 +304,7 @@ pub struct BatchKey {
     subs: Vec<Sub>,
     since: u64,
     generation: u64,
+    unevented: Unevented,
 }
 
 impl Batches {
@@ -292,18 +317,19 @@ impl Batches {
         subs: &[Sub],
         since: u64,
     ) -> Result<Option<(bytes::Bytes, u64)>, ApiError> {
-        let generation = {
+        let (generation, unevented) = {
             let tables = ctx.svc.db.read();
             if tables.session(&ctx.caller().session_ref).is_none() {
                 return Err(session_gone(ctx));
             }
-            tables.generation()
+            (tables.generation(), Unevented::of(&tables))
         };
         let kept = self.0.lock();
         Ok(kept.as_ref().and_then(|(key, bytes, seq)| {
             let same = key.codec == codec
                 && key.since == since
                 && key.generation == generation
+                && key.unevented == unevented
                 && key.subs == subs;
             same.then(|| (bytes.clone(), *seq))
         }))
