@@ -42,19 +42,11 @@ fn with_date<T>(unix: i64, f: impl FnOnce(&str) -> T) -> T {
     f(&text)
 }
 
-/// `YYYYMMDDTHH:MM:SSZ` for a time in years 0 to 9999 (Howard Hinnant's
-/// `civil_from_days`, proleptic Gregorian calendar, as `time` uses).
+/// `YYYYMMDDTHH:MM:SSZ` for a time in years 0 to 9999 (proleptic Gregorian calendar, as
+/// `time` uses).
 fn civil_date(unix: i64) -> [u8; 18] {
     let (days, secs) = (unix.div_euclid(86_400), unix.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = crate::db::dbstring::civil_from_days(days);
     let mut out = *b"0000mmddThh:mm:ssZ";
     let mut put = |at: usize, value: i64, width: usize| {
         let mut v = value;
