@@ -34,7 +34,7 @@ use super::sessions::Caller;
 use crate::api::dispatch::{RequestMeta, Service};
 use crate::api::error::{ApiError, codes};
 use crate::db::NULL_REF;
-use crate::face::xapi::{xapi, xapi_in};
+use crate::face::xapi::{task_record, xapi, xapi_in};
 use crate::wire::value::Value;
 
 /// Jobs an answer that names ids may hold beyond the tasks read for it. Naming a job
@@ -596,11 +596,11 @@ pub async fn delete(svc: &Arc<Service>, caller: &Caller, ids: &[String]) -> Answ
 
 /// `task.get_record` of `r` as a node; a task that no longer exists is `None`.
 async fn record(svc: &Arc<Service>, session: &Value, r: &str) -> Result<Option<Node>, ApiError> {
-    match xapi(svc, "task.get_record", vec![session.clone(), Value::str(r)]).await {
-        Ok(rec) => Ok(Some(Node::from_record(r, &rec))),
-        Err(e) if e.code == codes::HANDLE_INVALID => Ok(None),
-        Err(e) => Err(e),
-    }
+    let session = session.as_str().unwrap_or_default();
+    Ok(task_record(svc, session, r).await?.map(|fields| Node {
+        r: r.to_string(),
+        fields,
+    }))
 }
 
 type JobAction<'a> = futures_util::future::BoxFuture<'a, Result<(), Answer>>;
