@@ -166,6 +166,10 @@ async fn the_view_reads_every_task_as_the_tree_does() {
             serde_json::to_vec(&xapi_taskd::xclarity::mapping::job_json(r, None)).unwrap()
         };
         assert_eq!(job(&view), job(&tree));
+        // …and the job written straight is serde_json's bytes of that tree.
+        let mut written = Vec::new();
+        xapi_taskd::xclarity::mapping::write_job(&mut written, &view, None).unwrap();
+        assert_eq!(written, job(&tree));
     }
     assert_eq!(seen_status.len(), statuses.len(), "{seen_status:?}");
     let (root_ref, tasks_ref) = (&root, &tasks);
