@@ -3,9 +3,11 @@
 //! Each front-end holds the whole database in its tables (a cache, fed by one watch:
 //! [`cache`]) and never changes them itself: a write's decision runs on the cache, its plan
 //! is sent as one transaction whose compares are what the decision read ([`txn`]), and the
-//! call is answered once the front-end's own watch has applied the revision it committed
-//! at — so it reads its own writes, and so does its own `event.from`. A conflict (someone
-//! else wrote what the decision read) runs the decision again on the newer state.
+//! call is answered once the cache shows the revision it committed at — so it reads its
+//! own writes, and so does its own `event.from`. When the cache held the revision just
+//! before, the front-end applies its own transaction itself ([`Inner::settle`]); else
+//! its watch brings it. A conflict (someone else wrote what the decision read) runs the
+//! decision again on the newer state.
 //!
 //! Reads are answered from the cache after [`Backend::sync`]: one linearizable read of
 //! `d/meta/last` names the newest data revision, and the read waits until the cache has
