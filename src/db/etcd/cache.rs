@@ -144,9 +144,15 @@ impl<'a> Change<'a> {
     }
 }
 
-/// Applies the changes of one revision (all of one transaction) under one write lock.
-fn apply_revision(inner: &Inner, t: &mut Tables, rev: u64, changes: &[Change<'_>]) {
-    let keys = &inner.keys;
+/// Applies the changes of one revision (all of one transaction) under one write lock;
+/// `observed` learns the id of the transaction that made it.
+fn apply_revision(
+    keys: &Keys,
+    observed: &dyn Fn(&str, u64),
+    t: &mut Tables,
+    rev: u64,
+    changes: &[Change<'_>],
+) {
     // Rows first, then links: a child's insertion precedes the link that names it.
     let mut links = Vec::new();
     for c in changes {
@@ -181,7 +187,7 @@ fn apply_revision(inner: &Inner, t: &mut Tables, rev: u64, changes: &[Change<'_>
             DataKey::Link(p, c) => links.push((put, p.to_string(), c.to_string())),
             DataKey::Last if put => {
                 if let Ok(id) = std::str::from_utf8(c.value) {
-                    inner.observed(id, rev);
+                    observed(id, rev);
                 }
             }
             _ => {}
@@ -231,8 +237,7 @@ fn digest(keys: &Keys, changes: &[Change<'_>]) -> u64 {
 /// for deleting a missing key); a range delete of a parent's links as one delete per
 /// child the parent has — and go through the same [`apply_revision`] as the watch's, so
 /// the stamps, events and wake-ups are the same. Returns their [`digest`].
-pub fn apply_own(inner: &Inner, t: &mut Tables, rev: u64, ops: &[Op]) -> u64 {
-    let keys = &inner.keys;
+pub fn apply_own(keys: &Keys, t: &mut Tables, rev: u64, ops: &[Op]) -> u64 {
     // Each range delete's keys, in key order (as etcd reports them).
     let link_keys: Vec<Vec<String>> = ops
         .iter()
@@ -284,7 +289,8 @@ pub fn apply_own(inner: &Inner, t: &mut Tables, rev: u64, ops: &[Op]) -> u64 {
         }
     }
     let d = digest(keys, &changes);
-    apply_revision(inner, t, rev, &changes);
+    // The id in `d/meta/last` is the caller's own: nobody waits to observe it.
+    apply_revision(keys, &|_, _| {}, t, rev, &changes);
     d
 }
 
@@ -391,7 +397,8 @@ pub async fn run(inner: Arc<Inner>, tables: Arc<RwLock<Tables>>, mut applied: u6
                     let mut t = tables.write();
                     let ahead = t.generation() >= rev;
                     if !ahead {
-                        apply_revision(&inner, &mut t, rev, &changes);
+                        let observed = |id: &str, rev| inner.observed(id, rev);
+                        apply_revision(&inner.keys, &observed, &mut t, rev, &changes);
                         inner.applied(rev);
                     }
                     ahead
@@ -435,5 +442,145 @@ pub async fn run(inner: Arc<Inner>, tables: Arc<RwLock<Tables>>, mut applied: u6
         inner.conn.failed(i);
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{HostRow, NULL_REF, PoolRow};
+
+    /// The tables as `event.from` and the getters see them.
+    fn shown(t: &Tables, refs: &[&str]) -> String {
+        let changes: Vec<String> = t
+            .changes_since(0)
+            .map(|(g, c)| format!("{g} {c:?}"))
+            .collect();
+        let rows: Vec<String> = refs
+            .iter()
+            .map(|r| format!("{r} {:?}", t.task(r)))
+            .collect();
+        format!("{} {changes:?} {rows:?}", t.generation())
+    }
+
+    /// Revision 10: task P with children C1 and C2 (linked), the cache of every front-end.
+    fn family() -> Tables {
+        let mut t = Tables::for_cache(
+            "OpaqueRef:pool".into(),
+            PoolRow::default(),
+            "OpaqueRef:host".into(),
+            HostRow::default(),
+        );
+        let mut p = TaskRow::new("p", "", NULL_REF, NULL_REF);
+        (p.uuid, p.created) = (uuid::Uuid::from_u128(1), 0);
+        t.insert_task_at("P".into(), p, 8);
+        for (i, c) in ["C1", "C2"].into_iter().enumerate() {
+            let mut row = TaskRow::new(c, "", NULL_REF, NULL_REF);
+            row.uuid = uuid::Uuid::from_u128(2 + i as u128);
+            (row.created, row.subtask_of) = (0, "P".into());
+            t.insert_task_at(c.into(), row, 9);
+            t.link_child_at("P", c, 9);
+        }
+        t.advance_to(10);
+        t
+    }
+
+    fn put<'a>(key: &'a str, value: &'a [u8]) -> Change<'a> {
+        Change {
+            put: true,
+            key: key.as_bytes(),
+            value,
+        }
+    }
+
+    fn del(key: &str) -> Change<'_> {
+        Change {
+            put: false,
+            key: key.as_bytes(),
+            value: b"",
+        }
+    }
+
+    const NOBODY: &dyn Fn(&str, u64) = &|_, _| {};
+
+    #[test]
+    fn deleting_a_parent_applies_as_the_watch_reports_it() {
+        let k = Keys::new("/x");
+        // The deletion's transaction (txn::prepare) and what etcd's watch reports for it:
+        // a range delete as one event per key in key order, a pending key the cache does
+        // not track, the tombstone and the id.
+        let ops = [
+            Op::Delete(k.task("P")),
+            Op::DeleteLinksOf("P".into()),
+            Op::Delete(k.pending("S", "P")),
+            Op::Put(k.tomb("P"), b"{}".to_vec()),
+            Op::Put(k.last(), b"id".to_vec()),
+        ];
+        let (task, l1, l2, pend, tomb, last) = (
+            k.task("P"),
+            k.link("P", "C1"),
+            k.link("P", "C2"),
+            k.pending("S", "P"),
+            k.tomb("P"),
+            k.last(),
+        );
+        let watch = [
+            del(&task),
+            del(&l1),
+            del(&l2),
+            del(&pend),
+            put(&tomb, b"{}"),
+            put(&last, b"id"),
+        ];
+        let mut mine = family();
+        let d = apply_own(&k, &mut mine, 11, &ops);
+        let mut theirs = family();
+        apply_revision(&k, NOBODY, &mut theirs, 11, &watch);
+        let refs = ["P", "C1", "C2"];
+        assert_eq!(shown(&mine, &refs), shown(&theirs, &refs));
+        assert_eq!(d, digest(&k, &watch));
+        // One link fewer is told apart.
+        assert_ne!(d, digest(&k, &[del(&task), del(&l1), put(&last, b"id")]));
+    }
+
+    #[test]
+    fn an_update_and_a_deletion_of_a_key_that_is_gone_apply_as_the_watch_reports_them() {
+        let k = Keys::new("/x");
+        let mut row = family().task("C1").unwrap().clone();
+        row.progress = 0.5;
+        let value = crate::db::etcd::encode(&row);
+        let (p, c1, c2, l1, l2, last) = (
+            k.task("P"),
+            k.task("C1"),
+            k.task("C2"),
+            k.link("P", "C1"),
+            k.link("P", "C2"),
+            k.last(),
+        );
+        let (mut mine, mut theirs) = (family(), family());
+        // Revision 11: C1's new row (its parent's `subtasks` and the stamps stay derived).
+        let d = apply_own(&k, &mut mine, 11, &[Op::Put(c1.clone(), value.clone())]);
+        apply_revision(&k, NOBODY, &mut theirs, 11, &[put(&c1, &value)]);
+        assert_eq!(d, digest(&k, &[put(&c1, &value)]));
+        // Revision 12, another front-end's: P and its links go.
+        for t in [&mut mine, &mut theirs] {
+            let gone = [del(&p), del(&l1), del(&l2)];
+            apply_revision(&k, NOBODY, t, 12, &gone);
+        }
+        // Revision 13: C2 goes; its link to P is gone already, so etcd reports no event
+        // for deleting it, and neither does the own apply.
+        let ops = [
+            Op::Delete(c2.clone()),
+            Op::DeleteLinksOf("C2".into()),
+            Op::Delete(k.link("P", "C2")),
+            Op::Put(last.clone(), b"id".to_vec()),
+        ];
+        let d = apply_own(&k, &mut mine, 13, &ops);
+        let watch = [del(&c2), put(&last, b"id")];
+        apply_revision(&k, NOBODY, &mut theirs, 13, &watch);
+        assert_eq!(d, digest(&k, &watch));
+        let refs = ["P", "C1", "C2"];
+        assert_eq!(shown(&mine, &refs), shown(&theirs, &refs));
+        assert!(shown(&mine, &refs).contains("progress: 0.5"));
     }
 }

@@ -169,7 +169,7 @@ impl Inner {
             }
             let mut records = self.own.lock();
             if held + 1 == rev && records.len() < MAX_OWN_RECORDS {
-                let digest = cache::apply_own(self, &mut t, rev, own);
+                let digest = cache::apply_own(&self.keys, &mut t, rev, own);
                 records.insert(rev, digest);
                 drop(records);
                 self.applied(rev);
