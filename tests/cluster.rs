@@ -9,7 +9,11 @@ mod conformance;
 mod etcd;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::prelude::*;
 
 use conformance::{Harness, Kind};
 use xapi_taskd::db::backend::BackendError;
@@ -48,15 +52,47 @@ fn opener(endpoints: Vec<String>, prefix: String) -> Kind {
     }))
 }
 
+/// Counts the errors the etcd cache logs when the watch reports a revision differently
+/// from how this front-end's own write applied it (see `cache::apply_own`).
+struct OwnWriteBugs(Arc<AtomicUsize>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for OwnWriteBugs {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, _: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+                self.0 += &format!("{v:?}");
+            }
+        }
+        let mut m = Message(String::new());
+        event.record(&mut m);
+        if m.0.contains("own write applied") {
+            eprintln!("{}", m.0);
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_backend_meets_the_contract_and_survives_a_member_kill() {
     let Some(mut cluster) = etcd::Cluster::start(3) else {
         return;
     };
+    let bugs = Arc::new(AtomicUsize::new(0));
+    let layer = OwnWriteBugs(bugs.clone()).with_filter(LevelFilter::ERROR);
+    tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer))
+        .expect("the only subscriber");
     let mut h = Harness::new(opener(cluster.endpoints(), "/conformance/".into()));
     tokio::time::timeout(Duration::from_secs(240), conformance::run_all(&mut h))
         .await
         .expect("the suite finishes");
+    // Every process's watch has passed what it applied itself by now (the suite's last
+    // case syncs across processes), and found what it applied.
+    assert_eq!(
+        bugs.load(Ordering::SeqCst),
+        0,
+        "own writes applied unlike the watch"
+    );
 
     // Writers of one task on one front-end share transactions (write combining): 32 at
     // once take far fewer than 32 revisions, and the last one's value is there.
@@ -144,4 +180,9 @@ async fn etcd_backend_meets_the_contract_and_survives_a_member_kill() {
     assert!(later.read().count("task") <= acked.len() + failed);
     later.close();
     db.close();
+    assert_eq!(
+        bugs.load(Ordering::SeqCst),
+        0,
+        "own writes applied unlike the watch"
+    );
 }

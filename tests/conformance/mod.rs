@@ -682,6 +682,159 @@ pub async fn concurrent_syncs_see_what_was_acknowledged_before_them(h: &Harness)
     b.close();
 }
 
+/// What one process's tables show of some rows after a write: its generation, the change
+/// index since `since` (with each entry's generation), the rows with their stamps and
+/// derived fields.
+fn view(db: &Db, since: u64, tasks: &[&str], sessions: &[&str]) -> String {
+    let t = db.read();
+    let changes: Vec<String> = t
+        .changes_since(since)
+        .map(|(g, c)| format!("{g} {c:?}"))
+        .collect();
+    let tasks: Vec<String> = tasks
+        .iter()
+        .map(|r| format!("{r}: {:?}", t.task(r)))
+        .collect();
+    let sessions: Vec<String> = sessions
+        .iter()
+        .map(|r| {
+            let s = t.session(r).map(|s| {
+                let mut tasks: Vec<&str> = s.tasks.iter().map(|x| &**x).collect();
+                tasks.sort();
+                (s.revision, s.last_active, tasks)
+            });
+            format!("{r}: {s:?}")
+        })
+        .collect();
+    format!(
+        "generation {}\nchanges {changes:#?}\ntasks {tasks:#?}\nsessions {sessions:#?}",
+        t.generation()
+    )
+}
+
+/// A shared backend's writer shows its own write as soon as it is answered; the other
+/// processes learn of it from the store. Both must show the same thing: the same
+/// generation, the same change-index entries (what `event.from` answers), the same rows,
+/// stamps, links and session links — for every kind of write (an insert with a parent, an
+/// update, a touch, a completion, a deletion of a parent with children and of a child
+/// whose parent is gone, session writes).
+pub async fn a_writer_shows_its_write_as_others_do(h: &Harness) {
+    if !h.shared() {
+        return;
+    }
+    let (a, b) = (h.open().await, h.open().await);
+    let s = put_session(&a, session("carol")).await;
+    let mut p = task("parent");
+    p.session = s.as_str().into();
+    let parent = insert(&a, p).await;
+    let mut c = task("child");
+    c.subtask_of = parent.as_str().into();
+    c.session = s.as_str().into();
+    let child = insert(&a, c).await;
+    let mut g = both_at_one_generation(&a, &b).await;
+    let tasks = [parent.as_str(), child.as_str()];
+    let sessions = [s.as_str()];
+    type Step = Box<dyn Fn(&mut xapi_taskd::db::Tx<'_>) + Send + Sync>;
+    let steps: Vec<(&str, Step)> = vec![
+        ("update", {
+            let child = child.clone();
+            Box::new(move |tx| {
+                let mut row = tx.task(&child).unwrap().clone();
+                row.progress = 0.5;
+                tx.update_task(&child, row).unwrap();
+            })
+        }),
+        ("touch", {
+            let parent = parent.clone();
+            Box::new(move |tx| tx.touch("task", &parent))
+        }),
+        ("complete", {
+            let child = child.clone();
+            Box::new(move |tx| {
+                let mut row = tx.task(&child).unwrap().clone();
+                row.status = TaskStatus::Success;
+                tx.update_task(&child, row).unwrap();
+            })
+        }),
+        ("a second child", {
+            let (parent, s) = (parent.clone(), s.clone());
+            Box::new(move |tx| {
+                let mut c = task("second");
+                c.subtask_of = parent.as_str().into();
+                c.session = s.as_str().into();
+                tx.insert_task(new_ref(), c);
+            })
+        }),
+        ("delete the parent", {
+            let parent = parent.clone();
+            Box::new(move |tx| tx.delete_task(&parent))
+        }),
+        ("delete the orphan", {
+            let child = child.clone();
+            Box::new(move |tx| tx.delete_task(&child))
+        }),
+        ("session write", {
+            let s = s.clone();
+            Box::new(move |tx| {
+                let mut row = tx.session(&s).unwrap().fields();
+                row.last_active = 7;
+                tx.put_session(s.clone(), row);
+            })
+        }),
+        ("logout", {
+            let s = s.clone();
+            Box::new(move |tx| tx.delete_session(&s))
+        }),
+    ];
+    for (name, step) in steps {
+        a.transact(|tx| {
+            step(tx);
+            R::Ok(())
+        })
+        .await
+        .unwrap();
+        // At once: the writer's own view, before anything else may refresh it.
+        let mine = view(&a, g, &tasks, &sessions);
+        b.sync().await.unwrap();
+        let theirs = view(&b, g, &tasks, &sessions);
+        assert_eq!(
+            mine, theirs,
+            "after {name}: the writer's view, then the other's"
+        );
+        g = a.read().generation();
+    }
+    // Whether the writer's answer comes before its watch's event is a race: repeat the
+    // write whose events it derives itself (one link deletion per child), so that some
+    // rounds are applied by the writer.
+    for round in 0..20 {
+        let parent = insert(&a, task("parent")).await;
+        let mut kids = Vec::new();
+        for _ in 0..3 {
+            let mut c = task("kid");
+            c.subtask_of = parent.as_str().into();
+            kids.push(insert(&a, c).await);
+        }
+        let g = both_at_one_generation(&a, &b).await;
+        delete(&a, &parent).await;
+        let mut rows: Vec<&str> = kids.iter().map(|k| k.as_str()).collect();
+        rows.push(&parent);
+        let mine = view(&a, g, &rows, &[]);
+        b.sync().await.unwrap();
+        assert_eq!(mine, view(&b, g, &rows, &[]), "round {round}");
+    }
+    a.close();
+    b.close();
+}
+
+/// Both processes at the same generation; returns it.
+async fn both_at_one_generation(a: &Db, b: &Db) -> u64 {
+    b.sync().await.unwrap();
+    a.sync().await.unwrap();
+    let g = a.read().generation();
+    assert_eq!(b.read().generation(), g);
+    g
+}
+
 /// Every case, in order, on one harness.
 pub async fn run_all(h: &mut Harness) {
     a_sync_shows_what_others_acknowledged(h).await;
@@ -695,6 +848,7 @@ pub async fn run_all(h: &mut Harness) {
     more_writers_of_one_task_than_a_transaction_holds(h).await;
     concurrent_syncs_see_what_was_acknowledged_before_them(h).await;
     sessions_and_their_tasks(h).await;
+    a_writer_shows_its_write_as_others_do(h).await;
     acknowledged_state_survives_a_restart(h).await;
     a_sync_shows_what_others_acknowledged(h).await;
 }

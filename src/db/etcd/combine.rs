@@ -386,9 +386,9 @@ async fn commit(inner: &Inner, tables: &RwLock<Tables>, task: &str, batch: &Batc
     };
     let (prepared, basis) = prepared;
     let writes = prepared.id.is_some();
-    match txn::commit(inner, prepared, inner.budget).await {
+    match txn::commit(inner, &prepared, inner.budget).await {
         Ok(txn::Outcome::Done(rev)) => {
-            if writes && let Err(e) = inner.wait_applied(rev).await {
+            if writes && let Err(e) = inner.settle(tables, rev, &prepared.own).await {
                 return Answer::Failed(e);
             }
             Answer::Done(Executed {

@@ -3,9 +3,11 @@
 //! Each front-end holds the whole database in its tables (a cache, fed by one watch:
 //! [`cache`]) and never changes them itself: a write's decision runs on the cache, its plan
 //! is sent as one transaction whose compares are what the decision read ([`txn`]), and the
-//! call is answered once the front-end's own watch has applied the revision it committed
-//! at — so it reads its own writes, and so does its own `event.from`. A conflict (someone
-//! else wrote what the decision read) runs the decision again on the newer state.
+//! call is answered once the cache shows the revision it committed at — so it reads its
+//! own writes, and so does its own `event.from`. When the cache held the revision just
+//! before, the front-end applies its own transaction itself ([`Inner::settle`]); else
+//! its watch brings it. A conflict (someone else wrote what the decision read) runs the
+//! decision again on the newer state.
 //!
 //! Reads are answered from the cache after [`Backend::sync`]: one linearizable read of
 //! `d/meta/last` names the newest data revision, and the read waits until the cache has
@@ -24,7 +26,7 @@ pub mod keys;
 mod leader;
 mod txn;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -39,6 +41,10 @@ use super::backend::BackendError;
 use super::backend::{Backend, Decide, Executed, Leadership};
 use super::{HostRow, Plan, PoolRow, Tables, Tx};
 use keys::Keys;
+
+/// Most revisions applied ahead of the watch at once (16 bytes each): a front-end whose
+/// watch lags further waits for it.
+const MAX_OWN_RECORDS: usize = 4096;
 
 /// Most attempts of one decision under contention before giving up.
 const MAX_ATTEMPTS: usize = 16;
@@ -80,6 +86,9 @@ pub(crate) struct Inner {
     /// Ids of this front-end's transactions in flight, and the revision the watch saw
     /// each commit at (0: not yet).
     pending: Mutex<HashMap<String, u64>>,
+    /// Revisions this front-end's own writes applied to the cache ahead of the watch,
+    /// with their digests, until the watch delivers them ([`Inner::settle`]).
+    own: Mutex<BTreeMap<u64, u64>>,
     /// Reads waiting for a barrier so far (each takes the next ticket).
     barrier_tickets: AtomicU64,
     /// The last barrier done: the tickets it covers (every one taken before it was sent)
@@ -136,6 +145,51 @@ impl Inner {
             *a = (*a).max(rev);
             newer
         });
+    }
+
+    /// Makes the cache show this front-end's own transaction, committed at `rev` with
+    /// operations `own`, before its caller is answered. If the cache holds `rev - 1`
+    /// (waiting for that first, if it is near), `rev` can only be this transaction: the
+    /// cache applies it itself ([`cache::apply_own`]) instead of waiting for the watch to
+    /// bring it, and records its digest, which the watch's delivery of `rev` is checked
+    /// against. Otherwise (a revision in between that the data watch never reports, a
+    /// full record) it waits for the watch, as for anyone's write.
+    pub async fn settle(
+        &self,
+        tables: &RwLock<Tables>,
+        rev: u64,
+        own: &[txn::Op],
+    ) -> Result<(), BackendError> {
+        self.wait_applied(rev.saturating_sub(1)).await?;
+        {
+            let mut t = tables.write();
+            let held = t.generation();
+            if held >= rev {
+                return Ok(());
+            }
+            let mut records = self.own.lock();
+            if held + 1 == rev && records.len() < MAX_OWN_RECORDS {
+                let digest = cache::apply_own(&self.keys, &mut t, rev, own);
+                records.insert(rev, digest);
+                drop(records);
+                self.applied(rev);
+                return Ok(());
+            }
+        }
+        self.wait_applied(rev).await
+    }
+
+    /// The watch has reached `rev`: forgets the records up to it, and returns the one of
+    /// `rev`, if this front-end applied `rev` itself.
+    pub fn own_passed(&self, rev: u64) -> Option<u64> {
+        let mut records = self.own.lock();
+        if records.is_empty() {
+            return None;
+        }
+        let later = records.split_off(&(rev + 1));
+        let mine = records.remove(&rev);
+        *records = later;
+        mine
     }
 
     /// Waits until the cache has applied revision `rev`.
@@ -230,10 +284,17 @@ pub(crate) fn encode<T: Serialize>(v: &T) -> Vec<u8> {
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(kv: &KeyValue) -> Result<T, BackendError> {
-    serde_json::from_slice(kv.value()).map_err(|e| {
+    decode_bytes(kv.key(), kv.value())
+}
+
+pub(crate) fn decode_bytes<T: DeserializeOwned>(
+    key: &[u8],
+    value: &[u8],
+) -> Result<T, BackendError> {
+    serde_json::from_slice(value).map_err(|e| {
         BackendError(format!(
             "etcd key {} cannot be read: {e}",
-            String::from_utf8_lossy(kv.key())
+            String::from_utf8_lossy(key)
         ))
     })
 }
@@ -265,6 +326,7 @@ impl Inner {
             budget: config.budget,
             applied: tokio::sync::watch::channel(0).0,
             pending: Mutex::new(HashMap::new()),
+            own: Mutex::new(BTreeMap::new()),
             barrier_tickets: AtomicU64::new(0),
             barrier_done: tokio::sync::watch::channel((0, Ok(0))).0,
             barrier_wanted: tokio::sync::Notify::new(),
@@ -521,11 +583,11 @@ impl Backend for Etcd {
                 }
                 attempt += 1;
                 let writes = prepared.id.is_some();
-                match txn::commit(inner, prepared, inner.budget).await? {
+                match txn::commit(inner, &prepared, inner.budget).await? {
                     txn::Outcome::Done(rev) => {
                         tracing::trace!(rev, writes, "committed");
                         if writes {
-                            inner.wait_applied(rev).await?;
+                            inner.settle(tables, rev, &prepared.own).await?;
                         }
                         return Ok(Executed {
                             committed,

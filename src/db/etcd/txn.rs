@@ -29,6 +29,46 @@ pub struct Prepared {
     pub txn: Txn,
     /// The id put in `d/meta/last` (None: compares only).
     pub id: Option<String>,
+    /// Its operations, as this front-end applies them to its cache itself once the
+    /// transaction has committed right after the revision the cache holds
+    /// ([`super::cache::apply_own`]).
+    pub own: Vec<Op>,
+}
+
+/// One operation of a transaction, as the cache reads it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    Put(String, Vec<u8>),
+    Delete(String),
+    /// Every link from this parent to its children (a range delete).
+    DeleteLinksOf(String),
+}
+
+/// A transaction's operations, kept twice: for etcd, and for the cache.
+#[derive(Default)]
+struct Ops {
+    txn: Vec<TxnOp>,
+    own: Vec<Op>,
+}
+
+impl Ops {
+    fn put(&mut self, key: String, value: impl Into<Vec<u8>>) {
+        let value = value.into();
+        self.txn.push(TxnOp::put(key.as_str(), value.clone(), None));
+        self.own.push(Op::Put(key, value));
+    }
+
+    fn delete(&mut self, key: String) {
+        self.txn.push(TxnOp::delete(key.as_str(), None));
+        self.own.push(Op::Delete(key));
+    }
+
+    fn delete_links_of(&mut self, keys: &Keys, parent: &str) {
+        let prefix = keys.links_of(parent);
+        let range = Some(DeleteOptions::new().with_prefix());
+        self.txn.push(TxnOp::delete(prefix, range));
+        self.own.push(Op::DeleteLinksOf(parent.to_string()));
+    }
 }
 
 /// How a sent transaction ended.
@@ -126,7 +166,7 @@ pub fn prepare(
             }
         }
     }
-    let mut ops: Vec<TxnOp> = Vec::new();
+    let mut ops = Ops::default();
     let current_task = |c: &mut Compares, r: &str| -> Option<TaskRow> {
         let t = tables.task(r)?;
         c.task(keys, r, t.stamp.created, t.stamp.modified);
@@ -136,17 +176,17 @@ pub fn prepare(
         match w {
             Write::InsertTask(r, row) => {
                 c.absent(keys.task(r));
-                ops.push(TxnOp::put(keys.task(r), task_value(row), None));
+                ops.put(keys.task(r), task_value(row));
                 let parent = row.subtask_of.as_str();
                 if parent != NULL_REF && tables.task(parent).is_some() {
                     current_task(&mut c, parent);
-                    ops.push(TxnOp::put(keys.link(parent, r), "", None));
+                    ops.put(keys.link(parent, r), "");
                 }
                 if !row.status.is_completed() {
-                    ops.push(TxnOp::put(keys.pending(&row.session, r), "", None));
+                    ops.put(keys.pending(&row.session, r), "");
                 }
             }
-            Write::Claim(r) => ops.push(TxnOp::put(keys.async_task(r), node, None)),
+            Write::Claim(r) => ops.put(keys.async_task(r), node),
             Write::UpdateTask {
                 r,
                 row,
@@ -154,13 +194,13 @@ pub fn prepare(
             } => {
                 current_task(&mut c, r)
                     .ok_or_else(|| BackendError(format!("task {r} is not in the cache")))?;
-                ops.push(TxnOp::put(keys.task(r), task_value(row), None));
+                ops.put(keys.task(r), task_value(row));
                 let unfinished = !row.status.is_completed();
                 if *was_unfinished && !unfinished {
-                    ops.push(TxnOp::delete(keys.pending(&row.session, r), None));
-                    ops.push(TxnOp::delete(keys.async_task(r), None));
+                    ops.delete(keys.pending(&row.session, r));
+                    ops.delete(keys.async_task(r));
                 } else if !*was_unfinished && unfinished {
-                    ops.push(TxnOp::put(keys.pending(&row.session, r), "", None));
+                    ops.put(keys.pending(&row.session, r), "");
                 }
             }
             Write::DeleteTask {
@@ -172,41 +212,38 @@ pub fn prepare(
             } => {
                 current_task(&mut c, r)
                     .ok_or_else(|| BackendError(format!("task {r} is not in the cache")))?;
-                ops.push(TxnOp::delete(keys.task(r), None));
-                ops.push(TxnOp::delete(
-                    keys.links_of(r),
-                    Some(DeleteOptions::new().with_prefix()),
-                ));
+                ops.delete(keys.task(r));
+                ops.delete_links_of(keys, r);
                 if parent != NULL_REF {
-                    ops.push(TxnOp::delete(keys.link(parent, r), None));
+                    ops.delete(keys.link(parent, r));
                 }
                 if *unfinished {
-                    ops.push(TxnOp::delete(keys.pending(session, r), None));
-                    ops.push(TxnOp::delete(keys.async_task(r), None));
+                    ops.delete(keys.pending(session, r));
+                    ops.delete(keys.async_task(r));
                 }
                 let tomb = Tomb {
                     class: "task".into(),
                     created: *created,
                     parent: parent.clone(),
                 };
-                ops.push(TxnOp::put(keys.tomb(r), encode(&tomb), None));
+                ops.put(keys.tomb(r), encode(&tomb));
             }
             Write::PutSession(r, row) => {
                 match tables.session(r) {
                     Some(s) => c.at(keys.session(r), s.revision),
                     None => c.absent(keys.session(r)),
                 }
-                ops.push(TxnOp::put(keys.session(r), encode(&**row), None));
+                ops.put(keys.session(r), encode(&**row));
             }
             Write::DeleteSession(r) => {
                 c.present(keys.session(r));
-                ops.push(TxnOp::delete(keys.session(r), None));
+                ops.delete(keys.session(r));
             }
             Write::Touch(class, r) => match *class {
                 "task" => {
                     let row = current_task(&mut c, r)
                         .ok_or_else(|| BackendError(format!("task {r} is not in the cache")))?;
-                    ops.push(TxnOp::put(keys.task(r), task_value(&row), None));
+                    ops.put(keys.task(r), task_value(&row));
                 }
                 "pool" => {
                     c.present(keys.pool());
@@ -214,7 +251,7 @@ pub fn prepare(
                         r: tables.pool_ref.clone(),
                         row: tables.pool.clone(),
                     };
-                    ops.push(TxnOp::put(keys.pool(), encode(&v), None));
+                    ops.put(keys.pool(), encode(&v));
                 }
                 _ => {
                     c.present(keys.host());
@@ -222,27 +259,31 @@ pub fn prepare(
                         r: tables.host_ref.clone(),
                         row: tables.host.clone(),
                     };
-                    ops.push(TxnOp::put(keys.host(), encode(&v), None));
+                    ops.put(keys.host(), encode(&v));
                 }
             },
         }
     }
-    let id = if ops.is_empty() {
+    let id = if ops.txn.is_empty() {
         None
     } else {
         let id = uuid::Uuid::new_v4().to_string();
-        ops.push(TxnOp::put(keys.last(), id.as_str(), None));
+        ops.put(keys.last(), id.as_str());
         Some(id)
     };
-    let txn = Txn::new().when(c.list).and_then(ops);
-    Ok(Prepared { txn, id })
+    let txn = Txn::new().when(c.list).and_then(ops.txn);
+    Ok(Prepared {
+        txn,
+        id,
+        own: ops.own,
+    })
 }
 
 /// Sends `prepared` until a member gives a definite answer (see the module documentation),
 /// within `budget`.
 pub async fn commit(
     inner: &Inner,
-    prepared: Prepared,
+    prepared: &Prepared,
     budget: Duration,
 ) -> Result<Outcome, BackendError> {
     let deadline = tokio::time::Instant::now() + budget;
@@ -271,7 +312,7 @@ pub async fn commit(
                 return Ok(Outcome::Conflict(rev));
             }
             Ok(Err(e)) if !super::conn::retryable(&e) => {
-                return settled(inner, &prepared, format!("etcd refused the change: {e}"));
+                return settled(inner, prepared, format!("etcd refused the change: {e}"));
             }
             Ok(Err(e)) => last = format!("{}: {e}", inner.conn.endpoint(i)),
             Err(_) => {
@@ -289,7 +330,7 @@ pub async fn commit(
         if tokio::time::Instant::now() + pause >= deadline {
             return settled(
                 inner,
-                &prepared,
+                prepared,
                 format!(
                     "the cluster store cannot be reached ({last}); the change may or may not have been made"
                 ),
