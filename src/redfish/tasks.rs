@@ -509,7 +509,8 @@ fn outcome(view: &TaskRecord, root: Option<&str>) -> Option<Answer> {
 fn accepted(view: &TaskRecord, root: Option<&str>, monitor: &str) -> Answer {
     let mut body = task_json(view, root);
     let task_uri = body.as_object_mut().and_then(|o| o.remove("@odata.id"));
-    let answer = Answer::json(StatusCode::ACCEPTED, body).header(header::LOCATION, monitor);
+    let answer =
+        Answer::json(StatusCode::ACCEPTED, body).header(header::LOCATION, monitor.to_string());
     match task_uri {
         Some(Json::String(t)) => answer.header(header::CONTENT_LOCATION, t),
         _ => answer,
