@@ -260,19 +260,6 @@ const FIELDS: &[(&str, Kind)] = &[
     ("cancelRESTMethod", Kind::Method),
 ];
 
-/// A field's value when the task keeps none.
-type Fallback = fn(&TaskRecord) -> Part<'_>;
-
-/// Fields every job shows, with this value when the task keeps none.
-const DEFAULTED: &[(&str, Fallback)] = &[
-    ("createdBy", |_| Part::Text("".into())),
-    ("targetUUID", |_| Part::Text("".into())),
-    ("jobCategory", |_| Part::Text("".into())),
-    ("logs", |_| Part::EmptyList),
-    // XAPI has no start time: the job started when it was created.
-    ("startDate", |t| Part::Text(rfc3339(&t.created).into())),
-];
-
 fn kind(field: &str) -> Option<Kind> {
     FIELDS.iter().find(|(f, _)| *f == field).map(|(_, k)| *k)
 }
@@ -290,9 +277,42 @@ enum Part<'a> {
 
 /// The members of the job of a task, in key order (serde_json's map order, so the
 /// document written from them is the one serde_json writes from [`job_json`]'s tree):
-/// the kept `xclarity:*` fields, the defaults of those not kept, then the mapped ones.
+/// the mapped fields, the kept `xclarity:*` fields, and the defaults of those not kept.
 fn job_parts(task: &TaskRecord, children: bool) -> Vec<(&str, Part<'_>)> {
-    let mut parts: Vec<(&str, Part<'_>)> = Vec::with_capacity(16);
+    let kept_or = |key: &str, text: &'_ str| match config(task, key) {
+        Some(v) => Part::Stored(v),
+        None => Part::Text(text.to_string().into()),
+    };
+    let end = if is_completed(&task.status) {
+        rfc3339(&task.finished)
+    } else {
+        String::new()
+    };
+    // Every member of a job, listed in key order (sorting them per job cost more than
+    // writing them). The mapped ones are never kept (`Server` or `Native` fields, skipped
+    // below); the defaults are the values of fields every job shows while the task keeps
+    // none, and a kept field takes its default's place or its own.
+    let mut parts: Vec<(&str, Part<'_>)> = Vec::with_capacity(24);
+    if children {
+        parts.push(("children", Part::Children));
+    }
+    let created = rfc3339(&task.created);
+    parts.extend([
+        ("createDate", Part::Text(created.clone().into())),
+        ("createdBy", Part::Text("".into())), // default
+        ("endDate", Part::Text(end.into())),
+        ("jobCategory", Part::Text("".into())), // default
+        ("jobState", Part::Text(job_state(task).into())),
+        ("jobSummary", kept_or(SUMMARY_KEY, &task.name_description)),
+        ("jobTitle", kept_or(TITLE_KEY, &task.name_label)),
+        ("jobUID", Part::Text(task.uuid.as_str().into())),
+        ("logs", Part::EmptyList), // default
+        ("percentage", Part::Value(percentage(task.progress))),
+        // default: XAPI has no start time; the job started when it was created.
+        ("startDate", Part::Text(created.into())),
+        ("targetUUID", Part::Text("".into())), // default
+    ]);
+    debug_assert!(parts.windows(2).all(|w| w[0].0 < w[1].0));
     for (key, value) in &task.other_config {
         let Some(field) = key.strip_prefix(PREFIX) else {
             continue;
@@ -300,35 +320,12 @@ fn job_parts(task: &TaskRecord, children: bool) -> Vec<(&str, Part<'_>)> {
         if field.is_empty() || matches!(kind(field), Some(Kind::Server | Kind::Native)) {
             continue;
         }
-        // `other_config` is a map: a field is kept at most once.
-        parts.push((field, Part::Stored(value)));
-    }
-    for (field, default) in DEFAULTED {
-        if !parts.iter().any(|(f, _)| f == field) {
-            parts.push((field, default(task)));
+        // As a map's insert: a member of the same name (a default) is replaced.
+        match parts.binary_search_by(|(f, _)| (*f).cmp(field)) {
+            Ok(at) => parts[at].1 = Part::Stored(value),
+            Err(at) => parts.insert(at, (field, Part::Stored(value))),
         }
     }
-    let kept_or = |key: &str, text: &'_ str| match config(task, key) {
-        Some(v) => Part::Stored(v),
-        None => Part::Text(text.to_string().into()),
-    };
-    // None of these is ever kept (they are `Server` or `Native` fields, skipped above).
-    parts.push(("jobUID", Part::Text(task.uuid.as_str().into())));
-    parts.push(("jobTitle", kept_or(TITLE_KEY, &task.name_label)));
-    parts.push(("jobSummary", kept_or(SUMMARY_KEY, &task.name_description)));
-    parts.push(("jobState", Part::Text(job_state(task).into())));
-    parts.push(("percentage", Part::Value(percentage(task.progress))));
-    parts.push(("createDate", Part::Text(rfc3339(&task.created).into())));
-    let end = if is_completed(&task.status) {
-        rfc3339(&task.finished)
-    } else {
-        String::new()
-    };
-    parts.push(("endDate", Part::Text(end.into())));
-    if children {
-        parts.push(("children", Part::Children));
-    }
-    parts.sort_unstable_by(|a, b| a.0.cmp(b.0));
     parts
 }
 
