@@ -104,7 +104,9 @@ impl<'a> Object<'a> {
         o.out.push(b'}');
     }
 
-    fn key(&mut self, key: &str) {
+    /// Keys are the faces' own literals (`&'static`), plain ASCII that serde_json writes
+    /// unescaped: they are copied without the escape scan (debug builds check).
+    fn key(&mut self, key: &'static str) {
         #[cfg(debug_assertions)]
         {
             assert!(
@@ -118,38 +120,40 @@ impl<'a> Object<'a> {
             self.out.push(b',');
         }
         self.members += 1;
-        string(self.out, key);
-        self.out.push(b':');
+        debug_assert!(plain(key), "{key:?} needs escaping");
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
     }
 
-    pub fn str(&mut self, key: &str, value: &str) {
+    pub fn str(&mut self, key: &'static str, value: &str) {
         self.key(key);
         string(self.out, value);
     }
 
     /// A string member made of `parts`.
-    pub fn str_of(&mut self, key: &str, parts: &[&str]) {
+    pub fn str_of(&mut self, key: &'static str, parts: &[&str]) {
         self.key(key);
         string_of(self.out, parts);
     }
 
-    pub fn int(&mut self, key: &str, value: i64) {
+    pub fn int(&mut self, key: &'static str, value: i64) {
         self.key(key);
         self.out.extend_from_slice(value.to_string().as_bytes());
     }
 
-    pub fn bool(&mut self, key: &str, value: bool) {
+    pub fn bool(&mut self, key: &'static str, value: bool) {
         self.key(key);
         self.out
             .extend_from_slice(if value { b"true" } else { b"false" });
     }
 
-    pub fn object(&mut self, key: &str, f: impl FnOnce(&mut Object<'_>)) {
+    pub fn object(&mut self, key: &'static str, f: impl FnOnce(&mut Object<'_>)) {
         self.key(key);
         Object::write(self.out, f);
     }
 
-    pub fn array(&mut self, key: &str, f: impl FnOnce(&mut Array<'_>)) {
+    pub fn array(&mut self, key: &'static str, f: impl FnOnce(&mut Array<'_>)) {
         self.key(key);
         Array::write(self.out, f);
     }

@@ -13,7 +13,7 @@ use super::datamodel::{Class, Field, Ty};
 use std::sync::OnceLock;
 
 use crate::db::{HostRow, PoolRow, Row, SessionRow, TaskRow, dbstring};
-use crate::wire::encode::{Builder, Codec, Encoder};
+use crate::wire::encode::{Builder, Codec, Encoder, ViewEncoder};
 use crate::wire::jsonrpc::JsonEncoder;
 use crate::wire::value::Value;
 use crate::wire::xmlrpc::XmlEncoder;
@@ -313,6 +313,12 @@ pub fn reply_record(
             row,
             rbac_permissions,
             &mut JsonEncoder::new(&mut out),
+        ),
+        Codec::View => encode_record(
+            class,
+            row,
+            rbac_permissions,
+            &mut ViewEncoder { out: &mut out },
         ),
     }
     Value::Encoded(codec, out.into())

@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use crate::api::dispatch::{Reply, RequestMeta, Service, call, dispatch};
-use crate::api::error::ApiError;
+use crate::api::error::{ApiError, codes};
+use crate::wire::encode::{Codec, Piece, ViewReader};
 use crate::wire::value::Value;
 
 /// One call through the XAPI pipeline, as any XML-RPC client would make it.
@@ -24,6 +25,28 @@ pub async fn xapi_in(
     match dispatch(svc, call(method, params), meta).await {
         Reply::Envelope(r) => r,
         Reply::Bare(v) => Ok(v),
+    }
+}
+
+/// `task.get_record` of `task_ref` through the pipeline, read as a [`TaskRecord`]; a task
+/// that no longer exists is `None`. The pipeline is asked for the record in
+/// [`Codec::View`] form, which the mapping reads without building a `Value` tree; it is
+/// the same call (session check, RBAC) as any client's, only the reply's form differs.
+pub async fn task_record(
+    svc: &Arc<Service>,
+    session_ref: &str,
+    task_ref: &str,
+) -> Result<Option<TaskRecord>, ApiError> {
+    let meta = RequestMeta {
+        codec: Some(Codec::View),
+        ..RequestMeta::default()
+    };
+    let params = vec![Value::str(session_ref), Value::str(task_ref)];
+    match xapi_in(svc, "task.get_record", params, &meta).await {
+        Ok(Value::Encoded(Codec::View, bytes)) => Ok(Some(TaskRecord::from_view(&bytes))),
+        Ok(rec) => Ok(Some(TaskRecord::from_record(&rec))),
+        Err(e) if e.code == codes::HANDLE_INVALID => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -112,10 +135,109 @@ impl TaskRecord {
         }
     }
 
+    /// The same reading as [`TaskRecord::from_record`], from a record's [`Codec::View`]
+    /// pieces: a member that is not the expected shape reads as absent, as there.
+    pub fn from_view(bytes: &[u8]) -> TaskRecord {
+        let mut t = TaskRecord::default();
+        let mut r = ViewReader::new(bytes);
+        if r.next() != Some(Piece::BeginStruct) {
+            return t;
+        }
+        while let Some(Piece::Member(name)) = r.next() {
+            let Some(first) = r.next() else { break };
+            match name.0 {
+                b"uuid" => t.uuid = text_of(&mut r, first),
+                b"name_label" => t.name_label = text_of(&mut r, first),
+                b"name_description" => t.name_description = text_of(&mut r, first),
+                b"status" => t.status = text_of(&mut r, first),
+                b"created" => t.created = text_of(&mut r, first),
+                b"finished" => t.finished = text_of(&mut r, first),
+                b"result" => t.result = text_of(&mut r, first),
+                b"subtask_of" => t.subtask_of = text_of(&mut r, first),
+                b"error_info" => t.error_info = texts_of(&mut r, first),
+                b"subtasks" => t.subtasks = texts_of(&mut r, first),
+                b"progress" => match first {
+                    Piece::Double(f) => t.progress = f,
+                    Piece::Int(i) => t.progress = i as f64,
+                    other => r.skip_rest(other),
+                },
+                b"other_config" => {
+                    t.other_config = struct_of(&mut r, first, |v| {
+                        v.map_or_else(String::new, str::to_string)
+                    })
+                }
+                b"current_operations" => {
+                    let ops = struct_of(&mut r, first, |v| v.unwrap_or_default());
+                    t.cancel_requested = ops.iter().any(|(_, op)| *op == "cancel");
+                    t.destroy_requested = ops.iter().any(|(_, op)| *op == "destroy");
+                }
+                _ => r.skip_rest(first),
+            }
+        }
+        t
+    }
+
     /// Finished: success, failure or cancelled (XAPI's `status_is_completed`).
     pub fn is_completed(&self) -> bool {
         matches!(self.status.as_str(), "success" | "failure" | "cancelled")
     }
+}
+
+/// A value read as `text` reads it: a string or a date, else "".
+fn text_of<'a>(r: &mut ViewReader<'a>, first: Piece<'a>) -> String {
+    match first {
+        Piece::String(s) | Piece::DateTime(s) => s.as_str().to_string(),
+        other => {
+            r.skip_rest(other);
+            String::new()
+        }
+    }
+}
+
+/// A value read as `texts` reads it: an array's strings ("" for any other item).
+fn texts_of<'a>(r: &mut ViewReader<'a>, first: Piece<'a>) -> Vec<String> {
+    let mut items = Vec::new();
+    if first != Piece::BeginArray {
+        r.skip_rest(first);
+        return items;
+    }
+    while let Some(p) = r.next() {
+        match p {
+            Piece::EndArray => break,
+            Piece::String(s) => items.push(s.as_str().to_string()),
+            other => {
+                r.skip_rest(other);
+                items.push(String::new());
+            }
+        }
+    }
+    items
+}
+
+/// A struct's members, each value given to `value` as its string (`None` if it is not
+/// one); empty if the value is not a struct.
+fn struct_of<'a, V>(
+    r: &mut ViewReader<'a>,
+    first: Piece<'a>,
+    value: impl Fn(Option<&'a str>) -> V,
+) -> Vec<(String, V)> {
+    let mut members = Vec::new();
+    if first != Piece::BeginStruct {
+        r.skip_rest(first);
+        return members;
+    }
+    while let Some(Piece::Member(name)) = r.next() {
+        let Some(p) = r.next() else { break };
+        let v = match p {
+            Piece::String(s) => Some(s.as_str()),
+            other => {
+                r.skip_rest(other);
+                None
+            }
+        };
+        members.push((name.as_str().to_string(), value(v)));
+    }
+    members
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 //! described by); [`finish`] turns it into the HTTP response, so no handler can forget
 //! `OData-Version`, `Cache-Control`, `Link` or `ETag`.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{self, HeaderName, HeaderValue};
@@ -24,7 +26,9 @@ pub const TASK_EVENT: &str = "TaskEvent.1.0.5";
 pub struct Answer {
     pub status: StatusCode,
     pub body: Body,
-    pub headers: Vec<(HeaderName, String)>,
+    /// Our own literals (`Allow`, …) are kept borrowed: no copy, and no allocation to
+    /// make a header value of them.
+    pub headers: Vec<(HeaderName, Cow<'static, str>)>,
 }
 
 /// What goes in the body.
@@ -70,7 +74,7 @@ impl Answer {
         }
     }
 
-    pub fn header(mut self, name: HeaderName, value: impl Into<String>) -> Answer {
+    pub fn header(mut self, name: HeaderName, value: impl Into<Cow<'static, str>>) -> Answer {
         self.headers.push((name, value.into()));
         self
     }
@@ -199,7 +203,7 @@ pub fn not_found(uri: &str) -> Answer {
 }
 
 /// 405 with the methods the resource does allow.
-pub fn method_not_allowed(allow: &str) -> Answer {
+pub fn method_not_allowed(allow: &'static str) -> Answer {
     error(StatusCode::METHOD_NOT_ALLOWED, "OperationNotAllowed", &[]).header(header::ALLOW, allow)
 }
 
@@ -267,9 +271,27 @@ pub fn xapi_error_list_message(error_info: &[String]) -> Json {
 pub fn schema_link(odata_type: &str) -> Option<String> {
     let t = odata_type.strip_prefix('#')?;
     let (namespace, _) = t.rsplit_once('.')?;
-    Some(format!(
-        "<http://redfish.dmtf.org/schemas/v1/{namespace}.json>; rel=describedby"
-    ))
+    // Written from its pieces: `format!` costs several times the copying, per GET.
+    let parts = [
+        "<http://redfish.dmtf.org/schemas/v1/",
+        namespace,
+        ".json>; rel=describedby",
+    ];
+    Some(parts.concat())
+}
+
+/// A header value from ours (borrowed: a literal) or a computed one; `None` if it is not
+/// a valid header value.
+fn header_value(v: Cow<'static, str>) -> Option<HeaderValue> {
+    match v {
+        // `from_static` shares the literal (no copy); checked first, as it panics on
+        // what `from_str` refuses.
+        Cow::Borrowed(s) if s.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f)) => {
+            Some(HeaderValue::from_static(s))
+        }
+        Cow::Borrowed(_) => None,
+        Cow::Owned(s) => HeaderValue::from_maybe_shared(Bytes::from(s)).ok(),
+    }
 }
 
 /// Adds the protocol headers and serializes the body. `head` drops the body (HEAD).
@@ -282,7 +304,7 @@ pub fn finish(a: Answer, head: bool, if_none_match: Option<&str>) -> Response<Fu
             let t = j
                 .get("@odata.type")
                 .and_then(Json::as_str)
-                .map(str::to_string);
+                .map(|t| Cow::Owned(t.to_string()));
             (
                 crate::json_out::to_vec(&j),
                 Some("application/json;charset=utf-8"),
@@ -292,7 +314,7 @@ pub fn finish(a: Answer, head: bool, if_none_match: Option<&str>) -> Response<Fu
         Body::Written(bytes, t) => (
             bytes,
             Some("application/json;charset=utf-8"),
-            Some(t.to_string()),
+            Some(Cow::Borrowed(t)),
         ),
         Body::Xml(x) => (x.into_bytes(), Some("application/xml;charset=utf-8"), None),
         Body::Empty => (Vec::new(), None, None),
@@ -310,7 +332,7 @@ pub fn finish(a: Answer, head: bool, if_none_match: Option<&str>) -> Response<Fu
     }
     if a.status.is_success() && !bytes.is_empty() {
         if let Some(link) = odata_type.as_deref().and_then(schema_link)
-            && let Ok(v) = HeaderValue::from_str(&link)
+            && let Some(v) = header_value(Cow::Owned(link))
         {
             h.insert(header::LINK, v);
         }
@@ -322,7 +344,7 @@ pub fn finish(a: Answer, head: bool, if_none_match: Option<&str>) -> Response<Fu
             *resp.status_mut() = StatusCode::NOT_MODIFIED;
             resp.headers_mut().remove(header::CONTENT_TYPE);
             for (name, value) in a.headers {
-                if let Ok(v) = HeaderValue::from_str(&value) {
+                if let Some(v) = header_value(value) {
                     resp.headers_mut().insert(name, v);
                 }
             }
@@ -330,7 +352,7 @@ pub fn finish(a: Answer, head: bool, if_none_match: Option<&str>) -> Response<Fu
         }
     }
     for (name, value) in a.headers {
-        if let Ok(v) = HeaderValue::from_str(&value) {
+        if let Some(v) = header_value(value) {
             h.insert(name, v);
         }
     }

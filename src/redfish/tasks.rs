@@ -24,7 +24,7 @@ use crate::api::dispatch::Service;
 use crate::api::error::{ApiError, codes};
 use crate::api::gc::Retention;
 use crate::db::NULL_REF;
-use crate::face::xapi::{TaskRecord, text, xapi};
+use crate::face::xapi::{TaskRecord, task_record, text, xapi};
 use crate::json_out::{Array, Object};
 use crate::wire::value::Value;
 
@@ -326,8 +326,7 @@ pub async fn get_subtasks(svc: &Arc<Service>, caller: &Caller, id: &str, uri: &s
             continue;
         }
         match record(svc, caller, &r).await {
-            Ok(Some(rec)) => {
-                let v = TaskRecord::from_record(&rec);
+            Ok(Some(v)) => {
                 members.push(task_uri(&v.uuid, Some(id)));
                 queue.extend(v.subtasks);
             }
@@ -351,18 +350,12 @@ struct Found {
 const MAX_DEPTH: usize = 64;
 
 /// `task.get_record`, with a task that no longer exists as `None`.
-async fn record(svc: &Arc<Service>, caller: &Caller, r: &str) -> Result<Option<Value>, ApiError> {
-    match xapi(
-        svc,
-        "task.get_record",
-        vec![Value::str(&caller.session_ref), Value::str(r)],
-    )
-    .await
-    {
-        Ok(rec) => Ok(Some(rec)),
-        Err(e) if e.code == codes::HANDLE_INVALID => Ok(None),
-        Err(e) => Err(e),
-    }
+async fn record(
+    svc: &Arc<Service>,
+    caller: &Caller,
+    r: &str,
+) -> Result<Option<TaskRecord>, ApiError> {
+    task_record(svc, &caller.session_ref, r).await
 }
 
 /// One task, found by uuid (`task.get_by_uuid`, `task.get_record`) and checked against
@@ -387,10 +380,9 @@ async fn find(
         Err(e) if e.code == codes::UUID_INVALID => return Ok(None),
         Err(e) => return Err(e),
     };
-    let Some(rec) = record(svc, caller, &task_ref).await? else {
+    let Some(view) = record(svc, caller, &task_ref).await? else {
         return Ok(None);
     };
-    let view = TaskRecord::from_record(&rec);
     let mut root_uuid = None;
     let mut up = view.subtask_of.clone();
     for _ in 0..MAX_DEPTH {
@@ -398,8 +390,7 @@ async fn find(
             break;
         }
         match record(svc, caller, &up).await? {
-            Some(p) => {
-                let pv = TaskRecord::from_record(&p);
+            Some(pv) => {
                 root_uuid = Some(pv.uuid);
                 up = pv.subtask_of;
             }
@@ -518,7 +509,8 @@ fn outcome(view: &TaskRecord, root: Option<&str>) -> Option<Answer> {
 fn accepted(view: &TaskRecord, root: Option<&str>, monitor: &str) -> Answer {
     let mut body = task_json(view, root);
     let task_uri = body.as_object_mut().and_then(|o| o.remove("@odata.id"));
-    let answer = Answer::json(StatusCode::ACCEPTED, body).header(header::LOCATION, monitor);
+    let answer =
+        Answer::json(StatusCode::ACCEPTED, body).header(header::LOCATION, monitor.to_string());
     match task_uri {
         Some(Json::String(t)) => answer.header(header::CONTENT_LOCATION, t),
         _ => answer,

@@ -9,7 +9,9 @@
 //! Records are what most replies carry; building one as a tree costs some forty small
 //! allocations that the writer walks once and drops. Encoding from the row skips that.
 //! [`Builder`] is the encoder that does build the tree, for the callers that want a
-//! [`Value`] to look into (filters, events, the REST faces).
+//! [`Value`] to look into (filters, events). [`ViewEncoder`] writes a compact form that
+//! [`ViewReader`] reads back piece by piece, borrowing its strings: the REST faces read a
+//! record's few fields they map from it, without a tree of some forty allocations.
 
 use crate::wire::value::Value;
 
@@ -20,6 +22,9 @@ use crate::wire::value::Value;
 pub enum Codec {
     XmlRpc,
     JsonRpc,
+    /// Not a wire format: [`ViewEncoder`]'s pieces, for callers inside the server that
+    /// read the value ([`ViewReader`]) rather than send it.
+    View,
 }
 
 /// A codec's writer, driven piece by piece. A struct is `begin_struct`, then for each
@@ -94,8 +99,277 @@ pub fn to_codec(codec: Codec, v: &Value) -> bytes::Bytes {
     match codec {
         Codec::XmlRpc => v.encode(&mut crate::wire::xmlrpc::XmlEncoder { out: &mut out }),
         Codec::JsonRpc => v.encode(&mut crate::wire::jsonrpc::JsonEncoder::new(&mut out)),
+        Codec::View => v.encode(&mut ViewEncoder { out: &mut out }),
     }
     out.into()
+}
+
+/// The tags of [`ViewEncoder`]'s pieces. A text piece (string, date, base64, member name)
+/// is its tag, its length as 4 bytes little-endian, its UTF-8 bytes; numbers are their
+/// tag and 8 bytes (4 for `int32`); the rest are a tag alone.
+mod tag {
+    pub const STRING: u8 = 1;
+    pub const DATE_TIME: u8 = 2;
+    pub const BASE64: u8 = 3;
+    pub const INT: u8 = 4;
+    pub const INT32: u8 = 5;
+    pub const FALSE: u8 = 6;
+    pub const TRUE: u8 = 7;
+    pub const DOUBLE: u8 = 8;
+    pub const NIL: u8 = 9;
+    pub const BEGIN_ARRAY: u8 = 10;
+    pub const END_ARRAY: u8 = 11;
+    pub const BEGIN_STRUCT: u8 = 12;
+    pub const END_STRUCT: u8 = 13;
+    pub const MEMBER: u8 = 14;
+    /// Then the codec (0 XML-RPC, 1 JSON-RPC, 2 view), the length and the bytes.
+    pub const ENCODED: u8 = 15;
+}
+
+/// Writes a value as pieces for [`ViewReader`] (the form of [`Codec::View`]): no
+/// escaping and no formatting, only each piece's tag and bytes, so writing a record this
+/// way costs little more than copying its strings once.
+pub struct ViewEncoder<'a> {
+    pub out: &'a mut Vec<u8>,
+}
+
+impl ViewEncoder<'_> {
+    fn text(&mut self, t: u8, s: &[u8]) {
+        // Our values are bounded far below 4 GiB (the body and record limits); a longer
+        // one is cut rather than written with a wrong length.
+        let len = u32::try_from(s.len()).unwrap_or(u32::MAX);
+        self.out.push(t);
+        self.out.extend_from_slice(&len.to_le_bytes());
+        self.out.extend_from_slice(&s[..len as usize]);
+    }
+}
+
+impl Encoder for ViewEncoder<'_> {
+    fn string(&mut self, s: &str) {
+        self.text(tag::STRING, s.as_bytes());
+    }
+    fn int(&mut self, i: i64) {
+        self.out.push(tag::INT);
+        self.out.extend_from_slice(&i.to_le_bytes());
+    }
+    fn int32(&mut self, i: i32) {
+        self.out.push(tag::INT32);
+        self.out.extend_from_slice(&i.to_le_bytes());
+    }
+    fn bool(&mut self, b: bool) {
+        self.out.push(if b { tag::TRUE } else { tag::FALSE });
+    }
+    fn double(&mut self, d: f64) {
+        self.out.push(tag::DOUBLE);
+        self.out.extend_from_slice(&d.to_bits().to_le_bytes());
+    }
+    fn date_time(&mut self, s: &str) {
+        self.text(tag::DATE_TIME, s.as_bytes());
+    }
+    fn base64(&mut self, s: &str) {
+        self.text(tag::BASE64, s.as_bytes());
+    }
+    fn nil(&mut self) {
+        self.out.push(tag::NIL);
+    }
+    fn begin_array(&mut self) {
+        self.out.push(tag::BEGIN_ARRAY);
+    }
+    fn end_array(&mut self) {
+        self.out.push(tag::END_ARRAY);
+    }
+    fn begin_struct(&mut self) {
+        self.out.push(tag::BEGIN_STRUCT);
+    }
+    fn member(&mut self, name: &str) {
+        self.text(tag::MEMBER, name.as_bytes());
+    }
+    fn end_member(&mut self) {}
+    fn end_struct(&mut self) {
+        self.out.push(tag::END_STRUCT);
+    }
+    fn encoded(&mut self, codec: Codec, bytes: &[u8]) {
+        self.out.push(tag::ENCODED);
+        self.out.push(match codec {
+            Codec::XmlRpc => 0,
+            Codec::JsonRpc => 1,
+            Codec::View => 2,
+        });
+        let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+        self.out.extend_from_slice(&len.to_le_bytes());
+        self.out.extend_from_slice(&bytes[..len as usize]);
+    }
+}
+
+/// A [`Codec::View`] value as a [`Value`] again (for tests and debugging: the point of the
+/// view is to read it without this); `None` if the bytes are not one whole value.
+pub fn view_value(bytes: &[u8]) -> Option<Value> {
+    fn value(r: &mut ViewReader<'_>, first: Piece<'_>) -> Option<Value> {
+        Some(match first {
+            Piece::String(s) => Value::str(s.as_str()),
+            Piece::DateTime(s) => Value::DateTime(s.as_str().into()),
+            Piece::Base64(s) => Value::Base64(s.as_str().into()),
+            Piece::Int(i) => Value::Int(i),
+            Piece::Int32(i) => Value::Int32(i),
+            Piece::Bool(b) => Value::Bool(b),
+            Piece::Double(d) => Value::Double(d),
+            Piece::Nil => Value::Nil,
+            // A view within a view (an event's snapshot) reads back as its value.
+            Piece::Encoded(Codec::View, b) => view_value(b)?,
+            Piece::Encoded(c, b) => Value::Encoded(c, bytes::Bytes::copy_from_slice(b)),
+            Piece::BeginArray => {
+                let mut items = Vec::new();
+                loop {
+                    match r.next()? {
+                        Piece::EndArray => break,
+                        p => items.push(value(r, p)?),
+                    }
+                }
+                Value::Array(items)
+            }
+            Piece::BeginStruct => {
+                let mut members = Vec::new();
+                loop {
+                    match r.next()? {
+                        Piece::EndStruct => break,
+                        Piece::Member(name) => {
+                            let p = r.next()?;
+                            members.push((name.as_str().to_string(), value(r, p)?));
+                        }
+                        _ => return None,
+                    }
+                }
+                Value::Struct(members)
+            }
+            Piece::EndArray | Piece::EndStruct | Piece::Member(_) => return None,
+        })
+    }
+    let mut r = ViewReader::new(bytes);
+    let first = r.next()?;
+    let v = value(&mut r, first)?;
+    r.next().is_none().then_some(v)
+}
+
+/// A text piece's bytes, borrowed. They were written from a `&str`; [`Text::as_str`]
+/// checks that again (no `unsafe`), so a reader pays the check only for the texts it
+/// uses, not for member names it compares or values it skips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Text<'a>(pub &'a [u8]);
+
+impl<'a> Text<'a> {
+    pub fn as_str(self) -> &'a str {
+        std::str::from_utf8(self.0).unwrap_or_default()
+    }
+}
+
+/// One piece of a [`Codec::View`] value, its texts borrowed from the bytes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Piece<'a> {
+    String(Text<'a>),
+    DateTime(Text<'a>),
+    Base64(Text<'a>),
+    Int(i64),
+    Int32(i32),
+    Bool(bool),
+    Double(f64),
+    Nil,
+    BeginArray,
+    EndArray,
+    BeginStruct,
+    EndStruct,
+    Member(Text<'a>),
+    Encoded(Codec, &'a [u8]),
+}
+
+/// Reads [`ViewEncoder`]'s pieces in order. Only the server writes this form, so bytes
+/// that are not its pieces (which it never writes) simply end the reading.
+#[derive(Debug, Clone)]
+pub struct ViewReader<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> ViewReader<'a> {
+    pub fn new(bytes: &'a [u8]) -> ViewReader<'a> {
+        ViewReader { rest: bytes }
+    }
+
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.rest.len() < n {
+            self.rest = &[];
+            return None;
+        }
+        let (head, rest) = self.rest.split_at(n);
+        self.rest = rest;
+        Some(head)
+    }
+
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let len = u32::from_le_bytes(self.take(4)?.try_into().ok()?);
+        self.take(len as usize)
+    }
+
+    fn text(&mut self) -> Option<Text<'a>> {
+        self.bytes().map(Text)
+    }
+
+    fn eight(&mut self) -> Option<[u8; 8]> {
+        self.take(8)?.try_into().ok()
+    }
+
+    /// The rest of a value whose first piece was `first`: nothing for a scalar, up to
+    /// and including the matching end for an array or struct.
+    pub fn skip_rest(&mut self, first: Piece<'a>) {
+        if !matches!(first, Piece::BeginArray | Piece::BeginStruct) {
+            return;
+        }
+        let mut depth = 1usize;
+        while depth > 0 {
+            match self.next() {
+                Some(Piece::BeginArray | Piece::BeginStruct) => depth += 1,
+                Some(Piece::EndArray | Piece::EndStruct) => depth -= 1,
+                Some(_) => {}
+                None => return,
+            }
+        }
+    }
+}
+
+impl<'a> Iterator for ViewReader<'a> {
+    type Item = Piece<'a>;
+
+    fn next(&mut self) -> Option<Piece<'a>> {
+        let (&t, rest) = self.rest.split_first()?;
+        self.rest = rest;
+        let piece = match t {
+            tag::STRING => Piece::String(self.text()?),
+            tag::DATE_TIME => Piece::DateTime(self.text()?),
+            tag::BASE64 => Piece::Base64(self.text()?),
+            tag::MEMBER => Piece::Member(self.text()?),
+            tag::INT => Piece::Int(i64::from_le_bytes(self.eight()?)),
+            tag::INT32 => Piece::Int32(i32::from_le_bytes(self.take(4)?.try_into().ok()?)),
+            tag::DOUBLE => Piece::Double(f64::from_bits(u64::from_le_bytes(self.eight()?))),
+            tag::FALSE => Piece::Bool(false),
+            tag::TRUE => Piece::Bool(true),
+            tag::NIL => Piece::Nil,
+            tag::BEGIN_ARRAY => Piece::BeginArray,
+            tag::END_ARRAY => Piece::EndArray,
+            tag::BEGIN_STRUCT => Piece::BeginStruct,
+            tag::END_STRUCT => Piece::EndStruct,
+            tag::ENCODED => {
+                let codec = match self.take(1)?[0] {
+                    0 => Codec::XmlRpc,
+                    1 => Codec::JsonRpc,
+                    _ => Codec::View,
+                };
+                Piece::Encoded(codec, self.bytes()?)
+            }
+            _ => {
+                self.rest = &[];
+                return None;
+            }
+        };
+        Some(piece)
+    }
 }
 
 /// The encoder that builds the [`Value`] tree.
@@ -202,5 +476,62 @@ mod tests {
         ]);
         assert_eq!(Builder::build(|b| v.encode(b)), v);
         assert_eq!(Builder::build(|b| b.string("x")), Value::str("x"));
+    }
+
+    #[test]
+    fn the_view_reads_back_what_was_written() {
+        let v = Value::Struct(vec![
+            ("a".into(), Value::Array(vec![Value::Int(-1), Value::Nil])),
+            (
+                "b\u{e9}\0<&>".into(),
+                Value::Struct(vec![("c".into(), Value::DateTime("d".into()))]),
+            ),
+            ("e".into(), Value::Array(vec![])),
+            ("f".into(), Value::Double(-0.5)),
+            ("g".into(), Value::Int32(7)),
+            ("h".into(), Value::Bool(true)),
+            ("i".into(), Value::Bool(false)),
+            ("j".into(), Value::Base64("QUI=".into())),
+            ("k".into(), Value::str("")),
+            ("l".into(), Value::str("\u{1f600} \"quoted\" \\")),
+            (
+                "m".into(),
+                Value::Encoded(Codec::JsonRpc, bytes::Bytes::from_static(b"{}")),
+            ),
+            ("n".into(), Value::Double(f64::NAN)),
+        ]);
+        let bytes = to_codec(Codec::View, &v);
+        let back = view_value(&bytes).expect("one whole value");
+        assert_eq!(view_value(&bytes[..bytes.len() - 1]), None, "cut");
+        // NaN is not equal to itself: compare its bits, then the rest.
+        let (Value::Struct(mut got), Value::Struct(mut want)) = (back, v) else {
+            unreachable!()
+        };
+        let (Some((_, Value::Double(g))), Some((_, Value::Double(w)))) = (got.pop(), want.pop())
+        else {
+            panic!("the NaN member")
+        };
+        assert_eq!(g.to_bits(), w.to_bits());
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn skipping_a_value_skips_exactly_it() {
+        let v = Value::Array(vec![
+            Value::Struct(vec![("x".into(), Value::Array(vec![Value::Int(1)]))]),
+            Value::str("after"),
+        ]);
+        let bytes = to_codec(Codec::View, &v);
+        let mut r = ViewReader::new(&bytes);
+        assert_eq!(r.next(), Some(Piece::BeginArray));
+        let first = r.next().unwrap();
+        r.skip_rest(first);
+        assert_eq!(r.next(), Some(Piece::String(Text(b"after"))));
+        assert_eq!(r.next(), Some(Piece::EndArray));
+        assert_eq!(r.next(), None);
+        // Cut bytes end the reading instead of misreading.
+        let mut cut = ViewReader::new(&bytes[..bytes.len() - 3]);
+        assert!(cut.by_ref().count() < 8);
+        assert_eq!(cut.next(), None);
     }
 }

@@ -34,7 +34,7 @@ use super::sessions::Caller;
 use crate::api::dispatch::{RequestMeta, Service};
 use crate::api::error::{ApiError, codes};
 use crate::db::NULL_REF;
-use crate::face::xapi::{xapi, xapi_in};
+use crate::face::xapi::{task_record, xapi, xapi_in};
 use crate::wire::value::Value;
 
 /// Jobs an answer that names ids may hold beyond the tasks read for it. Naming a job
@@ -203,13 +203,14 @@ impl Tasks {
     /// Every job, for `GET /tasks`: the top-level jobs, oldest first, each with its
     /// children nested; a subtree below the deepest level shown follows as a top-level job
     /// of its own, so that each task is listed once. (`compact`: the top-level jobs alone.)
-    pub fn list_all(&self, compact: bool) -> Vec<Json> {
+    /// Each job is written as its JSON document ([`mapping::write_job`]).
+    pub fn list_all(&self, compact: bool) -> Vec<Vec<u8>> {
         // Each task once: the budget is only reached if the links ever formed a cycle.
         let mut r = Render {
             left: self.by_ref.len(),
             cut: Vec::new(),
         };
-        let mut out: Vec<Json> = self
+        let mut out: Vec<Vec<u8>> = self
             .roots()
             .into_iter()
             .filter_map(|n| self.job_at(n, compact, 1, &mut r))
@@ -224,7 +225,7 @@ impl Tasks {
 
     /// The jobs named by `ids`, in their order (404 for an unknown one). The answer holds
     /// at most as many jobs as the tasks read for it, or [`MAX_REPEATED_JOBS`]: 400 beyond.
-    pub fn list_named(&self, ids: &[String], compact: bool) -> Result<Vec<Json>, Answer> {
+    pub fn list_named(&self, ids: &[String], compact: bool) -> Result<Vec<Vec<u8>>, Answer> {
         let budget = self.by_ref.len().max(MAX_REPEATED_JOBS);
         let mut r = Render {
             left: budget,
@@ -252,21 +253,42 @@ impl Tasks {
         compact: bool,
         level: usize,
         r: &mut Render<'a>,
-    ) -> Option<Json> {
+    ) -> Option<Vec<u8>> {
+        // A job without children is about 600 bytes.
+        let mut out = Vec::with_capacity(1024);
+        self.write_job_at(&mut out, n, compact, level, r)?;
+        Some(out)
+    }
+
+    fn write_job_at<'a>(
+        &'a self,
+        out: &mut Vec<u8>,
+        n: &'a Node,
+        compact: bool,
+        level: usize,
+        r: &mut Render<'a>,
+    ) -> Option<()> {
         r.left = r.left.checked_sub(1)?;
         if compact {
-            return Some(mapping::job_json(&n.fields, None));
+            return mapping::write_job(out, &n.fields, None);
         }
         let kids = self.children(n);
-        let children = if level >= MAX_DEPTH {
-            r.cut.extend(kids);
-            Vec::new()
-        } else {
-            kids.into_iter()
-                .map(|c| self.job_at(c, false, level + 1, r))
-                .collect::<Option<Vec<Json>>>()?
+        let mut children = |out: &mut Vec<u8>| {
+            out.push(b'[');
+            if level >= MAX_DEPTH {
+                r.cut.extend(kids.iter().copied());
+            } else {
+                for (i, c) in kids.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    self.write_job_at(out, c, false, level + 1, r)?;
+                }
+            }
+            out.push(b']');
+            Some(())
         };
-        Some(mapping::job_json(&n.fields, Some(children)))
+        mapping::write_job(out, &n.fields, Some(&mut children))
     }
 
     /// The `tops` and all their descendants, however deep, each once, children before
@@ -313,7 +335,21 @@ pub async fn get(
             Err(a) => return a,
         },
     };
-    Answer::ok(Json::Array(jobs))
+    Answer::ok_written(json_array(&jobs))
+}
+
+/// The JSON array of documents already written.
+fn json_array(items: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 2);
+    out.push(b'[');
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item);
+    }
+    out.push(b']');
+    out
 }
 
 /// `POST /tasks`: the job tree in the body, created in one request. 201 with the new
@@ -596,11 +632,11 @@ pub async fn delete(svc: &Arc<Service>, caller: &Caller, ids: &[String]) -> Answ
 
 /// `task.get_record` of `r` as a node; a task that no longer exists is `None`.
 async fn record(svc: &Arc<Service>, session: &Value, r: &str) -> Result<Option<Node>, ApiError> {
-    match xapi(svc, "task.get_record", vec![session.clone(), Value::str(r)]).await {
-        Ok(rec) => Ok(Some(Node::from_record(r, &rec))),
-        Err(e) if e.code == codes::HANDLE_INVALID => Ok(None),
-        Err(e) => Err(e),
-    }
+    let session = session.as_str().unwrap_or_default();
+    Ok(task_record(svc, session, r).await?.map(|fields| Node {
+        r: r.to_string(),
+        fields,
+    }))
 }
 
 type JobAction<'a> = futures_util::future::BoxFuture<'a, Result<(), Answer>>;
@@ -660,6 +696,13 @@ pub(super) mod tests {
         tree(&parents)
     }
 
+    /// The written jobs, read back by serde_json.
+    fn parsed(jobs: Vec<Vec<u8>>) -> Vec<Json> {
+        jobs.iter()
+            .map(|j| serde_json::from_slice(j).expect("a JSON document"))
+            .collect()
+    }
+
     /// (jobUID, level) of every job in `jobs`, children included.
     fn levels(jobs: &[Json], level: usize, out: &mut Vec<(String, usize)>) {
         for j in jobs {
@@ -673,7 +716,7 @@ pub(super) mod tests {
     #[test]
     fn a_deep_chain_is_listed_once_and_readable_by_json_parsers() {
         let tasks = chain(100);
-        let all = tasks.list_all(false);
+        let all = parsed(tasks.list_all(false));
         let mut got = Vec::new();
         levels(&all, 1, &mut got);
         let mut ids: Vec<&str> = got.iter().map(|(u, _)| u.as_str()).collect();
@@ -689,7 +732,7 @@ pub(super) mod tests {
         let text = Json::Array(all).to_string();
         assert!(serde_json::from_str::<Json>(&text).is_ok());
         // By id: the tree, as deep as a POST may create it.
-        let named = tasks.list_named(&["u0".into()], false).unwrap();
+        let named = parsed(tasks.list_named(&["u0".into()], false).unwrap());
         let mut got = Vec::new();
         levels(&named, 1, &mut got);
         assert_eq!(got.len(), MAX_DEPTH);
@@ -726,9 +769,11 @@ pub(super) mod tests {
         let mut parents = vec![None];
         parents.extend(std::iter::repeat_n(Some(0), 60));
         let tasks = tree(&parents);
-        let twice = tasks
-            .list_named(&["u0".into(), "u0".into()], false)
-            .unwrap();
+        let twice = parsed(
+            tasks
+                .list_named(&["u0".into(), "u0".into()], false)
+                .unwrap(),
+        );
         assert_eq!(twice.len(), 2);
         assert_eq!(twice[1]["children"].as_array().unwrap().len(), 60);
         // Named 1,000 times it would be 61,000 jobs: refused, naming the way out.

@@ -260,27 +260,59 @@ const FIELDS: &[(&str, Kind)] = &[
     ("cancelRESTMethod", Kind::Method),
 ];
 
-/// A field's value when the task keeps none.
-type Fallback = fn(&TaskRecord) -> Json;
-
-/// Fields every job shows, with this value when the task keeps none.
-const DEFAULTED: &[(&str, Fallback)] = &[
-    ("createdBy", |_| json!("")),
-    ("targetUUID", |_| json!("")),
-    ("jobCategory", |_| json!("")),
-    ("logs", |_| json!([])),
-    // XAPI has no start time: the job started when it was created.
-    ("startDate", |t| json!(rfc3339(&t.created))),
-];
-
 fn kind(field: &str) -> Option<Kind> {
     FIELDS.iter().find(|(f, _)| *f == field).map(|(_, k)| *k)
 }
 
-/// The job of a task. `children` are the already mapped subtasks, or None to leave the
-/// field out (`?compact=true`).
-pub fn job_json(task: &TaskRecord, children: Option<Vec<Json>>) -> Json {
-    let mut job = Map::new();
+/// Where one member of a job comes from.
+enum Part<'a> {
+    /// A kept `xclarity:*` value ([`stored`]).
+    Stored(&'a str),
+    Text(std::borrow::Cow<'a, str>),
+    Value(Json),
+    EmptyList,
+    /// The mapped subtasks (left out with `?compact=true`).
+    Children,
+}
+
+/// The members of the job of a task, in key order (serde_json's map order, so the
+/// document written from them is the one serde_json writes from [`job_json`]'s tree):
+/// the mapped fields, the kept `xclarity:*` fields, and the defaults of those not kept.
+fn job_parts(task: &TaskRecord, children: bool) -> Vec<(&str, Part<'_>)> {
+    let kept_or = |key: &str, text: &'_ str| match config(task, key) {
+        Some(v) => Part::Stored(v),
+        None => Part::Text(text.to_string().into()),
+    };
+    let end = if is_completed(&task.status) {
+        rfc3339(&task.finished)
+    } else {
+        String::new()
+    };
+    // Every member of a job, listed in key order (sorting them per job cost more than
+    // writing them). The mapped ones are never kept (`Server` or `Native` fields, skipped
+    // below); the defaults are the values of fields every job shows while the task keeps
+    // none, and a kept field takes its default's place or its own.
+    let mut parts: Vec<(&str, Part<'_>)> = Vec::with_capacity(24);
+    if children {
+        parts.push(("children", Part::Children));
+    }
+    let created = rfc3339(&task.created);
+    parts.extend([
+        ("createDate", Part::Text(created.clone().into())),
+        ("createdBy", Part::Text("".into())), // default
+        ("endDate", Part::Text(end.into())),
+        ("jobCategory", Part::Text("".into())), // default
+        ("jobState", Part::Text(job_state(task).into())),
+        ("jobSummary", kept_or(SUMMARY_KEY, &task.name_description)),
+        ("jobTitle", kept_or(TITLE_KEY, &task.name_label)),
+        ("jobUID", Part::Text(task.uuid.as_str().into())),
+        ("logs", Part::EmptyList), // default
+        ("percentage", Part::Value(percentage(task.progress))),
+        // default: XAPI has no start time; the job started when it was created.
+        ("startDate", Part::Text(created.into())),
+        ("targetUUID", Part::Text("".into())), // default
+    ]);
+    debug_assert!(parts.windows(2).all(|w| w[0].0 < w[1].0));
     for (key, value) in &task.other_config {
         let Some(field) = key.strip_prefix(PREFIX) else {
             continue;
@@ -288,36 +320,86 @@ pub fn job_json(task: &TaskRecord, children: Option<Vec<Json>>) -> Json {
         if field.is_empty() || matches!(kind(field), Some(Kind::Server | Kind::Native)) {
             continue;
         }
-        job.insert(field.to_string(), stored(value));
-    }
-    for (field, default) in DEFAULTED {
-        if !job.contains_key(*field) {
-            job.insert(field.to_string(), default(task));
+        // As a map's insert: a member of the same name (a default) is replaced.
+        match parts.binary_search_by(|(f, _)| (*f).cmp(field)) {
+            Ok(at) => parts[at].1 = Part::Stored(value),
+            Err(at) => parts.insert(at, (field, Part::Stored(value))),
         }
     }
-    let kept = |key: &str| config(task, key).map(stored);
-    job.insert("jobUID".into(), json!(task.uuid));
-    job.insert(
-        "jobTitle".into(),
-        kept(TITLE_KEY).unwrap_or_else(|| json!(task.name_label)),
-    );
-    job.insert(
-        "jobSummary".into(),
-        kept(SUMMARY_KEY).unwrap_or_else(|| json!(task.name_description)),
-    );
-    job.insert("jobState".into(), json!(job_state(task)));
-    job.insert("percentage".into(), percentage(task.progress));
-    job.insert("createDate".into(), json!(rfc3339(&task.created)));
-    let end = if is_completed(&task.status) {
-        rfc3339(&task.finished)
-    } else {
-        String::new()
-    };
-    job.insert("endDate".into(), json!(end));
-    if let Some(children) = children {
-        job.insert("children".into(), Json::Array(children));
+    parts
+}
+
+/// The job of a task. `children` are the already mapped subtasks, or None to leave the
+/// field out (`?compact=true`).
+pub fn job_json(task: &TaskRecord, children: Option<Vec<Json>>) -> Json {
+    let with_children = children.is_some();
+    let mut children = children.unwrap_or_default();
+    let mut job = Map::new();
+    for (field, part) in job_parts(task, with_children) {
+        let value = match part {
+            Part::Stored(v) => stored(v),
+            Part::Text(t) => Json::String(t.into_owned()),
+            Part::Value(v) => v,
+            Part::EmptyList => json!([]),
+            Part::Children => Json::Array(std::mem::take(&mut children)),
+        };
+        job.insert(field.to_string(), value);
     }
     Json::Object(job)
+}
+
+/// Writes a job's `children` array; `None` when the answer's budget is spent.
+pub type WriteChildren<'a> = &'a mut dyn FnMut(&mut Vec<u8>) -> Option<()>;
+
+/// [`job_json`]'s document written straight into `out`, the same bytes as
+/// `serde_json::to_vec(&job_json(…))` without building the tree (tests compare). With
+/// `children`, it writes the children's array in its place; its `None` (a budget spent)
+/// stops the writing and is returned.
+pub fn write_job(
+    out: &mut Vec<u8>,
+    task: &TaskRecord,
+    children: Option<WriteChildren<'_>>,
+) -> Option<()> {
+    let parts = job_parts(task, children.is_some());
+    let mut children = children;
+    out.push(b'{');
+    for (i, (field, part)) in parts.into_iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        crate::json_out::string(out, field);
+        out.push(b':');
+        match part {
+            Part::Stored(v) => write_stored(out, v),
+            Part::Text(t) => crate::json_out::string(out, &t),
+            Part::Value(v) => crate::json_out::value(out, &v),
+            Part::EmptyList => out.extend_from_slice(b"[]"),
+            Part::Children => {
+                if let Some(write) = children.as_mut() {
+                    write(out)?;
+                }
+            }
+        }
+    }
+    out.push(b'}');
+    Some(())
+}
+
+/// [`stored`]'s value as serde_json writes it. A kept plain string (a JSON string with
+/// nothing serde_json escapes: most kept fields) is already those bytes.
+fn write_stored(out: &mut Vec<u8>, value: &str) {
+    let b = value.as_bytes();
+    let plain = b.len() >= 2
+        && b[0] == b'"'
+        && b[b.len() - 1] == b'"'
+        && !b[1..b.len() - 1]
+            .iter()
+            .any(|&c| c < 0x20 || c == b'"' || c == b'\\');
+    if plain {
+        out.extend_from_slice(b);
+    } else {
+        crate::json_out::value(out, &stored(value));
+    }
 }
 
 /// A stored value: its JSON, or (written by hand through XAPI, not JSON) the text itself.
@@ -384,6 +466,86 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn written_jobs_are_serde_jsons_bytes() {
+        let kept = [
+            ("xclarity:createdBy", r#""alice""#),
+            ("xclarity:targetUUID", r#""with \"escapes\" \u00e9 \n""#),
+            (
+                "xclarity:logs",
+                r#"[{"msg":"a","n":1.0,"big":1e300,"neg":-0}, {"z":null,"a":[true]}]"#,
+            ),
+            (
+                "xclarity:cancelRESTBody",
+                r#"{ "b" : 1 , "a" : "x" , "a" : "dup" }"#,
+            ),
+            ("xclarity:weight", "12.50"),
+            ("xclarity:uid", "not json at all: é 😀 \u{1} \""),
+            ("xclarity:customUid", r#""""#),
+            ("xclarity:stoppedBy", r#""ctl \u0001""#),
+            ("xclarity:jobUID", r#""ignored: the server's""#),
+            ("xclarity:", r#""empty field""#),
+            ("xclarity:zzzNewerField", r#"{"kept":["as","sent"]}"#),
+            ("xclarity:jobTitle", r#"{"an":"object title"}"#),
+            ("xclarity:jobState", r#""Validating""#),
+            ("other:key", "v"),
+        ];
+        let mut tasks = Vec::new();
+        for status in ["pending", "success", "failure", "cancelling", "cancelled"] {
+            for n in [0, 3, kept.len()] {
+                let mut t = task(status);
+                t.name_label = "title \"q\" é\t".into();
+                t.progress = [0.0, 0.125, 1.0 / 3.0][n % 3];
+                t.other_config = kept[..n]
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                tasks.push(t);
+            }
+        }
+        let mut unfinished = task("pending");
+        unfinished.created = "19700101T00:00:00Z".into();
+        unfinished.cancel_requested = true;
+        tasks.push(unfinished);
+        for t in &tasks {
+            let want = serde_json::to_vec(&job_json(t, None)).unwrap();
+            let mut got = Vec::new();
+            write_job(&mut got, t, None).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want)
+            );
+            // With children, written in their place.
+            let kids = vec![job_json(&tasks[0], None), job_json(&tasks[1], Some(vec![]))];
+            let want = serde_json::to_vec(&job_json(t, Some(kids.clone()))).unwrap();
+            let mut got = Vec::new();
+            let mut children = |out: &mut Vec<u8>| {
+                crate::json_out::value(out, &Json::Array(kids.clone()));
+                Some(())
+            };
+            write_job(&mut got, t, Some(&mut children)).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want)
+            );
+            // A spent budget stops the writing.
+            assert_eq!(
+                write_job(&mut Vec::new(), t, Some(&mut |_: &mut Vec<u8>| None)),
+                None
+            );
+        }
+        // The kept fields are there, with their kept values.
+        let full = job_json(&tasks[2], None);
+        assert_eq!(full["createdBy"], "alice");
+        assert_eq!(full["cancelRESTBody"]["a"], "dup");
+        assert_eq!(full["jobTitle"]["an"], "object title");
+        assert_eq!(full["zzzNewerField"]["kept"][1], "sent");
+        assert_eq!(full["uid"], "not json at all: é 😀 \u{1} \"");
+        assert_eq!(full["jobState"], "Validating");
+        assert_eq!(full["jobUID"], "u-1");
+        assert!(full.get("").is_none());
     }
 
     #[test]
