@@ -470,3 +470,89 @@ async fn event_batches_are_shared_only_when_identical() {
         written(&from(&two, &["task"], start_token, None).await)
     );
 }
+
+/// The REST faces' one-pass read of a task by uuid gives what `task.get_by_uuid` then
+/// `task.get_record` give (the first call's error when it fails, else the second's
+/// answer), for good and bad sessions, unknown and refused uuids, every codec.
+#[tokio::test]
+async fn a_task_by_uuid_is_the_two_calls_in_one() {
+    use xapi_taskd::wire::encode::Codec;
+
+    let srv = start().await;
+    let root = login_root(&srv.svc).await;
+    srv.svc
+        .users
+        .add("alice", "read-only", "alice-pw")
+        .expect("user");
+    let Ok(Value::String(alice)) = call(
+        &srv.svc,
+        "session.login_with_password",
+        vec![s("alice"), s("alice-pw")],
+    )
+    .await
+    else {
+        panic!("alice logs in");
+    };
+    let Ok(Value::String(task)) =
+        call(&srv.svc, "task.create", vec![s(&root), s("a <t> é"), s("")]).await
+    else {
+        panic!("task.create");
+    };
+    let Ok(Value::String(uuid)) = call(&srv.svc, "task.get_uuid", vec![s(&root), s(&task)]).await
+    else {
+        panic!("task.get_uuid");
+    };
+    let gone = login_root(&srv.svc).await;
+    call(&srv.svc, "session.logout", vec![s(&gone)])
+        .await
+        .expect("logout");
+    let cases = [
+        (root.as_str(), uuid.as_str()),
+        (alice.as_str(), uuid.as_str()),
+        (root.as_str(), "no-such-uuid"),
+        (alice.as_str(), "no-such-uuid"),
+        (gone.as_str(), uuid.as_str()),
+        ("OpaqueRef:nonsense", "no-such-uuid"),
+        (root.as_str(), "bad\u{1}uuid"),
+        ("bad\u{1}session", uuid.as_str()),
+    ];
+    let mut seen_ok = 0;
+    for (session, id) in cases {
+        for codec in [None, Some(Codec::View), Some(Codec::XmlRpc)] {
+            let meta = RequestMeta {
+                codec,
+                ..RequestMeta::default()
+            };
+            let two = async {
+                let one = dispatch::dispatch(
+                    &srv.svc,
+                    dispatch::call("task.get_by_uuid", vec![s(session), s(id)]),
+                    &meta,
+                )
+                .await;
+                let Reply::Envelope(Ok(Value::String(r))) = one else {
+                    let Reply::Envelope(Err(e)) = one else {
+                        panic!("{one:?}")
+                    };
+                    return Err(e);
+                };
+                let rec = dispatch::dispatch(
+                    &srv.svc,
+                    dispatch::call("task.get_record", vec![s(session), s(&r)]),
+                    &meta,
+                )
+                .await;
+                match rec {
+                    Reply::Envelope(rec) => rec.map(|rec| (r, rec)),
+                    other => panic!("{other:?}"),
+                }
+            }
+            .await;
+            let one = dispatch::task_by_uuid(&srv.svc, session, id, codec).await;
+            assert_eq!(one, two, "{session} {id} {codec:?}");
+            seen_ok += usize::from(one.is_ok());
+        }
+    }
+    // Both sessions read the task, in each codec; everything else is refused.
+    assert_eq!(seen_ok, 6);
+}

@@ -24,7 +24,7 @@ use crate::api::dispatch::Service;
 use crate::api::error::{ApiError, codes};
 use crate::api::gc::Retention;
 use crate::db::NULL_REF;
-use crate::face::xapi::{TaskRecord, task_record, text, xapi};
+use crate::face::xapi::{TaskRecord, task_by_uuid, task_record, text, xapi};
 use crate::json_out::{Array, Object};
 use crate::wire::value::Value;
 
@@ -358,7 +358,7 @@ async fn record(
     task_record(svc, &caller.session_ref, r).await
 }
 
-/// One task, found by uuid (`task.get_by_uuid`, `task.get_record`) and checked against
+/// One task, found by uuid (`task.get_by_uuid` and `task.get_record` in one pass) and checked against
 /// the path it was asked under: `parent` is the root uuid of a `/SubTasks/{id}` path. A
 /// root task answers under `/Tasks/{id}`; a sub-task under its root (and, for
 /// convenience, under `/Tasks/{id}` too, with its canonical `@odata.id`). The root is
@@ -369,18 +369,7 @@ async fn find(
     id: &str,
     parent: Option<&str>,
 ) -> Result<Option<Found>, ApiError> {
-    let task_ref = match xapi(
-        svc,
-        "task.get_by_uuid",
-        vec![Value::str(&caller.session_ref), Value::str(id)],
-    )
-    .await
-    {
-        Ok(r) => r.as_str().unwrap_or_default().to_string(),
-        Err(e) if e.code == codes::UUID_INVALID => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let Some(view) = record(svc, caller, &task_ref).await? else {
+    let Some((task_ref, view)) = task_by_uuid(svc, &caller.session_ref, id).await? else {
         return Ok(None);
     };
     let mut root_uuid = None;

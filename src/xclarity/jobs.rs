@@ -32,9 +32,9 @@ use super::protocol::{self, Answer};
 use super::routes::split_ids;
 use super::sessions::Caller;
 use crate::api::dispatch::{RequestMeta, Service};
-use crate::api::error::{ApiError, codes};
+use crate::api::error::ApiError;
 use crate::db::NULL_REF;
-use crate::face::xapi::{task_record, xapi, xapi_in};
+use crate::face::xapi::{task_by_uuid, task_record, xapi, xapi_in};
 use crate::wire::value::Value;
 
 /// Jobs an answer that names ids may hold beyond the tasks read for it. Naming a job
@@ -114,16 +114,16 @@ impl Tasks {
         let mut seen = FxHashSet::default();
         let mut queue = VecDeque::new();
         for id in ids {
-            let r = match xapi(svc, "task.get_by_uuid", vec![s.clone(), Value::str(id)]).await {
-                Ok(v) => v.as_str().unwrap_or_default().to_string(),
-                Err(e) if e.code == codes::UUID_INVALID => return Err(gone(id)),
-                Err(e) => return Err(protocol::from_api(&format!("Job {id}"), &e)),
-            };
-            let node = record(svc, &s, &r)
+            let (r, fields) = task_by_uuid(svc, &caller.session_ref, id)
                 .await
                 .map_err(|e| protocol::from_api(&format!("Job {id}"), &e))?
-                .filter(|n| !n.deleted())
                 .ok_or_else(|| gone(id))?;
+            let node = Some(Node {
+                r: r.clone(),
+                fields,
+            })
+            .filter(|n| !n.deleted())
+            .ok_or_else(|| gone(id))?;
             if seen.insert(r) {
                 queue.extend(node.fields.subtasks.iter().cloned());
                 nodes.push(node);
