@@ -7,6 +7,15 @@ use common::{call, login_root, s, start};
 use xapi_taskd::api::dispatch::{self, Call, Reply, RequestMeta};
 use xapi_taskd::wire::value::Value;
 
+/// A new user `name` with `role`, logged in: its session.
+async fn user_session(svc: &std::sync::Arc<dispatch::Service>, name: &str, role: &str) -> String {
+    svc.users.add(name, role, "pw").expect("user");
+    match call(svc, "session.login_with_password", vec![s(name), s("pw")]).await {
+        Ok(Value::String(session)) => session,
+        other => panic!("{name} logs in: {other:?}"),
+    }
+}
+
 fn desc(items: &[&str]) -> Vec<String> {
     items.iter().map(|x| x.to_string()).collect()
 }
@@ -220,19 +229,7 @@ async fn encoded_records_are_the_records_written() {
 
     let srv = start().await;
     let root = login_root(&srv.svc).await;
-    srv.svc
-        .users
-        .add("alice", "vm-operator", "alice-pw")
-        .expect("user");
-    let Ok(Value::String(alice)) = call(
-        &srv.svc,
-        "session.login_with_password",
-        vec![s("alice"), s("alice-pw")],
-    )
-    .await
-    else {
-        panic!("alice logs in");
-    };
+    let alice = user_session(&srv.svc, "alice", "vm-operator").await;
     let label = "a <label> & \"quotes\"\t\\ é€😀";
     let Ok(Value::String(task)) =
         call(&srv.svc, "task.create", vec![s(&root), s(label), s("d\n")]).await
@@ -480,19 +477,7 @@ async fn a_task_by_uuid_is_the_two_calls_in_one() {
 
     let srv = start().await;
     let root = login_root(&srv.svc).await;
-    srv.svc
-        .users
-        .add("alice", "read-only", "alice-pw")
-        .expect("user");
-    let Ok(Value::String(alice)) = call(
-        &srv.svc,
-        "session.login_with_password",
-        vec![s("alice"), s("alice-pw")],
-    )
-    .await
-    else {
-        panic!("alice logs in");
-    };
+    let alice = user_session(&srv.svc, "alice", "read-only").await;
     let Ok(Value::String(task)) =
         call(&srv.svc, "task.create", vec![s(&root), s("a <t> é"), s("")]).await
     else {
