@@ -468,11 +468,13 @@ async fn event_batches_are_shared_only_when_identical() {
     );
 }
 
-/// The REST faces' one-pass read of a task by uuid gives what `task.get_by_uuid` then
-/// `task.get_record` give (the first call's error when it fails, else the second's
+/// The REST faces' one-pass read of a task by uuid gives what their session check
+/// (`session.get_uuid`), `task.get_by_uuid` and `task.get_record` give one after the
+/// other (the first error, and whether the session check gave it, else the last call's
 /// answer), for good and bad sessions, unknown and refused uuids, every codec.
 #[tokio::test]
 async fn a_task_by_uuid_is_the_two_calls_in_one() {
+    use xapi_taskd::api::dispatch::Refusal;
     use xapi_taskd::wire::encode::Codec;
 
     let srv = start().await;
@@ -508,7 +510,16 @@ async fn a_task_by_uuid_is_the_two_calls_in_one() {
                 codec,
                 ..RequestMeta::default()
             };
-            let two = async {
+            let three = async {
+                let check = dispatch::dispatch(
+                    &srv.svc,
+                    dispatch::call("session.get_uuid", vec![s(session), s(session)]),
+                    &meta,
+                )
+                .await;
+                if let Reply::Envelope(Err(e)) = check {
+                    return Err(Refusal::Session(e));
+                }
                 let one = dispatch::dispatch(
                     &srv.svc,
                     dispatch::call("task.get_by_uuid", vec![s(session), s(id)]),
@@ -519,7 +530,7 @@ async fn a_task_by_uuid_is_the_two_calls_in_one() {
                     let Reply::Envelope(Err(e)) = one else {
                         panic!("{one:?}")
                     };
-                    return Err(e);
+                    return Err(Refusal::Task(e));
                 };
                 let rec = dispatch::dispatch(
                     &srv.svc,
@@ -528,13 +539,13 @@ async fn a_task_by_uuid_is_the_two_calls_in_one() {
                 )
                 .await;
                 match rec {
-                    Reply::Envelope(rec) => rec.map(|rec| (r, rec)),
+                    Reply::Envelope(rec) => rec.map(|rec| (r, rec)).map_err(Refusal::Task),
                     other => panic!("{other:?}"),
                 }
             }
             .await;
             let one = dispatch::task_by_uuid(&srv.svc, session, id, codec).await;
-            assert_eq!(one, two, "{session} {id} {codec:?}");
+            assert_eq!(one, three, "{session} {id} {codec:?}");
             seen_ok += usize::from(one.is_ok());
         }
     }
