@@ -7,6 +7,15 @@ use common::{call, login_root, s, start};
 use xapi_taskd::api::dispatch::{self, Call, Reply, RequestMeta};
 use xapi_taskd::wire::value::Value;
 
+/// A new user `name` with `role`, logged in: its session.
+async fn user_session(svc: &std::sync::Arc<dispatch::Service>, name: &str, role: &str) -> String {
+    svc.users.add(name, role, "pw").expect("user");
+    match call(svc, "session.login_with_password", vec![s(name), s("pw")]).await {
+        Ok(Value::String(session)) => session,
+        other => panic!("{name} logs in: {other:?}"),
+    }
+}
+
 fn desc(items: &[&str]) -> Vec<String> {
     items.iter().map(|x| x.to_string()).collect()
 }
@@ -220,19 +229,7 @@ async fn encoded_records_are_the_records_written() {
 
     let srv = start().await;
     let root = login_root(&srv.svc).await;
-    srv.svc
-        .users
-        .add("alice", "vm-operator", "alice-pw")
-        .expect("user");
-    let Ok(Value::String(alice)) = call(
-        &srv.svc,
-        "session.login_with_password",
-        vec![s("alice"), s("alice-pw")],
-    )
-    .await
-    else {
-        panic!("alice logs in");
-    };
+    let alice = user_session(&srv.svc, "alice", "vm-operator").await;
     let label = "a <label> & \"quotes\"\t\\ é€😀";
     let Ok(Value::String(task)) =
         call(&srv.svc, "task.create", vec![s(&root), s(label), s("d\n")]).await
@@ -469,4 +466,89 @@ async fn event_batches_are_shared_only_when_identical() {
         written(&after),
         written(&from(&two, &["task"], start_token, None).await)
     );
+}
+
+/// The REST faces' one-pass read of a task by uuid gives what their session check
+/// (`session.get_uuid`), `task.get_by_uuid` and `task.get_record` give one after the
+/// other (the first error, and whether the session check gave it, else the last call's
+/// answer), for good and bad sessions, unknown and refused uuids, every codec.
+#[tokio::test]
+async fn a_task_by_uuid_is_the_two_calls_in_one() {
+    use xapi_taskd::api::dispatch::Refusal;
+    use xapi_taskd::wire::encode::Codec;
+
+    let srv = start().await;
+    let root = login_root(&srv.svc).await;
+    let alice = user_session(&srv.svc, "alice", "read-only").await;
+    let Ok(Value::String(task)) =
+        call(&srv.svc, "task.create", vec![s(&root), s("a <t> é"), s("")]).await
+    else {
+        panic!("task.create");
+    };
+    let Ok(Value::String(uuid)) = call(&srv.svc, "task.get_uuid", vec![s(&root), s(&task)]).await
+    else {
+        panic!("task.get_uuid");
+    };
+    let gone = login_root(&srv.svc).await;
+    call(&srv.svc, "session.logout", vec![s(&gone)])
+        .await
+        .expect("logout");
+    let cases = [
+        (root.as_str(), uuid.as_str()),
+        (alice.as_str(), uuid.as_str()),
+        (root.as_str(), "no-such-uuid"),
+        (alice.as_str(), "no-such-uuid"),
+        (gone.as_str(), uuid.as_str()),
+        ("OpaqueRef:nonsense", "no-such-uuid"),
+        (root.as_str(), "bad\u{1}uuid"),
+        ("bad\u{1}session", uuid.as_str()),
+    ];
+    let mut seen_ok = 0;
+    for (session, id) in cases {
+        for codec in [None, Some(Codec::View), Some(Codec::XmlRpc)] {
+            let meta = RequestMeta {
+                codec,
+                ..RequestMeta::default()
+            };
+            let three = async {
+                let check = dispatch::dispatch(
+                    &srv.svc,
+                    dispatch::call("session.get_uuid", vec![s(session), s(session)]),
+                    &meta,
+                )
+                .await;
+                if let Reply::Envelope(Err(e)) = check {
+                    return Err(Refusal::Session(e));
+                }
+                let one = dispatch::dispatch(
+                    &srv.svc,
+                    dispatch::call("task.get_by_uuid", vec![s(session), s(id)]),
+                    &meta,
+                )
+                .await;
+                let Reply::Envelope(Ok(Value::String(r))) = one else {
+                    let Reply::Envelope(Err(e)) = one else {
+                        panic!("{one:?}")
+                    };
+                    return Err(Refusal::Task(e));
+                };
+                let rec = dispatch::dispatch(
+                    &srv.svc,
+                    dispatch::call("task.get_record", vec![s(session), s(&r)]),
+                    &meta,
+                )
+                .await;
+                match rec {
+                    Reply::Envelope(rec) => rec.map(|rec| (r, rec)).map_err(Refusal::Task),
+                    other => panic!("{other:?}"),
+                }
+            }
+            .await;
+            let one = dispatch::task_by_uuid(&srv.svc, session, id, codec).await;
+            assert_eq!(one, three, "{session} {id} {codec:?}");
+            seen_ok += usize::from(one.is_ok());
+        }
+    }
+    // Both sessions read the task, in each codec; everything else is refused.
+    assert_eq!(seen_ok, 6);
 }

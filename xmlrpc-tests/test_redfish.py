@@ -383,14 +383,20 @@ def test_redfish_session_is_an_xapi_session(server, raw, xml):
     # The token is the XAPI session: XML-RPC accepts it, and tasks made with it are seen.
     assert ok(xml.session.get_uuid(token, token)) == body["Id"]
     t = ok(xml.task.create(token, unique("via-token"), ""))
-    status, _, got = rf_json(raw, "GET", f"{TASKS}/{uuid_of(xml, token, t)}", headers={"X-Auth-Token": token}, auth=None)
+    tid = uuid_of(xml, token, t)
+    status, _, got = rf_json(raw, "GET", f"{TASKS}/{tid}", headers={"X-Auth-Token": token}, auth=None)
     assert status == 200
     # Logging out through Redfish logs the XAPI session out.
     status, _, _ = rf_json(raw, "DELETE", hdrs["location"], headers={"X-Auth-Token": token}, auth=None)
     assert status == 204
     assert xml.session.get_uuid(token, token) == fail("SESSION_INVALID", token)
-    status, hdrs, _ = rf_json(raw, "GET", TASKS, headers={"X-Auth-Token": token}, auth=None)
+    status, hdrs, refused = rf_json(raw, "GET", TASKS, headers={"X-Auth-Token": token}, auth=None)
     assert status == 401 and hdrs["www-authenticate"].startswith("Basic realm=")
+    # A task read with the token (whose check is the read's own) is refused the same way,
+    # before anything is said about the task, known or not.
+    for path in [f"{TASKS}/{tid}", f"{TASKS}/no-such-task"]:
+        got = rf_json(raw, "GET", path, headers={"X-Auth-Token": token}, auth=None)
+        assert (got[0], got[1]["www-authenticate"], got[2]) == (401, hdrs["www-authenticate"], refused)
 
 
 def test_xmlrpc_session_works_as_a_token(raw, sessions):

@@ -169,6 +169,11 @@ def test_disconnect_ends_the_session_and_the_old_cookie_is_refused(base, server)
     replay = requests.get(base + "/tasks", cookies=cookies, headers=headers, verify=False,
                           timeout=15)
     lxca_error(replay, 401)
+    # A job read (whose session check is the read's own) is refused the same way, before
+    # anything is said about the job.
+    for path in ["/tasks/1", "/tasks/1,2?compact=true"]:
+        named = requests.get(base + path, cookies=cookies, verify=False, timeout=15)
+        assert (named.status_code, named.json()) == (401, replay.json())
     again = requests.delete(base + "/sessions", cookies=cookies, headers=headers, verify=False,
                             timeout=15)
     lxca_error(again, 401)

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::api::dispatch::{Reply, RequestMeta, Service, call, dispatch};
+use crate::api::dispatch::{self, Refusal, Reply, RequestMeta, Service, call, dispatch};
 use crate::api::error::{ApiError, codes};
 use crate::wire::encode::{Codec, Piece, ViewReader};
 use crate::wire::value::Value;
@@ -46,6 +46,23 @@ pub async fn task_record(
         Ok(Value::Encoded(Codec::View, bytes)) => Ok(Some(TaskRecord::from_view(&bytes))),
         Ok(rec) => Ok(Some(TaskRecord::from_record(&rec))),
         Err(e) if e.code == codes::HANDLE_INVALID => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The task with uuid `uuid` and its record, as a session check, `task.get_by_uuid` and
+/// `task.get_record` would give them, in one pass through the pipeline
+/// ([`dispatch::task_by_uuid`], which says whether the session or the read refused); an
+/// unknown uuid is `None`.
+pub async fn task_by_uuid(
+    svc: &Arc<Service>,
+    session_ref: &str,
+    uuid: &str,
+) -> Result<Option<(String, TaskRecord)>, Refusal> {
+    match dispatch::task_by_uuid(svc, session_ref, uuid, Some(Codec::View)).await {
+        Ok((r, Value::Encoded(Codec::View, bytes))) => Ok(Some((r, TaskRecord::from_view(&bytes)))),
+        Ok((r, rec)) => Ok(Some((r, TaskRecord::from_record(&rec)))),
+        Err(Refusal::Task(e)) if e.code == codes::UUID_INVALID => Ok(None),
         Err(e) => Err(e),
     }
 }

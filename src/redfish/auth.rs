@@ -80,8 +80,8 @@ pub fn is_admin(record: &Value) -> bool {
 /// Authenticates a request: `X-Auth-Token` first, then `Authorization: Basic`.
 /// `Err(())` means "answer 401"; the caller says nothing about why.
 pub async fn authenticate(svc: &Arc<Service>, headers: &HeaderMap) -> Result<Caller, ()> {
-    if let Some(token) = headers.get("x-auth-token").and_then(|v| v.to_str().ok()) {
-        return check(svc, token.trim(), false).await.map_err(|_| ());
+    if let Some(token) = token(headers) {
+        return check(svc, token, false).await.map_err(|_| ());
     }
     let basic = headers
         .get(hyper::header::AUTHORIZATION)
@@ -91,6 +91,15 @@ pub async fn authenticate(svc: &Arc<Service>, headers: &HeaderMap) -> Result<Cal
         Some((user, password)) => basic_login(svc, &user, &password).await,
         None => Err(()),
     }
+}
+
+/// The `X-Auth-Token` a request authenticates with, if it has one (one that is not text
+/// is no token: the request may still bring Basic credentials).
+pub fn token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("x-auth-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
 }
 
 /// Validates a session ref through the pipeline (`session.get_uuid`: the session check

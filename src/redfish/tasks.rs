@@ -20,11 +20,12 @@ use serde_json::{Value as Json, json};
 use super::auth::Caller;
 use super::protocol::{self, Answer, TASK_EVENT};
 use super::routes::CANCEL_MONITOR_PREFIX;
+use crate::api::dispatch::Refusal;
 use crate::api::dispatch::Service;
 use crate::api::error::{ApiError, codes};
 use crate::api::gc::Retention;
 use crate::db::NULL_REF;
-use crate::face::xapi::{TaskRecord, task_record, text, xapi};
+use crate::face::xapi::{TaskRecord, task_by_uuid, task_record, text, xapi};
 use crate::json_out::{Array, Object};
 use crate::wire::value::Value;
 
@@ -358,7 +359,7 @@ async fn record(
     task_record(svc, &caller.session_ref, r).await
 }
 
-/// One task, found by uuid (`task.get_by_uuid`, `task.get_record`) and checked against
+/// One task, found by uuid (`task.get_by_uuid` and `task.get_record` in one pass) and checked against
 /// the path it was asked under: `parent` is the root uuid of a `/SubTasks/{id}` path. A
 /// root task answers under `/Tasks/{id}`; a sub-task under its root (and, for
 /// convenience, under `/Tasks/{id}` too, with its canonical `@odata.id`). The root is
@@ -369,18 +370,20 @@ async fn find(
     id: &str,
     parent: Option<&str>,
 ) -> Result<Option<Found>, ApiError> {
-    let task_ref = match xapi(
-        svc,
-        "task.get_by_uuid",
-        vec![Value::str(&caller.session_ref), Value::str(id)],
-    )
-    .await
-    {
-        Ok(r) => r.as_str().unwrap_or_default().to_string(),
-        Err(e) if e.code == codes::UUID_INVALID => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let Some(view) = record(svc, caller, &task_ref).await? else {
+    find_as(svc, &caller.session_ref, id, parent)
+        .await
+        .map_err(Refusal::into_error)
+}
+
+/// [`find`] with a session not checked yet: the first read checks it, and says so when
+/// it refuses it.
+async fn find_as(
+    svc: &Arc<Service>,
+    session_ref: &str,
+    id: &str,
+    parent: Option<&str>,
+) -> Result<Option<Found>, Refusal> {
+    let Some((task_ref, view)) = task_by_uuid(svc, session_ref, id).await? else {
         return Ok(None);
     };
     let mut root_uuid = None;
@@ -389,7 +392,10 @@ async fn find(
         if up.is_empty() || up == NULL_REF {
             break;
         }
-        match record(svc, caller, &up).await? {
+        match task_record(svc, session_ref, &up)
+            .await
+            .map_err(Refusal::Task)?
+        {
             Some(pv) => {
                 root_uuid = Some(pv.uuid);
                 up = pv.subtask_of;
@@ -416,7 +422,23 @@ pub async fn get_task(
     parent: Option<&str>,
     uri: &str,
 ) -> Answer {
-    match find(svc, caller, id, parent).await {
+    task_answer(find(svc, caller, id, parent).await, uri)
+}
+
+/// `GET /Tasks/{id}` with an `X-Auth-Token` not checked yet: the task's read checks it
+/// (one pass through the pipeline instead of the check and then the read), and a token
+/// it refuses is this request's 401, as the check's would have been.
+pub async fn get_task_by_token(svc: &Arc<Service>, token: &str, id: &str, uri: &str) -> Answer {
+    match find_as(svc, token, id, None).await {
+        Err(Refusal::Session(_)) => protocol::unauthorized(),
+        found => task_answer(found.map_err(Refusal::into_error), uri),
+    }
+}
+
+/// The Task document of a task found (always 200: the Task resource is for observers;
+/// the monitor is for the requester).
+fn task_answer(found: Result<Option<Found>, ApiError>, uri: &str) -> Answer {
+    match found {
         Ok(Some(f)) => {
             let mut out = Vec::with_capacity(1024);
             write_task(&mut out, &f.view, f.root_uuid.as_deref());

@@ -31,10 +31,11 @@ use super::mapping::{self, JobUpdate, MAX_DEPTH, NewJob, STATE_KEY, TaskRecord};
 use super::protocol::{self, Answer};
 use super::routes::split_ids;
 use super::sessions::Caller;
+use crate::api::dispatch::Refusal;
 use crate::api::dispatch::{RequestMeta, Service};
-use crate::api::error::{ApiError, codes};
+use crate::api::error::ApiError;
 use crate::db::NULL_REF;
-use crate::face::xapi::{task_record, xapi, xapi_in};
+use crate::face::xapi::{task_by_uuid, task_record, xapi, xapi_in};
 use crate::wire::value::Value;
 
 /// Jobs an answer that names ids may hold beyond the tasks read for it. Naming a job
@@ -108,22 +109,39 @@ impl Tasks {
         ids: &[String],
         descendants: bool,
     ) -> Result<Tasks, Answer> {
-        let s = Value::str(&caller.session_ref);
+        Tasks::named_as(svc, &caller.session_ref, ids, descendants, true).await
+    }
+
+    /// [`Tasks::named`] with a session that is `checked` already or not: if not, the
+    /// first job's read checks it (one pass through the pipeline), and a session it
+    /// refuses is the request's 401, as the face's own check's would have been.
+    pub async fn named_as(
+        svc: &Arc<Service>,
+        session_ref: &str,
+        ids: &[String],
+        descendants: bool,
+        mut checked: bool,
+    ) -> Result<Tasks, Answer> {
+        let s = Value::str(session_ref);
         let gone = |id: &str| protocol::not_found(&format!("Job {id}"));
         let mut nodes = Vec::new();
         let mut seen = FxHashSet::default();
         let mut queue = VecDeque::new();
         for id in ids {
-            let r = match xapi(svc, "task.get_by_uuid", vec![s.clone(), Value::str(id)]).await {
-                Ok(v) => v.as_str().unwrap_or_default().to_string(),
-                Err(e) if e.code == codes::UUID_INVALID => return Err(gone(id)),
-                Err(e) => return Err(protocol::from_api(&format!("Job {id}"), &e)),
-            };
-            let node = record(svc, &s, &r)
+            let (r, fields) = task_by_uuid(svc, session_ref, id)
                 .await
-                .map_err(|e| protocol::from_api(&format!("Job {id}"), &e))?
-                .filter(|n| !n.deleted())
+                .map_err(|e| match e {
+                    Refusal::Session(_) if !checked => protocol::unauthorized(),
+                    e => protocol::from_api(&format!("Job {id}"), &e.into_error()),
+                })?
                 .ok_or_else(|| gone(id))?;
+            checked = true;
+            let node = Some(Node {
+                r: r.clone(),
+                fields,
+            })
+            .filter(|n| !n.deleted())
+            .ok_or_else(|| gone(id))?;
             if seen.insert(r) {
                 queue.extend(node.fields.subtasks.iter().cloned());
                 nodes.push(node);
@@ -324,6 +342,23 @@ pub async fn get(
             .map_err(|e| protocol::from_api("The job list", &e)),
         Some(ids) => Tasks::named(svc, caller, ids, !compact).await,
     };
+    answer(loaded, ids, compact)
+}
+
+/// `GET /tasks/{ids}` with a session not checked yet (see [`Tasks::named_as`]); `ids` is
+/// not empty.
+pub async fn get_named_unchecked(
+    svc: &Arc<Service>,
+    session_ref: &str,
+    ids: &[String],
+    compact: bool,
+) -> Answer {
+    let loaded = Tasks::named_as(svc, session_ref, ids, !compact, false).await;
+    answer(loaded, Some(ids), compact)
+}
+
+/// The jobs of a `GET /tasks` answer, from the tasks loaded for it.
+fn answer(loaded: Result<Tasks, Answer>, ids: Option<&[String]>, compact: bool) -> Answer {
     let tasks = match loaded {
         Ok(t) => t,
         Err(a) => return a,
