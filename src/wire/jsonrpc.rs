@@ -10,6 +10,7 @@ use serde_json::Value as Json;
 
 use crate::api::error::ApiError;
 use crate::wire::encode::{Codec, Encoder};
+use crate::wire::number::{whole, write_int};
 use crate::wire::scan;
 use crate::wire::value::Value;
 
@@ -211,16 +212,25 @@ impl Encoder for JsonEncoder<'_> {
         write_string(self.out, s);
     }
     fn int(&mut self, i: i64) {
-        self.raw(i.to_string().as_bytes());
+        self.separate();
+        write_int(self.out, i);
     }
     fn int32(&mut self, i: i32) {
-        self.raw(i.to_string().as_bytes());
+        self.int(i64::from(i));
     }
     fn bool(&mut self, b: bool) {
         self.raw(if b { b"true" } else { b"false" });
     }
     fn double(&mut self, d: f64) {
-        self.raw(format_float(d).as_bytes());
+        self.separate();
+        // What `format_float` gives for a whole number, without the general formatter
+        // and its round-trip parse (the usual progress values 0 and 1).
+        if let Some(i) = whole(d) {
+            write_int(self.out, i);
+            self.out.extend_from_slice(b".0");
+        } else {
+            self.out.extend_from_slice(format_float(d).as_bytes());
+        }
     }
     fn date_time(&mut self, s: &str) {
         self.string(s);
@@ -273,7 +283,7 @@ impl Encoder for JsonEncoder<'_> {
 
 fn write_id(out: &mut Vec<u8>, id: &Id) {
     match id {
-        Id::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Id::Int(i) => write_int(out, *i),
         Id::Str(s) => write_string(out, s),
     }
 }

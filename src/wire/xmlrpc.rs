@@ -21,6 +21,7 @@ use quick_xml::events::{BytesDecl, BytesPI, BytesRef, Event};
 use crate::api::error::ApiError;
 use crate::printf::format_g16;
 use crate::wire::encode::{Codec, Encoder};
+use crate::wire::number::{whole, write_int};
 use crate::wire::scan;
 use crate::wire::value::Value;
 
@@ -717,8 +718,8 @@ impl Encoder for XmlEncoder<'_> {
         self.out.extend_from_slice(b"<value><double>");
         // `%.16g` prints whole numbers below 10^15 as plain integers; taking that path
         // directly spares the general formatter for the usual progress values 0 and 1.
-        if d.fract() == 0.0 && d.abs() < 1e15 && !(d == 0.0 && d.is_sign_negative()) {
-            write_int(self.out, d as i64);
+        if let Some(i) = whole(d) {
+            write_int(self.out, i);
         } else {
             self.out.extend_from_slice(format_g16(d).as_bytes());
         }
@@ -778,25 +779,6 @@ fn write_string(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(b"<value>");
     escape(out, s);
     out.extend_from_slice(b"</value>");
-}
-
-/// `%Ld` without going through `fmt`.
-fn write_int(out: &mut Vec<u8>, i: i64) {
-    let mut digits = [0u8; 20];
-    let mut pos = digits.len();
-    let mut n = i.unsigned_abs();
-    loop {
-        pos -= 1;
-        digits[pos] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if i < 0 {
-        out.push(b'-');
-    }
-    out.extend_from_slice(&digits[pos..]);
 }
 
 /// Per byte: 0 copy, 1 drop, [`MAYBE_NONCHAR`] look closer, otherwise the index into
