@@ -13,7 +13,7 @@ use super::datamodel::{Class, Field, Ty};
 use std::sync::OnceLock;
 
 use crate::db::{HostRow, PoolRow, Row, SessionRow, TaskRow, dbstring};
-use crate::wire::encode::{Builder, Codec, Encoder, ViewEncoder};
+use crate::wire::encode::{Builder, Codec, Encoder, KnownMember, ViewEncoder};
 use crate::wire::jsonrpc::JsonEncoder;
 use crate::wire::value::Value;
 use crate::wire::xmlrpc::XmlEncoder;
@@ -244,7 +244,7 @@ pub fn encode_record<E: Encoder>(
 
 /// A class's record layout: its non-internal fields in datamodel order, each with how
 /// it is told.
-struct Plan<R: 'static>(Vec<(&'static str, Part<R>)>);
+struct Plan<R: 'static>(Vec<(KnownMember, Part<R>)>);
 
 enum Part<R: 'static> {
     Stored(Emit<R>),
@@ -266,7 +266,7 @@ fn plan<R>(class: &Class, field: fn(&str) -> Option<Emit<R>>) -> Plan<R> {
                     (_, Some(emit)) => Part::Stored(emit),
                     (_, None) => Part::Void,
                 };
-                (f.name, part)
+                (KnownMember::new(f.name), part)
             })
             .collect(),
     )
@@ -275,8 +275,8 @@ fn plan<R>(class: &Class, field: fn(&str) -> Option<Emit<R>>) -> Plan<R> {
 impl<R> Plan<R> {
     fn tell(&self, row: &R, perms: &[String], e: &mut dyn Encoder) {
         e.begin_struct_of(self.0.len());
-        for (name, part) in &self.0 {
-            e.static_member(name);
+        for (member, part) in &self.0 {
+            e.known_member(member);
             match part {
                 Part::Stored(emit) => emit(row, e),
                 Part::Permissions => strings(e, perms),

@@ -9,7 +9,7 @@
 use serde_json::Value as Json;
 
 use crate::api::error::ApiError;
-use crate::wire::encode::{Codec, Encoder};
+use crate::wire::encode::{Codec, Encoder, KnownMember};
 use crate::wire::number::{whole, write_int};
 use crate::wire::scan;
 use crate::wire::value::Value;
@@ -133,6 +133,11 @@ const JSON_SPECIAL: scan::Table = scan::table!(json_special);
 
 /// Yojson's string escaping: `"` `\\` and control characters; everything else raw.
 fn write_string(out: &mut Vec<u8>, s: &str) {
+    // Most of a record's strings are empty: one copy, no scan.
+    if s.is_empty() {
+        out.extend_from_slice(b"\"\"");
+        return;
+    }
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
@@ -263,6 +268,11 @@ impl Encoder for JsonEncoder<'_> {
         self.out.push(b'"');
         self.out.extend_from_slice(name.as_bytes());
         self.out.extend_from_slice(b"\":");
+        self.comma = false;
+    }
+    fn known_member(&mut self, member: &KnownMember) {
+        self.separate();
+        self.out.extend_from_slice(member.json());
         self.comma = false;
     }
     fn end_member(&mut self) {}

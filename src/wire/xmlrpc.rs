@@ -20,7 +20,7 @@ use quick_xml::events::{BytesDecl, BytesPI, BytesRef, Event};
 
 use crate::api::error::ApiError;
 use crate::printf::format_g16;
-use crate::wire::encode::{Codec, Encoder};
+use crate::wire::encode::{Codec, Encoder, KnownMember};
 use crate::wire::number::{whole, write_int};
 use crate::wire::scan;
 use crate::wire::value::Value;
@@ -758,6 +758,9 @@ impl Encoder for XmlEncoder<'_> {
         self.out.extend_from_slice(name.as_bytes());
         self.out.extend_from_slice(b"</name>");
     }
+    fn known_member(&mut self, member: &KnownMember) {
+        self.out.extend_from_slice(member.xml());
+    }
     fn end_member(&mut self) {
         self.out.extend_from_slice(b"</member>");
     }
@@ -776,6 +779,11 @@ impl Encoder for XmlEncoder<'_> {
 }
 
 fn write_string(out: &mut Vec<u8>, s: &str) {
+    // Most of a record's strings are empty: one copy, no scan.
+    if s.is_empty() {
+        out.extend_from_slice(b"<value></value>");
+        return;
+    }
     out.extend_from_slice(b"<value>");
     escape(out, s);
     out.extend_from_slice(b"</value>");
