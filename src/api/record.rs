@@ -82,8 +82,18 @@ fn pairs(e: &mut dyn Encoder, pairs: &[(String, String)]) {
     e.end_struct();
 }
 
+/// Dates are formatted here, digits and `T:Z` (a sign for years past 9999): plain.
 fn date(e: &mut dyn Encoder, t: i64) {
-    with_date(t, |text| e.date_time(text));
+    with_date(t, |text| e.plain_date_time(text));
+}
+
+/// A set of refs (made by `db::new_ref`, never by a client): plain.
+fn refs(e: &mut dyn Encoder, items: &[String]) {
+    e.begin_array();
+    for i in items {
+        e.plain_string(i);
+    }
+    e.end_array();
 }
 
 /// How one stored field of a row of type `R` is told to an encoder.
@@ -92,8 +102,10 @@ type Emit<R> = fn(&R, &mut dyn Encoder);
 /// The stored fields of a task, by wire name.
 fn task_field(name: &str) -> Option<Emit<TaskRow>> {
     Some(match name {
+        // The uuid, the status and the refs are the server's own text, never a
+        // client's: no escape scan (`Encoder::plain_string`).
         "uuid" => |t, e| {
-            e.string(
+            e.plain_string(
                 t.uuid
                     .hyphenated()
                     .encode_lower(&mut uuid::Uuid::encode_buffer()),
@@ -105,9 +117,9 @@ fn task_field(name: &str) -> Option<Emit<TaskRow>> {
         "current_operations" => |t, e| pairs(e, &t.current_operations),
         "created" => |t, e| date(e, t.created),
         "finished" => |t, e| date(e, t.finished),
-        "status" => |t, e| e.string(t.status.as_str()),
-        "session" => |t, e| e.string(&t.session),
-        "resident_on" => |t, e| e.string(&t.resident_on),
+        "status" => |t, e| e.plain_string(t.status.as_str()),
+        "session" => |t, e| e.plain_string(&t.session),
+        "resident_on" => |t, e| e.plain_string(&t.resident_on),
         "progress" => |t, e| e.double(t.progress),
         "externalpid" => |t, e| e.int(t.externalpid),
         "stunnelpid" => |t, e| e.int(t.stunnelpid),
@@ -117,8 +129,8 @@ fn task_field(name: &str) -> Option<Emit<TaskRow>> {
         "result" => |t, e| e.string(&t.result),
         "error_info" => |t, e| strings(e, &t.error_info),
         "other_config" => |t, e| pairs(e, &t.other_config),
-        "subtask_of" => |t, e| e.string(&t.subtask_of),
-        "subtasks" => |t, e| strings(e, &t.subtasks),
+        "subtask_of" => |t, e| e.plain_string(&t.subtask_of),
+        "subtasks" => |t, e| refs(e, &t.subtasks),
         "backtrace" => |t, e| e.string(&t.backtrace),
         _ => return None,
     })

@@ -32,6 +32,12 @@ pub enum Codec {
 /// `end_struct`.
 pub trait Encoder {
     fn string(&mut self, s: &str);
+    /// A string that holds, by construction, only ASCII letters, digits and `-:.+_` (a
+    /// ref, a uuid, an enum's name): nothing any codec escapes, so its writer may copy it
+    /// without the escape scan. Free text always goes through [`Encoder::string`].
+    fn plain_string(&mut self, s: &str) {
+        self.string(s);
+    }
     /// XAPI's `int` (64 bits).
     fn int(&mut self, i: i64);
     fn int32(&mut self, i: i32);
@@ -39,6 +45,11 @@ pub trait Encoder {
     fn double(&mut self, d: f64);
     /// A date-time as its wire text (`20240101T12:00:00Z`).
     fn date_time(&mut self, s: &str);
+    /// A date-time formatted by the server (`api::record`'s dates): plain ASCII, as for
+    /// [`Encoder::plain_string`].
+    fn plain_date_time(&mut self, s: &str) {
+        self.date_time(s);
+    }
     fn base64(&mut self, s: &str);
     fn nil(&mut self);
     fn begin_array(&mut self);
@@ -63,6 +74,12 @@ pub trait Encoder {
     fn end_struct(&mut self);
     /// Bytes this codec wrote earlier ([`Value::Encoded`]).
     fn encoded(&mut self, codec: Codec, bytes: &[u8]);
+}
+
+/// Whether `s` is what [`Encoder::plain_string`] may be given (checked in debug builds).
+pub fn is_plain(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b':' | b'.' | b'+' | b'_'))
 }
 
 /// A datamodel member name with the head each wire codec writes for it

@@ -9,7 +9,7 @@
 use serde_json::Value as Json;
 
 use crate::api::error::ApiError;
-use crate::wire::encode::{Codec, Encoder, KnownMember};
+use crate::wire::encode::{Codec, Encoder, KnownMember, is_plain};
 use crate::wire::number::{whole, write_int};
 use crate::wire::scan;
 use crate::wire::value::Value;
@@ -216,6 +216,13 @@ impl Encoder for JsonEncoder<'_> {
         self.separate();
         write_string(self.out, s);
     }
+    fn plain_string(&mut self, s: &str) {
+        debug_assert!(is_plain(s), "{s:?}");
+        self.separate();
+        self.out.push(b'"');
+        self.out.extend_from_slice(s.as_bytes());
+        self.out.push(b'"');
+    }
     fn int(&mut self, i: i64) {
         self.separate();
         write_int(self.out, i);
@@ -239,6 +246,9 @@ impl Encoder for JsonEncoder<'_> {
     }
     fn date_time(&mut self, s: &str) {
         self.string(s);
+    }
+    fn plain_date_time(&mut self, s: &str) {
+        self.plain_string(s);
     }
     fn base64(&mut self, s: &str) {
         self.string(s);

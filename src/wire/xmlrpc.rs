@@ -20,7 +20,7 @@ use quick_xml::events::{BytesDecl, BytesPI, BytesRef, Event};
 
 use crate::api::error::ApiError;
 use crate::printf::format_g16;
-use crate::wire::encode::{Codec, Encoder, KnownMember};
+use crate::wire::encode::{Codec, Encoder, KnownMember, is_plain};
 use crate::wire::number::{whole, write_int};
 use crate::wire::scan;
 use crate::wire::value::Value;
@@ -697,6 +697,12 @@ impl Encoder for XmlEncoder<'_> {
     fn string(&mut self, s: &str) {
         write_string(self.out, s);
     }
+    fn plain_string(&mut self, s: &str) {
+        debug_assert!(is_plain(s), "{s:?}");
+        self.out.extend_from_slice(b"<value>");
+        self.out.extend_from_slice(s.as_bytes());
+        self.out.extend_from_slice(b"</value>");
+    }
     fn int(&mut self, i: i64) {
         self.out.extend_from_slice(b"<value>");
         write_int(self.out, i);
@@ -728,6 +734,12 @@ impl Encoder for XmlEncoder<'_> {
     fn date_time(&mut self, s: &str) {
         self.out.extend_from_slice(b"<value><dateTime.iso8601>");
         escape(self.out, s);
+        self.out.extend_from_slice(b"</dateTime.iso8601></value>");
+    }
+    fn plain_date_time(&mut self, s: &str) {
+        debug_assert!(is_plain(s), "{s:?}");
+        self.out.extend_from_slice(b"<value><dateTime.iso8601>");
+        self.out.extend_from_slice(s.as_bytes());
         self.out.extend_from_slice(b"</dateTime.iso8601></value>");
     }
     fn base64(&mut self, s: &str) {
