@@ -20,7 +20,7 @@ use futures_util::FutureExt;
 use crate::db::backend::BackendError;
 use crate::db::{Db, TaskRow, TaskStatus, Tx, new_ref, now};
 use crate::users::UserStore;
-use crate::wire::encode::Codec;
+use crate::wire::encode::{Codec, ReplyBuffer};
 use crate::wire::value::Value;
 use crate::wire::xmlchars;
 use crate::wire::xmlrpc::value_fragment;
@@ -92,6 +92,9 @@ pub struct RequestMeta {
     /// records then come back already in that form ([`Value::Encoded`]). Callers that
     /// look into the result (the REST faces, tests) leave it `None`.
     pub codec: Option<Codec>,
+    /// The reply's buffer, when the server lends it: a record that is the whole result
+    /// is written straight into it (`record::result_record`).
+    pub reply: ReplyBuffer,
 }
 
 /// The reply: the usual Status envelope, or a bare value (`system.listMethods`).

@@ -13,7 +13,7 @@ use super::datamodel::{Class, Field, Ty};
 use std::sync::OnceLock;
 
 use crate::db::{HostRow, PoolRow, Row, SessionRow, TaskRow, dbstring};
-use crate::wire::encode::{Builder, Codec, Encoder, KnownMember, ViewEncoder};
+use crate::wire::encode::{Builder, Codec, Encoder, KnownMember, ReplyBuffer, ViewEncoder};
 use crate::wire::jsonrpc::JsonEncoder;
 use crate::wire::value::Value;
 use crate::wire::xmlrpc::XmlEncoder;
@@ -313,27 +313,41 @@ pub fn reply_record(
     };
     // A task record is ~1.4 KB of XML.
     let mut out = Vec::with_capacity(2048);
-    match codec {
-        Codec::XmlRpc => encode_record(
-            class,
-            row,
-            rbac_permissions,
-            &mut XmlEncoder { out: &mut out },
-        ),
-        Codec::JsonRpc => encode_record(
-            class,
-            row,
-            rbac_permissions,
-            &mut JsonEncoder::new(&mut out),
-        ),
-        Codec::View => encode_record(
-            class,
-            row,
-            rbac_permissions,
-            &mut ViewEncoder { out: &mut out },
-        ),
-    }
+    encode_in(codec, class, row, rbac_permissions, &mut out);
     Value::Encoded(codec, out.into())
+}
+
+/// [`reply_record`] for a record that is the call's whole result: written straight into
+/// the reply's buffer when the server lent one (`RequestMeta::reply`), which the
+/// returned empty `Value::Encoded` stands for.
+pub fn result_record(
+    codec: Option<Codec>,
+    reply: &ReplyBuffer,
+    class: &Class,
+    row: Row<'_>,
+    rbac_permissions: Option<&[String]>,
+) -> Value {
+    if let Some(c @ (Codec::XmlRpc | Codec::JsonRpc)) = codec
+        && reply.write(|out| encode_in(c, class, row, rbac_permissions, out))
+    {
+        return Value::Encoded(c, bytes::Bytes::new());
+    }
+    reply_record(codec, class, row, rbac_permissions)
+}
+
+/// Appends the record in `codec`'s form to `out`.
+fn encode_in(
+    codec: Codec,
+    class: &Class,
+    row: Row<'_>,
+    rbac_permissions: Option<&[String]>,
+    out: &mut Vec<u8>,
+) {
+    match codec {
+        Codec::XmlRpc => encode_record(class, row, rbac_permissions, &mut XmlEncoder { out }),
+        Codec::JsonRpc => encode_record(class, row, rbac_permissions, &mut JsonEncoder::new(out)),
+        Codec::View => encode_record(class, row, rbac_permissions, &mut ViewEncoder { out }),
+    }
 }
 
 /// The record of a row as a [`Value`] ([`encode_record`]).

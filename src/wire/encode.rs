@@ -149,6 +149,65 @@ impl Value {
     }
 }
 
+/// A reply's buffer, lent by the server to the call it answers, with the envelope's head
+/// already written: a record that is the call's whole result (`get_record`) is written
+/// straight after it ([`ReplyBuffer::write`]) and the server ends the envelope around it,
+/// instead of the record being written into a buffer of its own and copied into the
+/// reply. The call then answers `Value::Encoded(codec, empty)`, which stands for "in the
+/// reply's buffer". A clone is lent nothing (an `Async.` call's task keeps its result as
+/// a value), and neither is a call from a REST face or a test.
+#[derive(Default)]
+pub struct ReplyBuffer(parking_lot::Mutex<Lent>);
+
+#[derive(Default)]
+enum Lent {
+    #[default]
+    Nothing,
+    /// The envelope's head, waiting for the result.
+    Head(Vec<u8>),
+    /// The head and the result after it.
+    Written(Vec<u8>),
+}
+
+impl ReplyBuffer {
+    pub fn lend(head: Vec<u8>) -> ReplyBuffer {
+        ReplyBuffer(parking_lot::Mutex::new(Lent::Head(head)))
+    }
+
+    /// Writes the call's result with `write` straight into the lent buffer; false, with
+    /// nothing written, if none was lent or it holds a result already.
+    pub fn write(&self, write: impl FnOnce(&mut Vec<u8>)) -> bool {
+        let mut lent = self.0.lock();
+        let Lent::Head(out) = &mut *lent else {
+            return false;
+        };
+        write(out);
+        *lent = Lent::Written(std::mem::take(out));
+        true
+    }
+
+    /// For the server, after the call: the buffer, and whether the result is in it.
+    pub fn take(&self) -> (Vec<u8>, bool) {
+        match std::mem::take(&mut *self.0.lock()) {
+            Lent::Nothing => (Vec::new(), false),
+            Lent::Head(out) => (out, false),
+            Lent::Written(out) => (out, true),
+        }
+    }
+}
+
+impl Clone for ReplyBuffer {
+    fn clone(&self) -> ReplyBuffer {
+        ReplyBuffer::default()
+    }
+}
+
+impl std::fmt::Debug for ReplyBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReplyBuffer")
+    }
+}
+
 /// `v` written by `codec`'s encoder, as bytes that can be shared.
 pub fn to_codec(codec: Codec, v: &Value) -> bytes::Bytes {
     let mut out = Vec::with_capacity(2048);

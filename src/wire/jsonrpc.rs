@@ -327,19 +327,15 @@ pub fn write_response(
     result: &Result<Value, ApiError>,
 ) {
     match (version, result) {
-        (Version::V1, Ok(v)) => {
-            out.extend_from_slice(b"{\"result\":");
+        (_, Ok(v)) => {
+            write_success_head(out, version);
             write_value(out, v);
-            out.extend_from_slice(b",\"error\":null,\"id\":");
+            write_success_tail(out, version, id);
+            return;
         }
         (Version::V1, Err(e)) => {
             out.extend_from_slice(b"{\"result\":null,\"error\":");
             write_strings(out, &e.description());
-            out.extend_from_slice(b",\"id\":");
-        }
-        (Version::V2, Ok(v)) => {
-            out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"result\":");
-            write_value(out, v);
             out.extend_from_slice(b",\"id\":");
         }
         (Version::V2, Err(e)) => {
@@ -351,6 +347,27 @@ pub fn write_response(
             out.extend_from_slice(b"},\"id\":");
         }
     }
+    write_id(out, id);
+    out.push(b'}');
+}
+
+/// What a success response holds before its result (a reply's buffer is lent to the call
+/// with this written: `wire::encode::ReplyBuffer`).
+pub fn write_success_head(out: &mut Vec<u8>, version: Version) {
+    let head: &[u8] = match version {
+        Version::V1 => b"{\"result\":",
+        Version::V2 => b"{\"jsonrpc\":\"2.0\",\"result\":",
+    };
+    out.extend_from_slice(head);
+}
+
+/// What a success response holds after its result.
+pub fn write_success_tail(out: &mut Vec<u8>, version: Version, id: &Id) {
+    let tail: &[u8] = match version {
+        Version::V1 => b",\"error\":null,\"id\":",
+        Version::V2 => b",\"id\":",
+    };
+    out.extend_from_slice(tail);
     write_id(out, id);
     out.push(b'}');
 }

@@ -644,14 +644,15 @@ const ENVELOPE_TAIL: &[u8] = b"</member></struct></value></param></params></meth
 
 /// Writes a whole response: xapi's `Status`/`Value` or `Status`/`ErrorDescription` struct.
 pub fn write_response(out: &mut Vec<u8>, result: &Result<Value, ApiError>) {
-    out.extend_from_slice(XML_DECL);
-    out.extend_from_slice(ENVELOPE_HEAD);
     match result {
         Ok(value) => {
-            out.extend_from_slice(b"Success</value></member><member><name>Value</name>");
+            write_success_head(out);
             write_value(out, value);
+            write_success_tail(out);
         }
         Err(err) => {
+            out.extend_from_slice(XML_DECL);
+            out.extend_from_slice(ENVELOPE_HEAD);
             out.extend_from_slice(
                 b"Failure</value></member><member><name>ErrorDescription</name>\
                   <value><array><data>",
@@ -660,8 +661,21 @@ pub fn write_response(out: &mut Vec<u8>, result: &Result<Value, ApiError>) {
                 write_string(out, &item);
             }
             out.extend_from_slice(b"</data></array></value>");
+            out.extend_from_slice(ENVELOPE_TAIL);
         }
     }
+}
+
+/// What a success response holds before its value (a reply's buffer is lent to the call
+/// with this written: `wire::encode::ReplyBuffer`).
+pub fn write_success_head(out: &mut Vec<u8>) {
+    out.extend_from_slice(XML_DECL);
+    out.extend_from_slice(ENVELOPE_HEAD);
+    out.extend_from_slice(b"Success</value></member><member><name>Value</name>");
+}
+
+/// What a success response holds after its value.
+pub fn write_success_tail(out: &mut Vec<u8>) {
     out.extend_from_slice(ENVELOPE_TAIL);
 }
 
