@@ -31,7 +31,7 @@ fn with_date<T>(unix: i64, f: impl FnOnce(&str) -> T) -> T {
     const YEAR_0: i64 = -62_167_219_200; // 0000-01-01T00:00:00Z
     const YEAR_10000: i64 = 253_402_300_800;
     if (YEAR_0..YEAR_10000).contains(&unix) {
-        let text = civil_date(unix);
+        let text = recent_civil_date(unix);
         return f(std::str::from_utf8(&text).expect("ASCII digits"));
     }
     let fmt = format_description!("[year][month][day]T[hour]:[minute]:[second]Z");
@@ -40,6 +40,34 @@ fn with_date<T>(unix: i64, f: impl FnOnce(&str) -> T) -> T {
         .and_then(|d| d.format(fmt).ok())
         .unwrap_or_else(|| "19700101T00:00:00Z".to_string());
     f(&text)
+}
+
+/// [`civil_date`], remembering the last two dates this thread formatted: a record's two
+/// dates rarely change between the calls that read it (a pending task's `finished` is
+/// always 0), and a lookup is a few compares where formatting is some four hundred
+/// instructions.
+fn recent_civil_date(unix: i64) -> [u8; 18] {
+    type Recent = [(i64, [u8; 18]); 2];
+    thread_local! {
+        // `i64::MIN` is outside the years this is called for, so it never matches.
+        static RECENT: std::cell::Cell<Recent> = const {
+            std::cell::Cell::new([(i64::MIN, [0; 18]); 2])
+        };
+    }
+    RECENT.with(|recent| {
+        let [first, second] = recent.get();
+        if first.0 == unix {
+            return first.1;
+        }
+        if second.0 == unix {
+            // The most recent first, so that two dates in turn both stay.
+            recent.set([second, first]);
+            return second.1;
+        }
+        let text = civil_date(unix);
+        recent.set([(unix, text), first]);
+        text
+    })
 }
 
 /// `YYYYMMDDTHH:MM:SSZ` for a time in years 0 to 9999 (proleptic Gregorian calendar, as
