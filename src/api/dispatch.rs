@@ -163,7 +163,7 @@ pub async fn dispatch(svc: &Arc<Service>, call: Call, meta: &RequestMeta) -> Rep
     // A call is answered only once what it changed is durable: every write goes through
     // `Db::transact`, which returns only then (group commit: calls that wrote meanwhile
     // share the fsync).
-    Reply::Envelope(guarded(run(svc, &call, meta)).await)
+    Reply::Envelope(guarded(run(svc, &call, meta), |e| e).await)
 }
 
 /// Runs a call with a panic guard: a bug in one call answers `INTERNAL_ERROR` (in the
@@ -171,13 +171,14 @@ pub async fn dispatch(svc: &Arc<Service>, call: Call, meta: &RequestMeta) -> Rep
 /// Not an `async fn`: an `async fn` keeps its argument and the future it awaits side by
 /// side, so each such wrapper doubles the size of the call's future, which is moved into
 /// place once per request.
-fn guarded(
-    call: impl std::future::Future<Output = Result<Value, ApiError>>,
-) -> impl std::future::Future<Output = Result<Value, ApiError>> {
-    AssertUnwindSafe(call).catch_unwind().map(|r| {
+fn guarded<T, E>(
+    call: impl std::future::Future<Output = Result<T, E>>,
+    refusal: fn(ApiError) -> E,
+) -> impl std::future::Future<Output = Result<T, E>> {
+    AssertUnwindSafe(call).catch_unwind().map(move |r| {
         r.unwrap_or_else(|_| {
             tracing::error!("a call panicked; answered INTERNAL_ERROR");
-            Err(ApiError::internal("internal error in xapi-taskd"))
+            Err(refusal(ApiError::internal("internal error in xapi-taskd")))
         })
     })
 }
@@ -342,7 +343,9 @@ pub async fn task_by_uuid(
     if !xmlchars::string_ok(session_ref) {
         return Err(Refusal::Session(refused_chars(session_ref)));
     }
-    synced(svc, false, move || async move {
+    // The panic guard every other call has: a bug answers INTERNAL_ERROR, not a dropped
+    // connection (and it is the read's, not the session's, so no 401).
+    let pass = synced(svc, false, move || async move {
         let caller = check_session(&svc.db, session_ref)
             .await
             .map_err(Refusal::Session)?;
@@ -368,8 +371,8 @@ pub async fn task_by_uuid(
             .ok_or_else(|| task(ApiError::handle_invalid("task", r)))?;
         let rec = super::record::reply_record(codec, get_record.class, row, None);
         Ok((r.to_string(), rec))
-    })
-    .await
+    });
+    guarded(pass, Refusal::Task).await
 }
 
 async fn run_synced(
@@ -544,9 +547,10 @@ async fn spawn_async(
             msg,
             current_task: Some(task.clone()),
         };
-        let outcome = crate::db::backend::deferring_durability(guarded(authorize_and_call(
-            &ctx, alias, args,
-        )))
+        let outcome = crate::db::backend::deferring_durability(guarded(
+            authorize_and_call(&ctx, alias, args),
+            |e| e,
+        ))
         .await;
         if let Err(e) = complete_task(&svc.db, &task, outcome).await {
             tracing::error!("cannot complete task {task}: {e}");
