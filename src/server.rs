@@ -35,7 +35,8 @@ use crate::api::dispatch::{self, Call, Reply, RequestMeta, Service};
 use crate::api::error::{ApiError, codes};
 use crate::face::{BodyError, Conn, Face};
 use crate::per_address::{Held, PerAddress};
-use crate::wire::encode::Codec;
+use crate::wire::encode::{Codec, ReplyBuffer};
+use crate::wire::value::Value;
 use crate::wire::{jsonrpc, xmlrpc};
 
 /// The faces, asked in this order whether they own a request; XML-RPC and JSON-RPC
@@ -634,7 +635,7 @@ async fn handle(
     );
     let body = req.into_body();
     if json {
-        return handle_json(&svc, &body, &meta).await;
+        return handle_json(&svc, &body, meta).await;
     }
     let call = match xmlrpc::parse_call(&body) {
         Ok(c) => Call {
@@ -649,17 +650,50 @@ async fn handle(
             );
         }
     };
-    let mut out = Vec::with_capacity(REPLY_CAPACITY);
-    match dispatch::dispatch(&svc, call, &meta).await {
-        Reply::Envelope(result) => xmlrpc::write_response(&mut out, &result),
-        Reply::Bare(v) => xmlrpc::write_bare(&mut out, &v),
+    api_response(
+        StatusCode::OK,
+        "text/xml",
+        xml_reply(&svc, call, meta).await,
+    )
+}
+
+/// An XML-RPC call's reply body, the reply's buffer lent to the call (`ReplyBuffer`).
+async fn xml_reply(svc: &Arc<Service>, call: Call, mut meta: RequestMeta) -> Vec<u8> {
+    let mut head = Vec::with_capacity(REPLY_CAPACITY);
+    xmlrpc::write_success_head(&mut head);
+    meta.reply = ReplyBuffer::lend(head);
+    let reply = dispatch::dispatch(svc, call, &meta).await;
+    let (mut out, written) = meta.reply.take();
+    if written && in_reply_buffer(&reply) {
+        xmlrpc::write_success_tail(&mut out);
+    } else {
+        out.clear();
+        match reply {
+            Reply::Envelope(result) => xmlrpc::write_response(&mut out, &result),
+            Reply::Bare(v) => xmlrpc::write_bare(&mut out, &v),
+        }
     }
-    api_response(StatusCode::OK, "text/xml", out)
+    out
+}
+
+/// Whether a call's reply is the result that `ReplyBuffer::write` put in the reply's
+/// buffer (the empty `Value::Encoded` standing for it).
+fn in_reply_buffer(reply: &Reply) -> bool {
+    matches!(reply, Reply::Envelope(Ok(Value::Encoded(_, b))) if b.is_empty())
 }
 
 /// JSON-RPC on `/jsonrpc`. `system.listMethods` gets the usual envelope here (xapi only
 /// special-cases it for XML-RPC).
-async fn handle_json(svc: &Arc<Service>, body: &[u8], meta: &RequestMeta) -> Response<Full<Bytes>> {
+async fn handle_json(svc: &Arc<Service>, body: &[u8], meta: RequestMeta) -> Response<Full<Bytes>> {
+    api_response(
+        StatusCode::OK,
+        "application/json",
+        json_reply(svc, body, meta).await,
+    )
+}
+
+/// A JSON-RPC request's reply body, the reply's buffer lent to the call (`ReplyBuffer`).
+async fn json_reply(svc: &Arc<Service>, body: &[u8], mut meta: RequestMeta) -> Vec<u8> {
     let mut out = Vec::with_capacity(REPLY_CAPACITY);
     match jsonrpc::parse_call(body) {
         Err(bad) => jsonrpc::write_bad_request(&mut out, &bad),
@@ -669,14 +703,24 @@ async fn handle_json(svc: &Arc<Service>, body: &[u8], meta: &RequestMeta) -> Res
                 params: c.params,
                 invalid_utf8_param: None,
             };
-            let result = match dispatch::dispatch(svc, call, meta).await {
-                Reply::Envelope(r) => r,
-                Reply::Bare(v) => Ok(v),
-            };
-            jsonrpc::write_response(&mut out, c.version, &c.id, &result);
+            jsonrpc::write_success_head(&mut out, c.version);
+            meta.reply = ReplyBuffer::lend(out);
+            let reply = dispatch::dispatch(svc, call, &meta).await;
+            let (buf, written) = meta.reply.take();
+            out = buf;
+            if written && in_reply_buffer(&reply) {
+                jsonrpc::write_success_tail(&mut out, c.version, &c.id);
+            } else {
+                out.clear();
+                let result = match reply {
+                    Reply::Envelope(r) => r,
+                    Reply::Bare(v) => Ok(v),
+                };
+                jsonrpc::write_response(&mut out, c.version, &c.id, &result);
+            }
         }
     }
-    api_response(StatusCode::OK, "application/json", out)
+    out
 }
 
 /// Reads a request's body within the size and time limits (for every request, whoever
@@ -756,6 +800,98 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A record written straight into the lent reply buffer is the reply written from the
+    /// record's own buffer, byte for byte, in both codecs and both JSON-RPC versions; and
+    /// a reply that is not a record (an error, another result) is unchanged by the lending.
+    #[test]
+    fn a_record_in_the_reply_buffer_is_the_same_reply() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = crate::config::Settings::defaults(dir.path().to_path_buf());
+        settings.ephemeral = true;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let (svc, _) = crate::serve::open_service(&settings, Some("pw")).expect("service");
+            let plain = |codec| RequestMeta {
+                codec: Some(codec),
+                ..RequestMeta::default()
+            };
+            let ok = |r: Reply| match r {
+                Reply::Envelope(Ok(Value::String(s))) => s,
+                other => panic!("{other:?}"),
+            };
+            let call = |m: &str, p: &[&str]| {
+                dispatch::call(m, p.iter().copied().map(Value::str).collect())
+            };
+            let meta = RequestMeta::default();
+            let s = ok(dispatch::dispatch(
+                &svc,
+                call("session.login_with_password", &["root", "pw"]),
+                &meta,
+            )
+            .await);
+            let t = ok(dispatch::dispatch(
+                &svc,
+                call(
+                    "task.create",
+                    &[s.as_str(), "a <label> & \"more\"", "d\u{e9}\n"],
+                ),
+                &meta,
+            )
+            .await);
+            let calls = [
+                call("task.get_record", &[s.as_str(), t.as_str()]),
+                call("task.get_record", &[s.as_str(), "OpaqueRef:nope"]),
+                call("task.get_name_label", &[s.as_str(), t.as_str()]),
+                call("session.get_record", &[s.as_str(), s.as_str()]),
+                call("system.listMethods", &[]),
+            ];
+            for c in calls {
+                let lent = xml_reply(&svc, c.clone(), plain(Codec::XmlRpc)).await;
+                let mut want = Vec::new();
+                match dispatch::dispatch(&svc, c.clone(), &plain(Codec::XmlRpc)).await {
+                    Reply::Envelope(r) => xmlrpc::write_response(&mut want, &r),
+                    Reply::Bare(v) => xmlrpc::write_bare(&mut want, &v),
+                }
+                assert_eq!(
+                    String::from_utf8_lossy(&lent),
+                    String::from_utf8_lossy(&want),
+                    "{}",
+                    c.method
+                );
+                for version in ["\"jsonrpc\":\"2.0\",", ""] {
+                    let params: Vec<String> = c
+                        .params
+                        .iter()
+                        .map(|p| format!("\"{}\"", p.as_str().unwrap_or_default()))
+                        .collect();
+                    let body = format!(
+                        "{{{version}\"method\":\"{}\",\"params\":[{}],\"id\":7}}",
+                        c.method,
+                        params.join(",")
+                    );
+                    let lent = json_reply(&svc, body.as_bytes(), plain(Codec::JsonRpc)).await;
+                    let parsed = jsonrpc::parse_call(body.as_bytes()).expect("a call");
+                    let r = match dispatch::dispatch(&svc, c.clone(), &plain(Codec::JsonRpc)).await
+                    {
+                        Reply::Envelope(r) => r,
+                        Reply::Bare(v) => Ok(v),
+                    };
+                    let mut want = Vec::new();
+                    jsonrpc::write_response(&mut want, parsed.version, &parsed.id, &r);
+                    assert_eq!(
+                        String::from_utf8_lossy(&lent),
+                        String::from_utf8_lossy(&want),
+                        "{} {body}",
+                        c.method
+                    );
+                }
+            }
+        });
+    }
 
     #[test]
     fn uri_len_is_the_written_length() {

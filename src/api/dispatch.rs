@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::error::{ApiError, codes};
 use super::handlers::Custom;
-use super::marshal::unmarshal;
+use super::marshal::{unmarshal, unmarshal_str};
 use super::rbac::{self, Caller};
 use super::{Api, Handler, Message, event, implicit, session, task};
 use std::panic::AssertUnwindSafe;
@@ -20,7 +20,7 @@ use futures_util::FutureExt;
 use crate::db::backend::BackendError;
 use crate::db::{Db, TaskRow, TaskStatus, Tx, new_ref, now};
 use crate::users::UserStore;
-use crate::wire::encode::Codec;
+use crate::wire::encode::{Codec, ReplyBuffer};
 use crate::wire::value::Value;
 use crate::wire::xmlchars;
 use crate::wire::xmlrpc::value_fragment;
@@ -92,6 +92,9 @@ pub struct RequestMeta {
     /// records then come back already in that form ([`Value::Encoded`]). Callers that
     /// look into the result (the REST faces, tests) leave it `None`.
     pub codec: Option<Codec>,
+    /// The reply's buffer, when the server lends it: a record that is the whole result
+    /// is written straight into it (`record::result_record`).
+    pub reply: ReplyBuffer,
 }
 
 /// The reply: the usual Status envelope, or a bare value (`system.listMethods`).
@@ -189,7 +192,32 @@ const MISS_CODES: [&str; 3] = [
 ];
 
 async fn run(svc: &Arc<Service>, call: &Call, meta: &RequestMeta) -> Result<Value, ApiError> {
-    synced(svc, writes(svc, call), || run_synced(svc, call, meta)).await
+    // The message is looked up once, for the sync's decision and for the call.
+    let (is_async, name) = match call.method.strip_prefix("Async.") {
+        Some(rest) => (true, rest),
+        None => (false, call.method.as_str()),
+    };
+    let found = svc.api.lookup(name);
+    let writes = match found.map(|(m, _)| m.handler) {
+        Some(Handler::Custom(c)) => c.writes(),
+        Some(Handler::Implicit(i)) => i.writes(),
+        None => false,
+    };
+    let step = Named {
+        is_async,
+        name,
+        found,
+    };
+    synced(svc, writes, || run_synced(svc, call, step, meta)).await
+}
+
+/// A call's method as [`run`] looked it up: `Async.` or not, the name without that
+/// prefix, and the message with whether it was named by its alias.
+#[derive(Clone, Copy)]
+struct Named<'a> {
+    is_async: bool,
+    name: &'a str,
+    found: Option<(&'a Message, bool)>,
 }
 
 /// Runs `step` (a call's pipeline after its parsing) against a current database.
@@ -347,26 +375,18 @@ pub async fn task_by_uuid(
     guarded(pass, Refusal::Task).await
 }
 
-/// Whether the call is a write (see [`Custom::writes`]).
-fn writes(svc: &Service, call: &Call) -> bool {
-    let name = call.method.strip_prefix("Async.").unwrap_or(&call.method);
-    match svc.api.lookup(name).map(|(m, _)| m.handler) {
-        Some(Handler::Custom(c)) => c.writes(),
-        Some(Handler::Implicit(i)) => i.writes(),
-        None => false,
-    }
-}
-
 async fn run_synced(
     svc: &Arc<Service>,
     call: &Call,
+    step: Named<'_>,
     meta: &RequestMeta,
 ) -> Result<Value, ApiError> {
-    let (is_async, name) = match call.method.strip_prefix("Async.") {
-        Some(rest) => (true, rest),
-        None => (false, call.method.as_str()),
-    };
-    let Some((msg, alias)) = svc.api.lookup(name) else {
+    let Named {
+        is_async,
+        name,
+        found,
+    } = step;
+    let Some((msg, alias)) = found else {
         return unknown_method(svc, name, &call.params).await;
     };
 
@@ -385,8 +405,7 @@ async fn run_synced(
     }
 
     let (session_arg, rest) = if msg.session {
-        let s = unmarshal(&super::datamodel::Ty::Ref("session"), &call.params[0])?;
-        (Some(s), &call.params[1..])
+        (Some(unmarshal_str(&call.params[0])?), &call.params[1..])
     } else {
         (None, &call.params[..])
     };
@@ -399,7 +418,7 @@ async fn run_synced(
     }
 
     let caller = match &session_arg {
-        Some(s) => Some(check_session(&svc.db, s.as_str().unwrap_or_default()).await?),
+        Some(s) => Some(check_session(&svc.db, s).await?),
         None => None,
     };
 
@@ -668,8 +687,7 @@ fn caller_of(session_ref: &str, s: &crate::db::SessionRow) -> Caller {
 /// `host.call_extension`, then `MESSAGE_METHOD_UNKNOWN` (`xapi_extensions.ml`).
 async fn unknown_method(svc: &Service, name: &str, params: &[Value]) -> Result<Value, ApiError> {
     if let Some(first) = params.first() {
-        let s = unmarshal(&super::datamodel::Ty::Ref("session"), first)?;
-        let caller = check_session(&svc.db, s.as_str().unwrap_or_default()).await?;
+        let caller = check_session(&svc.db, unmarshal_str(first)?).await?;
         rbac::check(&svc.api, &caller, "host.call_extension")?;
     }
     Err(ApiError::new(codes::MESSAGE_METHOD_UNKNOWN, [name]))

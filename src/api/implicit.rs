@@ -31,8 +31,10 @@ pub async fn call(ctx: &Ctx<'_>, imp: Implicit, args: &[Value]) -> Result<Value,
                 Row::Session(s) => Some(session_permissions(ctx, s)),
                 _ => None,
             };
-            Ok(record::reply_record(
+            // The whole result: straight into the reply's buffer if the server lent it.
+            Ok(record::result_record(
                 ctx.meta.codec,
+                &ctx.meta.reply,
                 class,
                 row,
                 perms.as_deref(),

@@ -78,6 +78,15 @@ fn ocaml_float(s: &str) -> Option<f64> {
     cleaned.parse::<f64>().ok()
 }
 
+/// [`unmarshal`] of a `string` or ref argument, borrowed: the session argument of every
+/// call is only looked up, so it is not copied first. Same errors.
+pub fn unmarshal_str(v: &Value) -> Result<&str, ApiError> {
+    match v {
+        Value::String(s) => Ok(s),
+        _ => Err(expected("string", v)),
+    }
+}
+
 /// Converts one argument to the datamodel type `ty`. The result uses one canonical
 /// variant per type: `String` for strings, refs, enums (lower-cased) and dates, `Int`,
 /// `Double`, `Bool`, `Array` for sets, `Struct` for maps.
@@ -212,6 +221,10 @@ mod tests {
         assert_eq!(
             err_text(unmarshal(&Ty::String, &Value::Int(5))),
             "Failure(\"Expected string, got 'I(5)'\")"
+        );
+        assert_eq!(
+            err_text(unmarshal_str(&Value::Int(5)).map(Value::str)),
+            err_text(unmarshal(&Ty::String, &Value::Int(5))),
         );
         assert_eq!(
             err_text(unmarshal(&Ty::Set(&Ty::String), &Value::str("x"))),

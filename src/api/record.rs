@@ -13,7 +13,7 @@ use super::datamodel::{Class, Field, Ty};
 use std::sync::OnceLock;
 
 use crate::db::{HostRow, PoolRow, Row, SessionRow, TaskRow, dbstring};
-use crate::wire::encode::{Builder, Codec, Encoder, ViewEncoder};
+use crate::wire::encode::{Builder, Codec, Encoder, KnownMember, ReplyBuffer, ViewEncoder};
 use crate::wire::jsonrpc::JsonEncoder;
 use crate::wire::value::Value;
 use crate::wire::xmlrpc::XmlEncoder;
@@ -31,7 +31,7 @@ fn with_date<T>(unix: i64, f: impl FnOnce(&str) -> T) -> T {
     const YEAR_0: i64 = -62_167_219_200; // 0000-01-01T00:00:00Z
     const YEAR_10000: i64 = 253_402_300_800;
     if (YEAR_0..YEAR_10000).contains(&unix) {
-        let text = civil_date(unix);
+        let text = recent_civil_date(unix);
         return f(std::str::from_utf8(&text).expect("ASCII digits"));
     }
     let fmt = format_description!("[year][month][day]T[hour]:[minute]:[second]Z");
@@ -40,6 +40,34 @@ fn with_date<T>(unix: i64, f: impl FnOnce(&str) -> T) -> T {
         .and_then(|d| d.format(fmt).ok())
         .unwrap_or_else(|| "19700101T00:00:00Z".to_string());
     f(&text)
+}
+
+/// [`civil_date`], remembering the last two dates this thread formatted: a record's two
+/// dates rarely change between the calls that read it (a pending task's `finished` is
+/// always 0), and a lookup is a few compares where formatting is some four hundred
+/// instructions.
+fn recent_civil_date(unix: i64) -> [u8; 18] {
+    type Recent = [(i64, [u8; 18]); 2];
+    thread_local! {
+        // `i64::MIN` is outside the years this is called for, so it never matches.
+        static RECENT: std::cell::Cell<Recent> = const {
+            std::cell::Cell::new([(i64::MIN, [0; 18]); 2])
+        };
+    }
+    RECENT.with(|recent| {
+        let [first, second] = recent.get();
+        if first.0 == unix {
+            return first.1;
+        }
+        if second.0 == unix {
+            // The most recent first, so that two dates in turn both stay.
+            recent.set([second, first]);
+            return second.1;
+        }
+        let text = civil_date(unix);
+        recent.set([(unix, text), first]);
+        text
+    })
 }
 
 /// `YYYYMMDDTHH:MM:SSZ` for a time in years 0 to 9999 (proleptic Gregorian calendar, as
@@ -82,8 +110,18 @@ fn pairs(e: &mut dyn Encoder, pairs: &[(String, String)]) {
     e.end_struct();
 }
 
+/// Dates are formatted here, digits and `T:Z` (a sign for years past 9999): plain.
 fn date(e: &mut dyn Encoder, t: i64) {
-    with_date(t, |text| e.date_time(text));
+    with_date(t, |text| e.plain_date_time(text));
+}
+
+/// A set of refs (made by `db::new_ref`, never by a client): plain.
+fn refs(e: &mut dyn Encoder, items: &[String]) {
+    e.begin_array();
+    for i in items {
+        e.plain_string(i);
+    }
+    e.end_array();
 }
 
 /// How one stored field of a row of type `R` is told to an encoder.
@@ -92,8 +130,10 @@ type Emit<R> = fn(&R, &mut dyn Encoder);
 /// The stored fields of a task, by wire name.
 fn task_field(name: &str) -> Option<Emit<TaskRow>> {
     Some(match name {
+        // The uuid, the status and the refs are the server's own text, never a
+        // client's: no escape scan (`Encoder::plain_string`).
         "uuid" => |t, e| {
-            e.string(
+            e.plain_string(
                 t.uuid
                     .hyphenated()
                     .encode_lower(&mut uuid::Uuid::encode_buffer()),
@@ -105,9 +145,9 @@ fn task_field(name: &str) -> Option<Emit<TaskRow>> {
         "current_operations" => |t, e| pairs(e, &t.current_operations),
         "created" => |t, e| date(e, t.created),
         "finished" => |t, e| date(e, t.finished),
-        "status" => |t, e| e.string(t.status.as_str()),
-        "session" => |t, e| e.string(&t.session),
-        "resident_on" => |t, e| e.string(&t.resident_on),
+        "status" => |t, e| e.plain_string(t.status.as_str()),
+        "session" => |t, e| e.plain_string(&t.session),
+        "resident_on" => |t, e| e.plain_string(&t.resident_on),
         "progress" => |t, e| e.double(t.progress),
         "externalpid" => |t, e| e.int(t.externalpid),
         "stunnelpid" => |t, e| e.int(t.stunnelpid),
@@ -117,8 +157,8 @@ fn task_field(name: &str) -> Option<Emit<TaskRow>> {
         "result" => |t, e| e.string(&t.result),
         "error_info" => |t, e| strings(e, &t.error_info),
         "other_config" => |t, e| pairs(e, &t.other_config),
-        "subtask_of" => |t, e| e.string(&t.subtask_of),
-        "subtasks" => |t, e| strings(e, &t.subtasks),
+        "subtask_of" => |t, e| e.plain_string(&t.subtask_of),
+        "subtasks" => |t, e| refs(e, &t.subtasks),
         "backtrace" => |t, e| e.string(&t.backtrace),
         _ => return None,
     })
@@ -244,7 +284,7 @@ pub fn encode_record<E: Encoder>(
 
 /// A class's record layout: its non-internal fields in datamodel order, each with how
 /// it is told.
-struct Plan<R: 'static>(Vec<(&'static str, Part<R>)>);
+struct Plan<R: 'static>(Vec<(KnownMember, Part<R>)>);
 
 enum Part<R: 'static> {
     Stored(Emit<R>),
@@ -266,7 +306,7 @@ fn plan<R>(class: &Class, field: fn(&str) -> Option<Emit<R>>) -> Plan<R> {
                     (_, Some(emit)) => Part::Stored(emit),
                     (_, None) => Part::Void,
                 };
-                (f.name, part)
+                (KnownMember::new(f.name), part)
             })
             .collect(),
     )
@@ -275,8 +315,8 @@ fn plan<R>(class: &Class, field: fn(&str) -> Option<Emit<R>>) -> Plan<R> {
 impl<R> Plan<R> {
     fn tell(&self, row: &R, perms: &[String], e: &mut dyn Encoder) {
         e.begin_struct_of(self.0.len());
-        for (name, part) in &self.0 {
-            e.static_member(name);
+        for (member, part) in &self.0 {
+            e.known_member(member);
             match part {
                 Part::Stored(emit) => emit(row, e),
                 Part::Permissions => strings(e, perms),
@@ -301,27 +341,41 @@ pub fn reply_record(
     };
     // A task record is ~1.4 KB of XML.
     let mut out = Vec::with_capacity(2048);
-    match codec {
-        Codec::XmlRpc => encode_record(
-            class,
-            row,
-            rbac_permissions,
-            &mut XmlEncoder { out: &mut out },
-        ),
-        Codec::JsonRpc => encode_record(
-            class,
-            row,
-            rbac_permissions,
-            &mut JsonEncoder::new(&mut out),
-        ),
-        Codec::View => encode_record(
-            class,
-            row,
-            rbac_permissions,
-            &mut ViewEncoder { out: &mut out },
-        ),
-    }
+    encode_in(codec, class, row, rbac_permissions, &mut out);
     Value::Encoded(codec, out.into())
+}
+
+/// [`reply_record`] for a record that is the call's whole result: written straight into
+/// the reply's buffer when the server lent one (`RequestMeta::reply`), which the
+/// returned empty `Value::Encoded` stands for.
+pub fn result_record(
+    codec: Option<Codec>,
+    reply: &ReplyBuffer,
+    class: &Class,
+    row: Row<'_>,
+    rbac_permissions: Option<&[String]>,
+) -> Value {
+    if let Some(c @ (Codec::XmlRpc | Codec::JsonRpc)) = codec
+        && reply.write(|out| encode_in(c, class, row, rbac_permissions, out))
+    {
+        return Value::Encoded(c, bytes::Bytes::new());
+    }
+    reply_record(codec, class, row, rbac_permissions)
+}
+
+/// Appends the record in `codec`'s form to `out`.
+fn encode_in(
+    codec: Codec,
+    class: &Class,
+    row: Row<'_>,
+    rbac_permissions: Option<&[String]>,
+    out: &mut Vec<u8>,
+) {
+    match codec {
+        Codec::XmlRpc => encode_record(class, row, rbac_permissions, &mut XmlEncoder { out }),
+        Codec::JsonRpc => encode_record(class, row, rbac_permissions, &mut JsonEncoder::new(out)),
+        Codec::View => encode_record(class, row, rbac_permissions, &mut ViewEncoder { out }),
+    }
 }
 
 /// The record of a row as a [`Value`] ([`encode_record`]).

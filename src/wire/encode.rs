@@ -32,6 +32,12 @@ pub enum Codec {
 /// `end_struct`.
 pub trait Encoder {
     fn string(&mut self, s: &str);
+    /// A string that holds, by construction, only ASCII letters, digits and `-:.+_` (a
+    /// ref, a uuid, an enum's name): nothing any codec escapes, so its writer may copy it
+    /// without the escape scan. Free text always goes through [`Encoder::string`].
+    fn plain_string(&mut self, s: &str) {
+        self.string(s);
+    }
     /// XAPI's `int` (64 bits).
     fn int(&mut self, i: i64);
     fn int32(&mut self, i: i32);
@@ -39,6 +45,11 @@ pub trait Encoder {
     fn double(&mut self, d: f64);
     /// A date-time as its wire text (`20240101T12:00:00Z`).
     fn date_time(&mut self, s: &str);
+    /// A date-time formatted by the server (`api::record`'s dates): plain ASCII, as for
+    /// [`Encoder::plain_string`].
+    fn plain_date_time(&mut self, s: &str) {
+        self.date_time(s);
+    }
     fn base64(&mut self, s: &str);
     fn nil(&mut self);
     fn begin_array(&mut self);
@@ -54,10 +65,55 @@ pub trait Encoder {
     fn static_member(&mut self, name: &'static str) {
         self.member(name);
     }
+    /// [`Encoder::static_member`] with the member's head already written in this codec
+    /// ([`KnownMember`]): one copy instead of a few pieces per member of every record.
+    fn known_member(&mut self, member: &KnownMember) {
+        self.static_member(member.name);
+    }
     fn end_member(&mut self);
     fn end_struct(&mut self);
     /// Bytes this codec wrote earlier ([`Value::Encoded`]).
     fn encoded(&mut self, codec: Codec, bytes: &[u8]);
+}
+
+/// Whether `s` is what [`Encoder::plain_string`] may be given (checked in debug builds).
+pub fn is_plain(s: &str) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b':' | b'.' | b'+' | b'_'))
+}
+
+/// A datamodel member name with the head each wire codec writes for it
+/// (`<member><name>uuid</name>`, `"uuid":`), written once by that codec's own
+/// `static_member`, so the bytes are the same by construction. Records' layouts
+/// (`api::record`) hold one per field.
+pub struct KnownMember {
+    pub name: &'static str,
+    xml: Box<[u8]>,
+    json: Box<[u8]>,
+}
+
+impl KnownMember {
+    pub fn new(name: &'static str) -> KnownMember {
+        let mut xml = Vec::new();
+        crate::wire::xmlrpc::XmlEncoder { out: &mut xml }.static_member(name);
+        let mut json = Vec::new();
+        crate::wire::jsonrpc::JsonEncoder::new(&mut json).static_member(name);
+        KnownMember {
+            name,
+            xml: xml.into(),
+            json: json.into(),
+        }
+    }
+
+    /// The XML-RPC head.
+    pub fn xml(&self) -> &[u8] {
+        &self.xml
+    }
+
+    /// The JSON-RPC head (without the comma that may come before it).
+    pub fn json(&self) -> &[u8] {
+        &self.json
+    }
 }
 
 impl Value {
@@ -90,6 +146,65 @@ impl Value {
             }
             Value::Encoded(codec, bytes) => e.encoded(*codec, bytes),
         }
+    }
+}
+
+/// A reply's buffer, lent by the server to the call it answers, with the envelope's head
+/// already written: a record that is the call's whole result (`get_record`) is written
+/// straight after it ([`ReplyBuffer::write`]) and the server ends the envelope around it,
+/// instead of the record being written into a buffer of its own and copied into the
+/// reply. The call then answers `Value::Encoded(codec, empty)`, which stands for "in the
+/// reply's buffer". A clone is lent nothing (an `Async.` call's task keeps its result as
+/// a value), and neither is a call from a REST face or a test.
+#[derive(Default)]
+pub struct ReplyBuffer(parking_lot::Mutex<Lent>);
+
+#[derive(Default)]
+enum Lent {
+    #[default]
+    Nothing,
+    /// The envelope's head, waiting for the result.
+    Head(Vec<u8>),
+    /// The head and the result after it.
+    Written(Vec<u8>),
+}
+
+impl ReplyBuffer {
+    pub fn lend(head: Vec<u8>) -> ReplyBuffer {
+        ReplyBuffer(parking_lot::Mutex::new(Lent::Head(head)))
+    }
+
+    /// Writes the call's result with `write` straight into the lent buffer; false, with
+    /// nothing written, if none was lent or it holds a result already.
+    pub fn write(&self, write: impl FnOnce(&mut Vec<u8>)) -> bool {
+        let mut lent = self.0.lock();
+        let Lent::Head(out) = &mut *lent else {
+            return false;
+        };
+        write(out);
+        *lent = Lent::Written(std::mem::take(out));
+        true
+    }
+
+    /// For the server, after the call: the buffer, and whether the result is in it.
+    pub fn take(&self) -> (Vec<u8>, bool) {
+        match std::mem::take(&mut *self.0.lock()) {
+            Lent::Nothing => (Vec::new(), false),
+            Lent::Head(out) => (out, false),
+            Lent::Written(out) => (out, true),
+        }
+    }
+}
+
+impl Clone for ReplyBuffer {
+    fn clone(&self) -> ReplyBuffer {
+        ReplyBuffer::default()
+    }
+}
+
+impl std::fmt::Debug for ReplyBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReplyBuffer")
     }
 }
 

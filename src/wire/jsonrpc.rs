@@ -9,7 +9,8 @@
 use serde_json::Value as Json;
 
 use crate::api::error::ApiError;
-use crate::wire::encode::{Codec, Encoder};
+use crate::wire::encode::{Codec, Encoder, KnownMember, is_plain};
+use crate::wire::number::{whole, write_int};
 use crate::wire::scan;
 use crate::wire::value::Value;
 
@@ -132,6 +133,11 @@ const JSON_SPECIAL: scan::Table = scan::table!(json_special);
 
 /// Yojson's string escaping: `"` `\\` and control characters; everything else raw.
 fn write_string(out: &mut Vec<u8>, s: &str) {
+    // Most of a record's strings are empty: one copy, no scan.
+    if s.is_empty() {
+        out.extend_from_slice(b"\"\"");
+        return;
+    }
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
@@ -210,20 +216,39 @@ impl Encoder for JsonEncoder<'_> {
         self.separate();
         write_string(self.out, s);
     }
+    fn plain_string(&mut self, s: &str) {
+        debug_assert!(is_plain(s), "{s:?}");
+        self.separate();
+        self.out.push(b'"');
+        self.out.extend_from_slice(s.as_bytes());
+        self.out.push(b'"');
+    }
     fn int(&mut self, i: i64) {
-        self.raw(i.to_string().as_bytes());
+        self.separate();
+        write_int(self.out, i);
     }
     fn int32(&mut self, i: i32) {
-        self.raw(i.to_string().as_bytes());
+        self.int(i64::from(i));
     }
     fn bool(&mut self, b: bool) {
         self.raw(if b { b"true" } else { b"false" });
     }
     fn double(&mut self, d: f64) {
-        self.raw(format_float(d).as_bytes());
+        self.separate();
+        // What `format_float` gives for a whole number, without the general formatter
+        // and its round-trip parse (the usual progress values 0 and 1).
+        if let Some(i) = whole(d) {
+            write_int(self.out, i);
+            self.out.extend_from_slice(b".0");
+        } else {
+            self.out.extend_from_slice(format_float(d).as_bytes());
+        }
     }
     fn date_time(&mut self, s: &str) {
         self.string(s);
+    }
+    fn plain_date_time(&mut self, s: &str) {
+        self.plain_string(s);
     }
     fn base64(&mut self, s: &str) {
         self.string(s);
@@ -255,6 +280,11 @@ impl Encoder for JsonEncoder<'_> {
         self.out.extend_from_slice(b"\":");
         self.comma = false;
     }
+    fn known_member(&mut self, member: &KnownMember) {
+        self.separate();
+        self.out.extend_from_slice(member.json());
+        self.comma = false;
+    }
     fn end_member(&mut self) {}
     fn end_struct(&mut self) {
         self.out.push(b'}');
@@ -273,7 +303,7 @@ impl Encoder for JsonEncoder<'_> {
 
 fn write_id(out: &mut Vec<u8>, id: &Id) {
     match id {
-        Id::Int(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        Id::Int(i) => write_int(out, *i),
         Id::Str(s) => write_string(out, s),
     }
 }
@@ -297,19 +327,15 @@ pub fn write_response(
     result: &Result<Value, ApiError>,
 ) {
     match (version, result) {
-        (Version::V1, Ok(v)) => {
-            out.extend_from_slice(b"{\"result\":");
+        (_, Ok(v)) => {
+            write_success_head(out, version);
             write_value(out, v);
-            out.extend_from_slice(b",\"error\":null,\"id\":");
+            write_success_tail(out, version, id);
+            return;
         }
         (Version::V1, Err(e)) => {
             out.extend_from_slice(b"{\"result\":null,\"error\":");
             write_strings(out, &e.description());
-            out.extend_from_slice(b",\"id\":");
-        }
-        (Version::V2, Ok(v)) => {
-            out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"result\":");
-            write_value(out, v);
             out.extend_from_slice(b",\"id\":");
         }
         (Version::V2, Err(e)) => {
@@ -321,6 +347,27 @@ pub fn write_response(
             out.extend_from_slice(b"},\"id\":");
         }
     }
+    write_id(out, id);
+    out.push(b'}');
+}
+
+/// What a success response holds before its result (a reply's buffer is lent to the call
+/// with this written: `wire::encode::ReplyBuffer`).
+pub fn write_success_head(out: &mut Vec<u8>, version: Version) {
+    let head: &[u8] = match version {
+        Version::V1 => b"{\"result\":",
+        Version::V2 => b"{\"jsonrpc\":\"2.0\",\"result\":",
+    };
+    out.extend_from_slice(head);
+}
+
+/// What a success response holds after its result.
+pub fn write_success_tail(out: &mut Vec<u8>, version: Version, id: &Id) {
+    let tail: &[u8] = match version {
+        Version::V1 => b",\"error\":null,\"id\":",
+        Version::V2 => b",\"id\":",
+    };
+    out.extend_from_slice(tail);
     write_id(out, id);
     out.push(b'}');
 }

@@ -10,7 +10,15 @@
 //! errors included. A test compares the two on generated bodies.
 
 use super::{Id, JsonCall, Version};
+use crate::wire::scan;
 use crate::wire::value::Value;
+
+/// Bytes that end a plain string: its closing quote, or what the general reader must
+/// see (an escape, a control character).
+const fn string_end(b: u8) -> bool {
+    (b == b'"') | (b == b'\\') | (b < 0x20)
+}
+const STRING_END: scan::Table = scan::table!(string_end);
 
 /// The call, if the body has the common shape; `None` sends it to the general reader
 /// (which also reports every error).
@@ -86,16 +94,14 @@ impl<'a> Cursor<'a> {
     /// A string without escapes or control characters, valid UTF-8.
     fn string(&mut self) -> Option<&'a str> {
         self.byte(b'"')?;
+        // Refs are most of a call's text: the block scan, not a byte loop.
         let start = self.at;
-        loop {
-            match self.next()? {
-                b'"' => break,
-                b'\\' => return None,
-                b if b < 0x20 => return None,
-                _ => {}
-            }
+        let len = scan::find(&self.s[start..], string_end, &STRING_END)?;
+        if self.s[start + len] != b'"' {
+            return None;
         }
-        std::str::from_utf8(&self.s[start..self.at - 1]).ok()
+        self.at = start + len + 1;
+        std::str::from_utf8(&self.s[start..start + len]).ok()
     }
 
     /// An id: a plain string, or an integer in 18 digits (no sign, no leading zero).

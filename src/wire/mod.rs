@@ -2,6 +2,7 @@
 
 pub mod encode;
 pub mod jsonrpc;
+pub mod number;
 pub(crate) mod scan;
 pub mod value;
 pub mod xmlchars;

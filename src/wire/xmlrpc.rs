@@ -20,7 +20,8 @@ use quick_xml::events::{BytesDecl, BytesPI, BytesRef, Event};
 
 use crate::api::error::ApiError;
 use crate::printf::format_g16;
-use crate::wire::encode::{Codec, Encoder};
+use crate::wire::encode::{Codec, Encoder, KnownMember, is_plain};
+use crate::wire::number::{whole, write_int};
 use crate::wire::scan;
 use crate::wire::value::Value;
 
@@ -643,14 +644,15 @@ const ENVELOPE_TAIL: &[u8] = b"</member></struct></value></param></params></meth
 
 /// Writes a whole response: xapi's `Status`/`Value` or `Status`/`ErrorDescription` struct.
 pub fn write_response(out: &mut Vec<u8>, result: &Result<Value, ApiError>) {
-    out.extend_from_slice(XML_DECL);
-    out.extend_from_slice(ENVELOPE_HEAD);
     match result {
         Ok(value) => {
-            out.extend_from_slice(b"Success</value></member><member><name>Value</name>");
+            write_success_head(out);
             write_value(out, value);
+            write_success_tail(out);
         }
         Err(err) => {
+            out.extend_from_slice(XML_DECL);
+            out.extend_from_slice(ENVELOPE_HEAD);
             out.extend_from_slice(
                 b"Failure</value></member><member><name>ErrorDescription</name>\
                   <value><array><data>",
@@ -659,8 +661,21 @@ pub fn write_response(out: &mut Vec<u8>, result: &Result<Value, ApiError>) {
                 write_string(out, &item);
             }
             out.extend_from_slice(b"</data></array></value>");
+            out.extend_from_slice(ENVELOPE_TAIL);
         }
     }
+}
+
+/// What a success response holds before its value (a reply's buffer is lent to the call
+/// with this written: `wire::encode::ReplyBuffer`).
+pub fn write_success_head(out: &mut Vec<u8>) {
+    out.extend_from_slice(XML_DECL);
+    out.extend_from_slice(ENVELOPE_HEAD);
+    out.extend_from_slice(b"Success</value></member><member><name>Value</name>");
+}
+
+/// What a success response holds after its value.
+pub fn write_success_tail(out: &mut Vec<u8>) {
     out.extend_from_slice(ENVELOPE_TAIL);
 }
 
@@ -696,6 +711,12 @@ impl Encoder for XmlEncoder<'_> {
     fn string(&mut self, s: &str) {
         write_string(self.out, s);
     }
+    fn plain_string(&mut self, s: &str) {
+        debug_assert!(is_plain(s), "{s:?}");
+        self.out.extend_from_slice(b"<value>");
+        self.out.extend_from_slice(s.as_bytes());
+        self.out.extend_from_slice(b"</value>");
+    }
     fn int(&mut self, i: i64) {
         self.out.extend_from_slice(b"<value>");
         write_int(self.out, i);
@@ -717,8 +738,8 @@ impl Encoder for XmlEncoder<'_> {
         self.out.extend_from_slice(b"<value><double>");
         // `%.16g` prints whole numbers below 10^15 as plain integers; taking that path
         // directly spares the general formatter for the usual progress values 0 and 1.
-        if d.fract() == 0.0 && d.abs() < 1e15 && !(d == 0.0 && d.is_sign_negative()) {
-            write_int(self.out, d as i64);
+        if let Some(i) = whole(d) {
+            write_int(self.out, i);
         } else {
             self.out.extend_from_slice(format_g16(d).as_bytes());
         }
@@ -727,6 +748,12 @@ impl Encoder for XmlEncoder<'_> {
     fn date_time(&mut self, s: &str) {
         self.out.extend_from_slice(b"<value><dateTime.iso8601>");
         escape(self.out, s);
+        self.out.extend_from_slice(b"</dateTime.iso8601></value>");
+    }
+    fn plain_date_time(&mut self, s: &str) {
+        debug_assert!(is_plain(s), "{s:?}");
+        self.out.extend_from_slice(b"<value><dateTime.iso8601>");
+        self.out.extend_from_slice(s.as_bytes());
         self.out.extend_from_slice(b"</dateTime.iso8601></value>");
     }
     fn base64(&mut self, s: &str) {
@@ -757,6 +784,9 @@ impl Encoder for XmlEncoder<'_> {
         self.out.extend_from_slice(name.as_bytes());
         self.out.extend_from_slice(b"</name>");
     }
+    fn known_member(&mut self, member: &KnownMember) {
+        self.out.extend_from_slice(member.xml());
+    }
     fn end_member(&mut self) {
         self.out.extend_from_slice(b"</member>");
     }
@@ -775,28 +805,14 @@ impl Encoder for XmlEncoder<'_> {
 }
 
 fn write_string(out: &mut Vec<u8>, s: &str) {
+    // Most of a record's strings are empty: one copy, no scan.
+    if s.is_empty() {
+        out.extend_from_slice(b"<value></value>");
+        return;
+    }
     out.extend_from_slice(b"<value>");
     escape(out, s);
     out.extend_from_slice(b"</value>");
-}
-
-/// `%Ld` without going through `fmt`.
-fn write_int(out: &mut Vec<u8>, i: i64) {
-    let mut digits = [0u8; 20];
-    let mut pos = digits.len();
-    let mut n = i.unsigned_abs();
-    loop {
-        pos -= 1;
-        digits[pos] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    if i < 0 {
-        out.push(b'-');
-    }
-    out.extend_from_slice(&digits[pos..]);
 }
 
 /// Per byte: 0 copy, 1 drop, [`MAYBE_NONCHAR`] look closer, otherwise the index into

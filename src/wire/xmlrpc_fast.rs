@@ -15,6 +15,7 @@
 //! included. A test compares the two on generated bodies.
 
 use super::{MAX_DEPTH, MethodCall, parse_float, parse_int};
+use crate::wire::scan;
 use crate::wire::value::Value;
 
 /// The call, if the body has the common shape; `None` sends it to the general reader.
@@ -64,14 +65,10 @@ struct Cursor<'a> {
 
 /// Bytes that end a run of plain text: markup, references, and what the general reader
 /// treats specially (CR is normalised to LF; `]` could start a stray `]]>`).
-const SPECIAL: [bool; 256] = {
-    let mut t = [false; 256];
-    t[b'<' as usize] = true;
-    t[b'&' as usize] = true;
-    t[b'\r' as usize] = true;
-    t[b']' as usize] = true;
-    t
-};
+const fn special(b: u8) -> bool {
+    (b == b'<') | (b == b'&') | (b == b'\r') | (b == b']')
+}
+const SPECIAL: scan::Table = scan::table!(special);
 
 impl<'a> Cursor<'a> {
     /// An optional XML declaration at the very start, in the forms clients write:
@@ -130,18 +127,15 @@ impl<'a> Cursor<'a> {
     /// Plain text up to the next `<` (possibly empty); `None` if it holds anything the
     /// general reader would transform.
     fn text(&mut self) -> Option<&'a str> {
+        // Refs and names are most of a call's text: the block scan, not a byte loop.
         let start = self.at;
-        while let Some(&b) = self.s.get(self.at) {
-            if SPECIAL[usize::from(b)] {
-                if b != b'<' {
-                    return None;
-                }
-                // Both ends are ASCII `<` or the start of a tag: char boundaries.
-                return Some(&self.text[start..self.at]);
-            }
-            self.at += 1;
+        let len = scan::find(&self.s[start..], special, &SPECIAL)?;
+        self.at += len;
+        if self.s[self.at] != b'<' {
+            return None;
         }
-        None
+        // Both ends are ASCII `<` or the start of a tag: char boundaries.
+        Some(&self.text[start..self.at])
     }
 
     /// A typed leaf `<tag>text</tag>` whose start tag was just read.
