@@ -11,14 +11,17 @@
 //!   each request logged in. Instead a small cache maps a keyed BLAKE2b digest of
 //!   `user` (length-prefixed) and `password` to an XAPI session (originator `redfish-basic`) for
 //!   [`BASIC_TTL`]. The cache never holds a password, holds at most [`BASIC_CACHE_SIZE`]
-//!   entries, and logs out the session of every entry it drops, so it creates at most one
-//!   live session per credential pair. A password change takes effect for Basic
+//!   entries, and logs out the session of every entry it drops once the last request
+//!   using it is done (a [`Lease`] each request holds), so it keeps at most one live
+//!   session per credential pair beyond those still in use, and never pulls a session
+//!   from under a request: neither the entry's expiry nor other users filling the cache
+//!   can make another user's request in flight fail. A password change takes effect for Basic
 //!   requests when the entry expires (at most [`BASIC_TTL`] later).
 //!
 //! Every check goes through the XAPI pipeline (`session.get_record` with the session
 //! itself), so an expired or logged-out session is refused exactly as on XML-RPC.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use blake2::Blake2bMac512;
@@ -49,6 +52,47 @@ pub struct Caller {
     pub uuid: String,
     /// True when the caller came in with Basic credentials rather than a token.
     pub basic: bool,
+    /// A Basic caller's hold on its cached session: the session is logged out only once
+    /// the cache has dropped it and no request holds it any more.
+    pub lease: Option<Arc<Lease>>,
+}
+
+/// A Basic session the cache handed out: logged out (through the service that made it)
+/// when the last holder, the cache's entry or a request, lets go. The logout runs as a
+/// task of its own, so whoever drops the last hold never waits for it.
+pub struct Lease {
+    svc: Weak<Service>,
+    session_ref: String,
+}
+
+impl Lease {
+    fn new(svc: &Arc<Service>, session_ref: String) -> Arc<Lease> {
+        Arc::new(Lease {
+            svc: Arc::downgrade(svc),
+            session_ref,
+        })
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Some(svc) = self.svc.upgrade() else {
+            return; // the service is gone, and its sessions with it
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // shutting down: the session GC collects the idle session
+        };
+        let session_ref = std::mem::take(&mut self.session_ref);
+        runtime.spawn(async move {
+            let _ = logout(&svc, &session_ref).await;
+        });
+    }
+}
+
+impl std::fmt::Debug for Lease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Lease")
+    }
 }
 
 impl Caller {
@@ -115,6 +159,7 @@ pub async fn check(svc: &Arc<Service>, session_ref: &str, basic: bool) -> Result
         session_ref: session_ref.to_string(),
         uuid: uuid.as_str().unwrap_or_default().to_string(),
         basic,
+        lease: None,
     })
 }
 
@@ -195,7 +240,8 @@ struct Entry {
     /// Which service it belongs to (one process may run several, e.g. in tests).
     service: usize,
     digest: [u8; 64],
-    session_ref: String,
+    /// The session, held for the entry; requests using it hold it too.
+    lease: Arc<Lease>,
     expires: Instant,
 }
 
@@ -240,7 +286,9 @@ impl BasicCache {
     }
 
     /// The caller for these credentials: the cached session if it is still valid, else
-    /// a new login (which replaces the entry). Failed logins are not cached.
+    /// a new login (which replaces the entry). Failed logins are not cached. Entries
+    /// dropped here (expired, replaced, pushed out by the capacity) release their hold
+    /// on their sessions after the lock: each is logged out once no request holds it.
     async fn login(&self, svc: &Arc<Service>, user: &str, password: &str) -> Result<Caller, ()> {
         let service = Arc::as_ptr(svc) as usize;
         let digest = self.digest(user, password);
@@ -250,84 +298,74 @@ impl BasicCache {
                 .iter()
                 .position(|e| e.service == service && e.digest == digest)
         };
-        // Drop expired entries (and remember their sessions, to log them out below).
-        let (hit, mut stale) = {
+        let (hit, expired) = {
             let mut entries = self.entries.lock();
             let (expired, kept): (Vec<Entry>, Vec<Entry>) =
                 entries.drain(..).partition(|e| e.expires <= now);
             *entries = kept;
-            let hit = find(&entries).map(|i| entries[i].session_ref.clone());
-            let stale: Vec<(usize, String)> = expired
-                .into_iter()
-                .map(|e| (e.service, e.session_ref))
-                .collect();
-            (hit, stale)
+            (find(&entries).map(|i| entries[i].lease.clone()), expired)
         };
-        if let Some(session_ref) = &hit {
-            match check(svc, session_ref, true).await {
+        drop(expired);
+        if let Some(lease) = &hit {
+            match check(svc, &lease.session_ref, true).await {
                 Ok(caller) => {
-                    self.log_out(svc, stale).await;
-                    return Ok(caller);
+                    return Ok(Caller {
+                        lease: hit,
+                        ..caller
+                    });
                 }
                 // The session is gone (logged out or collected): log in afresh below.
                 Err(e) if e.code == codes::SESSION_INVALID => {}
                 // Anything else (the store unreachable) says nothing about the session,
                 // which other requests may be using: keep it, refuse this one.
-                Err(_) => {
-                    self.log_out(svc, stale).await;
-                    return Err(());
-                }
+                Err(_) => return Err(()),
             }
         }
         // First use, or the session was logged out or collected: log in afresh.
         let Ok(mine) = login(svc, user, password, ORIGINATOR_BASIC).await else {
-            self.log_out(svc, stale).await;
             return Err(());
         };
-        let chosen = {
+        let mine = Lease::new(svc, mine);
+        let (chosen, dropped) = {
             let mut entries = self.entries.lock();
-            match find(&entries) {
-                // A request with the same credentials logged in meanwhile and may be
-                // using its session right now: use that one too, and drop ours, which
-                // no one else has seen (one live session per credential pair).
-                Some(i) if Some(&entries[i].session_ref) != hit.as_ref() => {
-                    stale.push((service, mine));
-                    entries[i].session_ref.clone()
+            let mut dropped = Vec::new();
+            let chosen = match find(&entries) {
+                // A request with the same credentials logged in meanwhile: use its
+                // session too, and let ours (which no one else has seen) go.
+                Some(i)
+                    if !hit
+                        .as_ref()
+                        .is_some_and(|h| Arc::ptr_eq(h, &entries[i].lease)) =>
+                {
+                    dropped.push(mine);
+                    entries[i].lease.clone()
                 }
                 found => {
                     if let Some(i) = found {
-                        let e = entries.remove(i);
-                        stale.push((e.service, e.session_ref));
+                        dropped.push(entries.remove(i).lease);
                     }
                     while entries.len() >= self.capacity {
-                        let e = entries.remove(0);
-                        stale.push((e.service, e.session_ref));
+                        dropped.push(entries.remove(0).lease);
                     }
                     entries.push(Entry {
                         service,
                         digest,
-                        session_ref: mine.clone(),
+                        lease: mine.clone(),
                         expires: now + self.ttl,
                     });
                     mine
                 }
-            }
+            };
+            (chosen, dropped)
         };
-        let result = check(svc, &chosen, true).await.map_err(|_| ());
-        self.log_out(svc, stale).await;
-        result
-    }
-
-    /// Logs out the sessions of dropped entries. Only this service's sessions can be
-    /// logged out through it; another service's entry simply goes (its GC collects the
-    /// idle session).
-    async fn log_out(&self, svc: &Arc<Service>, stale: Vec<(usize, String)>) {
-        let service = Arc::as_ptr(svc) as usize;
-        for (owner, session_ref) in stale {
-            if owner == service {
-                let _ = logout(svc, &session_ref).await;
-            }
-        }
+        drop(dropped);
+        let caller = check(svc, &chosen.session_ref, true)
+            .await
+            .map_err(|_| ())?;
+        Ok(Caller {
+            lease: Some(chosen),
+            ..caller
+        })
     }
 }
 
@@ -401,10 +439,31 @@ mod tests {
         let alice = cache.login(&svc, "alice", "alice-pw").await.expect("alice");
         let bob = cache.login(&svc, "bob", "bob-pw").await.expect("bob");
         assert_eq!(cache.entries.lock().len(), 2);
-        // The oldest entry went, and its session with it.
-        assert!(check(&svc, &root.session_ref, true).await.is_err());
+        // The oldest entry went; its session stays while a request still holds it (other
+        // users filling the cache must not fail root's request in flight)...
+        let root_ref = root.session_ref.clone();
+        tokio::task::yield_now().await;
+        assert!(check(&svc, &root_ref, true).await.is_ok());
+        // ... and is logged out once that request is done.
+        drop(root);
+        assert!(
+            logged_out(&svc, &root_ref).await,
+            "root's session outlived its last use"
+        );
         assert!(check(&svc, &alice.session_ref, true).await.is_ok());
         assert!(check(&svc, &bob.session_ref, true).await.is_ok());
+    }
+
+    /// Whether `session_ref` is refused within a few seconds (a released lease logs its
+    /// session out in a task of its own).
+    async fn logged_out(svc: &Arc<Service>, session_ref: &str) -> bool {
+        for _ in 0..200 {
+            if check(svc, session_ref, true).await.is_err() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -441,7 +500,16 @@ mod tests {
         let a = cache.login(&svc, "root", "pw").await.expect("login");
         let b = cache.login(&svc, "root", "pw").await.expect("again");
         assert_ne!(a.session_ref, b.session_ref);
-        assert!(check(&svc, &a.session_ref, true).await.is_err());
+        // The expired session serves the request that still holds it, then goes.
+        let a_ref = a.session_ref.clone();
+        tokio::task::yield_now().await;
+        assert!(check(&svc, &a_ref, true).await.is_ok());
+        drop(a);
+        assert!(
+            logged_out(&svc, &a_ref).await,
+            "the expired session was never logged out"
+        );
+        assert!(check(&svc, &b.session_ref, true).await.is_ok());
     }
 
     #[test]

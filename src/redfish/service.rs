@@ -219,6 +219,7 @@ mod tests {
             session_ref: String::new(),
             uuid: String::new(),
             basic: true,
+            lease: None,
         };
         out.push(json(sessions::collection(&caller)));
         out
