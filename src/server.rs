@@ -661,25 +661,36 @@ async fn handle(
 async fn xml_reply(svc: &Arc<Service>, call: Call, mut meta: RequestMeta) -> Vec<u8> {
     let mut head = Vec::with_capacity(REPLY_CAPACITY);
     xmlrpc::write_success_head(&mut head);
-    meta.reply = ReplyBuffer::lend(head);
-    let reply = dispatch::dispatch(svc, call, &meta).await;
-    let (mut out, written) = meta.reply.take();
-    if written && in_reply_buffer(&reply) {
-        xmlrpc::write_success_tail(&mut out);
-    } else {
-        out.clear();
-        match reply {
-            Reply::Envelope(result) => xmlrpc::write_response(&mut out, &result),
-            Reply::Bare(v) => xmlrpc::write_bare(&mut out, &v),
-        }
+    let (mut out, reply) = dispatch_lent(svc, call, &mut meta, head).await;
+    match reply {
+        None => xmlrpc::write_success_tail(&mut out),
+        Some(Reply::Envelope(result)) => xmlrpc::write_response(&mut out, &result),
+        Some(Reply::Bare(v)) => xmlrpc::write_bare(&mut out, &v),
     }
     out
 }
 
-/// Whether a call's reply is the result that `ReplyBuffer::write` put in the reply's
-/// buffer (the empty `Value::Encoded` standing for it).
-fn in_reply_buffer(reply: &Reply) -> bool {
-    matches!(reply, Reply::Envelope(Ok(Value::Encoded(_, b))) if b.is_empty())
+/// Runs a call with the reply's buffer lent to it (`ReplyBuffer`), `head` (the codec's
+/// success envelope up to the result) already in it. Answers the buffer with the result
+/// written after the head (`None`: the codec adds its tail), or emptied, with the reply
+/// still to write whole (`Some`).
+async fn dispatch_lent(
+    svc: &Arc<Service>,
+    call: Call,
+    meta: &mut RequestMeta,
+    head: Vec<u8>,
+) -> (Vec<u8>, Option<Reply>) {
+    meta.reply = ReplyBuffer::lend(head);
+    let reply = dispatch::dispatch(svc, call, meta).await;
+    let (mut out, written) = meta.reply.take();
+    // The empty `Value::Encoded` stands for the result `ReplyBuffer::write` put there.
+    let in_buffer = matches!(&reply, Reply::Envelope(Ok(Value::Encoded(_, b))) if b.is_empty());
+    if written && in_buffer {
+        (out, None)
+    } else {
+        out.clear();
+        (out, Some(reply))
+    }
 }
 
 /// JSON-RPC on `/jsonrpc`. `system.listMethods` gets the usual envelope here (xapi only
@@ -704,19 +715,12 @@ async fn json_reply(svc: &Arc<Service>, body: &[u8], mut meta: RequestMeta) -> V
                 invalid_utf8_param: None,
             };
             jsonrpc::write_success_head(&mut out, c.version);
-            meta.reply = ReplyBuffer::lend(out);
-            let reply = dispatch::dispatch(svc, call, &meta).await;
-            let (buf, written) = meta.reply.take();
+            let (buf, reply) = dispatch_lent(svc, call, &mut meta, out).await;
             out = buf;
-            if written && in_reply_buffer(&reply) {
-                jsonrpc::write_success_tail(&mut out, c.version, &c.id);
-            } else {
-                out.clear();
-                let result = match reply {
-                    Reply::Envelope(r) => r,
-                    Reply::Bare(v) => Ok(v),
-                };
-                jsonrpc::write_response(&mut out, c.version, &c.id, &result);
+            match reply {
+                None => jsonrpc::write_success_tail(&mut out, c.version, &c.id),
+                Some(Reply::Envelope(r)) => jsonrpc::write_response(&mut out, c.version, &c.id, &r),
+                Some(Reply::Bare(v)) => jsonrpc::write_response(&mut out, c.version, &c.id, &Ok(v)),
             }
         }
     }

@@ -440,30 +440,28 @@ mod tests {
         let bob = cache.login(&svc, "bob", "bob-pw").await.expect("bob");
         assert_eq!(cache.entries.lock().len(), 2);
         // The oldest entry went; its session stays while a request still holds it (other
-        // users filling the cache must not fail root's request in flight)...
-        let root_ref = root.session_ref.clone();
-        tokio::task::yield_now().await;
-        assert!(check(&svc, &root_ref, true).await.is_ok());
-        // ... and is logged out once that request is done.
-        drop(root);
-        assert!(
-            logged_out(&svc, &root_ref).await,
-            "root's session outlived its last use"
-        );
+        // users filling the cache must not fail root's request in flight), and is logged
+        // out once that request is done.
+        held_then_logged_out(&svc, root, "root's session outlived its last use").await;
         assert!(check(&svc, &alice.session_ref, true).await.is_ok());
         assert!(check(&svc, &bob.session_ref, true).await.is_ok());
     }
 
-    /// Whether `session_ref` is refused within a few seconds (a released lease logs its
+    /// `caller`'s session, dropped from the cache, still serves while `caller` holds it,
+    /// and is refused within a few seconds once it lets go (a released lease logs its
     /// session out in a task of its own).
-    async fn logged_out(svc: &Arc<Service>, session_ref: &str) -> bool {
+    async fn held_then_logged_out(svc: &Arc<Service>, caller: Caller, what: &str) {
+        let session_ref = caller.session_ref.clone();
+        tokio::task::yield_now().await;
+        assert!(check(svc, &session_ref, true).await.is_ok());
+        drop(caller);
         for _ in 0..200 {
-            if check(svc, session_ref, true).await.is_err() {
-                return true;
+            if check(svc, &session_ref, true).await.is_err() {
+                return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        false
+        panic!("{what}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -501,14 +499,7 @@ mod tests {
         let b = cache.login(&svc, "root", "pw").await.expect("again");
         assert_ne!(a.session_ref, b.session_ref);
         // The expired session serves the request that still holds it, then goes.
-        let a_ref = a.session_ref.clone();
-        tokio::task::yield_now().await;
-        assert!(check(&svc, &a_ref, true).await.is_ok());
-        drop(a);
-        assert!(
-            logged_out(&svc, &a_ref).await,
-            "the expired session was never logged out"
-        );
+        held_then_logged_out(&svc, a, "the expired session was never logged out").await;
         assert!(check(&svc, &b.session_ref, true).await.is_ok());
     }
 
