@@ -266,6 +266,8 @@ pub struct Run {
     pub per_sec: f64,
     pub p50_us: f64,
     pub p99_us: f64,
+    /// Operations completed in the run.
+    pub ops: usize,
 }
 
 /// `conns` connections, each running `step` in a loop for `secs` (an iteration may be
@@ -326,6 +328,7 @@ where
         per_sec: ops as f64 / elapsed,
         p50_us: pct(0.5),
         p99_us: pct(0.99),
+        ops,
     }
 }
 

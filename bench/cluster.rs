@@ -7,7 +7,10 @@
 //!   shaped like the transaction of one `set_progress` (the caller's session exists, the
 //!   task's create and mod revisions, the 600-byte row and the `d/meta/last` put), each
 //!   client on its own key; then `set_progress` through A, each client on its own task.
-//!   Target: at most 1.3× etcd's latency at 1 and 16 clients.
+//!   Target: at most 1.3× etcd's latency at 1 and 16 clients. The two run in pairs,
+//!   limit then ours, `BENCH_CLUSTER_PAIRS` times (default 3), and each pair gives its own
+//!   ratio; then once more each under `perf stat`, for what a write costs the front-end
+//!   and what the limit's own process (etcd-client) pays for the same transaction.
 //! - reads: `get_record` on B and C, which did not write, against a single-node
 //!   in-memory server started here. Target: ≥ 90 % of the single-node rate.
 //! - `event.from`: one write on A to 1,000 waiters on B. Target: p99 < 25 ms.
@@ -95,9 +98,12 @@ mod with_etcd {
         let mut c = client.clone();
         c.put(session.as_str(), "{}", None).await.expect("etcd put");
         let first = row.clone();
+        // A fresh key for every client of every run (the compares name its creation).
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let open = move |i: usize| {
             let (mut client, row) = (client.clone(), first.clone());
-            let key = format!("{PREFIX}task/{conns}-{i}");
+            let key = format!("{PREFIX}task/{run}-{i}");
             async move {
                 let put = client.put(key.as_str(), row, None).await.expect("etcd put");
                 let rev = put.header().expect("a header").revision();
@@ -174,6 +180,84 @@ mod with_etcd {
         .await
     }
 
+    /// What `perf stat` counted in one process during one run, per operation.
+    struct Counts {
+        cpu_ms: f64,
+        switches: f64,
+        syscalls: f64,
+        writev: f64,
+        futex: f64,
+        epoll: f64,
+    }
+
+    impl std::fmt::Display for Counts {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(
+                f,
+                "{:.3} / {:.1} / {:.1} ({:.1}, {:.1}, {:.1})",
+                self.cpu_ms, self.switches, self.syscalls, self.writev, self.futex, self.epoll
+            )
+        }
+    }
+
+    impl Counts {
+        /// What `self` (ours) spends beyond `limit`.
+        fn beyond(&self, limit: &Counts) -> String {
+            format!(
+                "ours adds {:+.3} ms CPU, {:+.1} switches, {:+.1} syscalls ({:+.1} writev, \
+                 {:+.1} futex) per write",
+                self.cpu_ms - limit.cpu_ms,
+                self.switches - limit.switches,
+                self.syscalls - limit.syscalls,
+                self.writev - limit.writev,
+                self.futex - limit.futex
+            )
+        }
+    }
+
+    /// Runs `work` with `perf stat` attached to process `pid` (every thread), and gives
+    /// what it counted per operation of the run.
+    async fn counted(pid: u32, work: impl std::future::Future<Output = Run>) -> (Run, Counts) {
+        let out = std::env::temp_dir().join(format!("bench-cluster-perf-{pid}.csv"));
+        let events = "task-clock,context-switches,raw_syscalls:sys_enter,\
+                      syscalls:sys_enter_writev,syscalls:sys_enter_futex,\
+                      syscalls:sys_enter_epoll_wait";
+        let perf = Command::new("perf")
+            .args(["stat", "-x", ",", "-e", events, "-o"])
+            .arg(&out)
+            .args(["-p", &pid.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        // Let it attach to every thread before the load starts.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let run = work.await;
+        if let Ok(mut child) = perf {
+            // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
+            unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+            let _ = child.wait();
+        }
+        let text = std::fs::read_to_string(&out).unwrap_or_default();
+        let _ = std::fs::remove_file(&out);
+        let n = run.ops.max(1) as f64;
+        let count = |event: &str| {
+            text.lines()
+                .find(|l| l.split(',').nth(2) == Some(event))
+                .and_then(|l| l.split(',').next()?.trim().parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+                / n
+        };
+        let counts = Counts {
+            cpu_ms: count("task-clock"),
+            switches: count("context-switches"),
+            syscalls: count("raw_syscalls:sys_enter"),
+            writev: count("syscalls:sys_enter_writev"),
+            futex: count("syscalls:sys_enter_futex"),
+            epoll: count("syscalls:sys_enter_epoll_wait"),
+        };
+        (run, counts)
+    }
+
     fn ms(r: &Run) -> String {
         format!(
             "{} ({:.2}/{:.2})",
@@ -235,22 +319,62 @@ mod with_etcd {
         for i in 0..16 {
             tasks.push(new_task(a.port, &session, "bench", &format!("written on A ({i})")).await);
         }
-        // Side by side, so that both see the same background load.
+        // In pairs, limit then ours, so that each ratio comes from adjacent runs (this
+        // machine's load moves more between runs than the change measured); then one
+        // more of each with `perf stat` attached (it slows what it counts, so those runs'
+        // latencies are not in the pairs).
+        let pairs: usize = std::env::var("BENCH_CLUSTER_PAIRS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(3);
         for conns in [1, 16].into_iter().filter(|_| part("writes")) {
-            let l = etcd_txn_load(&limit, conns, secs).await;
-            let o = set_progress_each(a.port, &session, &tasks[..conns], secs).await;
+            let mut runs = Vec::new();
+            for _ in 0..pairs {
+                let l = etcd_txn_load(&limit, conns, secs).await;
+                let o = set_progress_each(a.port, &session, &tasks[..conns], secs).await;
+                runs.push((o, l));
+            }
+            let each = |f: fn(&Run) -> f64| {
+                runs.iter()
+                    .map(|(o, l)| format!("{:.2}×", f(o) / f(l)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let median = |f: fn(&Run) -> f64| {
+                let mut r: Vec<f64> = runs.iter().map(|(o, l)| f(o) / f(l)).collect();
+                r.sort_by(f64::total_cmp);
+                r.get(r.len() / 2).copied().unwrap_or(f64::NAN)
+            };
             table.row([
-                "cluster: task.set_progress on A, each client on its own task (req/s, p50/p99 ms)",
+                "cluster: task.set_progress on A, each client on its own task (req/s, p50/p99 ms; pairs)",
                 &conns.to_string(),
-                &ms(&o),
-                &format!("etcd's own txn, each client on its own key: {}", ms(&l)),
+                &runs.iter().map(|p| ms(&p.0)).collect::<Vec<_>>().join(", "),
+                &format!(
+                    "etcd's own txn, each client on its own key: {}",
+                    runs.iter().map(|p| ms(&p.1)).collect::<Vec<_>>().join(", ")
+                ),
                 "",
                 &format!(
-                    "p50 {:.2}×, p99 {:.2}× etcd's; {:.0} % of its rate",
-                    o.p50_us / l.p50_us,
-                    o.p99_us / l.p99_us,
-                    100.0 * o.per_sec / l.per_sec
+                    "p50 {} (median {:.2}×), p99 {} etcd's",
+                    each(|r| r.p50_us),
+                    median(|r| r.p50_us),
+                    each(|r| r.p99_us)
                 ),
+            ]);
+            let me = std::process::id();
+            let (_, l) = counted(me, etcd_txn_load(&limit, conns, secs)).await;
+            let (_, o) = counted(
+                a.pid(),
+                set_progress_each(a.port, &session, &tasks[..conns], secs),
+            )
+            .await;
+            table.row([
+                "cluster: per write, CPU ms / context switches / syscalls (writev, futex, epoll_wait)",
+                &conns.to_string(),
+                &format!("front-end A: {o}"),
+                &format!("the limit's process (etcd-client and the driver): {l}"),
+                "",
+                &o.beyond(&l),
             ]);
         }
         if part("hot") {
