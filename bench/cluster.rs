@@ -139,6 +139,67 @@ mod with_etcd {
         .await
     }
 
+    /// etcd's own transactions of `group` writers (as [`etcd_txn_load`]'s) nested in one
+    /// transaction, one at a time: what group commit can reach at most.
+    async fn etcd_grouped_load(client: &Client, group: usize, secs: f64) -> Run {
+        let row = vec![b'x'; 600];
+        let session = format!("{PREFIX}session/s");
+        let mut c = client.clone();
+        static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut keys = Vec::new();
+        for i in 0..group {
+            let k = format!("{PREFIX}task/g{run}-{i}");
+            let put = c.put(k.as_str(), row.clone(), None).await.expect("put");
+            let rev = put.header().expect("a header").revision();
+            keys.push((k, rev, rev));
+        }
+        let keys = Rc::new(std::cell::RefCell::new(keys));
+        drive(
+            1,
+            secs,
+            |_| async {},
+            move |_, ()| {
+                let (keys, row, session, mut c) =
+                    (keys.clone(), row.clone(), session.clone(), c.clone());
+                async move {
+                    let nested: Vec<TxnOp> = keys
+                        .borrow()
+                        .iter()
+                        .map(|(k, created, modified)| {
+                            TxnOp::txn(
+                                Txn::new()
+                                    .when([
+                                        Compare::version(session.as_str(), CompareOp::Greater, 0),
+                                        Compare::create_revision(
+                                            k.as_str(),
+                                            CompareOp::Equal,
+                                            *created,
+                                        ),
+                                        Compare::mod_revision(
+                                            k.as_str(),
+                                            CompareOp::Less,
+                                            *modified + 1,
+                                        ),
+                                    ])
+                                    .and_then([TxnOp::put(k.as_str(), row.clone(), None)]),
+                            )
+                        })
+                        .chain([TxnOp::put(format!("{PREFIX}meta/last"), uuid_like(0), None)])
+                        .collect();
+                    let resp = c.txn(Txn::new().and_then(nested)).await.expect("etcd txn");
+                    assert!(resp.succeeded());
+                    let rev = resp.header().expect("a header").revision();
+                    for k in keys.borrow_mut().iter_mut() {
+                        k.2 = rev;
+                    }
+                    ((), group)
+                }
+            },
+        )
+        .await
+    }
+
     /// A value as long as the transaction id the front-ends write.
     fn uuid_like(n: i64) -> String {
         format!("{n:036}")
@@ -361,6 +422,17 @@ mod with_etcd {
                     each(|r| r.p99_us)
                 ),
             ]);
+            if conns > 1 {
+                let g = etcd_grouped_load(&limit, conns, secs).await;
+                table.row([
+                    "cluster: etcd's own txn, the clients' txns nested in one (writes/s, p50/p99 ms per txn)",
+                    &conns.to_string(),
+                    "",
+                    &ms(&g),
+                    "",
+                    "what group commit can reach",
+                ]);
+            }
             let me = std::process::id();
             let (_, l) = counted(me, etcd_txn_load(&limit, conns, secs)).await;
             let (_, o) = counted(

@@ -128,6 +128,74 @@ async fn etcd_backend_meets_the_contract_and_survives_a_member_kill() {
     assert!((1..=16).contains(&used), "{used} revisions for 32 writes");
     db.close();
 
+    // Writers of different tasks on one front-end share transactions too (group commit,
+    // each writer's transaction nested with its own compares), and each still succeeds
+    // or conflicts on its own: two front-ends count on the same 16 tasks at once, each
+    // increment a read-modify-write of the task's progress. Every increment is there
+    // (a conflicting member answered as committed would lose one), and one front-end's
+    // writes of 16 tasks took fewer revisions than writes (alone, each takes one).
+    let Kind::Shared(open) = opener(cluster.endpoints(), "/group/".into()) else {
+        unreachable!()
+    };
+    let (a, b) = (Arc::new(open().await), Arc::new(open().await));
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let r = new_ref();
+        a.transact(|tx| {
+            tx.insert_task(r.clone(), TaskRow::new("count", "", NULL_REF, NULL_REF));
+            Ok::<_, BackendError>(())
+        })
+        .await
+        .unwrap();
+        tasks.push(r);
+    }
+    b.sync().await.unwrap();
+    const EACH: u32 = 10;
+    let count = |db: Arc<Db>, r: String| async move {
+        for _ in 0..EACH {
+            let out = db
+                .transact(|tx| {
+                    let mut row = tx.task(&r).unwrap().clone();
+                    row.progress += 1.0;
+                    Ok::<_, BackendError>(tx.update_task(&r, row).unwrap())
+                })
+                .await;
+            assert_eq!(out, Ok(true));
+        }
+    };
+    // Front-end A alone first: its 16 writers' revisions are counted.
+    let before = a.read().generation();
+    let joins: Vec<_> = tasks
+        .iter()
+        .map(|r| tokio::spawn(count(a.clone(), r.clone())))
+        .collect();
+    for j in joins {
+        j.await.unwrap();
+    }
+    let used = a.read().generation() - before;
+    eprintln!(
+        "group commit: {} writes of 16 tasks in {used} revisions",
+        16 * EACH
+    );
+    assert!(used < u64::from(16 * EACH), "{used} revisions");
+    // Then both front-ends on the same tasks at once: their groups conflict member by
+    // member.
+    let mut joins = Vec::new();
+    for r in &tasks {
+        joins.push(tokio::spawn(count(a.clone(), r.clone())));
+        joins.push(tokio::spawn(count(b.clone(), r.clone())));
+    }
+    for j in joins {
+        j.await.unwrap();
+    }
+    a.sync().await.unwrap();
+    for r in &tasks {
+        let progress = a.read().task(r).unwrap().progress;
+        assert_eq!(progress, f64::from(3 * EACH), "task {r}: increments lost");
+    }
+    a.close();
+    b.close();
+
     // Writes keep being acknowledged while a member is killed, and every acknowledged
     // one is there afterwards, seen by a front-end that started after the kill.
     let open = opener(cluster.endpoints(), "/kill/".into());

@@ -35,7 +35,7 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 use tokio::sync::oneshot;
 
-use super::{Inner, txn};
+use super::{Inner, group, txn};
 use crate::db::backend::{BackendError, Decide, Executed};
 use crate::db::{Plan, Read, Tables, TaskRow, Tx, Write};
 
@@ -350,7 +350,12 @@ async fn send(inner: Arc<Inner>, tables: Arc<RwLock<Tables>>, task: String) {
 
 /// Commits one batch: checks that the task is still the row it was decided on, sends it,
 /// and waits until the cache has applied it.
-async fn commit(inner: &Inner, tables: &RwLock<Tables>, task: &str, batch: &Batch) -> Answer {
+async fn commit(
+    inner: &Arc<Inner>,
+    tables: &Arc<RwLock<Tables>>,
+    task: &str,
+    batch: &Batch,
+) -> Answer {
     let prepared = {
         let t = tables.read();
         let Some((key, current)) = t.task_entry(task) else {
@@ -386,11 +391,10 @@ async fn commit(inner: &Inner, tables: &RwLock<Tables>, task: &str, batch: &Batc
     };
     let (prepared, basis) = prepared;
     let writes = prepared.id.is_some();
-    match txn::commit(inner, &prepared, inner.budget).await {
+    // Through a group: batches of other tasks' lanes may share its transaction.
+    match group::commit(inner, tables, prepared).await {
         Ok(txn::Outcome::Done(rev)) => {
-            if writes && let Err(e) = inner.settle(tables, rev, &prepared.own).await {
-                return Answer::Failed(e);
-            }
+            // The group has made the cache show it.
             Answer::Done(Executed {
                 committed: true,
                 generation: if writes { rev } else { basis },

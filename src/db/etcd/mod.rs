@@ -22,6 +22,7 @@
 mod cache;
 mod combine;
 mod conn;
+mod group;
 pub mod keys;
 mod leader;
 mod txn;
@@ -104,6 +105,8 @@ pub(crate) struct Inner {
     contended: tokio::sync::Mutex<()>,
     /// Writes of one task from this front-end, combined ([`combine`]).
     lanes: combine::Lanes,
+    /// Batches of different tasks waiting to share a transaction ([`group`]).
+    groups: group::Groups,
     cached_reads: bool,
 }
 
@@ -128,9 +131,12 @@ impl Inner {
         }
     }
 
-    /// The watch saw transaction `id` commit at `rev`.
+    /// The watch saw transaction `id` commit at `rev`. The first revision is kept: a
+    /// group resent after an ambiguous send may put its id again ([`group`]).
     pub fn observed(&self, id: &str, rev: u64) {
-        if let Some(r) = self.pending.lock().get_mut(id) {
+        if let Some(r) = self.pending.lock().get_mut(id)
+            && *r == 0
+        {
             *r = rev;
         }
     }
@@ -335,6 +341,7 @@ impl Inner {
             leader: Mutex::new(None),
             contended: tokio::sync::Mutex::new(()),
             lanes: combine::Lanes::default(),
+            groups: group::Groups::default(),
             cached_reads: config.cached_reads,
         }))
     }

@@ -24,15 +24,28 @@ use super::{Inner, encode};
 use crate::db::backend::BackendError;
 use crate::db::{NULL_REF, Plan, Read, Tables, TaskRow, Write};
 
-/// A transaction ready to send.
+/// A transaction ready to send: its compares, its operations and the put of its id in
+/// `d/meta/last`, kept apart so that a group ([`super::group`]) can carry it nested.
 pub struct Prepared {
-    pub txn: Txn,
+    pub compares: Vec<Compare>,
+    /// Its operations but the put of `d/meta/last`.
+    pub ops: Vec<TxnOp>,
+    last: Option<TxnOp>,
     /// The id put in `d/meta/last` (None: compares only).
     pub id: Option<String>,
     /// Its operations, as this front-end applies them to its cache itself once the
     /// transaction has committed right after the revision the cache holds
     /// ([`super::cache::apply_own`]).
     pub own: Vec<Op>,
+}
+
+impl Prepared {
+    /// The transaction alone.
+    pub fn txn(&self) -> Txn {
+        let mut ops = self.ops.clone();
+        ops.extend(self.last.clone());
+        Txn::new().when(self.compares.clone()).and_then(ops)
+    }
 }
 
 /// One operation of a transaction, as the cache reads it back.
@@ -264,16 +277,18 @@ pub fn prepare(
             },
         }
     }
-    let id = if ops.txn.is_empty() {
-        None
+    let (id, last) = if ops.txn.is_empty() {
+        (None, None)
     } else {
         let id = uuid::Uuid::new_v4().to_string();
-        ops.put(keys.last(), id.as_str());
-        Some(id)
+        ops.own.push(Op::Put(keys.last(), id.clone().into_bytes()));
+        let last = TxnOp::put(keys.last(), id.as_str(), None);
+        (Some(id), Some(last))
     };
-    let txn = Txn::new().when(c.list).and_then(ops.txn);
     Ok(Prepared {
-        txn,
+        compares: c.list,
+        ops: ops.txn,
+        last,
         id,
         own: ops.own,
     })
@@ -293,7 +308,7 @@ pub async fn commit(
     let _watching = prepared.id.as_deref().map(|id| inner.expect(id));
     loop {
         let (i, mut client) = inner.conn.client();
-        let attempt = tokio::time::timeout(inner.conn.timeout, client.txn(prepared.txn.clone()));
+        let attempt = tokio::time::timeout(inner.conn.timeout, client.txn(prepared.txn()));
         match attempt.await {
             Ok(Ok(resp)) => {
                 let rev = resp.header().map_or(0, |h| h.revision()).max(0) as u64;
