@@ -25,8 +25,8 @@
 //! Only a decision that changes exactly one existing task and nothing else goes through a
 //! lane (every `set_*`, `cancel`, `add_to/remove_from_other_config`, the destroy marker of
 //! an unfinished task, `Async.` completions); creations, deletions and session writes
-//! commit on their own. Writers of *different* tasks are not combined: etcd batches
-//! independent proposals itself.
+//! commit on their own. Batches of *different* tasks' lanes are not merged here but may
+//! share one transaction, each nested with its own compares ([`super::group`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
