@@ -11,6 +11,9 @@
 //!   limit then ours, `BENCH_CLUSTER_PAIRS` times (default 3), and each pair gives its own
 //!   ratio; then once more each under `perf stat`, for what a write costs the front-end
 //!   and what the limit's own process (etcd-client) pays for the same transaction.
+//!   At 16 clients, etcd's own transactions of all clients nested in one (what group
+//!   commit can reach at most), and at both, the same `set_progress` on a single node in
+//!   memory (the HTTP hop and the decision without the cluster).
 //! - reads: `get_record` on B and C, which did not write, against a single-node
 //!   in-memory server started here. Target: ≥ 90 % of the single-node rate.
 //! - `event.from`: one write on A to 1,000 waiters on B. Target: p99 < 25 ms.
@@ -431,6 +434,25 @@ mod with_etcd {
                     &ms(&g),
                     "",
                     "what group commit can reach",
+                ]);
+            }
+            {
+                // What the HTTP hop and the decision cost, without the cluster: the same
+                // call on a single node in memory.
+                let single = start_ours(false);
+                let s_session = login(single.port).await;
+                let mut s_tasks = Vec::new();
+                for i in 0..conns {
+                    s_tasks.push(new_task(single.port, &s_session, "bench", &i.to_string()).await);
+                }
+                let r = set_progress_each(single.port, &s_session, &s_tasks, secs).await;
+                table.row([
+                    "cluster: the same set_progress on a single node in memory (req/s, p50/p99 ms)",
+                    &conns.to_string(),
+                    &ms(&r),
+                    "",
+                    "",
+                    "the HTTP hop and the decision alone",
                 ]);
             }
             let me = std::process::id();
