@@ -52,6 +52,17 @@ fn opener(endpoints: Vec<String>, prefix: String) -> Kind {
     }))
 }
 
+/// Creates a task; its ref once acknowledged.
+async fn new_task(db: &Db, name: &str) -> Result<String, BackendError> {
+    let r = new_ref();
+    db.transact(|tx| {
+        tx.insert_task(r.clone(), TaskRow::new(name, "", NULL_REF, NULL_REF));
+        Ok::<_, BackendError>(())
+    })
+    .await?;
+    Ok(r)
+}
+
 /// Counts the errors the etcd cache logs when the watch reports a revision differently
 /// from how this front-end's own write applied it (see `cache::apply_own`).
 struct OwnWriteBugs(Arc<AtomicUsize>);
@@ -100,13 +111,7 @@ async fn etcd_backend_meets_the_contract_and_survives_a_member_kill() {
         unreachable!()
     };
     let db = Arc::new(open().await);
-    let r = new_ref();
-    db.transact(|tx| {
-        tx.insert_task(r.clone(), TaskRow::new("hot", "", NULL_REF, NULL_REF));
-        Ok::<_, BackendError>(())
-    })
-    .await
-    .unwrap();
+    let r = new_task(&db, "hot").await.unwrap();
     let before = db.read().generation();
     let mut joins = Vec::new();
     for i in 1..=32 {
@@ -140,14 +145,7 @@ async fn etcd_backend_meets_the_contract_and_survives_a_member_kill() {
     let (a, b) = (Arc::new(open().await), Arc::new(open().await));
     let mut tasks = Vec::new();
     for _ in 0..16 {
-        let r = new_ref();
-        a.transact(|tx| {
-            tx.insert_task(r.clone(), TaskRow::new("count", "", NULL_REF, NULL_REF));
-            Ok::<_, BackendError>(())
-        })
-        .await
-        .unwrap();
-        tasks.push(r);
+        tasks.push(new_task(&a, "count").await.unwrap());
     }
     b.sync().await.unwrap();
     const EACH: u32 = 10;
@@ -203,6 +201,36 @@ async fn etcd_backend_meets_the_contract_and_survives_a_member_kill() {
         unreachable!()
     };
     let db = Arc::new(open().await);
+    // Beside them, on a prefix of their own, 16 writers count on 16 tasks (their
+    // batches go in groups, which the kill may leave ambiguous and resent): each task's
+    // count is at least its acknowledged increments, at most those plus the failed ones.
+    let Kind::Shared(open_counts) = opener(cluster.endpoints(), "/kill-group/".into()) else {
+        unreachable!()
+    };
+    let counts = Arc::new(open_counts().await);
+    let mut counters = Vec::new();
+    for _ in 0..16 {
+        let r = new_task(&counts, "count").await.unwrap();
+        let db = counts.clone();
+        counters.push(tokio::spawn(async move {
+            let (mut acked, mut failed) = (0u32, 0u32);
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+            while tokio::time::Instant::now() < deadline {
+                let out = db
+                    .transact(|tx| {
+                        let mut row = tx.task(&r).unwrap().clone();
+                        row.progress += 1.0;
+                        Ok::<_, BackendError>(tx.update_task(&r, row).unwrap())
+                    })
+                    .await;
+                match out {
+                    Ok(_) => acked += 1,
+                    Err(_) => failed += 1,
+                }
+            }
+            (r, acked, failed)
+        }));
+    }
     let writer = {
         let db = db.clone();
         tokio::spawn(async move {
@@ -210,15 +238,8 @@ async fn etcd_backend_meets_the_contract_and_survives_a_member_kill() {
             let mut failed = 0usize;
             let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
             while tokio::time::Instant::now() < deadline {
-                let r = new_ref();
-                let out = db
-                    .transact(|tx| {
-                        tx.insert_task(r.clone(), TaskRow::new("k", "", NULL_REF, NULL_REF));
-                        Ok::<_, BackendError>(())
-                    })
-                    .await;
-                match out {
-                    Ok(()) => acked.push(r),
+                match new_task(&db, "k").await {
+                    Ok(r) => acked.push(r),
                     Err(_) => failed += 1,
                 }
             }
@@ -248,6 +269,21 @@ async fn etcd_backend_meets_the_contract_and_survives_a_member_kill() {
     assert!(later.read().count("task") <= acked.len() + failed);
     later.close();
     db.close();
+    let later = open_counts().await;
+    later.sync().await.unwrap();
+    let (mut acked, mut failed) = (0, 0);
+    for c in counters {
+        let (r, a, f) = c.await.unwrap();
+        let n = later.read().task(&r).unwrap().progress;
+        assert!(
+            f64::from(a) <= n && n <= f64::from(a + f),
+            "task {r}: {n} increments, {a} acknowledged, {f} failed"
+        );
+        (acked, failed) = (acked + a, failed + f);
+    }
+    eprintln!("member kill, grouped writers: {acked} acknowledged, {failed} failed, none lost");
+    later.close();
+    counts.close();
     assert_eq!(
         bugs.load(Ordering::SeqCst),
         0,

@@ -26,7 +26,6 @@
 //! id at), and the batch's task key at that revision says whether the batch was in it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use etcd_client::{GetOptions, Txn, TxnOp, TxnOpResponse};
 use parking_lot::{Mutex, RwLock};
@@ -221,8 +220,24 @@ async fn group(
     ops.push(TxnOp::put(last.as_str(), id.as_str(), None));
     let txn = Txn::new().and_then(ops);
     let all = |e: BackendError| members.iter().map(|_| Err(e.clone())).collect();
-    let (rev, nested, sent) = match send(inner, &txn).await {
-        Ok(r) => r,
+    let answered = match txn::send(inner, &txn, inner.budget).await {
+        txn::Sent::Answered(resp, sent) => Ok((resp, sent)),
+        txn::Sent::Refused(e, sent) => Err((sent, BackendError(e))),
+        txn::Sent::Unreachable(e) => Err((true, BackendError(e))),
+    };
+    let (rev, nested, sent) = match answered {
+        Ok((resp, sent)) => {
+            let rev = resp.header().map_or(0, |h| h.revision()).max(0) as u64;
+            let nested: Vec<bool> = resp
+                .op_responses()
+                .iter()
+                .filter_map(|r| match r {
+                    TxnOpResponse::Txn(t) => Some(t.succeeded()),
+                    _ => None,
+                })
+                .collect();
+            (rev, nested, sent)
+        }
         Err((false, _)) => {
             // Refused before anything committed (never expected: disjoint keys, bounded
             // size): each batch goes alone, as it would without groups.
@@ -259,7 +274,15 @@ async fn group(
     };
     let mut own = Vec::new();
     let mut out = Vec::with_capacity(members.len());
-    for (m, ok) in members.iter().zip(nested) {
+    for (i, m) in members.iter().enumerate() {
+        let Some(&ok) = nested.get(i) else {
+            out.push(Err(BackendError(
+                "etcd's answer to a group lacks a nested transaction's; the change may or \
+                 may not have been made"
+                    .into(),
+            )));
+            continue;
+        };
         out.push(if ok {
             own.extend(
                 m.prepared
@@ -290,53 +313,6 @@ async fn group(
     out
 }
 
-/// Sends a group until a member gives a definite answer, within the budget: its revision,
-/// whether each nested transaction succeeded, and whether an earlier send may have
-/// committed. An error says whether anything may have been sent.
-async fn send(inner: &Inner, txn: &Txn) -> Result<(u64, Vec<bool>, bool), (bool, BackendError)> {
-    let deadline = tokio::time::Instant::now() + inner.budget;
-    let mut sent = false;
-    let mut pause = Duration::from_millis(20);
-    loop {
-        let (i, mut client) = inner.conn.client();
-        let last = match tokio::time::timeout(inner.conn.timeout, client.txn(txn.clone())).await {
-            Ok(Ok(resp)) => {
-                let rev = resp.header().map_or(0, |h| h.revision()).max(0) as u64;
-                let nested = resp
-                    .op_responses()
-                    .iter()
-                    .filter_map(|r| match r {
-                        TxnOpResponse::Txn(t) => Some(t.succeeded()),
-                        _ => None,
-                    })
-                    .collect();
-                return Ok((rev, nested, sent));
-            }
-            Ok(Err(e)) if !super::conn::retryable(&e) => {
-                return Err((sent, BackendError(format!("etcd refused the change: {e}"))));
-            }
-            Ok(Err(e)) => format!("{}: {e}", inner.conn.endpoint(i)),
-            Err(_) => format!(
-                "{}: no answer in {:?}",
-                inner.conn.endpoint(i),
-                inner.conn.timeout
-            ),
-        };
-        sent = true;
-        inner.conn.failed(i);
-        if tokio::time::Instant::now() + pause >= deadline {
-            return Err((
-                true,
-                BackendError(format!(
-                    "the cluster store cannot be reached ({last}); the change may or may not have been made"
-                )),
-            ));
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(500));
-    }
-}
-
 /// Whether a batch was in the transaction that made revision `rev`: its task's key (the
 /// first it puts) was modified at exactly `rev`.
 async fn committed_at(inner: &Inner, p: &Prepared, rev: u64) -> Result<bool, BackendError> {
@@ -347,15 +323,6 @@ async fn committed_at(inner: &Inner, p: &Prepared, rev: u64) -> Result<bool, Bac
         return Ok(false);
     };
     let options = GetOptions::new().with_revision(rev as i64);
-    let resp = inner
-        .conn
-        .retry(inner.budget, |mut c| {
-            let (key, options) = (key.clone(), options.clone());
-            async move { c.get(key, Some(options)).await }
-        })
-        .await?;
-    Ok(resp
-        .kvs()
-        .first()
-        .is_some_and(|kv| kv.mod_revision() == rev as i64))
+    let kv = super::get_with(inner, key, options).await?;
+    Ok(kv.is_some_and(|kv| kv.mod_revision() == rev as i64))
 }

@@ -697,11 +697,20 @@ async fn jitter(attempt: usize) {
 
 /// Reads one key linearizably.
 async fn get(inner: &Inner, key: String) -> Result<Option<KeyValue>, BackendError> {
+    get_with(inner, key, GetOptions::new()).await
+}
+
+/// Reads one key with `options` (at a past revision, say).
+pub(crate) async fn get_with(
+    inner: &Inner,
+    key: String,
+    options: GetOptions,
+) -> Result<Option<KeyValue>, BackendError> {
     let resp = inner
         .conn
         .retry(inner.budget, |mut c| {
-            let key = key.clone();
-            async move { c.get(key, Some(GetOptions::new())).await }
+            let (key, options) = (key.clone(), options.clone());
+            async move { c.get(key, Some(options)).await }
         })
         .await?;
     Ok(resp.kvs().first().cloned())

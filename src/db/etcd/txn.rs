@@ -17,7 +17,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use etcd_client::{Compare, CompareOp, DeleteOptions, Txn, TxnOp};
+use etcd_client::{Compare, CompareOp, DeleteOptions, Txn, TxnOp, TxnResponse};
 
 use super::keys::{Keys, Tomb};
 use super::{Inner, encode};
@@ -294,6 +294,51 @@ pub fn prepare(
     })
 }
 
+/// How sending a transaction until a member gives a definite answer ended.
+pub enum Sent {
+    /// A member answered; `true`: an earlier send may have reached the cluster.
+    Answered(TxnResponse, bool),
+    /// A member refused the request itself (not a transport error), with why; `true` as
+    /// above.
+    Refused(String, bool),
+    /// No member answered within the budget; the request may have reached the cluster.
+    Unreachable(String),
+}
+
+/// Sends `txn` until a member gives a definite answer, within `budget`, moving through
+/// the members on transport errors.
+pub async fn send(inner: &Inner, txn: &Txn, budget: Duration) -> Sent {
+    let deadline = tokio::time::Instant::now() + budget;
+    let mut sent = false;
+    let mut pause = Duration::from_millis(20);
+    loop {
+        let (i, mut client) = inner.conn.client();
+        let last = match tokio::time::timeout(inner.conn.timeout, client.txn(txn.clone())).await {
+            Ok(Ok(resp)) => return Sent::Answered(resp, sent),
+            Ok(Err(e)) if !super::conn::retryable(&e) => {
+                return Sent::Refused(format!("etcd refused the change: {e}"), sent);
+            }
+            Ok(Err(e)) => format!("{}: {e}", inner.conn.endpoint(i)),
+            Err(_) => format!(
+                "{}: no answer in {:?}",
+                inner.conn.endpoint(i),
+                inner.conn.timeout
+            ),
+        };
+        // The request may have reached the cluster: from here on, the outcome is settled
+        // by resending.
+        sent = true;
+        inner.conn.failed(i);
+        if tokio::time::Instant::now() + pause >= deadline {
+            return Sent::Unreachable(format!(
+                "the cluster store cannot be reached ({last}); the change may or may not have been made"
+            ));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(500));
+    }
+}
+
 /// Sends `prepared` until a member gives a definite answer (see the module documentation),
 /// within `budget`.
 pub async fn commit(
@@ -301,58 +346,25 @@ pub async fn commit(
     prepared: &Prepared,
     budget: Duration,
 ) -> Result<Outcome, BackendError> {
-    let deadline = tokio::time::Instant::now() + budget;
-    let mut sent = false;
-    let mut last;
-    let mut pause = Duration::from_millis(20);
     let _watching = prepared.id.as_deref().map(|id| inner.expect(id));
-    loop {
-        let (i, mut client) = inner.conn.client();
-        let attempt = tokio::time::timeout(inner.conn.timeout, client.txn(prepared.txn()));
-        match attempt.await {
-            Ok(Ok(resp)) => {
-                let rev = resp.header().map_or(0, |h| h.revision()).max(0) as u64;
-                if resp.succeeded() {
-                    return Ok(Outcome::Done(rev));
+    match send(inner, &prepared.txn(), budget).await {
+        Sent::Answered(resp, sent) => {
+            let rev = resp.header().map_or(0, |h| h.revision()).max(0) as u64;
+            if resp.succeeded() {
+                return Ok(Outcome::Done(rev));
+            }
+            if let Some(id) = &prepared.id
+                && sent
+            {
+                // Did an earlier send commit? The cache knows once it reaches `rev`.
+                inner.wait_applied(rev).await?;
+                if let Some(r) = inner.seen(id) {
+                    return Ok(Outcome::Done(r));
                 }
-                if let Some(id) = &prepared.id
-                    && sent
-                {
-                    // Did an earlier send commit? The cache knows once it reaches `rev`.
-                    inner.wait_applied(rev).await?;
-                    if let Some(r) = inner.seen(id) {
-                        return Ok(Outcome::Done(r));
-                    }
-                }
-                return Ok(Outcome::Conflict(rev));
             }
-            Ok(Err(e)) if !super::conn::retryable(&e) => {
-                return settled(inner, prepared, format!("etcd refused the change: {e}"));
-            }
-            Ok(Err(e)) => last = format!("{}: {e}", inner.conn.endpoint(i)),
-            Err(_) => {
-                last = format!(
-                    "{}: no answer in {:?}",
-                    inner.conn.endpoint(i),
-                    inner.conn.timeout
-                )
-            }
+            Ok(Outcome::Conflict(rev))
         }
-        // The request may have reached the cluster: from here on, the outcome is settled
-        // by resending.
-        sent = true;
-        inner.conn.failed(i);
-        if tokio::time::Instant::now() + pause >= deadline {
-            return settled(
-                inner,
-                prepared,
-                format!(
-                    "the cluster store cannot be reached ({last}); the change may or may not have been made"
-                ),
-            );
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(500));
+        Sent::Refused(e, _) | Sent::Unreachable(e) => settled(inner, prepared, e),
     }
 }
 
