@@ -7,10 +7,12 @@
 //!   shaped like the transaction of one `set_progress` (the caller's session exists, the
 //!   task's create and mod revisions, the 600-byte row and the `d/meta/last` put), each
 //!   client on its own key; then `set_progress` through A, each client on its own task.
-//!   Target: at most 1.3× etcd's latency at 1 and 16 clients. The two run in pairs,
-//!   limit then ours, `BENCH_CLUSTER_PAIRS` times (default 3), and each pair gives its own
-//!   ratio; then once more each under `perf stat`, for what a write costs the front-end
-//!   and what the limit's own process (etcd-client) pays for the same transaction.
+//!   Target: at most 1.3× etcd's latency at 1 and 16 clients. They run in rounds, limit
+//!   then ours then the limit again on keys under the front-ends' watched prefix (which
+//!   they ignore: the members then send each revision to three watches, as for ours),
+//!   `BENCH_CLUSTER_PAIRS` times (default 3), and each round gives its own ratios; then
+//!   once more each under `perf stat`, for what a write costs the front-end and what the
+//!   limit's own process (etcd-client) pays for the same transaction.
 //!   At 16 clients, etcd's own transactions of all clients nested in one (what group
 //!   commit can reach at most), and at both, the same `set_progress` on a single node in
 //!   memory (the HTTP hop and the decision without the cluster).
@@ -94,10 +96,24 @@ mod with_etcd {
 
     const PREFIX: &str = "/bench-etcd/d/";
 
+    /// Keys under the front-ends' data prefix (`/bench/d/`) that are none of theirs: each
+    /// front-end's watch receives their revisions and ignores them.
+    const WATCHED: &str = "/bench/d/x-limit/";
+
     /// etcd's own `set_progress` transaction, `conns` clients each on its own key.
     async fn etcd_txn_load(client: &Client, conns: usize, secs: f64) -> Run {
+        etcd_txn_load_under(client, PREFIX, conns, secs).await
+    }
+
+    /// The same, its keys under `prefix`.
+    async fn etcd_txn_load_under(
+        client: &Client,
+        prefix: &'static str,
+        conns: usize,
+        secs: f64,
+    ) -> Run {
         let row = vec![b'x'; 600];
-        let session = format!("{PREFIX}session/s");
+        let session = format!("{prefix}session/s");
         let mut c = client.clone();
         c.put(session.as_str(), "{}", None).await.expect("etcd put");
         let first = row.clone();
@@ -106,7 +122,7 @@ mod with_etcd {
         let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let open = move |i: usize| {
             let (mut client, row) = (client.clone(), first.clone());
-            let key = format!("{PREFIX}task/{run}-{i}");
+            let key = format!("{prefix}task/{run}-{i}");
             async move {
                 let put = client.put(key.as_str(), row, None).await.expect("etcd put");
                 let rev = put.header().expect("a header").revision();
@@ -131,7 +147,7 @@ mod with_etcd {
                     ])
                     .and_then([
                         TxnOp::put(k, row.to_vec(), None),
-                        TxnOp::put(format!("{PREFIX}meta/last"), uuid_like(w.modified), None),
+                        TxnOp::put(format!("{prefix}meta/last"), uuid_like(w.modified), None),
                     ]);
                 let resp = w.client.txn(txn).await.expect("etcd txn");
                 assert!(resp.succeeded(), "each client has its own key");
@@ -392,37 +408,50 @@ mod with_etcd {
             .and_then(|v| v.parse().ok())
             .unwrap_or(3);
         for conns in [1, 16].into_iter().filter(|_| part("writes")) {
+            // Each round: etcd's own txn, ours, and etcd's own txn again on keys under
+            // the front-ends' watched prefix (which they ignore), so that the members
+            // also send each revision to three watches, as for ours.
             let mut runs = Vec::new();
             for _ in 0..pairs {
                 let l = etcd_txn_load(&limit, conns, secs).await;
                 let o = set_progress_each(a.port, &session, &tasks[..conns], secs).await;
-                runs.push((o, l));
+                let w = etcd_txn_load_under(&limit, WATCHED, conns, secs).await;
+                runs.push((o, l, w));
             }
-            let each = |f: fn(&Run) -> f64| {
+            let each = |f: fn(&Run) -> f64, limit: fn(&(Run, Run, Run)) -> &Run| {
                 runs.iter()
-                    .map(|(o, l)| format!("{:.2}×", f(o) / f(l)))
+                    .map(|p| format!("{:.2}×", f(&p.0) / f(limit(p))))
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            let median = |f: fn(&Run) -> f64| {
-                let mut r: Vec<f64> = runs.iter().map(|(o, l)| f(o) / f(l)).collect();
+            let median = |f: fn(&Run) -> f64, limit: fn(&(Run, Run, Run)) -> &Run| {
+                let mut r: Vec<f64> = runs.iter().map(|p| f(&p.0) / f(limit(p))).collect();
                 r.sort_by(f64::total_cmp);
                 r.get(r.len() / 2).copied().unwrap_or(f64::NAN)
             };
+            let cells = |pick: fn(&(Run, Run, Run)) -> &Run| {
+                runs.iter()
+                    .map(|p| ms(pick(p)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             table.row([
-                "cluster: task.set_progress on A, each client on its own task (req/s, p50/p99 ms; pairs)",
+                "cluster: task.set_progress on A, each client on its own task (req/s, p50/p99 ms; rounds)",
                 &conns.to_string(),
-                &runs.iter().map(|p| ms(&p.0)).collect::<Vec<_>>().join(", "),
+                &cells(|p| &p.0),
                 &format!(
-                    "etcd's own txn, each client on its own key: {}",
-                    runs.iter().map(|p| ms(&p.1)).collect::<Vec<_>>().join(", ")
+                    "etcd's own txn, each client on its own key: {}; the same, watched: {}",
+                    cells(|p| &p.1),
+                    cells(|p| &p.2)
                 ),
                 "",
                 &format!(
-                    "p50 {} (median {:.2}×), p99 {} etcd's",
-                    each(|r| r.p50_us),
-                    median(|r| r.p50_us),
-                    each(|r| r.p99_us)
+                    "p50 {} (median {:.2}×), p99 {} etcd's; p50 {} (median {:.2}×) watched etcd's",
+                    each(|r| r.p50_us, |p| &p.1),
+                    median(|r| r.p50_us, |p| &p.1),
+                    each(|r| r.p99_us, |p| &p.1),
+                    each(|r| r.p50_us, |p| &p.2),
+                    median(|r| r.p50_us, |p| &p.2),
                 ),
             ]);
             if conns > 1 {
