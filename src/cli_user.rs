@@ -8,6 +8,7 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::config::StoreFlags;
 use crate::users::{self, ROOT, User, UserStore};
 
 const DEFAULT_DATA_DIR: &str = "./xapi-taskd-data";
@@ -56,21 +57,6 @@ pub enum UserCommand {
         #[command(flatten)]
         store: StoreFlags,
     },
-}
-
-/// Where the users are: the data directory's own file, or — as its `xapi-taskd.toml`
-/// says, or these flags (the same names as `serve`'s) — the cluster's, in etcd.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct StoreFlags {
-    /// `redb` (the data directory's users file) or `etcd` (the cluster's).
-    #[arg(long)]
-    store: Option<String>,
-    /// The etcd cluster's members (with --store etcd).
-    #[arg(long, value_delimiter = ',')]
-    etcd_endpoints: Option<Vec<String>>,
-    /// The deployment's key prefix in etcd [default: /xapi-taskd/].
-    #[arg(long)]
-    etcd_prefix: Option<String>,
 }
 
 /// Where passwords come from.
@@ -150,13 +136,9 @@ fn run_with(cmd: UserCommand, input: Input<'_>, out: &mut dyn Write) -> Result<(
 type Runtime = Option<tokio::runtime::Runtime>;
 
 fn open(dir: &Path, flags: StoreFlags) -> Result<(UserStore, Runtime), String> {
-    let options = crate::config::Options {
-        store: flags.store,
-        etcd_endpoints: flags.etcd_endpoints,
-        etcd_prefix: flags.etcd_prefix,
-        ..Default::default()
-    };
-    let settings = crate::config::load(dir.to_path_buf(), None, options)?;
+    // Where the users are: the data directory's own file, or — as its `xapi-taskd.toml`
+    // says, or the flags (the same names as `serve`'s) — the cluster's, in etcd.
+    let settings = flags.settings(dir)?;
     match settings.store {
         crate::config::StoreChoice::Redb => UserStore::open(dir)
             .map(|s| (s, None))
