@@ -11,16 +11,20 @@
 //!
 //! **Authentication.** etcd answers `Authenticate` with a token that every later call
 //! carries. A simple token (etcd's default) lives `--auth-token-ttl` seconds (300) after
-//! its last use and only in the memory of the members (a restarted member forgets it); a
+//! its last use, in the members' memory only (a restarted member may have lost it); a
 //! JWT is refused once the auth store changes. etcd-client 0.21 sends the token it got at
 //! connect for ever unless told otherwise; with `with_auto_token_refresh` a call refused
 //! with "invalid auth token" authenticates once more (concurrent callers share that) and
 //! is sent again — for every call the library makes, the watch's creation and the
 //! election's included. It does not do so for "revision of auth store is old" or "user
 //! name is empty" (a client whose first authentication never happened), which etcd's own
-//! Go client refreshes on too: those make this module authenticate that member's client
-//! again ([`Conn::retry`]) or, for callers that only move on, count as this member's
-//! failure ([`retryable`]). The password is read from `etcd-password-file` at start and
+//! Go client refreshes on too, nor when its refresh is refused (a password changed
+//! since). Those make this module authenticate that member's client again, with the
+//! password file's current content: at once and sending the call again in
+//! [`Conn::retry`] (reads, leases); for a transaction, which is answered with the error
+//! (nothing was committed), in the background for the next call ([`Conn::refused`]); a
+//! token never obtained counts as the member's failure, so the call moves to another
+//! member ([`retryable`]). The password is read from `etcd-password-file` at start and
 //! again at every authentication of ours, so a rotated password is picked up without a
 //! restart; it is never logged nor put in an error.
 //!
@@ -531,9 +535,15 @@ pub fn retryable(e: &etcd_client::Error) -> bool {
     // INVALID_ARGUMENT 3, PERMISSION_DENIED 7, RESOURCE_EXHAUSTED 8 (etcd's NOSPACE
     // alarm and request-too-large), FAILED_PRECONDITION 9, OUT_OF_RANGE 11 (compacted),
     // UNAUTHENTICATED 16.
-    // A refused token is this member's client's trouble (never authenticated: it was
-    // down at start; or from an old auth revision): another member may serve the call.
-    if token_refused(e) && !grpc_message(e).contains("authentication failed") {
+    // A token never obtained (the member was down at start) is this member's client's
+    // trouble: another member may serve the call. A refused password or an old auth
+    // revision is every member's: the call is answered, and [`Conn::refused`]
+    // authenticates again for the next one.
+    let m = grpc_message(e);
+    if token_refused(e)
+        && !m.contains("authentication failed")
+        && !m.contains("revision of auth store is old")
+    {
         return true;
     }
     match e {
