@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::config::StoreFlags;
+use crate::config::Options;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ClusterCommand {
@@ -19,8 +19,12 @@ pub enum ClusterCommand {
         /// One JSON object instead of lines for people.
         #[arg(long)]
         json: bool,
-        #[command(flatten)]
-        store: StoreFlags,
+        /// `serve`'s options: those of the store say where the cluster is.
+        #[command(
+            flatten,
+            next_help_heading = "Options of serve (those of the store are used)"
+        )]
+        store: Box<Options>,
     },
 }
 

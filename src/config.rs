@@ -235,56 +235,13 @@ impl EtcdAccess {
     }
 }
 
-/// The options that say where the cluster is and how to reach it, for the commands
-/// other than `serve` (`user …`, `cluster status`); named as `serve`'s, and the data
-/// directory's `xapi-taskd.toml` is read the same way.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct StoreFlags {
-    /// `redb` (the data directory) or `etcd` (the cluster).
-    #[arg(long)]
-    pub store: Option<String>,
-    /// The etcd cluster's members (with --store etcd).
-    #[arg(long, value_delimiter = ',')]
-    pub etcd_endpoints: Option<Vec<String>>,
-    /// The deployment's key prefix in etcd [default: /xapi-taskd/].
-    #[arg(long)]
-    pub etcd_prefix: Option<String>,
-    /// Seconds a call keeps trying to reach the cluster [default: 15].
-    #[arg(long)]
-    pub etcd_timeout: Option<f64>,
-    /// The etcd user (with etcd-password-file).
-    #[arg(long)]
-    pub etcd_user: Option<String>,
-    /// File whose first line is etcd-user's password.
-    #[arg(long)]
-    pub etcd_password_file: Option<PathBuf>,
-    /// CA certificate(s), PEM, of the members (https:// endpoints).
-    #[arg(long)]
-    pub etcd_ca_file: Option<PathBuf>,
-    /// Client certificate, PEM (with etcd-key-file).
-    #[arg(long)]
-    pub etcd_cert_file: Option<PathBuf>,
-    /// Its private key, PEM.
-    #[arg(long)]
-    pub etcd_key_file: Option<PathBuf>,
-}
-
-impl StoreFlags {
-    /// The settings these flags, the data directory's file and the defaults give.
+impl Options {
+    /// The settings of a command other than `serve` (`user …`, `cluster status`): these
+    /// options over the data directory's `xapi-taskd.toml` and the defaults. They take
+    /// the same options as `serve` so that one file or one set of flags points all of
+    /// them at the same store; only the store's matter to them.
     pub fn settings(self, data_dir: &Path) -> Result<Settings, String> {
-        let options = Options {
-            store: self.store,
-            etcd_endpoints: self.etcd_endpoints,
-            etcd_prefix: self.etcd_prefix,
-            etcd_timeout: self.etcd_timeout,
-            etcd_user: self.etcd_user,
-            etcd_password_file: self.etcd_password_file,
-            etcd_ca_file: self.etcd_ca_file,
-            etcd_cert_file: self.etcd_cert_file,
-            etcd_key_file: self.etcd_key_file,
-            ..Options::default()
-        };
-        load(data_dir.to_path_buf(), None, options)
+        load(data_dir.to_path_buf(), None, self)
     }
 }
 
@@ -656,50 +613,26 @@ mod tests {
             .map(drop)
         };
         let p = |s: &str| Some(PathBuf::from(s));
+        // (user, password file, CA, certificate, key); "" is not given.
+        let a = |fields: [&str; 5]| {
+            let [user, password_file, ca_file, cert_file, key_file] =
+                fields.map(|f| (!f.is_empty()).then(|| f.to_string()));
+            EtcdAccess {
+                user,
+                password_file: password_file.map(PathBuf::from),
+                ca_file: ca_file.map(PathBuf::from),
+                cert_file: cert_file.map(PathBuf::from),
+                key_file: key_file.map(PathBuf::from),
+            }
+        };
+        #[rustfmt::skip]
         let refused = [
-            (
-                "http://e:1",
-                EtcdAccess {
-                    user: Some("u".into()),
-                    ..Default::default()
-                },
-                "etcd-password-file",
-            ),
-            (
-                "http://e:1",
-                EtcdAccess {
-                    password_file: p("/p"),
-                    ..Default::default()
-                },
-                "etcd-user",
-            ),
-            (
-                "https://e:1",
-                EtcdAccess {
-                    ca_file: p("/ca"),
-                    cert_file: p("/c"),
-                    ..Default::default()
-                },
-                "etcd-key-file",
-            ),
-            (
-                "https://e:1",
-                EtcdAccess {
-                    cert_file: p("/c"),
-                    key_file: p("/k"),
-                    ..Default::default()
-                },
-                "etcd-ca-file",
-            ),
-            (
-                "http://e:1",
-                EtcdAccess {
-                    ca_file: p("/ca"),
-                    ..Default::default()
-                },
-                "http://e:1",
-            ),
-            ("https://e:1", EtcdAccess::default(), "https://e:1"),
+            ("http://e:1", a(["u", "", "", "", ""]), "etcd-password-file"),
+            ("http://e:1", a(["", "/p", "", "", ""]), "etcd-user"),
+            ("https://e:1", a(["", "", "/ca", "/c", ""]), "etcd-key-file"),
+            ("https://e:1", a(["", "", "", "/c", "/k"]), "etcd-ca-file"),
+            ("http://e:1", a(["", "", "/ca", "", ""]), "http://e:1"),
+            ("https://e:1", a(["", "", "", "", ""]), "https://e:1"),
         ];
         for (endpoint, access, says) in refused {
             let err = etcd(endpoint, access.clone()).unwrap_err();
