@@ -9,6 +9,8 @@
 //!   revoked while it runs gives a clear `INTERNAL_ERROR`, and granting it back heals it.
 //! - TLS with client certificates: works; a wrong CA fails at once naming the endpoint;
 //!   an http:// endpoint with TLS options is refused by the options.
+//! - three members with authentication, one of them down when the front-end starts: it
+//!   serves the front-end once back (authenticated then).
 //! - `xapi-taskd cluster status` (the real binary): members, quorum, the deployment's
 //!   revision, the live front-ends and the GC leader; exit status 1 when the store is
 //!   refused or etcd has lost its quorum; the `user` commands with the same options.
@@ -92,6 +94,37 @@ fn as_user(user: &str, password_file: &Path) -> Options {
     }
 }
 
+/// Turns etcd's authentication on as its documentation does (root first), with a role
+/// limited to a prefix and a user `NAME` (password `NAME-pw`) for each of `users`
+/// (name, role, prefix); returns a runner of etcdctl as root.
+fn enable_auth<'a>(
+    cluster: &'a etcd::Cluster,
+    users: &[(&str, &str, &str)],
+) -> impl Fn(&[&str]) -> String + 'a {
+    cluster
+        .etcdctl(None, &["user", "add", "root:rootpw"])
+        .unwrap();
+    cluster
+        .etcdctl(None, &["user", "grant-role", "root", "root"])
+        .unwrap();
+    cluster.etcdctl(None, &["auth", "enable"]).unwrap();
+    let ctl = |args: &[&str]| cluster.etcdctl(Some("root:rootpw"), args).expect("etcdctl");
+    for (user, role, prefix) in users {
+        ctl(&["role", "add", role]);
+        ctl(&[
+            "role",
+            "grant-permission",
+            role,
+            "--prefix=true",
+            "readwrite",
+            prefix,
+        ]);
+        ctl(&["user", "add", &format!("{user}:{user}-pw")]);
+        ctl(&["user", "grant-role", user, role]);
+    }
+    ctl
+}
+
 /// The real binary's `cluster status --json` with `args`: (exit success, the report).
 fn status(args: &[String]) -> (bool, serde_json::Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_xapi-taskd"))
@@ -123,28 +156,7 @@ async fn etcd_auth_limits_a_front_end_to_its_prefix_and_tokens_renew_by_themselv
     let Some(cluster) = etcd::Cluster::start_with(1, setup) else {
         return;
     };
-    let ctl = |args: &[&str]| cluster.etcdctl(Some("root:rootpw"), args).expect("etcdctl");
-    // As etcd's documentation sets it up: root first, then a role per deployment prefix.
-    cluster
-        .etcdctl(None, &["user", "add", "root:rootpw"])
-        .unwrap();
-    cluster
-        .etcdctl(None, &["user", "grant-role", "root", "root"])
-        .unwrap();
-    cluster.etcdctl(None, &["auth", "enable"]).unwrap();
-    for (user, role, prefix) in [("alice", "ra", "/a/"), ("bob", "rb", "/b/")] {
-        ctl(&["role", "add", role]);
-        ctl(&[
-            "role",
-            "grant-permission",
-            role,
-            "--prefix=true",
-            "readwrite",
-            prefix,
-        ]);
-        ctl(&["user", "add", &format!("{user}:{user}-pw")]);
-        ctl(&["user", "grant-role", user, role]);
-    }
+    let ctl = enable_auth(&cluster, &[("alice", "ra", "/a/"), ("bob", "rb", "/b/")]);
     let dir = tempfile::tempdir().unwrap();
     let endpoints = cluster.endpoints();
     let alice_pw = password_file(dir.path(), "alice", "alice-pw");
@@ -394,21 +406,44 @@ async fn tls_with_client_certificates_and_wrong_settings_fail_at_start_naming_th
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cluster_status_shows_three_members_and_fails_without_quorum() {
+async fn three_members_with_auth_one_down_at_start_then_status_and_quorum_loss() {
     let Some(mut cluster) = etcd::Cluster::start(3) else {
         return;
     };
+    let _ = enable_auth(&cluster, &[("quinn", "rq", "/q/")]);
     let dir = tempfile::tempdir().unwrap();
     let endpoints = cluster.endpoints();
-    let svc = open(&settings(dir.path(), &endpoints, "/q/", Options::default()))
-        .await
-        .expect("front-end");
+    let pw = password_file(dir.path(), "quinn", "quinn-pw");
+    // A member down when the front-end starts (so not authenticated then), which later
+    // serves it: back, then the other two killed and restarted in turn so that calls
+    // move to it while a quorum remains.
+    cluster.kill(2);
+    let svc = open(&settings(
+        dir.path(),
+        &endpoints,
+        "/q/",
+        as_user("quinn", &pw),
+    ))
+    .await
+    .expect("front-end with a member down");
+    works(&svc).await;
+    cluster.restart(2);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for i in [0, 1] {
+        cluster.kill(i);
+        works(&svc).await;
+        cluster.restart(i);
+    }
     works(&svc).await;
     let args = vec![
         "--etcd-endpoints".to_string(),
         endpoints.join(","),
         "--etcd-prefix".into(),
         "/q/".into(),
+        "--etcd-user".into(),
+        "quinn".into(),
+        "--etcd-password-file".into(),
+        pw.display().to_string(),
     ];
     let (ok, report) = status(&args);
     assert!(ok, "{report}");
