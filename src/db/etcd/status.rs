@@ -129,7 +129,8 @@ pub async fn report(config: &Config) -> Result<Report, BackendError> {
         }
         Err(e) => problems.push(format!("member list: {e}")),
     }
-    // The leader as a majority of the members that answered see it.
+    // The leader most of the members that answered name (they agree unless an election
+    // is under way).
     let leader = found
         .iter()
         .map(|(_, s)| s.leader_id.clone())
