@@ -25,6 +25,7 @@
 //! | `c/node/<id>` | a live front-end (on a lease) |
 //! | `c/gc` | the garbage collector's election |
 //! | `c/users` | the users file (`users.json`'s content) |
+//! | `c/import` | present while `cluster import` writes the prefix (its id): front-ends refuse the prefix until it is gone ([`super::import`]) |
 
 use serde::{Deserialize, Serialize};
 
@@ -162,6 +163,10 @@ impl Keys {
 
     pub fn users(&self) -> String {
         format!("{}c/users", self.prefix)
+    }
+
+    pub fn import(&self) -> String {
+        format!("{}c/import", self.prefix)
     }
 
     /// What a data key names.
