@@ -232,6 +232,8 @@ mod tests {
         );
         assert_eq!(k.parse(k.last().as_bytes()), DataKey::Last);
         assert_eq!(k.parse(b"/y/d/task/a"), DataKey::Other);
+        // Outside the watched range: the import's marker never moves the data's revision.
+        assert!(!k.import().starts_with(&k.data()));
         assert_eq!(range_end("/x/d/"), b"/x/d0".to_vec());
     }
 }
