@@ -137,6 +137,15 @@ fn import(data_dir: &Path, ops: usize, bytes: usize, store: Options) -> Result<(
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(format!("{}: {e}", users_path.display())),
         };
+        // Every server with a store has written one; without it, `identity_of` would
+        // invent an identity (and write it into a directory the import only reads).
+        if !data_dir.join("identity.json").is_file() {
+            return Err(format!(
+                "{} has no identity.json: it is not the data directory of a server that ran \
+                 with a store",
+                data_dir.display()
+            ));
+        }
         let (pool_ref, pool_uuid, host_ref, host_uuid) =
             crate::serve::identity_of(data_dir).map_err(|e| e.to_string())?;
         let (pool, host) = crate::serve::singletons(&settings, pool_uuid, host_uuid);
