@@ -8,9 +8,9 @@ XML-RPC reply of task.get_record byte for byte); a user added with `user add` on
 single node logs in with the same password; the single node's sessions still work; RBAC
 ownership holds; new tasks and `event.from` work, and an `event.from` token from the
 single node goes on working (it does not go backwards); a second import into the same
-prefix is refused; an import killed halfway leaves a prefix that a front-end refuses with
-a clear message and that running the import again completes; a store a running server
-holds, or a damaged one, is refused.
+prefix is refused, and so is one holding keys of someone else's; an import killed halfway
+leaves a prefix that a front-end refuses with a clear message and that running the import
+again completes; a store a running server holds, or a damaged one, is refused.
 """
 
 import os
@@ -23,7 +23,6 @@ import pytest
 import etcd_cluster
 from conftest import (
     BINARY,
-    ROOT_PASSWORD,
     Raw,
     header_proxy,
     launch,
@@ -34,7 +33,7 @@ from conftest import (
     user_password,
     xml_call,
 )
-from test_cluster import _need, event_from, front_end
+from test_cluster import _need, etcdctl, event_from, front_end, login
 
 IMPORT_TIMEOUT = 120
 
@@ -58,10 +57,6 @@ def import_into(etcd, data_dir, prefix, *extra):
         text=True,
         timeout=IMPORT_TIMEOUT,
     )
-
-
-def login(url, user="root", password=ROOT_PASSWORD):
-    return ok(server_proxy(url).session.login_with_password(user, password))
 
 
 def differences(after, before):
@@ -229,10 +224,20 @@ def test_an_import_killed_halfway_is_refused_by_front_ends_and_completed_by_a_re
         single.cleanup()
 
 
-def test_a_damaged_store_is_refused_and_nothing_is_written(etcd):
+def test_a_prefix_with_other_keys_and_a_damaged_store_are_refused(etcd):
     single = launch([], users=())
     try:
         single.stop()
+        foreign = "/" + unique("foreign") + "/"
+        put = etcdctl(etcd, "put", foreign + "someone-elses", "x")
+        assert put.returncode == 0, put.stderr
+        res = import_into(etcd, single.data_dir, foreign)
+        assert res.returncode == 1, res
+        assert "holds keys, but no deployment and no unfinished import" in res.stderr, res.stderr
+        assert etcdctl(etcd, "get", foreign + "someone-elses").stdout.split() == [
+            foreign + "someone-elses", "x"
+        ]
+
         with open(os.path.join(single.data_dir, "store.redb"), "r+b") as f:
             f.write(b"not a store at all")
         prefix = "/" + unique("bad") + "/"
