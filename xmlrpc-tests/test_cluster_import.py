@@ -212,6 +212,14 @@ def test_an_import_killed_halfway_is_refused_by_front_ends_and_completed_by_a_re
             front_end(etcd, prefix)
         assert "unfinished `xapi-taskd cluster import`" in str(refused.value)
         assert "run the import again" in str(refused.value)
+        status = subprocess.run(
+            [
+                str(BINARY), "cluster", "status", "--store", "etcd",
+                "--etcd-endpoints", etcd.endpoints, "--etcd-prefix", prefix,
+            ],
+            capture_output=True, text=True, timeout=IMPORT_TIMEOUT,
+        )
+        assert "problem: an unfinished `cluster import`" in status.stdout, status
 
         res = import_into(etcd, single.data_dir, prefix, "--batch-ops", "3")
         assert res.returncode == 0, res.stdout + res.stderr
