@@ -10,7 +10,9 @@ ownership holds; new tasks and `event.from` work, and an `event.from` token from
 single node goes on working (it does not go backwards); a second import into the same
 prefix is refused, and so is one holding keys of someone else's; an import killed halfway
 leaves a prefix that a front-end refuses with a clear message and that running the import
-again completes; a store a running server holds, or a damaged one, is refused.
+again completes; a store a running server holds, or a damaged one, is refused; under etcd
+authentication, the import works as a user whose role covers only its prefix (and is
+refused elsewhere, saying so).
 """
 
 import os
@@ -260,3 +262,55 @@ def test_a_prefix_with_other_keys_and_a_damaged_store_are_refused(etcd):
             fe.cleanup()
     finally:
         single.cleanup()
+
+
+def test_the_import_works_as_an_etcd_user_whose_role_covers_only_its_prefix():
+    """etcd authentication as an operator sets it up: the import (and then the front-end)
+    run as `bob`, whose role may read and write only under /b/."""
+    _need(etcd_cluster.available(), "etcd is not installed (apt-get install etcd-server)")
+    secured = etcd_cluster.EtcdCluster(1).start()
+    single = launch(["--gc-interval", "86400"], users=())
+    # Beside the data directory, not in it (the import reads that one only).
+    pw = single.data_dir + ".etcd-password"
+    fe = None
+    try:
+        def ctl(*args, user=None):
+            res = etcdctl(secured, *(["--user", user] if user else []), *args)
+            assert res.returncode == 0, res.stderr
+        ctl("user", "add", "root:rootpw")
+        ctl("user", "grant-role", "root", "root")
+        ctl("auth", "enable")
+        for args in (
+            ["role", "add", "rb"],
+            ["role", "grant-permission", "rb", "--prefix=true", "readwrite", "/b/"],
+            ["user", "add", "bob:bob-pw"],
+            ["user", "grant-role", "bob", "rb"],
+        ):
+            ctl(*args, user="root:rootpw")
+        with open(pw, "w") as f:
+            f.write("bob-pw\n")
+        as_bob = ["--etcd-user", "bob", "--etcd-password-file", pw]
+
+        p = server_proxy(single.url)
+        root = login(single.url)
+        parent = ok(p.task.create(root, unique("parent"), ""))
+        ok(header_proxy(single.url, {"task-id": parent}).task.create(root, unique("c"), ""))
+        before = ok(p.task.get_all_records(root))
+        single.stop()
+
+        res = import_into(secured, single.data_dir, "/a/", *as_bob)
+        assert res.returncode == 1, res
+        assert '"bob" has no permission on the keys under /a/' in res.stderr, res.stderr
+        res = import_into(secured, single.data_dir, "/b/", *as_bob)
+        assert res.returncode == 0, res.stdout + res.stderr
+        fe = front_end(
+            secured, "/b/", extra_config=f'etcd-user = "bob"\netcd-password-file = "{pw}"\n'
+        )
+        assert ok(server_proxy(fe.url).task.get_all_records(root)) == before
+    finally:
+        if fe is not None:
+            fe.cleanup()
+        single.cleanup()
+        secured.cleanup()
+        if os.path.exists(pw):
+            os.unlink(pw)
