@@ -128,7 +128,7 @@ pub async fn run(
             summary.unfinished += 1;
         }
         summary.tasks += 1;
-        // A task's keys go in one transaction: no link without its row.
+        // A task's row and its pending key go in one transaction.
         if batch.add(ops, &mut summary).await? && (!reported_first || due(&mut last_report)) {
             reported_first = true;
             progress(format!(
