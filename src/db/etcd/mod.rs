@@ -23,8 +23,10 @@ mod cache;
 mod combine;
 mod conn;
 mod group;
+pub mod import;
 pub mod keys;
 mod leader;
+pub mod status;
 mod txn;
 
 use std::collections::{BTreeMap, HashMap};
@@ -62,6 +64,8 @@ pub struct Config {
     pub budget: Duration,
     /// Serve reads from the cache without a linearizable sync first.
     pub cached_reads: bool,
+    /// The etcd user and TLS files ([`conn`]).
+    pub access: crate::config::EtcdAccess,
 }
 
 impl Config {
@@ -72,6 +76,7 @@ impl Config {
             request_timeout: Duration::from_secs(2),
             budget: Duration::from_secs(15),
             cached_reads: false,
+            access: Default::default(),
         }
     }
 }
@@ -324,7 +329,13 @@ pub struct Identity {
 impl Inner {
     async fn connect(config: &Config) -> Result<Arc<Inner>, BackendError> {
         let keys = Keys::new(&config.prefix);
-        let conn = conn::Conn::new(&config.endpoints, config.request_timeout).await?;
+        let conn = conn::Conn::new(
+            &config.endpoints,
+            config.request_timeout,
+            &config.access,
+            &config.prefix,
+        )
+        .await?;
         Ok(Arc::new(Inner {
             keys,
             conn,
@@ -448,10 +459,14 @@ impl Etcd {
 async fn init(inner: &Inner, id: Identity) -> Result<(), BackendError> {
     let keys = &inner.keys;
     let format = keys.format();
+    // A prefix that `cluster import` is still writing is not a deployment yet.
+    let import = keys.import();
     let txn = Txn::new()
-        .when([Compare::version(format.as_str(), CompareOp::Equal, 0)])
-        .and_then([TxnOp::put(format.as_str(), keys::FORMAT.to_string(), None)])
-        .or_else([TxnOp::get(format.as_str(), None)]);
+        .when([
+            Compare::version(format.as_str(), CompareOp::Equal, 0),
+            Compare::version(import.as_str(), CompareOp::Equal, 0),
+        ])
+        .and_then([TxnOp::put(format.as_str(), keys::FORMAT.to_string(), None)]);
     let resp = inner
         .conn
         .retry(inner.budget, |mut c| {
@@ -460,6 +475,14 @@ async fn init(inner: &Inner, id: Identity) -> Result<(), BackendError> {
         })
         .await?;
     if !resp.succeeded() {
+        if get(inner, import).await?.is_some() {
+            return Err(BackendError(format!(
+                "the data under {} is an unfinished `xapi-taskd cluster import` (it was \
+                 stopped, or is still running): run the import again to complete it; no \
+                 front-end serves the prefix until then",
+                keys.prefix()
+            )));
+        }
         let stored = inner
             .conn
             .retry(inner.budget, |mut c| {

@@ -133,7 +133,7 @@ impl Compares {
     }
 }
 
-fn task_value(row: &TaskRow) -> Vec<u8> {
+pub(super) fn task_value(row: &TaskRow) -> Vec<u8> {
     let mut row = row.clone();
     // Derived: the links and the key's revisions hold them.
     row.subtasks.clear();
@@ -316,7 +316,8 @@ pub async fn send(inner: &Inner, txn: &Txn, budget: Duration) -> Sent {
         let last = match tokio::time::timeout(inner.conn.timeout, client.txn(txn.clone())).await {
             Ok(Ok(resp)) => return Sent::Answered(resp, sent),
             Ok(Err(e)) if !super::conn::retryable(&e) => {
-                return Sent::Refused(format!("etcd refused the change: {e}"), sent);
+                let why = inner.conn.refused(i, &e);
+                return Sent::Refused(format!("etcd refused the change: {why}"), sent);
             }
             Ok(Err(e)) => format!("{}: {e}", inner.conn.endpoint(i)),
             Err(_) => format!(
