@@ -53,8 +53,9 @@ fn perf_control(command: &str) {
 /// waiters with the server under callgrind, its counters zeroed just before the change
 /// and dumped after the last reply, so the figure is the answer phase alone (the change
 /// itself, one `set_progress`, is a few dozen instructions per waiter at 1,000); then a
-/// round with `perf stat` counting context switches and syscalls over the same phase.
-/// Ours and the fan-out limit, per woken waiter.
+/// round with `perf stat` counting CPU time, page faults, context switches and syscalls
+/// over the same phase (at `n` and at 10,000 waiters). Ours and the fan-out limit, per
+/// woken waiter.
 pub async fn count_rows(table: &mut Table, n: usize, dir: &std::path::Path, kernel: bool) {
     use crate::counts::{callgrind, callgrind_control, dump_instructions};
     let setup = start_ours(false);
@@ -99,24 +100,29 @@ pub async fn count_rows(table: &mut Table, n: usize, dir: &std::path::Path, kern
     if !kernel {
         return;
     }
-    let mut kernel = Vec::new();
-    for bare in [false, true] {
-        let server = if bare {
-            start_bare_fanout(&event_reply)
-        } else {
-            start_ours(false)
-        };
-        let (waiter, trigger) = calls_on(&server, bare).await;
-        kernel.push(phase_kernel_counts(&server, waiter, trigger, n).await);
+    // The kernel's side is measured without valgrind, so also at 10,000 waiters.
+    for n in [n, 10_000] {
+        let mut kernel = Vec::new();
+        for bare in [false, true] {
+            let server = if bare {
+                start_bare_fanout(&event_reply)
+            } else {
+                start_ours(false)
+            };
+            let (waiter, trigger) = calls_on(&server, bare).await;
+            kernel.push(phase_kernel_counts(&server, waiter, trigger, n).await);
+        }
+        table.row([
+            &format!(
+                "event.from fan-out to {n}: CPU µs, page faults, context switches, syscalls / woken waiter"
+            ),
+            &n.to_string(),
+            &kernel[0].to_string(),
+            &kernel[1].to_string(),
+            "",
+            &format!("CPU {:.2}× the limit's", kernel[0].cpu_us / kernel[1].cpu_us),
+        ]);
     }
-    table.row([
-        &format!("event.from fan-out to {n}: context switches, syscalls / woken waiter"),
-        &n.to_string(),
-        &format!("{:.2}, {:.2}", kernel[0].0, kernel[0].1),
-        &format!("{:.2}, {:.2}", kernel[1].0, kernel[1].1),
-        "",
-        "",
-    ]);
 }
 
 /// Context switches and syscalls per woken waiter during the answer phase only: `perf
@@ -126,7 +132,7 @@ async fn phase_kernel_counts(
     waiter: Vec<u8>,
     trigger: Vec<u8>,
     n: usize,
-) -> (f64, f64) {
+) -> PhaseCounts {
     use std::process::{Command, Stdio};
     let tmp = std::env::temp_dir();
     let (ctl, out) = (
@@ -140,7 +146,10 @@ async fn phase_kernel_counts(
         .args(["stat", "-x", ",", "--delay=-1", "-o"])
         .arg(&out)
         .arg(format!("--control=fifo:{}", ctl.display()))
-        .args(["-e", "context-switches,raw_syscalls:sys_enter"])
+        .args([
+            "-e",
+            "task-clock,page-faults,context-switches,raw_syscalls:sys_enter",
+        ])
         .args(["-p", &server.pid().to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -168,7 +177,31 @@ async fn phase_kernel_counts(
             .unwrap_or(f64::NAN)
             / n as f64
     };
-    (count("context-switches"), count("raw_syscalls:sys_enter"))
+    PhaseCounts {
+        // task-clock is in ms.
+        cpu_us: count("task-clock") * 1000.0,
+        faults: count("page-faults"),
+        switches: count("context-switches"),
+        syscalls: count("raw_syscalls:sys_enter"),
+    }
+}
+
+/// What the server's kernel side of a fan-out's answer phase cost, per woken waiter.
+struct PhaseCounts {
+    cpu_us: f64,
+    faults: f64,
+    switches: f64,
+    syscalls: f64,
+}
+
+impl std::fmt::Display for PhaseCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.1}, {:.2}, {:.2}, {:.2}",
+            self.cpu_us, self.faults, self.switches, self.syscalls
+        )
+    }
 }
 
 /// The two calls of a fan-out round against our server: the waiters' `event.from` on one
