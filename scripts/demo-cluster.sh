@@ -49,5 +49,6 @@ for i in $(seq "$n"); do
 done
 echo "etcd: $endpoints (prefix /demo/); root's password: $password"
 echo "users: target/release/xapi-taskd user add NAME --role ROLE --store etcd --etcd-endpoints $endpoints --etcd-prefix /demo/"
+echo "status: target/release/xapi-taskd cluster status --store etcd --etcd-endpoints $endpoints --etcd-prefix /demo/"
 echo "Ctrl-C stops everything."
 wait

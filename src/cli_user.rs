@@ -8,6 +8,7 @@ use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::config::Options;
 use crate::users::{self, ROOT, User, UserStore};
 
 const DEFAULT_DATA_DIR: &str = "./xapi-taskd-data";
@@ -27,8 +28,12 @@ pub enum UserCommand {
         /// Data directory (users, identity).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
-        #[command(flatten)]
-        store: StoreFlags,
+        /// `serve`'s options: those of the store say where the users are.
+        #[command(
+            flatten,
+            next_help_heading = "Options of serve (those of the store are used)"
+        )]
+        store: Box<Options>,
     },
     /// Remove a user (root cannot be removed).
     Remove {
@@ -36,16 +41,24 @@ pub enum UserCommand {
         /// Data directory (users, identity).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
-        #[command(flatten)]
-        store: StoreFlags,
+        /// `serve`'s options: those of the store say where the users are.
+        #[command(
+            flatten,
+            next_help_heading = "Options of serve (those of the store are used)"
+        )]
+        store: Box<Options>,
     },
     /// List users, one per line: NAME ROLE ID (root's role shows as local-superuser).
     List {
         /// Data directory (users, identity).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
-        #[command(flatten)]
-        store: StoreFlags,
+        /// `serve`'s options: those of the store say where the users are.
+        #[command(
+            flatten,
+            next_help_heading = "Options of serve (those of the store are used)"
+        )]
+        store: Box<Options>,
     },
     /// Set a user's password (root's too); the new password is read from stdin.
     Passwd {
@@ -53,24 +66,13 @@ pub enum UserCommand {
         /// Data directory (users, identity).
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data_dir: PathBuf,
-        #[command(flatten)]
-        store: StoreFlags,
+        /// `serve`'s options: those of the store say where the users are.
+        #[command(
+            flatten,
+            next_help_heading = "Options of serve (those of the store are used)"
+        )]
+        store: Box<Options>,
     },
-}
-
-/// Where the users are: the data directory's own file, or — as its `xapi-taskd.toml`
-/// says, or these flags (the same names as `serve`'s) — the cluster's, in etcd.
-#[derive(Debug, Clone, Default, clap::Args)]
-pub struct StoreFlags {
-    /// `redb` (the data directory's users file) or `etcd` (the cluster's).
-    #[arg(long)]
-    store: Option<String>,
-    /// The etcd cluster's members (with --store etcd).
-    #[arg(long, value_delimiter = ',')]
-    etcd_endpoints: Option<Vec<String>>,
-    /// The deployment's key prefix in etcd [default: /xapi-taskd/].
-    #[arg(long)]
-    etcd_prefix: Option<String>,
 }
 
 /// Where passwords come from.
@@ -149,14 +151,10 @@ fn run_with(cmd: UserCommand, input: Input<'_>, out: &mut dyn Write) -> Result<(
 /// A runtime for the calls to a cluster, kept alive as long as the store is used.
 type Runtime = Option<tokio::runtime::Runtime>;
 
-fn open(dir: &Path, flags: StoreFlags) -> Result<(UserStore, Runtime), String> {
-    let options = crate::config::Options {
-        store: flags.store,
-        etcd_endpoints: flags.etcd_endpoints,
-        etcd_prefix: flags.etcd_prefix,
-        ..Default::default()
-    };
-    let settings = crate::config::load(dir.to_path_buf(), None, options)?;
+fn open(dir: &Path, flags: Box<Options>) -> Result<(UserStore, Runtime), String> {
+    // Where the users are: the data directory's own file, or — as its `xapi-taskd.toml`
+    // says, or the flags (the same names as `serve`'s) — the cluster's, in etcd.
+    let settings = flags.settings(dir)?;
     match settings.store {
         crate::config::StoreChoice::Redb => UserStore::open(dir)
             .map(|s| (s, None))
@@ -318,14 +316,14 @@ mod tests {
             name: name.into(),
             role: role.into(),
             data_dir: dir.into(),
-            store: StoreFlags::default(),
+            store: Default::default(),
         }
     }
 
     fn list(dir: &Path) -> UserCommand {
         UserCommand::List {
             data_dir: dir.into(),
-            store: StoreFlags::default(),
+            store: Default::default(),
         }
     }
 
@@ -376,7 +374,7 @@ mod tests {
         let passwd = |name: &str| UserCommand::Passwd {
             name: name.into(),
             data_dir: dir.clone(),
-            store: StoreFlags::default(),
+            store: Default::default(),
         };
         let (r, out) = cli(passwd("alice"), "new-pw\r\n");
         r.unwrap();
@@ -388,7 +386,7 @@ mod tests {
         let remove = |name: &str| UserCommand::Remove {
             name: name.into(),
             data_dir: dir.clone(),
-            store: StoreFlags::default(),
+            store: Default::default(),
         };
         let (r, out) = cli(remove("alice"), "");
         r.unwrap();
@@ -417,7 +415,7 @@ mod tests {
                 UserCommand::Passwd {
                     name: "carol".into(),
                     data_dir: dir.clone(),
-                    store: StoreFlags::default(),
+                    store: Default::default(),
                 },
                 "pw\n",
                 "no user",
@@ -426,7 +424,7 @@ mod tests {
                 UserCommand::Passwd {
                     name: "alice".into(),
                     data_dir: dir.clone(),
-                    store: StoreFlags::default(),
+                    store: Default::default(),
                 },
                 "",
                 "no password",
@@ -456,7 +454,7 @@ mod tests {
         let passwd = UserCommand::Passwd {
             name: "root".into(),
             data_dir: dir.path().into(),
-            store: StoreFlags::default(),
+            store: Default::default(),
         };
         cli(passwd, "chosen\n").0.unwrap();
         let store = UserStore::open(dir.path()).unwrap();

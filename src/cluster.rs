@@ -37,17 +37,19 @@ impl RemoteFile for EtcdUsersFile {
     }
 }
 
-fn etcd_config(settings_store: &StoreChoice) -> io::Result<Config> {
+pub(crate) fn etcd_config(settings_store: &StoreChoice) -> io::Result<Config> {
     match settings_store {
         StoreChoice::Etcd {
             endpoints,
             prefix,
             timeout,
             cached_reads,
+            access,
         } => {
             let mut config = Config::new(endpoints.clone(), prefix.clone());
             config.budget = *timeout;
             config.cached_reads = *cached_reads;
+            config.access = access.clone();
             // One member gets a share of the budget before the next is tried.
             config.request_timeout = config.request_timeout.min(*timeout / 3);
             Ok(config)

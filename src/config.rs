@@ -100,6 +100,25 @@ pub struct Options {
     /// cache at once, stale by the watch's lag (a few ms) [default: linearizable].
     #[arg(long)]
     pub etcd_reads: Option<String>,
+    /// The etcd user this front-end authenticates as (etcd's `auth enable`); its role
+    /// needs readwrite on etcd-prefix. Needs etcd-password-file.
+    #[arg(long)]
+    pub etcd_user: Option<String>,
+    /// File whose first line is etcd-user's password (not a flag's value, which `ps`
+    /// shows); read at start and at every re-authentication.
+    #[arg(long)]
+    pub etcd_password_file: Option<PathBuf>,
+    /// CA certificate(s), PEM, that the etcd members' certificates must chain to; the
+    /// endpoints are then https:// URLs.
+    #[arg(long)]
+    pub etcd_ca_file: Option<PathBuf>,
+    /// This front-end's client certificate, PEM, for etcd's --client-cert-auth (with
+    /// etcd-key-file).
+    #[arg(long)]
+    pub etcd_cert_file: Option<PathBuf>,
+    /// The private key of etcd-cert-file, PEM.
+    #[arg(long)]
+    pub etcd_key_file: Option<PathBuf>,
     /// Start with a new, empty store even though identity.json shows that this data
     /// directory had one (which is then missing, empty or never initialised). For once,
     /// after deciding to give up the lost store [default: false].
@@ -168,7 +187,62 @@ pub enum StoreChoice {
         timeout: Duration,
         /// Reads from the cache without a sync first.
         cached_reads: bool,
+        /// Who the front-end is to etcd, and how it checks the members.
+        access: EtcdAccess,
     },
+}
+
+/// How a front-end authenticates to etcd and protects its connections (every field
+/// optional: none is a plain, unauthenticated connection).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EtcdAccess {
+    pub user: Option<String>,
+    /// The password is this file's first line (read when used, never kept in settings).
+    pub password_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+impl EtcdAccess {
+    /// Checks that the options go together and agree with the endpoints' schemes.
+    fn check(&self, endpoints: &[String]) -> Result<(), String> {
+        if self.user.is_some() != self.password_file.is_some() {
+            return Err("etcd-user and etcd-password-file go together".into());
+        }
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return Err("etcd-cert-file and etcd-key-file go together".into());
+        }
+        if self.cert_file.is_some() && self.ca_file.is_none() {
+            return Err("etcd-cert-file needs etcd-ca-file (TLS to the members)".into());
+        }
+        for e in endpoints {
+            let https = e.starts_with("https://");
+            if self.ca_file.is_some() && !https {
+                return Err(format!(
+                    "etcd endpoint {e}: etcd-ca-file is set, so the endpoint must be an \
+                     https:// URL"
+                ));
+            }
+            if https && self.ca_file.is_none() {
+                return Err(format!(
+                    "etcd endpoint {e}: an https:// endpoint needs etcd-ca-file (the CA \
+                     that signed the members' certificates)"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Options {
+    /// The settings of a command other than `serve` (`user …`, `cluster status`): these
+    /// options over the data directory's `xapi-taskd.toml` and the defaults. They take
+    /// the same options as `serve` so that one file or one set of flags points all of
+    /// them at the same store; only the store's matter to them.
+    pub fn settings(self, data_dir: &Path) -> Result<Settings, String> {
+        load(data_dir.to_path_buf(), None, self)
+    }
 }
 
 /// Settings of a running server, every value decided.
@@ -228,6 +302,11 @@ impl Options {
             etcd_prefix,
             etcd_timeout,
             etcd_reads,
+            etcd_user,
+            etcd_password_file,
+            etcd_ca_file,
+            etcd_cert_file,
+            etcd_key_file,
             allow_empty_store,
             durable_timeout,
             max_pending_tasks_per_user,
@@ -353,6 +432,14 @@ impl Options {
                 if ephemeral {
                     return Err("ephemeral and store = \"etcd\" exclude each other".to_string());
                 }
+                let access = EtcdAccess {
+                    user: self.etcd_user,
+                    password_file: self.etcd_password_file,
+                    ca_file: self.etcd_ca_file,
+                    cert_file: self.etcd_cert_file,
+                    key_file: self.etcd_key_file,
+                };
+                access.check(&endpoints)?;
                 StoreChoice::Etcd {
                     endpoints,
                     prefix: self
@@ -371,6 +458,7 @@ impl Options {
                             ));
                         }
                     },
+                    access,
                 }
             }
             other => return Err(format!("store must be \"redb\" or \"etcd\", not {other:?}")),
@@ -475,6 +563,7 @@ mod tests {
                 prefix: "/xapi-taskd/".into(),
                 timeout: Duration::from_secs(15),
                 cached_reads: false,
+                access: EtcdAccess::default(),
             }
         );
         let flags = Options {
@@ -488,6 +577,73 @@ mod tests {
             ..Options::default()
         };
         assert!(bad.resolve(dir.path().to_path_buf()).is_err());
+    }
+
+    #[test]
+    fn etcd_auth_and_tls_options_come_from_the_file_and_must_go_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "store = \"etcd\"\netcd-endpoints = [\"https://10.0.0.1:2379\"]\n\
+             etcd-user = \"xt\"\netcd-password-file = \"/etc/xt/etcd-pw\"\n\
+             etcd-ca-file = \"/etc/xt/ca.pem\"\netcd-cert-file = \"/etc/xt/c.pem\"\n\
+             etcd-key-file = \"/etc/xt/c.key\"\n",
+        )
+        .unwrap();
+        let s = load(dir.path().to_path_buf(), Some(&path), Options::default()).unwrap();
+        let StoreChoice::Etcd { access, .. } = s.store else {
+            panic!("{:?}", s.store)
+        };
+        assert_eq!(access.user.as_deref(), Some("xt"));
+        assert_eq!(access.password_file, Some(PathBuf::from("/etc/xt/etcd-pw")));
+        assert_eq!(access.key_file, Some(PathBuf::from("/etc/xt/c.key")));
+        let etcd = |endpoint: &str, access: EtcdAccess| {
+            Options {
+                store: Some("etcd".into()),
+                etcd_endpoints: Some(vec![endpoint.into()]),
+                etcd_user: access.user,
+                etcd_password_file: access.password_file,
+                etcd_ca_file: access.ca_file,
+                etcd_cert_file: access.cert_file,
+                etcd_key_file: access.key_file,
+                ..Options::default()
+            }
+            .resolve(PathBuf::from("/tmp"))
+            .map(drop)
+        };
+        let p = |s: &str| Some(PathBuf::from(s));
+        // (user, password file, CA, certificate, key); "" is not given.
+        let a = |fields: [&str; 5]| {
+            let [user, password_file, ca_file, cert_file, key_file] =
+                fields.map(|f| (!f.is_empty()).then(|| f.to_string()));
+            EtcdAccess {
+                user,
+                password_file: password_file.map(PathBuf::from),
+                ca_file: ca_file.map(PathBuf::from),
+                cert_file: cert_file.map(PathBuf::from),
+                key_file: key_file.map(PathBuf::from),
+            }
+        };
+        #[rustfmt::skip]
+        let refused = [
+            ("http://e:1", a(["u", "", "", "", ""]), "etcd-password-file"),
+            ("http://e:1", a(["", "/p", "", "", ""]), "etcd-user"),
+            ("https://e:1", a(["", "", "/ca", "/c", ""]), "etcd-key-file"),
+            ("https://e:1", a(["", "", "", "/c", "/k"]), "etcd-ca-file"),
+            ("http://e:1", a(["", "", "/ca", "", ""]), "http://e:1"),
+            ("https://e:1", a(["", "", "", "", ""]), "https://e:1"),
+        ];
+        for (endpoint, access, says) in refused {
+            let err = etcd(endpoint, access.clone()).unwrap_err();
+            assert!(err.contains(says), "{access:?}: {err}");
+        }
+        let tls = EtcdAccess {
+            ca_file: p("/ca"),
+            ..Default::default()
+        };
+        assert_eq!(etcd("https://e:1", tls), Ok(()));
+        assert_eq!(etcd("http://e:1", EtcdAccess::default()), Ok(()));
     }
 
     #[test]

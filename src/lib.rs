@@ -16,6 +16,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod cli_cluster;
 pub mod cli_store;
 pub mod cli_user;
 #[cfg(feature = "etcd")]

@@ -1,11 +1,12 @@
 //! The `xapi-taskd` command: `serve`, `user` to manage local users, `store` to check,
-//! back up and restore the durable store, and the client subcommands (`watch`, `tasks`, `task-list`, …) that talk to a running server.
+//! back up and restore the durable store, `cluster status` for a deployment on etcd, and the client subcommands (`watch`, `tasks`, `task-list`, …) that talk to a running server.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use xapi_taskd::cli::ClientCommand;
+use xapi_taskd::cli_cluster::ClusterCommand;
 use xapi_taskd::cli_store::{self, StoreCommand};
 use xapi_taskd::cli_user::{self, UserCommand};
 use xapi_taskd::config::{self, Options};
@@ -36,6 +37,11 @@ enum Command {
     User {
         #[command(subcommand)]
         cmd: UserCommand,
+    },
+    /// Look at a deployment on etcd (`cluster status`).
+    Cluster {
+        #[command(subcommand)]
+        cmd: ClusterCommand,
     },
     /// Check, back up or restore the durable store (server stopped).
     Store {
@@ -123,6 +129,7 @@ fn main() -> ExitCode {
         Command::Client(cmd) => xapi_taskd::cli::run(cmd),
         Command::User { cmd } => exit_with(cli_user::run(cmd)),
         Command::Store { cmd } => exit_with(cli_store::run(cmd)),
+        Command::Cluster { cmd } => xapi_taskd::cli_cluster::run(cmd),
     }
 }
 

@@ -1,10 +1,17 @@
 //! A real etcd cluster for the Rust tests: N members of the `etcd` binary on loopback
 //! ports of their own (never 2379/2380), data in a temporary directory, killed by their
 //! own PIDs when dropped. (The pytest suites have the same in `xmlrpc-tests/etcd_cluster.py`.)
+//!
+//! [`Cluster::start_with`] adds what an operator's cluster has: TLS on the client port
+//! (certificates made here with Debian's `openssl` command: a CA, the members' certificate
+//! for 127.0.0.1, a client certificate, and a second CA that signed none of them),
+//! client-certificate authentication, and a short simple-token TTL for etcd's
+//! authentication, which [`Cluster::etcdctl`] sets up like an operator would.
 
 #![allow(dead_code)]
 
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,6 +22,114 @@ pub struct Cluster {
     peer_ports: Vec<u16>,
     token: String,
     children: Vec<Option<Child>>,
+    setup: Setup,
+    /// The certificates, with TLS.
+    pub tls: Option<Tls>,
+}
+
+/// What a cluster started by [`Cluster::start_with`] has beyond plain members.
+#[derive(Debug, Clone, Default)]
+pub struct Setup {
+    /// TLS on the client port.
+    pub tls: bool,
+    /// Members refuse clients without a certificate from the CA (needs `tls`).
+    pub client_cert_auth: bool,
+    /// `--auth-token-ttl`: seconds a simple token lives unused (etcd's default is 300).
+    pub auth_token_ttl: Option<u32>,
+}
+
+/// PEM files made for a TLS cluster.
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub ca: PathBuf,
+    /// A CA that signed nothing here (a wrong `etcd-ca-file`).
+    pub other_ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl Tls {
+    /// Makes the certificates in `dir` with the `openssl` command.
+    fn make(dir: &Path) -> Tls {
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .output()
+                .expect("run openssl (Debian's openssl package)");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let self_signed = |name: &str| {
+            run(&[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                &format!("/CN={name}"),
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.pem"),
+            ])
+        };
+        self_signed("ca");
+        self_signed("other-ca");
+        let signed = |name: &str, ext: &str| {
+            std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
+            run(&[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                &format!("/CN={name}"),
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+            ]);
+            run(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-out",
+                &format!("{name}.pem"),
+                "-extfile",
+                &format!("{name}.ext"),
+            ]);
+        };
+        signed(
+            "server",
+            "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n",
+        );
+        signed("client", "extendedKeyUsage=clientAuth\n");
+        Tls {
+            ca: dir.join("ca.pem"),
+            other_ca: dir.join("other-ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
+        }
+    }
 }
 
 fn free_port() -> u16 {
@@ -41,6 +156,11 @@ pub fn binary() -> Option<String> {
 impl Cluster {
     /// Starts `members` members and waits until each answers its health check.
     pub fn start(members: usize) -> Option<Cluster> {
+        Cluster::start_with(members, Setup::default())
+    }
+
+    /// [`Cluster::start`] with TLS, client-certificate authentication or a token TTL.
+    pub fn start_with(members: usize, setup: Setup) -> Option<Cluster> {
         let Some(_) = binary() else {
             eprintln!("etcd is not installed: skipping the etcd tests (CI installs it)");
             return None;
@@ -57,7 +177,14 @@ impl Cluster {
             peer_ports: (0..members).map(|_| free_port()).collect(),
             token: format!("xt-rs-{}-{}", std::process::id(), free_port()),
             children: (0..members).map(|_| None).collect(),
+            setup: setup.clone(),
+            tls: None,
         };
+        if setup.tls {
+            let certs = c.dir.path().join("certs");
+            std::fs::create_dir(&certs).unwrap();
+            c.tls = Some(Tls::make(&certs));
+        }
         for i in 0..members {
             c.spawn(i);
         }
@@ -74,12 +201,32 @@ impl Cluster {
             .zip(&self.peer_ports)
             .map(|(n, p)| format!("{n}=http://127.0.0.1:{p}"))
             .collect();
-        let client = format!("http://127.0.0.1:{}", self.client_ports[i]);
+        let client = self.endpoints()[i].clone();
         let peer = format!("http://127.0.0.1:{}", self.peer_ports[i]);
         let data = self.dir.path().join(&self.names[i]);
         let log = self.dir.path().join(format!("{}.log", self.names[i]));
+        let mut extra: Vec<String> = Vec::new();
+        if let Some(t) = &self.tls {
+            for (flag, path) in [
+                ("--cert-file", &t.server_cert),
+                ("--key-file", &t.server_key),
+            ] {
+                extra.push(flag.into());
+                extra.push(path.display().to_string());
+            }
+            if self.setup.client_cert_auth {
+                extra.push("--client-cert-auth".into());
+                extra.push("--trusted-ca-file".into());
+                extra.push(t.ca.display().to_string());
+            }
+        }
+        if let Some(ttl) = self.setup.auth_token_ttl {
+            extra.push("--auth-token-ttl".into());
+            extra.push(ttl.to_string());
+        }
         let child = Command::new(binary().unwrap())
             .args(["--name", &self.names[i]])
+            .args(&extra)
             .arg("--data-dir")
             .arg(&data)
             .args(["--listen-client-urls", &client])
@@ -102,6 +249,26 @@ impl Cluster {
 
     fn wait_healthy(&mut self, i: usize) {
         let deadline = Instant::now() + Duration::from_secs(30);
+        if self.tls.is_some() {
+            // The health page is behind TLS too: ask etcdctl.
+            loop {
+                let endpoint = self.endpoints()[i].clone();
+                let out = self.etcdctl_at(&endpoint, None, &["endpoint", "health"]);
+                if out.is_ok() {
+                    return;
+                }
+                if let Some(Some(c)) = self.children.get_mut(i)
+                    && let Ok(Some(status)) = c.try_wait()
+                {
+                    panic!("etcd member {i} exited: {status}");
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "etcd member {i} not healthy: {out:?}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
         let addr = format!("127.0.0.1:{}", self.client_ports[i]);
         loop {
             if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
@@ -125,10 +292,54 @@ impl Cluster {
     }
 
     pub fn endpoints(&self) -> Vec<String> {
+        let scheme = if self.setup.tls { "https" } else { "http" };
         self.client_ports
             .iter()
-            .map(|p| format!("http://127.0.0.1:{p}"))
+            .map(|p| format!("{scheme}://127.0.0.1:{p}"))
             .collect()
+    }
+
+    /// Runs `etcdctl` (API v3) against every member, as `user` ("name:password") if
+    /// given, with the cluster's client certificate if it has TLS; its stdout, or its
+    /// stderr as the error.
+    pub fn etcdctl(&self, user: Option<&str>, args: &[&str]) -> Result<String, String> {
+        self.etcdctl_at(&self.endpoints().join(","), user, args)
+    }
+
+    fn etcdctl_at(
+        &self,
+        endpoints: &str,
+        user: Option<&str>,
+        args: &[&str],
+    ) -> Result<String, String> {
+        let mut cmd = Command::new("etcdctl");
+        cmd.env("ETCDCTL_API", "3")
+            .arg("--endpoints")
+            .arg(endpoints)
+            .args(["--command-timeout", "10s"]);
+        if let Some(t) = &self.tls {
+            cmd.arg("--cacert").arg(&t.ca);
+            cmd.arg("--cert").arg(&t.client_cert);
+            cmd.arg("--key").arg(&t.client_key);
+        }
+        if let Some(u) = user {
+            cmd.arg("--user").arg(u);
+        }
+        let out = cmd
+            .args(args)
+            .output()
+            .map_err(|e| format!("etcdctl: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// Member `i`'s log so far.
+    pub fn log(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{}.log", self.names[i])))
+            .unwrap_or_default()
     }
 
     /// The members' process ids (of those running).

@@ -24,6 +24,7 @@ mod combine;
 mod conn;
 pub mod keys;
 mod leader;
+pub mod status;
 mod txn;
 
 use std::collections::{BTreeMap, HashMap};
@@ -61,6 +62,8 @@ pub struct Config {
     pub budget: Duration,
     /// Serve reads from the cache without a linearizable sync first.
     pub cached_reads: bool,
+    /// The etcd user and TLS files ([`conn`]).
+    pub access: crate::config::EtcdAccess,
 }
 
 impl Config {
@@ -71,6 +74,7 @@ impl Config {
             request_timeout: Duration::from_secs(2),
             budget: Duration::from_secs(15),
             cached_reads: false,
+            access: Default::default(),
         }
     }
 }
@@ -318,7 +322,13 @@ pub struct Identity {
 impl Inner {
     async fn connect(config: &Config) -> Result<Arc<Inner>, BackendError> {
         let keys = Keys::new(&config.prefix);
-        let conn = conn::Conn::new(&config.endpoints, config.request_timeout).await?;
+        let conn = conn::Conn::new(
+            &config.endpoints,
+            config.request_timeout,
+            &config.access,
+            &config.prefix,
+        )
+        .await?;
         Ok(Arc::new(Inner {
             keys,
             conn,

@@ -312,7 +312,8 @@ pub async fn commit(
                 return Ok(Outcome::Conflict(rev));
             }
             Ok(Err(e)) if !super::conn::retryable(&e) => {
-                return settled(inner, prepared, format!("etcd refused the change: {e}"));
+                let why = inner.conn.refused(i, &e);
+                return settled(inner, prepared, format!("etcd refused the change: {why}"));
             }
             Ok(Err(e)) => last = format!("{}: {e}", inner.conn.endpoint(i)),
             Err(_) => {
