@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{call, login_root, read_response, s, start};
+use common::{call, create, from, login_root, read_response, s, start, token};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use xapi_taskd::wire::value::Value;
@@ -94,18 +94,6 @@ async fn lone(addr: std::net::SocketAddr, root: &str, shape: &Shape) -> (String,
     reply(&mut send(addr, shape).await).await
 }
 
-fn token(batch: &Value) -> String {
-    let Value::Struct(members) = batch else {
-        panic!("a batch: {batch:?}")
-    };
-    members
-        .iter()
-        .find(|(k, _)| k == "token")
-        .and_then(|(_, v)| v.as_str())
-        .unwrap()
-        .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_woken_waiter_gets_the_bytes_a_lone_call_gets() {
     let srv = start().await;
@@ -113,44 +101,10 @@ async fn each_woken_waiter_gets_the_bytes_a_lone_call_gets() {
     let root = login_root(&srv.svc).await;
     let other_session = login_root(&srv.svc).await;
     let leaving = login_root(&srv.svc).await;
-    let from = |session: &str, token: &str| {
-        let svc = srv.svc.clone();
-        let (session, token) = (session.to_string(), token.to_string());
-        async move {
-            call(
-                &svc,
-                "event.from",
-                vec![
-                    s(&session),
-                    Value::Array(vec![s("task")]),
-                    s(&token),
-                    Value::Double(0.0),
-                ],
-            )
-            .await
-            .unwrap()
-        }
-    };
-    let behind = token(&from(&root, "").await);
-    let Value::String(task) = call(
-        &srv.svc,
-        "task.create",
-        vec![s(&root), s("watched"), s("fan-out bytes")],
-    )
-    .await
-    .unwrap() else {
-        panic!("a task ref")
-    };
-    let Value::String(other_task) = call(
-        &srv.svc,
-        "task.create",
-        vec![s(&root), s("unwatched"), s("")],
-    )
-    .await
-    .unwrap() else {
-        panic!("a task ref")
-    };
-    let now = token(&from(&root, "").await);
+    let behind = token(&from(&srv.svc, &root, &["task"], "", 0.0).await);
+    let task = create(&srv.svc, &root, "watched").await;
+    let other_task = create(&srv.svc, &root, "unwatched").await;
+    let now = token(&from(&srv.svc, &root, &["task"], "", 0.0).await);
     let shape = |json, session: &str, subs: &[&str], token: &str| Shape {
         json,
         session: session.to_string(),
