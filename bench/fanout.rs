@@ -135,17 +135,24 @@ async fn phase_kernel_counts(
 ) -> PhaseCounts {
     use std::process::{Command, Stdio};
     let tmp = std::env::temp_dir();
-    let (ctl, out) = (
+    let (ctl, ack, out) = (
         tmp.join(format!("bench-fan-ctl-{}", server.port)),
+        tmp.join(format!("bench-fan-ack-{}", server.port)),
         tmp.join(format!("bench-fan-stat-{}.csv", server.port)),
     );
-    let _ = std::fs::remove_file(&ctl);
-    let made = Command::new("mkfifo").arg(&ctl).status();
-    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    for fifo in [&ctl, &ack] {
+        let _ = std::fs::remove_file(fifo);
+        let made = Command::new("mkfifo").arg(fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    }
     let mut perf = Command::new("perf")
         .args(["stat", "-x", ",", "--delay=-1", "-o"])
         .arg(&out)
-        .arg(format!("--control=fifo:{}", ctl.display()))
+        .arg(format!(
+            "--control=fifo:{},{}",
+            ctl.display(),
+            ack.display()
+        ))
         .args([
             "-e",
             "task-clock,page-faults,context-switches,raw_syscalls:sys_enter",
@@ -155,10 +162,30 @@ async fn phase_kernel_counts(
         .stderr(Stdio::null())
         .spawn()
         .expect("perf (Debian's linux-perf)");
-    // perf opens the FIFO once it has attached; a write before that would block.
+    // perf opens the FIFOs once it has attached; a write before that would block.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    let acks = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&ack)
+            .expect("perf's ack FIFO")
+    };
+    // Each command is waited for until perf acknowledges it (at most 2 s): a short
+    // phase would otherwise be over before perf has enabled its counters.
     let command = |c: &str| {
+        use std::io::Read;
         let _ = std::fs::write(&ctl, format!("{c}\n"));
+        let mut got = Vec::new();
+        let until = Instant::now() + Duration::from_secs(2);
+        while !got.ends_with(b"ack\n") && Instant::now() < until {
+            let mut buf = [0u8; 16];
+            match (&acks).read(&mut buf) {
+                Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                _ => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
     };
     fanout_hooked(server, server.port, waiter, trigger, n, &|start| {
         command(if start { "enable" } else { "disable" })
@@ -168,6 +195,7 @@ async fn phase_kernel_counts(
     unsafe { libc::kill(perf.id() as i32, libc::SIGINT) };
     let _ = perf.wait();
     let _ = std::fs::remove_file(&ctl);
+    let _ = std::fs::remove_file(&ack);
     let text = std::fs::read_to_string(&out).unwrap_or_default();
     let _ = std::fs::remove_file(&out);
     let count = |event: &str| {
