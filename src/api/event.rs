@@ -224,10 +224,11 @@ pub async fn from(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
     let since = parse_token(arg::string(&args[1]))?;
     let deadline = Instant::now() + wait_for(arg::float(&args[2]));
     let mut rx = ctx.svc.db.subscribe();
+    // A change that lands after a look wakes us: the receiver starts with the current
+    // generation seen, and `changed` marks the one it returns for seen, so any later
+    // store is unseen. (No `borrow_and_update` per look: that is the channel's lock,
+    // which 10,000 waiters woken at once would take in turn on both cores.)
     loop {
-        // Mark the current generation seen before looking, so a change that lands after
-        // the look wakes us.
-        rx.borrow_and_update();
         let codec = ctx.meta.codec;
         let shared = match codec {
             Some(codec) => ctx.svc.event_batches.find(ctx, codec, &subs, since)?,
