@@ -1,5 +1,5 @@
 //! The `xapi-taskd` command: `serve`, `user` to manage local users, `store` to check,
-//! back up and restore the durable store, `cluster status` for a deployment on etcd, and the client subcommands (`watch`, `tasks`, `task-list`, …) that talk to a running server.
+//! back up and restore the durable store, `cluster status` for a deployment on etcd and `cluster import` into one, and the client subcommands (`watch`, `tasks`, `task-list`, …) that talk to a running server.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,7 +38,8 @@ enum Command {
         #[command(subcommand)]
         cmd: UserCommand,
     },
-    /// Look at a deployment on etcd (`cluster status`).
+    /// Look at a deployment on etcd (`cluster status`), or move a single node into one
+    /// (`cluster import`).
     Cluster {
         #[command(subcommand)]
         cmd: ClusterCommand,

@@ -22,6 +22,7 @@ import random
 import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import xmlrpc.client
@@ -162,13 +163,15 @@ def test_users_added_with_the_user_command_log_in_on_every_front_end(cluster):
     name, pw = user_name("vm-operator"), user_password("vm-operator")
     for fe in cluster.fes:
         assert login(fe.url, name, pw).startswith("OpaqueRef:")
-    # `user list` against the cluster by flags alone (no configuration file).
-    res = subprocess.run(
-        [str(BINARY), "user", "list", "--data-dir", cluster.fes[1].data_dir + "-none",
-         "--store", "etcd", "--etcd-endpoints", cluster.etcd.endpoints,
-         "--etcd-prefix", cluster.prefix],
-        capture_output=True, text=True, timeout=30,
-    )
+    # `user list` against the cluster by flags alone (no configuration file), from a
+    # data dir of its own (removed afterwards).
+    with tempfile.TemporaryDirectory(prefix="xapi-taskd-pytest-") as none:
+        res = subprocess.run(
+            [str(BINARY), "user", "list", "--data-dir", none,
+             "--store", "etcd", "--etcd-endpoints", cluster.etcd.endpoints,
+             "--etcd-prefix", cluster.prefix],
+            capture_output=True, text=True, timeout=30,
+        )
     assert res.returncode == 0, res.stderr
     assert name + " vm-operator " in res.stdout and "root local-superuser " in res.stdout
     bad = server_proxy(cluster.fes[1].url).session.login_with_password(name, "wrong")

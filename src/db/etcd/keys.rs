@@ -25,6 +25,7 @@
 //! | `c/node/<id>` | a live front-end (on a lease) |
 //! | `c/gc` | the garbage collector's election |
 //! | `c/users` | the users file (`users.json`'s content) |
+//! | `c/import` | present while `cluster import` writes the prefix (its id): front-ends refuse the prefix until it is gone ([`super::import`]) |
 
 use serde::{Deserialize, Serialize};
 
@@ -164,6 +165,10 @@ impl Keys {
         format!("{}c/users", self.prefix)
     }
 
+    pub fn import(&self) -> String {
+        format!("{}c/import", self.prefix)
+    }
+
     /// What a data key names.
     pub fn parse<'a>(&self, key: &'a [u8]) -> DataKey<'a> {
         let Ok(key) = std::str::from_utf8(key) else {
@@ -227,6 +232,8 @@ mod tests {
         );
         assert_eq!(k.parse(k.last().as_bytes()), DataKey::Last);
         assert_eq!(k.parse(b"/y/d/task/a"), DataKey::Other);
+        // Outside the watched range: the import's marker never moves the data's revision.
+        assert!(!k.import().starts_with(&k.data()));
         assert_eq!(range_end("/x/d/"), b"/x/d0".to_vec());
     }
 }

@@ -22,6 +22,7 @@
 mod cache;
 mod combine;
 mod conn;
+pub mod import;
 pub mod keys;
 mod leader;
 pub mod status;
@@ -451,10 +452,14 @@ impl Etcd {
 async fn init(inner: &Inner, id: Identity) -> Result<(), BackendError> {
     let keys = &inner.keys;
     let format = keys.format();
+    // A prefix that `cluster import` is still writing is not a deployment yet.
+    let import = keys.import();
     let txn = Txn::new()
-        .when([Compare::version(format.as_str(), CompareOp::Equal, 0)])
-        .and_then([TxnOp::put(format.as_str(), keys::FORMAT.to_string(), None)])
-        .or_else([TxnOp::get(format.as_str(), None)]);
+        .when([
+            Compare::version(format.as_str(), CompareOp::Equal, 0),
+            Compare::version(import.as_str(), CompareOp::Equal, 0),
+        ])
+        .and_then([TxnOp::put(format.as_str(), keys::FORMAT.to_string(), None)]);
     let resp = inner
         .conn
         .retry(inner.budget, |mut c| {
@@ -463,6 +468,14 @@ async fn init(inner: &Inner, id: Identity) -> Result<(), BackendError> {
         })
         .await?;
     if !resp.succeeded() {
+        if get(inner, import).await?.is_some() {
+            return Err(BackendError(format!(
+                "the data under {} is an unfinished `xapi-taskd cluster import` (it was \
+                 stopped, or is still running): run the import again to complete it; no \
+                 front-end serves the prefix until then",
+                keys.prefix()
+            )));
+        }
         let stored = inner
             .conn
             .retry(inner.budget, |mut c| {

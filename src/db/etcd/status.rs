@@ -227,6 +227,13 @@ async fn deployment(
         .kvs()
         .first()
         .and_then(|kv| std::str::from_utf8(kv.value()).ok()?.parse().ok());
+    if let Some(kv) = get(keys.import(), None).await?.kvs().first() {
+        report.problems.push(format!(
+            "an unfinished `cluster import` (id {}): front-ends refuse this prefix until the \
+             import is run again and completes",
+            String::from_utf8_lossy(kv.value())
+        ));
+    }
     let last = get(keys.last(), Some(GetOptions::new().with_keys_only())).await?;
     report.data_revision = last.kvs().first().map(|kv| kv.mod_revision().max(0) as u64);
     report.tasks = Some(count(format!("{}d/task/", keys.prefix())).await?.count());

@@ -120,7 +120,7 @@ impl Compares {
     }
 }
 
-fn task_value(row: &TaskRow) -> Vec<u8> {
+pub(super) fn task_value(row: &TaskRow) -> Vec<u8> {
     let mut row = row.clone();
     // Derived: the links and the key's revisions hold them.
     row.subtasks.clear();
