@@ -101,6 +101,10 @@ pub async fn rows(table: &mut Table, kernel: bool) {
             bare_sys.mix
         );
     }
+    let fan = std::env::var("BENCH_FACES").unwrap_or_default();
+    if fan.is_empty() || fan.split(',').any(|f| f.trim() == "fanout") {
+        crate::fanout::count_rows(table, env_or("BENCH_COUNT_FANOUT", 1000), &dir, kernel).await;
+    }
     if keep.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     } else {
@@ -108,7 +112,7 @@ pub async fn rows(table: &mut Table, kernel: bool) {
     }
 }
 
-fn callgrind(out: &Path) -> Vec<String> {
+pub fn callgrind(out: &Path) -> Vec<String> {
     vec![
         "valgrind".into(),
         "--tool=callgrind".into(),
@@ -125,6 +129,11 @@ async fn instructions_per_request(server: &Proc, out: &Path, n: usize, request: 
     callgrind_control("-z", server.pid());
     clients.send(n, request).await;
     callgrind_control("-d", server.pid());
+    dump_instructions(out) / n as f64
+}
+
+/// The instruction count of the first dump (`callgrind_control -d`) of a callgrind run.
+pub fn dump_instructions(out: &Path) -> f64 {
     // The dump of `-d` is the first numbered part of the output file.
     let dump = PathBuf::from(format!("{}.1", out.display()));
     let text = std::fs::read_to_string(&dump)
@@ -134,10 +143,10 @@ async fn instructions_per_request(server: &Proc, out: &Path, n: usize, request: 
         .find_map(|l| l.strip_prefix("summary:").or(l.strip_prefix("totals:")))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .expect("a callgrind summary line");
-    total / n as f64
+    total
 }
 
-fn callgrind_control(option: &str, pid: u32) {
+pub fn callgrind_control(option: &str, pid: u32) {
     let status = Command::new("callgrind_control")
         .args([option, &pid.to_string()])
         .stdout(Stdio::null())

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use crate::Table;
 use crate::client::{Conn, Request, Response, find, login, new_task, xml_call_typed};
-use crate::procs::{Proc, cpu_ms, start_bare_fanout, start_ours};
+use crate::procs::{
+    Proc, cpu_ms, start_bare_fanout, start_bare_under, start_ours, start_ours_under,
+};
 
 /// Fan-out, with its own limit: the bare server holding the same number of connections
 /// and answering them all with the bytes of a real event reply, no application work. Also
@@ -44,6 +46,189 @@ pub async fn rows(table: &mut Table, fanouts: &[usize]) {
 fn perf_control(command: &str) {
     if let Ok(fifo) = std::env::var("BENCH_PERF_CTL") {
         let _ = std::fs::write(fifo, format!("{command}\n"));
+    }
+}
+
+/// The fan-out's count rows (`BENCH_ONLY=counts`, docs/performance.md): one round to `n`
+/// waiters with the server under callgrind, its counters zeroed just before the change
+/// and dumped after the last reply, so the figure is the answer phase alone (the change
+/// itself, one `set_progress`, is a few dozen instructions per waiter at 1,000); then a
+/// round with `perf stat` counting CPU time, page faults, context switches and syscalls
+/// over the same phase (at `n` and at 10,000 waiters). Ours and the fan-out limit, per
+/// woken waiter.
+pub async fn count_rows(table: &mut Table, n: usize, dir: &std::path::Path, kernel: bool) {
+    use crate::counts::{callgrind, callgrind_control, dump_instructions};
+    let setup = start_ours(false);
+    let session = login(setup.port).await;
+    let task = new_task(setup.port, &session, "fan-out", "").await;
+    let (waiter, trigger) = fanout_calls(setup.port, &session, &task, 0).await;
+    let event_reply = fanout(&setup, waiter, trigger, 1).await.sample;
+    // The limit answers any `event.from` and `set_progress` body: it gets these.
+    let setup_calls = fanout_calls(setup.port, &session, &task, 1).await;
+    let calls_on = async |server: &Proc, bare: bool| {
+        if bare {
+            return setup_calls.clone();
+        }
+        let session = login(server.port).await;
+        let task = new_task(server.port, &session, "fan-out", "").await;
+        fanout_calls(server.port, &session, &task, 1).await
+    };
+    let mut ir = Vec::new();
+    for bare in [false, true] {
+        let out = dir.join(format!("fanout-{}", if bare { "bare" } else { "ours" }));
+        let server = if bare {
+            start_bare_under(&[&event_reply, &event_reply], &callgrind(&out))
+        } else {
+            start_ours_under(false, &callgrind(&out))
+        };
+        let (waiter, trigger) = calls_on(&server, bare).await;
+        let pid = server.pid();
+        fanout_hooked(&server, server.port, waiter, trigger, n, &|start| {
+            callgrind_control(if start { "-z" } else { "-d" }, pid)
+        })
+        .await;
+        ir.push(dump_instructions(&out) / n as f64);
+    }
+    table.row([
+        &format!("event.from fan-out to {n}: instructions / woken waiter (callgrind)"),
+        &n.to_string(),
+        &format!("{:.0}", ir[0]),
+        &format!("{:.0}", ir[1]),
+        "",
+        &format!("{:.2}× the limit's (+{:.0})", ir[0] / ir[1], ir[0] - ir[1]),
+    ]);
+    if !kernel {
+        return;
+    }
+    // The kernel's side is measured without valgrind, so also at 10,000 waiters.
+    for n in [n, 10_000] {
+        let mut kernel = Vec::new();
+        for bare in [false, true] {
+            let server = if bare {
+                start_bare_fanout(&event_reply)
+            } else {
+                start_ours(false)
+            };
+            let (waiter, trigger) = calls_on(&server, bare).await;
+            kernel.push(phase_kernel_counts(&server, waiter, trigger, n).await);
+        }
+        table.row([
+            &format!(
+                "event.from fan-out to {n}: CPU µs, page faults, context switches, syscalls / woken waiter"
+            ),
+            &n.to_string(),
+            &kernel[0].to_string(),
+            &kernel[1].to_string(),
+            "",
+            &format!("CPU {:.2}× the limit's", kernel[0].cpu_us / kernel[1].cpu_us),
+        ]);
+    }
+}
+
+/// Context switches and syscalls per woken waiter during the answer phase only: `perf
+/// stat` attached to the server, enabled and disabled through its control FIFO around it.
+async fn phase_kernel_counts(
+    server: &Proc,
+    waiter: Vec<u8>,
+    trigger: Vec<u8>,
+    n: usize,
+) -> PhaseCounts {
+    use std::process::{Command, Stdio};
+    let tmp = std::env::temp_dir();
+    let (ctl, ack, out) = (
+        tmp.join(format!("bench-fan-ctl-{}", server.port)),
+        tmp.join(format!("bench-fan-ack-{}", server.port)),
+        tmp.join(format!("bench-fan-stat-{}.csv", server.port)),
+    );
+    for fifo in [&ctl, &ack] {
+        let _ = std::fs::remove_file(fifo);
+        let made = Command::new("mkfifo").arg(fifo).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    }
+    let mut perf = Command::new("perf")
+        .args(["stat", "-x", ",", "--delay=-1", "-o"])
+        .arg(&out)
+        .arg(format!(
+            "--control=fifo:{},{}",
+            ctl.display(),
+            ack.display()
+        ))
+        .args([
+            "-e",
+            "task-clock,page-faults,context-switches,raw_syscalls:sys_enter",
+        ])
+        .args(["-p", &server.pid().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("perf (Debian's linux-perf)");
+    // perf opens the FIFOs once it has attached; a write before that would block.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let acks = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&ack)
+            .expect("perf's ack FIFO")
+    };
+    // Each command is waited for until perf acknowledges it (at most 2 s): a short
+    // phase would otherwise be over before perf has enabled its counters.
+    let command = |c: &str| {
+        use std::io::Read;
+        let _ = std::fs::write(&ctl, format!("{c}\n"));
+        let mut got = Vec::new();
+        let until = Instant::now() + Duration::from_secs(2);
+        while !got.ends_with(b"ack\n") && Instant::now() < until {
+            let mut buf = [0u8; 16];
+            match (&acks).read(&mut buf) {
+                Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+                _ => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+    };
+    fanout_hooked(server, server.port, waiter, trigger, n, &|start| {
+        command(if start { "enable" } else { "disable" })
+    })
+    .await;
+    // SAFETY: kill has no memory-safety preconditions; the pid is our own child's.
+    unsafe { libc::kill(perf.id() as i32, libc::SIGINT) };
+    let _ = perf.wait();
+    let _ = std::fs::remove_file(&ctl);
+    let _ = std::fs::remove_file(&ack);
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
+    let _ = std::fs::remove_file(&out);
+    let count = |event: &str| {
+        text.lines()
+            .find(|l| l.contains(event))
+            .and_then(|l| l.split(',').next()?.trim().parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+            / n as f64
+    };
+    PhaseCounts {
+        // task-clock is in ms.
+        cpu_us: count("task-clock") * 1000.0,
+        faults: count("page-faults"),
+        switches: count("context-switches"),
+        syscalls: count("raw_syscalls:sys_enter"),
+    }
+}
+
+/// What the server's kernel side of a fan-out's answer phase cost, per woken waiter.
+struct PhaseCounts {
+    cpu_us: f64,
+    faults: f64,
+    switches: f64,
+    syscalls: f64,
+}
+
+impl std::fmt::Display for PhaseCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.1}, {:.2}, {:.2}, {:.2}",
+            self.cpu_us, self.faults, self.switches, self.syscalls
+        )
     }
 }
 
@@ -93,6 +278,22 @@ pub async fn fanout_via(
     waiter: Vec<u8>,
     trigger: Vec<u8>,
     n: usize,
+) -> Fanout {
+    fanout_hooked(server, trigger_port, waiter, trigger, n, &|start| {
+        perf_control(if start { "enable" } else { "disable" })
+    })
+    .await
+}
+
+/// [`fanout_via`] with `phase(true)` called just before the change is sent and
+/// `phase(false)` once the last waiter has its reply: the instruments' window.
+async fn fanout_hooked(
+    server: &Proc,
+    trigger_port: u16,
+    waiter: Vec<u8>,
+    trigger: Vec<u8>,
+    n: usize,
+    phase: &dyn Fn(bool),
 ) -> Fanout {
     use std::cell::{Cell, RefCell};
 
@@ -148,9 +349,19 @@ pub async fn fanout_via(
     local.run_until(waiters).await;
     local
         .run_until(async {
-            // Let every waiter reach the server and block.
+            // Let every waiter reach the server and block: until the server has been
+            // idle for a while (under valgrind that takes many seconds).
             tokio::time::sleep(Duration::from_millis(500 + n as u64 / 5)).await;
-            perf_control("enable");
+            let mut cpu = server.cpu_ms();
+            loop {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let now = server.cpu_ms();
+                if now - cpu < 20.0 {
+                    break;
+                }
+                cpu = now;
+            }
+            phase(true);
             round.start.set(Some(Instant::now()));
             c.post("/", "text/xml", &trigger).await;
         })
@@ -158,7 +369,7 @@ pub async fn fanout_via(
     let cpu = (server.cpu_ms(), cpu_ms("self"));
     local.await;
     let cpu = (server.cpu_ms() - cpu.0, cpu_ms("self") - cpu.1);
-    perf_control("disable");
+    phase(false);
     let round = Rc::try_unwrap(round).ok().expect("every waiter is done");
     drop(round.held);
     let mut t = round.times.into_inner();

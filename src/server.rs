@@ -35,7 +35,7 @@ use crate::api::dispatch::{self, Call, Reply, RequestMeta, Service};
 use crate::api::error::{ApiError, codes};
 use crate::face::{BodyError, Conn, Face};
 use crate::per_address::{Held, PerAddress};
-use crate::wire::encode::{Codec, ReplyBuffer};
+use crate::wire::encode::{Codec, ReplyBuffer, Taken};
 use crate::wire::value::Value;
 use crate::wire::{jsonrpc, xmlrpc};
 
@@ -465,9 +465,9 @@ where
 fn api_response(
     status: StatusCode,
     content_type: &'static str,
-    body: Vec<u8>,
+    body: impl Into<Bytes>,
 ) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    let mut resp = Response::new(Full::new(body.into()));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -658,38 +658,55 @@ async fn handle(
 }
 
 /// An XML-RPC call's reply body, the reply's buffer lent to the call (`ReplyBuffer`).
-async fn xml_reply(svc: &Arc<Service>, call: Call, mut meta: RequestMeta) -> Vec<u8> {
+async fn xml_reply(svc: &Arc<Service>, call: Call, mut meta: RequestMeta) -> Bytes {
     let mut head = Vec::with_capacity(REPLY_CAPACITY);
     xmlrpc::write_success_head(&mut head);
-    let (mut out, reply) = dispatch_lent(svc, call, &mut meta, head).await;
+    let (mut out, reply) = match dispatch_lent(svc, call, &mut meta, head).await {
+        Answered::Whole(body) => return body,
+        Answered::Buffer(out, reply) => (out, reply),
+    };
     match reply {
         None => xmlrpc::write_success_tail(&mut out),
         Some(Reply::Envelope(result)) => xmlrpc::write_response(&mut out, &result),
         Some(Reply::Bare(v)) => xmlrpc::write_bare(&mut out, &v),
     }
-    out
+    out.into()
+}
+
+/// What [`dispatch_lent`] answers.
+enum Answered {
+    /// The buffer with the result written after the head (`None`: the codec adds its
+    /// tail), or emptied, with the reply still to write whole (`Some`).
+    Buffer(Vec<u8>, Option<Reply>),
+    /// The complete body the call handed back (`ReplyBuffer::whole`).
+    Whole(Bytes),
 }
 
 /// Runs a call with the reply's buffer lent to it (`ReplyBuffer`), `head` (the codec's
-/// success envelope up to the result) already in it. Answers the buffer with the result
-/// written after the head (`None`: the codec adds its tail), or emptied, with the reply
-/// still to write whole (`Some`).
+/// success envelope up to the result) already in it.
 async fn dispatch_lent(
     svc: &Arc<Service>,
     call: Call,
     meta: &mut RequestMeta,
     head: Vec<u8>,
-) -> (Vec<u8>, Option<Reply>) {
+) -> Answered {
     meta.reply = ReplyBuffer::lend(head);
     let reply = dispatch::dispatch(svc, call, meta).await;
-    let (mut out, written) = meta.reply.take();
+    let (mut out, written) = match meta.reply.take() {
+        Taken::Whole(body) => return Answered::Whole(body),
+        Taken::Buffer(out, written) => (out, written),
+    };
     // The empty `Value::Encoded` stands for the result `ReplyBuffer::write` put there.
     let in_buffer = matches!(&reply, Reply::Envelope(Ok(Value::Encoded(_, b))) if b.is_empty());
     if written && in_buffer {
-        (out, None)
+        Answered::Buffer(out, None)
     } else {
         out.clear();
-        (out, Some(reply))
+        if out.capacity() == 0 {
+            // Given back before a long wait (`ReplyBuffer::release`).
+            out.reserve(REPLY_CAPACITY);
+        }
+        Answered::Buffer(out, Some(reply))
     }
 }
 
@@ -704,7 +721,7 @@ async fn handle_json(svc: &Arc<Service>, body: &[u8], meta: RequestMeta) -> Resp
 }
 
 /// A JSON-RPC request's reply body, the reply's buffer lent to the call (`ReplyBuffer`).
-async fn json_reply(svc: &Arc<Service>, body: &[u8], mut meta: RequestMeta) -> Vec<u8> {
+async fn json_reply(svc: &Arc<Service>, body: &[u8], mut meta: RequestMeta) -> Bytes {
     let mut out = Vec::with_capacity(REPLY_CAPACITY);
     match jsonrpc::parse_call(body) {
         Err(bad) => jsonrpc::write_bad_request(&mut out, &bad),
@@ -715,8 +732,13 @@ async fn json_reply(svc: &Arc<Service>, body: &[u8], mut meta: RequestMeta) -> V
                 invalid_utf8_param: None,
             };
             jsonrpc::write_success_head(&mut out, c.version);
-            let (buf, reply) = dispatch_lent(svc, call, &mut meta, out).await;
-            out = buf;
+            let reply = match dispatch_lent(svc, call, &mut meta, out).await {
+                Answered::Whole(body) => return body,
+                Answered::Buffer(buf, reply) => {
+                    out = buf;
+                    reply
+                }
+            };
             match reply {
                 None => jsonrpc::write_success_tail(&mut out, c.version, &c.id),
                 Some(Reply::Envelope(r)) => jsonrpc::write_response(&mut out, c.version, &c.id, &r),
@@ -724,7 +746,7 @@ async fn json_reply(svc: &Arc<Service>, body: &[u8], mut meta: RequestMeta) -> V
             }
         }
     }
-    out
+    out.into()
 }
 
 /// Reads a request's body within the size and time limits (for every request, whoever

@@ -7,21 +7,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{call, login_root, s, start};
+use common::{call, create, from, login_root, member, s, start, token};
 use xapi_taskd::api::dispatch::Service;
 use xapi_taskd::wire::value::Value;
-
-fn member<'a>(v: &'a Value, name: &str) -> &'a Value {
-    match v {
-        Value::Struct(m) => {
-            &m.iter()
-                .find(|(k, _)| k == name)
-                .unwrap_or_else(|| panic!("no {name} in {v:?}"))
-                .1
-        }
-        _ => panic!("not a struct: {v:?}"),
-    }
-}
 
 fn events(batch: &Value) -> Vec<(String, String, String)> {
     let Value::Array(evs) = member(batch, "events") else {
@@ -36,27 +24,6 @@ fn events(batch: &Value) -> Vec<(String, String, String)> {
             )
         })
         .collect()
-}
-
-fn token(batch: &Value) -> String {
-    member(batch, "token").as_str().unwrap().to_string()
-}
-
-async fn from(
-    svc: &Arc<Service>,
-    session: &str,
-    classes: &[&str],
-    tok: &str,
-    timeout: f64,
-) -> Value {
-    let classes = Value::Array(classes.iter().map(|c| s(c)).collect());
-    call(
-        svc,
-        "event.from",
-        vec![s(session), classes, s(tok), Value::Double(timeout)],
-    )
-    .await
-    .expect("event.from")
 }
 
 /// Polls an async task's status (for at most a second) until it is no longer pending.
@@ -75,16 +42,6 @@ async fn wait_until_finished(svc: &Arc<Service>, session: &str, task: &str) -> S
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     status
-}
-
-async fn create(svc: &Arc<Service>, session: &str, label: &str) -> String {
-    match call(svc, "task.create", vec![s(session), s(label), s("")])
-        .await
-        .unwrap()
-    {
-        Value::String(r) => r,
-        v => panic!("{v:?}"),
-    }
 }
 
 #[tokio::test]

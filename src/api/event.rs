@@ -224,18 +224,19 @@ pub async fn from(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
     let since = parse_token(arg::string(&args[1]))?;
     let deadline = Instant::now() + wait_for(arg::float(&args[2]));
     let mut rx = ctx.svc.db.subscribe();
+    // A change that lands after a look wakes us: the receiver starts with the current
+    // generation seen, and `changed` marks the one it returns for seen, so any later
+    // store is unseen. (No `borrow_and_update` per look: that is the channel's lock,
+    // which 10,000 waiters woken at once would take in turn on both cores.)
     loop {
-        // Mark the current generation seen before looking, so a change that lands after
-        // the look wakes us.
-        rx.borrow_and_update();
         let codec = ctx.meta.codec;
         let shared = match codec {
             Some(codec) => ctx.svc.event_batches.find(ctx, codec, &subs, since)?,
             None => None,
         };
-        if let (Some(codec), Some((bytes, seq))) = (codec, shared) {
-            durable(ctx, seq).await?;
-            return Ok(Value::Encoded(codec, bytes));
+        if let (Some(codec), Some(kept)) = (codec, shared) {
+            durable(ctx, kept.seq).await?;
+            return Ok(answer(ctx, codec, kept.bytes, kept.whole));
         }
         let (events, counts, generation, seq, unevented) = collect(ctx, &subs, since)?;
         let stopping = ctx.svc.db.is_stopping();
@@ -257,12 +258,14 @@ pub async fn from(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
                         generation,
                         unevented,
                     };
-                    ctx.svc.event_batches.keep(key, bytes.clone(), seq);
-                    Value::Encoded(codec, bytes)
+                    let whole = ctx.svc.event_batches.keep(key, bytes.clone(), seq);
+                    answer(ctx, codec, bytes, whole)
                 }
                 _ => batch,
             });
         }
+        // Nothing to answer yet: the reply's buffer is not needed while we sleep.
+        ctx.meta.reply.release();
         match tokio::time::timeout_at(deadline, rx.changed()).await {
             Ok(Ok(())) | Err(_) => continue,
             Ok(Err(_)) => return Err(ApiError::internal("the database is shutting down")),
@@ -270,10 +273,26 @@ pub async fn from(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
     }
 }
 
+/// A non-empty batch as the call's answer: the whole shared reply body when there is one
+/// and the server lent a buffer (an XML-RPC request: the server sends those bytes as
+/// they are, with nothing written per waiter), else the batch for the server to wrap.
+fn answer(ctx: &Ctx<'_>, codec: Codec, bytes: bytes::Bytes, whole: Option<bytes::Bytes>) -> Value {
+    if let Some(body) = whole
+        && ctx.meta.reply.whole(body)
+    {
+        // The empty `Encoded` stands for "in the reply's buffer", as for a record.
+        return Value::Encoded(codec, bytes::Bytes::new());
+    }
+    Value::Encoded(codec, bytes)
+}
+
 /// Only durable state is reported, so that a token stays valid across a crash: after a
 /// restart the database is at least at this generation. (At shutdown there is no wait.)
+/// Without a store (`--ephemeral`) nothing is ever waited for, so the backend's boxed
+/// wait is not even built: a fan-out wakes thousands of waiters at once, and that
+/// allocation and its cross-thread free were a tenth of each one's own work.
 async fn durable(ctx: &Ctx<'_>, seq: u64) -> Result<(), ApiError> {
-    if ctx.svc.db.is_stopping() {
+    if ctx.svc.db.is_stopping() || !ctx.svc.db.is_durable() {
         return Ok(());
     }
     ctx.svc
@@ -289,9 +308,22 @@ async fn durable(ctx: &Ctx<'_>, seq: u64) -> Result<(), ApiError> {
 /// and write the same bytes; the batch is a function of the subscriptions, the token, the
 /// database's generation (every evented write moves it) and the session count (sessions
 /// are not evented, but `valid_ref_counts` counts them), so the first one written answers
-/// the others. One entry, of at most [`MAX_KEPT_BATCH`] bytes.
+/// the others. For XML-RPC, whose envelope around a result is the same for every call,
+/// the whole reply body is kept too, so that each waiter's answer is those shared bytes
+/// (JSON-RPC's envelope carries the request's own `id`: each waiter's is written around
+/// the shared batch). One entry, of at most [`MAX_KEPT_BATCH`] bytes (twice that with
+/// the XML-RPC body), replaced by the next batch.
 #[derive(Default)]
-pub struct Batches(parking_lot::Mutex<Option<(BatchKey, bytes::Bytes, u64)>>);
+pub struct Batches(parking_lot::Mutex<Option<(BatchKey, Kept)>>);
+
+/// A kept batch: its bytes, the whole XML-RPC reply around them, and the durable
+/// sequence number it reflects.
+#[derive(Clone)]
+struct Kept {
+    bytes: bytes::Bytes,
+    whole: Option<bytes::Bytes>,
+    seq: u64,
+}
 
 /// The largest batch kept for sharing: a fan-out's batch is one or a few records (a few
 /// KB); a first `event.from` of a large database is not worth holding on to.
@@ -308,15 +340,15 @@ pub struct BatchKey {
 }
 
 impl Batches {
-    /// The kept batch and its durable sequence number, if it is the one this caller would
-    /// get now. The caller's session is checked first, as [`collect`] does.
+    /// The kept batch, if it is the one this caller would get now. The caller's session
+    /// is checked first, as [`collect`] does.
     fn find(
         &self,
         ctx: &Ctx<'_>,
         codec: Codec,
         subs: &[Sub],
         since: u64,
-    ) -> Result<Option<(bytes::Bytes, u64)>, ApiError> {
+    ) -> Result<Option<Kept>, ApiError> {
         let (generation, unevented) = {
             let tables = ctx.svc.db.read();
             if tables.session(&ctx.caller().session_ref).is_none() {
@@ -325,22 +357,36 @@ impl Batches {
             (tables.generation(), Unevented::of(&tables))
         };
         let kept = self.0.lock();
-        Ok(kept.as_ref().and_then(|(key, bytes, seq)| {
+        Ok(kept.as_ref().and_then(|(key, kept)| {
             let same = key.codec == codec
                 && key.since == since
                 && key.generation == generation
                 && key.unevented == unevented
                 && key.subs == subs;
-            same.then(|| (bytes.clone(), *seq))
+            same.then(|| kept.clone())
         }))
     }
 
-    /// Keeps a batch for the next waiters; one larger than [`MAX_KEPT_BATCH`] is not kept
-    /// (the entry lives until the next batch replaces it).
-    fn keep(&self, key: BatchKey, bytes: bytes::Bytes, seq: u64) {
-        if bytes.len() <= MAX_KEPT_BATCH {
-            *self.0.lock() = Some((key, bytes, seq));
+    /// Keeps a batch for the next waiters and answers the whole XML-RPC reply around it
+    /// (written once, here, under no lock); one larger than [`MAX_KEPT_BATCH`] is not
+    /// kept (the entry lives until the next batch replaces it).
+    fn keep(&self, key: BatchKey, bytes: bytes::Bytes, seq: u64) -> Option<bytes::Bytes> {
+        if bytes.len() > MAX_KEPT_BATCH {
+            return None;
         }
+        let whole = (key.codec == Codec::XmlRpc).then(|| {
+            let mut out = Vec::with_capacity(bytes.len() + 256);
+            let result = Ok(Value::Encoded(key.codec, bytes.clone()));
+            crate::wire::xmlrpc::write_response(&mut out, &result);
+            bytes::Bytes::from(out)
+        });
+        let kept = Kept {
+            bytes,
+            whole: whole.clone(),
+            seq,
+        };
+        *self.0.lock() = Some((key, kept));
+        whole
     }
 }
 

@@ -156,6 +156,12 @@ impl Value {
 /// reply. The call then answers `Value::Encoded(codec, empty)`, which stands for "in the
 /// reply's buffer". A clone is lent nothing (an `Async.` call's task keeps its result as
 /// a value), and neither is a call from a REST face or a test.
+///
+/// A call that waits long (`event.from`) gives the buffer back before it sleeps
+/// ([`ReplyBuffer::release`]): ten thousand held watchers would otherwise hold ten
+/// thousand empty reply buffers. A call whose whole reply body is already written and
+/// shared (a fan-out's XML-RPC batch, the same bytes for every waiter) hands that back
+/// instead of a result ([`ReplyBuffer::whole`]), and the server sends it as it is.
 #[derive(Default)]
 pub struct ReplyBuffer(parking_lot::Mutex<Lent>);
 
@@ -165,8 +171,21 @@ enum Lent {
     Nothing,
     /// The envelope's head, waiting for the result.
     Head(Vec<u8>),
+    /// Lent, then given back unused: the server writes the whole reply after the call.
+    Released,
     /// The head and the result after it.
     Written(Vec<u8>),
+    /// The complete reply body, shared.
+    Whole(bytes::Bytes),
+}
+
+/// What the server gets back after the call.
+pub enum Taken {
+    /// The buffer, and whether the call's result is in it after the head (else it is
+    /// empty or holds the head only, and the server writes the reply whole).
+    Buffer(Vec<u8>, bool),
+    /// The complete reply body the call handed back ([`ReplyBuffer::whole`]).
+    Whole(bytes::Bytes),
 }
 
 impl ReplyBuffer {
@@ -186,12 +205,36 @@ impl ReplyBuffer {
         true
     }
 
-    /// For the server, after the call: the buffer, and whether the result is in it.
-    pub fn take(&self) -> (Vec<u8>, bool) {
+    /// Gives an unused lent buffer back (before a long wait).
+    pub fn release(&self) {
+        let mut lent = self.0.lock();
+        if let Lent::Head(_) = &*lent {
+            *lent = Lent::Released;
+        }
+    }
+
+    /// Hands back `body` as the complete reply, for a server that lent a buffer and has
+    /// no result in it yet; false if none was lent (the call then answers a value). The
+    /// caller vouches that `body` is byte for byte the reply the server would write for
+    /// its result, in the codec of the request.
+    pub fn whole(&self, body: bytes::Bytes) -> bool {
+        let mut lent = self.0.lock();
+        match &*lent {
+            Lent::Head(_) | Lent::Released => {
+                *lent = Lent::Whole(body);
+                true
+            }
+            Lent::Nothing | Lent::Written(_) | Lent::Whole(_) => false,
+        }
+    }
+
+    /// For the server, after the call.
+    pub fn take(&self) -> Taken {
         match std::mem::take(&mut *self.0.lock()) {
-            Lent::Nothing => (Vec::new(), false),
-            Lent::Head(out) => (out, false),
-            Lent::Written(out) => (out, true),
+            Lent::Nothing | Lent::Released => Taken::Buffer(Vec::new(), false),
+            Lent::Head(out) => Taken::Buffer(out, false),
+            Lent::Written(out) => Taken::Buffer(out, true),
+            Lent::Whole(body) => Taken::Whole(body),
         }
     }
 }

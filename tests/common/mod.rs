@@ -163,3 +163,50 @@ pub fn xml_call(method: &str, params: &[&str]) -> Vec<u8> {
     out.push_str("</params></methodCall>");
     out.into_bytes()
 }
+
+/// A struct value's member (a test failure if it has none).
+pub fn member<'a>(v: &'a Value, name: &str) -> &'a Value {
+    match v {
+        Value::Struct(m) => {
+            &m.iter()
+                .find(|(k, _)| k == name)
+                .unwrap_or_else(|| panic!("no {name} in {v:?}"))
+                .1
+        }
+        _ => panic!("not a struct: {v:?}"),
+    }
+}
+
+/// An `event.from` batch's token.
+pub fn token(batch: &Value) -> String {
+    member(batch, "token").as_str().unwrap().to_string()
+}
+
+/// `event.from` through the dispatcher.
+pub async fn from(
+    svc: &Arc<Service>,
+    session: &str,
+    classes: &[&str],
+    tok: &str,
+    timeout: f64,
+) -> Value {
+    let classes = Value::Array(classes.iter().map(|c| s(c)).collect());
+    call(
+        svc,
+        "event.from",
+        vec![s(session), classes, s(tok), Value::Double(timeout)],
+    )
+    .await
+    .expect("event.from")
+}
+
+/// A new task of `session`'s, labelled `label`.
+pub async fn create(svc: &Arc<Service>, session: &str, label: &str) -> String {
+    match call(svc, "task.create", vec![s(session), s(label), s("")])
+        .await
+        .unwrap()
+    {
+        Value::String(r) => r,
+        v => panic!("{v:?}"),
+    }
+}
