@@ -6,11 +6,12 @@
 //! The order matters: it decides which error a client sees when a call is wrong in more
 //! than one way, and clients (and our tests) depend on that.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::error::{ApiError, codes};
 use super::handlers::Custom;
-use super::marshal::{unmarshal, unmarshal_str};
+use super::marshal::{unmarshal_borrowed, unmarshal_str};
 use super::rbac::{self, Caller};
 use super::{Api, Handler, Message, event, implicit, session, task};
 use std::panic::AssertUnwindSafe;
@@ -409,13 +410,7 @@ async fn run_synced(
     } else {
         (None, &call.params[..])
     };
-    let mut args = Vec::with_capacity(msg.params.len());
-    for (i, p) in msg.params.iter().enumerate() {
-        match rest.get(i) {
-            Some(v) => args.push(unmarshal(&p.ty, v)?),
-            None => args.push(Value::str(p.default.unwrap_or_default())),
-        }
-    }
+    let args = arguments(msg, rest)?;
 
     let caller = match &session_arg {
         Some(s) => Some(check_session(&svc.db, s).await?),
@@ -431,6 +426,7 @@ async fn run_synced(
     let current_task = context_task(svc, meta)?;
     if is_async {
         let caller = caller.expect("async-capable messages take a session");
+        let args = args.into_owned();
         return spawn_async(svc, &call.method, msg, alias, caller, args, meta).await;
     }
 
@@ -442,6 +438,36 @@ async fn run_synced(
         current_task,
     };
     authorize_and_call(&ctx, alias, args).await
+}
+
+/// The call's arguments in their datamodel types (`marshal::unmarshal`), in order, with
+/// the defaults of the parameters not sent. Borrowed from the call when each one sent is
+/// already in its type's form and none is missing (nearly every call): then neither the
+/// vector nor its strings are copied.
+fn arguments<'a>(msg: &Message, sent: &'a [Value]) -> Result<Cow<'a, [Value]>, ApiError> {
+    let mut owned: Option<Vec<Value>> = None;
+    for (i, p) in msg.params.iter().enumerate() {
+        let v = match sent.get(i) {
+            Some(v) => unmarshal_borrowed(&p.ty, v)?,
+            None => Cow::Owned(Value::str(p.default.unwrap_or_default())),
+        };
+        match (&mut owned, v) {
+            (Some(args), v) => args.push(v.into_owned()),
+            (None, Cow::Borrowed(_)) => {}
+            (None, Cow::Owned(v)) => {
+                // Those before it were borrowed: each is its own unmarshalled form.
+                let mut args = Vec::with_capacity(msg.params.len());
+                args.extend_from_slice(&sent[..i]);
+                args.push(v);
+                owned = Some(args);
+            }
+        }
+    }
+    Ok(match owned {
+        Some(args) => Cow::Owned(args),
+        // Every parameter was sent.
+        None => Cow::Borrowed(&sent[..msg.params.len()]),
+    })
 }
 
 /// The task a call runs in, from the `task-id` header (xapi's `Context.of_http_req` →
@@ -462,7 +488,7 @@ fn context_task(svc: &Service, meta: &RequestMeta) -> Result<Option<String>, Api
 async fn authorize_and_call(
     ctx: &Ctx<'_>,
     alias: bool,
-    args: Vec<Value>,
+    args: Cow<'_, [Value]>,
 ) -> Result<Value, ApiError> {
     let msg = ctx.msg;
     if let Some(caller) = &ctx.caller {
@@ -548,7 +574,7 @@ async fn spawn_async(
             current_task: Some(task.clone()),
         };
         let outcome = crate::db::backend::deferring_durability(guarded(
-            authorize_and_call(&ctx, alias, args),
+            authorize_and_call(&ctx, alias, Cow::Owned(args)),
             |e| e,
         ))
         .await;
