@@ -159,9 +159,9 @@ impl Who {
     }
 
     /// What `rbac::allowed` needs to know of the caller.
-    fn caller(&self) -> Caller {
+    fn caller(&self) -> Caller<'_> {
         Caller {
-            session_ref: self.session.clone(),
+            session_ref: self.session.as_str().into(),
             auth_user_sid: String::new(),
             is_local_superuser: self.role.is_none(),
             role: self.role.map(str::to_string),

@@ -109,7 +109,7 @@ pub enum Reply {
 pub struct Ctx<'a> {
     pub svc: &'a Arc<Service>,
     /// None only for `session.login_with_password`.
-    pub caller: Option<Caller>,
+    pub caller: Option<Caller<'a>>,
     pub meta: &'a RequestMeta,
     pub msg: &'a Message,
     /// The database task the call runs in (`Async.` calls), if any.
@@ -118,7 +118,7 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// The caller of a session-taking message.
-    pub fn caller(&self) -> &Caller {
+    pub fn caller(&self) -> &Caller<'_> {
         self.caller
             .as_ref()
             .expect("session-taking messages always have a caller")
@@ -521,7 +521,7 @@ async fn spawn_async(
     wire_as_sent: &str,
     msg: &Message,
     alias: bool,
-    caller: Caller,
+    caller: Caller<'_>,
     args: Vec<Value>,
     meta: &RequestMeta,
 ) -> Result<Value, ApiError> {
@@ -531,7 +531,7 @@ async fn spawn_async(
             if tx.session_fixed(&caller.session_ref).is_none() {
                 return Err(ApiError::new(
                     codes::SESSION_INVALID,
-                    [caller.session_ref.as_str()],
+                    [&*caller.session_ref],
                 ));
             }
             let host = &tx.untracked().host_ref;
@@ -562,6 +562,7 @@ async fn spawn_async(
         ..meta.clone()
     };
     let task = task_ref.clone();
+    let caller = caller.into_owned();
     tokio::spawn(async move {
         let Some((msg, _)) = svc.api.lookup(&wire) else {
             return;
@@ -660,7 +661,7 @@ async fn call_custom(ctx: &Ctx<'_>, custom: Custom, args: &[Value]) -> Result<Va
 /// Session check (xapi's `session_check.ml`): `SESSION_INVALID [ref as sent]` for an
 /// unknown ref; otherwise refresh `last_active` when it is older than the threshold, and
 /// copy out what access checks need.
-pub async fn check_session(db: &Db, session_ref: &str) -> Result<Caller, ApiError> {
+pub async fn check_session<'a>(db: &Db, session_ref: &'a str) -> Result<Caller<'a>, ApiError> {
     let t = now();
     let (caller, stale) = {
         let tables = db.read();
@@ -692,16 +693,16 @@ pub async fn check_session(db: &Db, session_ref: &str) -> Result<Caller, ApiErro
 /// Every write of a call with a session depends on that session: a write from a session
 /// whose logout was acknowledged (here or, with a shared store, anywhere) is refused.
 pub fn require_caller(ctx: &Ctx<'_>, tx: &mut Tx<'_>) -> Result<(), ApiError> {
-    let r = &ctx.caller().session_ref;
+    let r: &str = &ctx.caller().session_ref;
     match tx.session_fixed(r) {
         Some(_) => Ok(()),
-        None => Err(ApiError::new(codes::SESSION_INVALID, [r.as_str()])),
+        None => Err(ApiError::new(codes::SESSION_INVALID, [r])),
     }
 }
 
-fn caller_of(session_ref: &str, s: &crate::db::SessionRow) -> Caller {
+fn caller_of<'a>(session_ref: &'a str, s: &crate::db::SessionRow) -> Caller<'a> {
     Caller {
-        session_ref: session_ref.to_string(),
+        session_ref: Cow::Borrowed(session_ref),
         auth_user_sid: s.auth_user_sid.clone(),
         is_local_superuser: s.is_local_superuser,
         role: s.role.clone(),

@@ -6,19 +6,35 @@
 //! [`check`] again only for the permissions whose name depends on state (ownership of a
 //! task, the keys a `set_other_config` changes).
 
+use std::borrow::Cow;
+
 use super::Api;
 use super::error::{ApiError, codes};
 use crate::db::Tx;
 
 /// Who is calling: the parts of the session that access checks need, copied out of the
-/// session row so that no lock is held while a handler runs.
+/// session row so that no lock is held while a handler runs. The session's ref is the
+/// call's own argument, borrowed for the call ([`Caller::into_owned`] for work that
+/// outlives it, an `Async.` call's task).
 #[derive(Debug, Clone)]
-pub struct Caller {
-    pub session_ref: String,
+pub struct Caller<'a> {
+    pub session_ref: Cow<'a, str>,
     pub auth_user_sid: String,
     pub is_local_superuser: bool,
     /// The user's role at login (None for the local superuser).
     pub role: Option<String>,
+}
+
+impl Caller<'_> {
+    /// The caller with its session's ref copied, for work that outlives the call.
+    pub fn into_owned(self) -> Caller<'static> {
+        Caller {
+            session_ref: Cow::Owned(self.session_ref.into_owned()),
+            auth_user_sid: self.auth_user_sid,
+            is_local_superuser: self.is_local_superuser,
+            role: self.role,
+        }
+    }
 }
 
 /// `RBAC_PERMISSION_DENIED [perm; "No permission in user session. (Roles with this permission: …)"]`.
@@ -112,7 +128,7 @@ pub fn assert_task_owner(
 mod tests {
     use super::*;
 
-    fn caller(role: Option<&str>, superuser: bool) -> Caller {
+    fn caller(role: Option<&str>, superuser: bool) -> Caller<'static> {
         Caller {
             session_ref: "OpaqueRef:s".into(),
             auth_user_sid: "sid".into(),

@@ -118,7 +118,7 @@ pub async fn login(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
 /// `session.logout`: deletes the session. Its tasks stay (owned by nobody from now on).
 /// Blocked event calls of this session wake, re-check it and answer `SESSION_INVALID`.
 pub async fn logout(ctx: &Ctx<'_>) -> Result<Value, ApiError> {
-    let r = &ctx.caller().session_ref;
+    let r: &str = &ctx.caller().session_ref;
     ctx.svc
         .db
         .transact(|tx| {
