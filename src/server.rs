@@ -658,7 +658,7 @@ async fn handle(
 }
 
 /// An XML-RPC call's reply body, the reply's buffer lent to the call (`ReplyBuffer`).
-async fn xml_reply(svc: &Arc<Service>, call: Call, mut meta: RequestMeta) -> Bytes {
+async fn xml_reply(svc: &Arc<Service>, call: Call<'_>, mut meta: RequestMeta) -> Bytes {
     let mut head = Vec::with_capacity(REPLY_CAPACITY);
     xmlrpc::write_success_head(&mut head);
     let (mut out, reply) = match dispatch_lent(svc, call, &mut meta, head).await {
@@ -686,7 +686,7 @@ enum Answered {
 /// success envelope up to the result) already in it.
 async fn dispatch_lent(
     svc: &Arc<Service>,
-    call: Call,
+    call: Call<'_>,
     meta: &mut RequestMeta,
     head: Vec<u8>,
 ) -> Answered {
@@ -849,7 +849,7 @@ mod tests {
                 Reply::Envelope(Ok(Value::String(s))) => s,
                 other => panic!("{other:?}"),
             };
-            let call = |m: &str, p: &[&str]| {
+            let call = |m: &'static str, p: &[&str]| {
                 dispatch::call(m, p.iter().copied().map(Value::str).collect())
             };
             let meta = RequestMeta::default();

@@ -29,6 +29,24 @@ fn corpus(target: &str) -> Vec<Vec<u8>> {
 }
 
 /// Debug text: exact, except that it reads NaN doubles as equal.
+/// A call with its method name owned, so that calls read from different bodies compare.
+fn owned(c: xmlrpc::MethodCall<'_>) -> xmlrpc::MethodCall<'static> {
+    xmlrpc::MethodCall {
+        method: c.method.into_owned().into(),
+        params: c.params,
+        invalid_utf8_param: c.invalid_utf8_param,
+    }
+}
+
+fn owned_json(c: jsonrpc::JsonCall<'_>) -> jsonrpc::JsonCall<'static> {
+    jsonrpc::JsonCall {
+        version: c.version,
+        id: c.id,
+        method: c.method.into_owned().into(),
+        params: c.params,
+    }
+}
+
 fn same<T: std::fmt::Debug>(a: &T, b: &T) -> bool {
     format!("{a:?}") == format!("{b:?}")
 }
@@ -79,7 +97,11 @@ fn compare<T: std::fmt::Debug, E: std::fmt::Debug>(
 fn xmlrpc_fast_path_is_the_general_reader() {
     let mut inputs = corpus("xmlrpc_call");
     inputs.extend(XML_BODIES.iter().map(|b| b.as_bytes().to_vec()));
-    compare(&inputs, xmlrpc::parse_call, xmlrpc::parse_call_general);
+    compare(
+        &inputs,
+        |b| xmlrpc::parse_call(b).map(owned),
+        |b| xmlrpc::parse_call_general(b).map(owned),
+    );
     // The declarations Xmlm refuses are refused through the entry point too.
     for body in &XML_BODIES[2..] {
         let refused = !body.contains("utf-8");
@@ -102,5 +124,9 @@ fn jsonrpc_fast_path_is_the_general_reader() {
         br#"{"method": "session.login_with_password", "params": ["root", "pw"], "id": "1"}"#
             .to_vec(),
     );
-    compare(&inputs, jsonrpc::parse_call, jsonrpc::parse_general);
+    compare(
+        &inputs,
+        |b| jsonrpc::parse_call(b).map(owned_json),
+        |b| jsonrpc::parse_general(b).map(owned_json),
+    );
 }

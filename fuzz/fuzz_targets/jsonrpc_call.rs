@@ -57,7 +57,7 @@ fn write_call(call: &JsonCall) -> Vec<u8> {
         out.push(b'{');
     }
     out.extend_from_slice(b"\"method\":");
-    write_value(&mut out, &Value::String(call.method.clone()));
+    write_value(&mut out, &Value::String(call.method.to_string()));
     out.extend_from_slice(b",\"params\":");
     write_value(&mut out, &Value::Array(call.params.clone()));
     out.extend_from_slice(b",\"id\":");

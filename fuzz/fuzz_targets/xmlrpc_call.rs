@@ -102,7 +102,7 @@ fn assert_agree(call: &MethodCall, theirs: &dxr::MethodCall) {
 /// method name is escaped like a string value).
 fn write_call(call: &MethodCall) -> Vec<u8> {
     let mut out = b"<?xml version=\"1.0\"?><methodCall><methodName>".to_vec();
-    let name = value_fragment(&Value::String(call.method.clone()));
+    let name = value_fragment(&Value::String(call.method.to_string()));
     out.extend_from_slice(name["<value>".len()..name.len() - "</value>".len()].as_bytes());
     out.extend_from_slice(b"</methodName><params>");
     for p in &call.params {

@@ -69,10 +69,11 @@ impl Service {
     }
 }
 
-/// A decoded RPC call, independent of the wire format.
+/// A decoded RPC call, independent of the wire format. The method name is the body's own
+/// when the codec could borrow it.
 #[derive(Debug, Clone)]
-pub struct Call {
-    pub method: String,
+pub struct Call<'a> {
+    pub method: Cow<'a, str>,
     pub params: Vec<Value>,
     /// Index of a parameter that was not valid UTF-8 on the wire.
     pub invalid_utf8_param: Option<usize>,
@@ -125,7 +126,7 @@ impl Ctx<'_> {
     }
 }
 
-pub async fn dispatch(svc: &Arc<Service>, call: Call, meta: &RequestMeta) -> Reply {
+pub async fn dispatch(svc: &Arc<Service>, call: Call<'_>, meta: &RequestMeta) -> Reply {
     // xapi's dispatcher checks every parameter against its UTF8_XML validator: valid
     // UTF-8 and only characters XML can carry (`wire::xmlchars`). A string that passed
     // one face would otherwise break every XML-RPC reader that is sent it later.
@@ -192,11 +193,11 @@ const MISS_CODES: [&str; 3] = [
     codes::UUID_INVALID,
 ];
 
-async fn run(svc: &Arc<Service>, call: &Call, meta: &RequestMeta) -> Result<Value, ApiError> {
+async fn run(svc: &Arc<Service>, call: &Call<'_>, meta: &RequestMeta) -> Result<Value, ApiError> {
     // The message is looked up once, for the sync's decision and for the call.
     let (is_async, name) = match call.method.strip_prefix("Async.") {
         Some(rest) => (true, rest),
-        None => (false, call.method.as_str()),
+        None => (false, &*call.method),
     };
     let found = svc.api.lookup(name);
     let writes = match found.map(|(m, _)| m.handler) {
@@ -378,7 +379,7 @@ pub async fn task_by_uuid(
 
 async fn run_synced(
     svc: &Arc<Service>,
-    call: &Call,
+    call: &Call<'_>,
     step: Named<'_>,
     meta: &RequestMeta,
 ) -> Result<Value, ApiError> {
@@ -721,9 +722,9 @@ async fn unknown_method(svc: &Service, name: &str, params: &[Value]) -> Result<V
 }
 
 /// Convenience for tests and callers that hold the call pieces separately.
-pub fn call(method: &str, params: Vec<Value>) -> Call {
+pub fn call(method: &str, params: Vec<Value>) -> Call<'_> {
     Call {
-        method: method.to_string(),
+        method: Cow::Borrowed(method),
         params,
         invalid_utf8_param: None,
     }

@@ -6,6 +6,8 @@
 //! or `error`, then `id` in v2), the `id` echoed with its JSON type, no `error` key in a
 //! v2 success (Xen Orchestra relies on that), and floats as Yojson prints them (`1.0`).
 
+use std::borrow::Cow;
+
 use serde_json::Value as Json;
 
 use crate::api::error::ApiError;
@@ -28,11 +30,12 @@ pub enum Id {
     Str(String),
 }
 
+/// A JSON-RPC call; the method name is borrowed from the body when it has no escapes.
 #[derive(Debug, Clone, PartialEq)]
-pub struct JsonCall {
+pub struct JsonCall<'a> {
     pub version: Version,
     pub id: Id,
-    pub method: String,
+    pub method: Cow<'a, str>,
     pub params: Vec<Value>,
 }
 
@@ -70,7 +73,7 @@ pub fn to_value(j: Json) -> Value {
 
 /// Parses a request body: the common shape straight off the bytes, anything else with
 /// serde_json.
-pub fn parse_call(body: &[u8]) -> Result<JsonCall, BadRequest> {
+pub fn parse_call(body: &[u8]) -> Result<JsonCall<'_>, BadRequest> {
     fast::parse(body).map_or_else(|| parse_general(body), Ok)
 }
 
@@ -78,7 +81,7 @@ pub fn parse_call(body: &[u8]) -> Result<JsonCall, BadRequest> {
 /// (`jsonrpc_fast.rs`) must give exactly this or leave the body to it; the tests and the
 /// `jsonrpc_call` fuzz target compare the two on the same bytes.
 #[doc(hidden)]
-pub fn parse_general(body: &[u8]) -> Result<JsonCall, BadRequest> {
+pub fn parse_general(body: &[u8]) -> Result<JsonCall<'_>, BadRequest> {
     let json: Json = serde_json::from_slice(body).map_err(|e| BadRequest {
         code: -32700,
         message: format!("not JSON: {e}"),
@@ -92,7 +95,7 @@ pub fn parse_general(body: &[u8]) -> Result<JsonCall, BadRequest> {
         Some(other) => return Err(invalid(format!("unsupported \"jsonrpc\": {other}"))),
     };
     let method = match obj.remove("method") {
-        Some(Json::String(m)) => m,
+        Some(Json::String(m)) => Cow::Owned(m),
         _ => return Err(invalid("\"method\" must be a string")),
     };
     let id = match obj.remove("id") {

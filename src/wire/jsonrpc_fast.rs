@@ -9,6 +9,8 @@
 //! duplicate, every malformed body) gives `None`, and the general reader reads the body,
 //! errors included. A test compares the two on generated bodies.
 
+use std::borrow::Cow;
+
 use super::{Id, JsonCall, Version};
 use crate::wire::scan;
 use crate::wire::value::Value;
@@ -22,7 +24,7 @@ const STRING_END: scan::Table = scan::table!(string_end);
 
 /// The call, if the body has the common shape; `None` sends it to the general reader
 /// (which also reports every error).
-pub(super) fn parse(body: &[u8]) -> Option<JsonCall> {
+pub(super) fn parse(body: &[u8]) -> Option<JsonCall<'_>> {
     let mut c = Cursor { s: body, at: 0 };
     let (mut version, mut method, mut id, mut params) = (None, None, None, None);
     c.ws();
@@ -64,7 +66,7 @@ pub(super) fn parse(body: &[u8]) -> Option<JsonCall> {
     Some(JsonCall {
         version,
         id: id?,
-        method: method?.to_string(),
+        method: Cow::Borrowed(method?),
         params,
     })
 }

@@ -32,10 +32,11 @@ pub const MAX_DEPTH: usize = 64;
 /// Longest `received` text kept in an error, so a huge body is never echoed back whole.
 const MAX_RECEIVED: usize = 100;
 
-/// A decoded `<methodCall>`.
+/// A decoded `<methodCall>`. The method name is borrowed from the body when it is there
+/// as it is (no references in it), which is nearly always.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MethodCall {
-    pub method: String,
+pub struct MethodCall<'a> {
+    pub method: Cow<'a, str>,
     pub params: Vec<Value>,
     /// Set when the body was not valid UTF-8: the index of the first parameter that was
     /// damaged (it holds U+FFFD after lossy decoding). The dispatcher then answers with
@@ -84,7 +85,7 @@ fn error(expected: impl Into<String>, received: impl Into<String>) -> ParseError
 ///
 /// As in xapi, anything after `</methodCall>` is never looked at. A body that is not
 /// UTF-8 is still parsed (see [`MethodCall::invalid_utf8_param`]).
-pub fn parse_call(body: &[u8]) -> Result<MethodCall, ParseError> {
+pub fn parse_call(body: &[u8]) -> Result<MethodCall<'_>, ParseError> {
     read_call(body, true)
 }
 
@@ -92,11 +93,11 @@ pub fn parse_call(body: &[u8]) -> Result<MethodCall, ParseError> {
 /// gives. The fast reader must give exactly this or leave the body to it; the tests and
 /// the `xmlrpc_call` fuzz target compare the two on the same bytes.
 #[doc(hidden)]
-pub fn parse_call_general(body: &[u8]) -> Result<MethodCall, ParseError> {
+pub fn parse_call_general(body: &[u8]) -> Result<MethodCall<'_>, ParseError> {
     read_call(body, false)
 }
 
-fn read_call(body: &[u8], fast_path: bool) -> Result<MethodCall, ParseError> {
+fn read_call(body: &[u8], fast_path: bool) -> Result<MethodCall<'_>, ParseError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
     // Xmlm refuses raw characters that XML forbids, so xapi rejects such a body outright.
     if let Some(at) = scan::find(body, is_control, &CONTROL) {
@@ -113,12 +114,16 @@ fn read_call(body: &[u8], fast_path: bool) -> Result<MethodCall, ParseError> {
             .map_or_else(|| Parser::new(text).call(), Ok),
         Err(_) => {
             let text = String::from_utf8_lossy(body);
-            let mut call = Parser::new(&text).call()?;
-            if call.method.contains('\u{FFFD}') {
-                return Err(error("a UTF-8 method name", call.method));
+            let call = Parser::new(&text).call()?;
+            let method = call.method.into_owned();
+            if method.contains('\u{FFFD}') {
+                return Err(error("a UTF-8 method name", method));
             }
-            call.invalid_utf8_param = call.params.iter().position(damaged);
-            Ok(call)
+            Ok(MethodCall {
+                method: Cow::Owned(method),
+                invalid_utf8_param: call.params.iter().position(damaged),
+                params: call.params,
+            })
         }
     }
 }
@@ -350,7 +355,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn call(mut self) -> Result<MethodCall, ParseError> {
+    fn call(mut self) -> Result<MethodCall<'a>, ParseError> {
         loop {
             match self.next()? {
                 Token::Prolog(_) => continue,
@@ -360,7 +365,7 @@ impl<'a> Parser<'a> {
             }
         }
         self.expect_start(Tag::MethodName)?;
-        let method = self.leaf_text(Tag::MethodName)?.into_owned();
+        let method = self.leaf_text(Tag::MethodName)?;
         self.expect_start(Tag::Params)?;
         let mut params = Vec::new();
         loop {

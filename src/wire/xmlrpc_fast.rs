@@ -14,12 +14,14 @@
 //! it give up with `None`, and the general reader reads the body from the start, errors
 //! included. A test compares the two on generated bodies.
 
+use std::borrow::Cow;
+
 use super::{MAX_DEPTH, MethodCall, parse_float, parse_int};
 use crate::wire::scan;
 use crate::wire::value::Value;
 
 /// The call, if the body has the common shape; `None` sends it to the general reader.
-pub(super) fn parse(text: &str) -> Option<MethodCall> {
+pub(super) fn parse(text: &str) -> Option<MethodCall<'_>> {
     let mut c = Cursor {
         s: text.as_bytes(),
         at: 0,
@@ -30,7 +32,7 @@ pub(super) fn parse(text: &str) -> Option<MethodCall> {
     c.lit("<methodCall>")?;
     c.ws();
     c.lit("<methodName>")?;
-    let method = c.text()?.to_string();
+    let method = Cow::Borrowed(c.text()?);
     c.lit("</methodName>")?;
     c.ws();
     c.lit("<params>")?;
