@@ -13,7 +13,7 @@ use std::borrow::Cow;
 
 use super::{Id, JsonCall, Version};
 use crate::wire::scan;
-use crate::wire::value::Value;
+use crate::wire::value::{USUAL_PARAMS, Value};
 
 /// Bytes that end a plain string: its closing quote, or what the general reader must
 /// see (an escape, a control character).
@@ -132,7 +132,7 @@ impl<'a> Cursor<'a> {
     /// `[` plain strings `]`.
     fn strings(&mut self) -> Option<Vec<Value>> {
         self.byte(b'[')?;
-        let mut items = Vec::new();
+        let mut items = Vec::with_capacity(USUAL_PARAMS);
         self.ws();
         if self.s.get(self.at) == Some(&b']') {
             self.at += 1;

@@ -5,6 +5,11 @@
 //! distinguishes, because the *output* encoding depends on them: an `Int` is written as an
 //! untyped `<value>42</value>` while an `Int32` becomes `<value><i4>42</i4></value>`.
 
+/// Room for a call's parameters made at once by the fast readers: XAPI's messages take
+/// two to four (the session and up to three more), so a call's vector is allocated
+/// once, not grown from empty (`RawVec`'s growth path, some 60 instructions more).
+pub const USUAL_PARAMS: usize = 4;
+
 /// One XML-RPC / JSON-RPC value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {

@@ -18,7 +18,7 @@ use std::borrow::Cow;
 
 use super::{MAX_DEPTH, MethodCall, parse_float, parse_int};
 use crate::wire::scan;
-use crate::wire::value::Value;
+use crate::wire::value::{USUAL_PARAMS, Value};
 
 /// The call, if the body has the common shape; `None` sends it to the general reader.
 pub(super) fn parse(text: &str) -> Option<MethodCall<'_>> {
@@ -36,7 +36,7 @@ pub(super) fn parse(text: &str) -> Option<MethodCall<'_>> {
     c.lit("</methodName>")?;
     c.ws();
     c.lit("<params>")?;
-    let mut params = Vec::new();
+    let mut params = Vec::with_capacity(USUAL_PARAMS);
     loop {
         c.ws();
         if c.eat("</params>") {
