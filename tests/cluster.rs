@@ -63,6 +63,16 @@ async fn new_task(db: &Db, name: &str) -> Result<String, BackendError> {
     Ok(r)
 }
 
+/// One counting step: a read-modify-write of task `r`'s progress (+1), in one transaction.
+async fn increment(db: &Db, r: &str) -> Result<bool, BackendError> {
+    db.transact(|tx| {
+        let mut row = tx.task(r).unwrap().clone();
+        row.progress += 1.0;
+        Ok::<_, BackendError>(tx.update_task(r, row).unwrap())
+    })
+    .await
+}
+
 /// Counts the errors the etcd cache logs when the watch reports a revision differently
 /// from how this front-end's own write applied it (see `cache::apply_own`).
 struct OwnWriteBugs(Arc<AtomicUsize>);
@@ -151,14 +161,7 @@ async fn etcd_backend_meets_the_contract_and_survives_a_member_kill() {
     const EACH: u32 = 10;
     let count = |db: Arc<Db>, r: String| async move {
         for _ in 0..EACH {
-            let out = db
-                .transact(|tx| {
-                    let mut row = tx.task(&r).unwrap().clone();
-                    row.progress += 1.0;
-                    Ok::<_, BackendError>(tx.update_task(&r, row).unwrap())
-                })
-                .await;
-            assert_eq!(out, Ok(true));
+            assert_eq!(increment(&db, &r).await, Ok(true));
         }
     };
     // Front-end A alone first: its 16 writers' revisions are counted.
@@ -216,14 +219,7 @@ async fn etcd_backend_meets_the_contract_and_survives_a_member_kill() {
             let (mut acked, mut failed) = (0u32, 0u32);
             let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
             while tokio::time::Instant::now() < deadline {
-                let out = db
-                    .transact(|tx| {
-                        let mut row = tx.task(&r).unwrap().clone();
-                        row.progress += 1.0;
-                        Ok::<_, BackendError>(tx.update_task(&r, row).unwrap())
-                    })
-                    .await;
-                match out {
+                match increment(&db, &r).await {
                     Ok(_) => acked += 1,
                     Err(_) => failed += 1,
                 }
