@@ -185,12 +185,16 @@ pub async fn run(
         r: source.identity.host_ref,
         row: source.identity.host,
     };
+    // The publish's own mark: a resend after an ambiguous failure finds its compares
+    // false when the first send did commit, and this value in `d/meta/last` tells that
+    // case from another import's.
+    let published = new_uuid();
     let mut ops = vec![
         TxnOp::delete(keys.import(), None),
         TxnOp::put(keys.format(), keys::FORMAT.to_string(), None),
         TxnOp::put(keys.pool(), encode(&pool), None),
         TxnOp::put(keys.host(), encode(&host), None),
-        TxnOp::put(keys.last(), new_uuid(), None),
+        TxnOp::put(keys.last(), published.as_str(), None),
     ];
     if let Some(users) = source.users {
         summary.bytes += users.len();
@@ -204,13 +208,33 @@ pub async fn run(
         ])
         .and_then(ops);
     let resp = send(&inner, txn).await?;
-    if !resp.succeeded() {
-        return Err(fenced(keys));
-    }
+    summary.revision = if resp.succeeded() {
+        resp.header().map_or(0, |h| h.revision()).max(0) as u64
+    } else {
+        published_at(&inner, &published)
+            .await?
+            .ok_or_else(|| fenced(keys))?
+    };
     summary.transactions += 1;
-    summary.revision = resp.header().map_or(0, |h| h.revision()).max(0) as u64;
     summary.elapsed = started.elapsed();
     Ok(summary)
+}
+
+/// The revision at which this import's publish (marked `published` in `d/meta/last`)
+/// committed, if it did.
+async fn published_at(inner: &Inner, published: &str) -> Result<Option<u64>, BackendError> {
+    let resp = inner
+        .conn
+        .retry(inner.budget, |mut c| {
+            let k = inner.keys.last();
+            async move { c.get(k, None).await }
+        })
+        .await?;
+    Ok(resp
+        .kvs()
+        .first()
+        .filter(|kv| kv.value() == published.as_bytes())
+        .map(|kv| kv.mod_revision().max(0) as u64))
 }
 
 fn due(last: &mut Instant) -> bool {
