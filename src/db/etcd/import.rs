@@ -211,7 +211,7 @@ pub async fn run(
     summary.revision = if resp.succeeded() {
         resp.header().map_or(0, |h| h.revision()).max(0) as u64
     } else {
-        published_at(&inner, &published)
+        holds(&inner, keys.last(), &published)
             .await?
             .ok_or_else(|| fenced(keys))?
     };
@@ -220,20 +220,21 @@ pub async fn run(
     Ok(summary)
 }
 
-/// The revision at which this import's publish (marked `published` in `d/meta/last`)
-/// committed, if it did.
-async fn published_at(inner: &Inner, published: &str) -> Result<Option<u64>, BackendError> {
+/// The revision at which `key` was last written, if it now holds `value`: how a step
+/// whose resend found its compares false (after an ambiguous failure) tells that its
+/// first send committed from someone else's change.
+async fn holds(inner: &Inner, key: String, value: &str) -> Result<Option<u64>, BackendError> {
     let resp = inner
         .conn
         .retry(inner.budget, |mut c| {
-            let k = inner.keys.last();
+            let k = key.clone();
             async move { c.get(k, None).await }
         })
         .await?;
     Ok(resp
         .kvs()
         .first()
-        .filter(|kv| kv.value() == published.as_bytes())
+        .filter(|kv| kv.value() == value.as_bytes())
         .map(|kv| kv.mod_revision().max(0) as u64))
 }
 
@@ -307,7 +308,7 @@ async fn claim(inner: &Inner, id: &str) -> Result<bool, BackendError> {
             TxnOp::delete(keys.nodes(), whole),
             TxnOp::put(keys.import(), id, None),
         ]);
-    if !send(inner, txn).await?.succeeded() {
+    if !send(inner, txn).await?.succeeded() && holds(inner, keys.import(), id).await?.is_none() {
         return Err(BackendError(format!(
             "{} changed while the import looked at it (a front-end or another import \
              started): nothing was written",
