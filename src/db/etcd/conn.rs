@@ -57,6 +57,9 @@ pub struct Conn {
     /// etcd refused a call for a reason only the operator can change (credentials,
     /// permission): logged once when it starts and once when it ends, not per call.
     refusing: AtomicBool,
+    /// Per member: a background re-authentication ([`Conn::refused`]) is running, so
+    /// refused calls meanwhile do not each start one (each costs etcd a password check).
+    reauthenticating: Arc<Vec<AtomicBool>>,
 }
 
 impl Drop for Conn {
@@ -109,6 +112,7 @@ impl Conn {
             prefix: prefix.to_string(),
             closed: Arc::new(AtomicBool::new(false)),
             refusing: AtomicBool::new(false),
+            reauthenticating: Arc::new(endpoints.iter().map(|_| AtomicBool::new(false)).collect()),
         };
         conn.check_members().await?;
         Ok(conn)
@@ -214,23 +218,38 @@ impl Conn {
         let operator = m.contains("permission denied")
             || m.contains("authentication failed")
             || m.contains("user name is empty");
-        if operator && !self.refusing.swap(true, Ordering::SeqCst) {
-            tracing::error!("{why}");
+        if operator {
+            self.log_refusal(&why);
         }
-        if self.access.user.is_some() && token_refused(e) {
+        let member = i % self.clients.len();
+        if self.access.user.is_some()
+            && token_refused(e)
+            && !self.reauthenticating[member].swap(true, Ordering::SeqCst)
+        {
             // The library refreshed with the password it was given (changed since?):
             // authenticate with the file's, for the next call (this one is answered).
             let (mut client, access) = (self.member_client(i), self.access.clone());
             let (prefix, timeout) = (self.prefix.clone(), self.timeout);
+            let (running, endpoint) = (self.reauthenticating.clone(), self.endpoint(i).to_string());
+            let refusing_logged = self.refusing.load(Ordering::SeqCst);
             tokio::spawn(async move {
                 if let Err(Refusal::Fatal(why)) =
                     authenticate(&mut client, &access, &prefix, timeout).await
+                    && !refusing_logged
                 {
-                    tracing::error!("etcd: {why}");
+                    tracing::error!("etcd {endpoint}: {why}");
                 }
+                running[member].store(false, Ordering::SeqCst);
             });
         }
         why
+    }
+
+    /// Logs a refusal only the operator can end, once until a call is accepted again.
+    fn log_refusal(&self, why: &str) {
+        if !self.refusing.swap(true, Ordering::SeqCst) {
+            tracing::error!("{why}");
+        }
     }
 
     /// A call succeeded: ends a refusal [`Conn::refused`] logged.
@@ -267,9 +286,7 @@ impl Conn {
                         Ok(()) => continue,
                         Err(Refusal::Fatal(why)) => {
                             let why = format!("etcd {}: {why}", self.endpoint(i));
-                            if !self.refusing.swap(true, Ordering::SeqCst) {
-                                tracing::error!("{why}");
-                            }
+                            self.log_refusal(&why);
                             return Err(BackendError(why));
                         }
                         Err(Refusal::Unreachable(why)) => {

@@ -314,7 +314,10 @@ pub async fn send(inner: &Inner, txn: &Txn, budget: Duration) -> Sent {
     loop {
         let (i, mut client) = inner.conn.client();
         let last = match tokio::time::timeout(inner.conn.timeout, client.txn(txn.clone())).await {
-            Ok(Ok(resp)) => return Sent::Answered(resp, sent),
+            Ok(Ok(resp)) => {
+                inner.conn.accepted();
+                return Sent::Answered(resp, sent);
+            }
             Ok(Err(e)) if !super::conn::retryable(&e) => {
                 let why = inner.conn.refused(i, &e);
                 return Sent::Refused(format!("etcd refused the change: {why}"), sent);
