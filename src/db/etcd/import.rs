@@ -224,16 +224,8 @@ pub async fn run(
 /// whose resend found its compares false (after an ambiguous failure) tells that its
 /// first send committed from someone else's change.
 async fn holds(inner: &Inner, key: String, value: &str) -> Result<Option<u64>, BackendError> {
-    let resp = inner
-        .conn
-        .retry(inner.budget, |mut c| {
-            let k = key.clone();
-            async move { c.get(k, None).await }
-        })
-        .await?;
-    Ok(resp
-        .kvs()
-        .first()
+    let kv = super::get_with(inner, key, GetOptions::new()).await?;
+    Ok(kv
         .filter(|kv| kv.value() == value.as_bytes())
         .map(|kv| kv.mod_revision().max(0) as u64))
 }

@@ -483,16 +483,8 @@ async fn init(inner: &Inner, id: Identity) -> Result<(), BackendError> {
                 keys.prefix()
             )));
         }
-        let stored = inner
-            .conn
-            .retry(inner.budget, |mut c| {
-                let k = format.clone();
-                async move { c.get(k, None).await }
-            })
-            .await?;
-        let v: u64 = stored
-            .kvs()
-            .first()
+        let v: u64 = get(inner, format.clone())
+            .await?
             .and_then(|kv| std::str::from_utf8(kv.value()).ok()?.parse().ok())
             .unwrap_or(0);
         if v > keys::FORMAT {
