@@ -99,6 +99,15 @@ pub fn parse_call_general(body: &[u8]) -> Result<MethodCall<'_>, ParseError> {
 
 fn read_call(body: &[u8], fast_path: bool) -> Result<MethodCall<'_>, ParseError> {
     let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let text = std::str::from_utf8(body);
+    // The common shape first. The fast reader takes no body with a control byte anywhere
+    // (it stops on one in its own scans of the text), so it needs no pass of its own.
+    if fast_path
+        && let Ok(text) = text
+        && let Some(call) = fast::parse(text)
+    {
+        return Ok(call);
+    }
     // Xmlm refuses raw characters that XML forbids, so xapi rejects such a body outright.
     if let Some(at) = scan::find(body, is_control, &CONTROL) {
         return Err(error(
@@ -106,12 +115,8 @@ fn read_call(body: &[u8], fast_path: bool) -> Result<MethodCall<'_>, ParseError>
             format!("control character 0x{:02x} at byte {at}", body[at]),
         ));
     }
-    match std::str::from_utf8(body) {
-        // The common shape first; the general reader for everything else.
-        Ok(text) => fast_path
-            .then(|| fast::parse(text))
-            .flatten()
-            .map_or_else(|| Parser::new(text).call(), Ok),
+    match text {
+        Ok(text) => Parser::new(text).call(),
         Err(_) => {
             let text = String::from_utf8_lossy(body);
             let call = Parser::new(&text).call()?;
