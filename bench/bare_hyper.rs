@@ -30,9 +30,10 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// The same allocator as xapi-taskd, so that the limit is not handicapped by glibc's.
+/// The same allocator as xapi-taskd, called the same way (`xapi_taskd::alloc`), so that
+/// the limit is not handicapped by glibc's and each allocation costs both the same.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: xapi_taskd::alloc::Allocator = xapi_taskd::alloc::Allocator;
 
 /// One response to send, parsed once from its file.
 #[derive(Clone)]

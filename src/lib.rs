@@ -14,6 +14,7 @@
 //! - [`cli`]: the client subcommands (`watch`, `tasks`, `task-list`, …), which talk to a
 //!   running server over its API.
 
+pub mod alloc;
 pub mod api;
 pub mod cli;
 pub mod cli_cluster;

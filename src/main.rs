@@ -57,9 +57,9 @@ enum Command {
 /// often on another worker thread, which glibc's arenas serve slowly (a fifth of the
 /// server's CPU during an event fan-out went to `_int_malloc`/`_int_free`) and keep
 /// resident afterwards (glibc needed a `malloc_trim` after every large reply). Figures in
-/// docs/performance.md.
+/// docs/performance.md. Called the way `malloc` is (`alloc.rs`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: xapi_taskd::alloc::Allocator = xapi_taskd::alloc::Allocator;
 
 /// `mi_option_purge_delay` in mimalloc.h (v2 and v3); the Rust bindings do not name it.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
