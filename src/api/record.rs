@@ -31,8 +31,7 @@ fn with_date<T>(unix: i64, f: impl FnOnce(&str) -> T) -> T {
     const YEAR_0: i64 = -62_167_219_200; // 0000-01-01T00:00:00Z
     const YEAR_10000: i64 = 253_402_300_800;
     if (YEAR_0..YEAR_10000).contains(&unix) {
-        let text = recent_civil_date(unix);
-        return f(std::str::from_utf8(&text).expect("ASCII digits"));
+        return with_recent_civil_date(unix, f);
     }
     let fmt = format_description!("[year][month][day]T[hour]:[minute]:[second]Z");
     let text = OffsetDateTime::from_unix_timestamp(unix)
@@ -42,31 +41,34 @@ fn with_date<T>(unix: i64, f: impl FnOnce(&str) -> T) -> T {
     f(&text)
 }
 
-/// [`civil_date`], remembering the last two dates this thread formatted: a record's two
-/// dates rarely change between the calls that read it (a pending task's `finished` is
-/// always 0), and a lookup is a few compares where formatting is some four hundred
-/// instructions.
-fn recent_civil_date(unix: i64) -> [u8; 18] {
-    type Recent = [(i64, [u8; 18]); 2];
+/// Calls `f` with [`civil_date`]'s text, remembering the last two dates this thread
+/// formatted, as text: a record's two dates rarely change between the calls that read
+/// it (a pending task's `finished` is always 0), and a lookup is a few compares where
+/// formatting is some four hundred instructions and checking its digits as UTF-8 again
+/// some fifty.
+fn with_recent_civil_date<T>(unix: i64, f: impl FnOnce(&str) -> T) -> T {
+    type Recent = [(i64, String); 2];
     thread_local! {
         // `i64::MIN` is outside the years this is called for, so it never matches.
-        static RECENT: std::cell::Cell<Recent> = const {
-            std::cell::Cell::new([(i64::MIN, [0; 18]); 2])
+        static RECENT: std::cell::RefCell<Recent> = const {
+            std::cell::RefCell::new([(i64::MIN, String::new()), (i64::MIN, String::new())])
         };
     }
-    RECENT.with(|recent| {
-        let [first, second] = recent.get();
-        if first.0 == unix {
-            return first.1;
-        }
-        if second.0 == unix {
+    // `f` writes the text somewhere (an encoder, a `String`) and never formats a date,
+    // so the borrow is never taken twice.
+    RECENT.with_borrow_mut(|recent| {
+        if recent[0].0 != unix {
+            if recent[1].0 != unix {
+                let text = civil_date(unix);
+                let (at, kept) = &mut recent[1];
+                *at = unix;
+                kept.clear();
+                kept.push_str(std::str::from_utf8(&text).expect("ASCII digits"));
+            }
             // The most recent first, so that two dates in turn both stay.
-            recent.set([second, first]);
-            return second.1;
+            recent.swap(0, 1);
         }
-        let text = civil_date(unix);
-        recent.set([(unix, text), first]);
-        text
+        f(&recent[0].1)
     })
 }
 
