@@ -58,9 +58,18 @@ pub fn new_uuid() -> String {
     uuid::Uuid::new_v4().to_string()
 }
 
-/// Seconds since the epoch, xapi's date resolution.
+/// Seconds since the epoch (rounded down), xapi's date resolution. Read from the clock
+/// as they are, without the calendar date `time::OffsetDateTime` works out (some 150
+/// instructions, and every call with a session reads the clock).
 pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
+    use std::time::{SystemTime, UNIX_EPOCH};
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(before) => {
+            let d = before.duration();
+            -i64::try_from(d.as_secs()).unwrap_or(i64::MAX) - i64::from(d.subsec_nanos() > 0)
+        }
+    }
 }
 
 /// A row of some class, borrowed from the tables.
