@@ -514,8 +514,8 @@ fn options<B>(req: &Request<B>) -> Response<Full<Bytes>> {
 
 /// What the headers say beyond the call (spec §1.6), in one pass over them: `task-id`
 /// and `subtask-of` as their first value trimmed (none if empty or not text), and every
-/// `x-http-other-config-<key>` value.
-fn request_meta(headers: &HeaderMap, codec: Codec) -> RequestMeta {
+/// `x-http-other-config-<key>` value; and the headers' size as [`header_bytes`] counts it.
+fn request_meta(headers: &HeaderMap, codec: Codec) -> (RequestMeta, usize) {
     let text = |v: &HeaderValue| {
         Some(v.to_str().ok()?.trim())
             .filter(|s| !s.is_empty())
@@ -526,7 +526,9 @@ fn request_meta(headers: &HeaderMap, codec: Codec) -> RequestMeta {
         ..RequestMeta::default()
     };
     let (mut task_id, mut subtask_of) = (false, false);
+    let mut size = 0;
     for (name, v) in headers {
+        size += header_size(name.as_str(), v);
         match name.as_str() {
             "task-id" if !task_id => (task_id, meta.task_id) = (true, text(v)),
             "subtask-of" if !subtask_of => (subtask_of, meta.subtask_of) = (true, text(v)),
@@ -540,19 +542,28 @@ fn request_meta(headers: &HeaderMap, codec: Codec) -> RequestMeta {
             }
         }
     }
-    meta
+    (meta, size)
 }
 
-/// `431` for a request head over `max-header-bytes`, for every face. hyper's own bound
-/// (its read buffer, also set to this size) depends on how the bytes arrive, so a head
-/// somewhat over it can get through; counting here makes the limit exact.
-fn head_too_large(req: &Request<Incoming>, limits: &Limits) -> Option<Response<Full<Bytes>>> {
-    let size = uri_len(req.uri())
-        + req
-            .headers()
-            .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + 4)
-            .sum::<usize>();
+/// The bytes a header line counts for towards `max-header-bytes`: name, value, `: ` and
+/// CRLF.
+fn header_size(name: &str, value: &HeaderValue) -> usize {
+    name.len() + value.len() + 4
+}
+
+/// The request headers' size, as [`header_size`] counts it.
+fn header_bytes(headers: &HeaderMap) -> usize {
+    headers
+        .iter()
+        .map(|(k, v)| header_size(k.as_str(), v))
+        .sum()
+}
+
+/// `431` for a request head (`size`: the URI's and the headers' bytes) over
+/// `max-header-bytes`, for every face. hyper's own bound (its read buffer, also set to
+/// this size) depends on how the bytes arrive, so a head somewhat over it can get
+/// through; counting here makes the limit exact.
+fn head_too_large(size: usize, limits: &Limits) -> Option<Response<Full<Bytes>>> {
     if size <= limits.max_header_bytes {
         return None;
     }
@@ -588,12 +599,22 @@ async fn handle(
     conn: Conn,
 ) -> Response<Full<Bytes>> {
     let limits = &*limits;
-    if let Some(resp) = head_too_large(&req, limits) {
-        return resp;
-    }
     let face = FACES
         .iter()
         .find(|f| (f.owns)(req.method(), req.uri().path(), req.headers()));
+    // XML-RPC and JSON-RPC read what their headers say in the pass that sizes the head.
+    let json = req.uri().path() == "/jsonrpc";
+    let (meta, header_bytes) = match face {
+        Some(_) => (None, header_bytes(req.headers())),
+        None => {
+            let codec = if json { Codec::JsonRpc } else { Codec::XmlRpc };
+            let (meta, bytes) = request_meta(req.headers(), codec);
+            (Some(meta), bytes)
+        }
+    };
+    if let Some(resp) = head_too_large(uri_len(req.uri()) + header_bytes, limits) {
+        return resp;
+    }
     // The body is read before anything is answered, so that an early answer (a 405, a
     // 401) never leaves it unread, which would cost the client its keep-alive connection.
     let (parts, body) = req.into_parts();
@@ -628,11 +649,7 @@ async fn handle(
             return resp;
         }
     }
-    let json = req.uri().path() == "/jsonrpc";
-    let meta = request_meta(
-        req.headers(),
-        if json { Codec::JsonRpc } else { Codec::XmlRpc },
-    );
+    let meta = meta.unwrap_or_default();
     let body = req.into_body();
     if json {
         return handle_json(&svc, &body, meta).await;
@@ -946,7 +963,8 @@ mod tests {
         h.append("x-http-other-config-a", HeaderValue::from_static("1"));
         h.append("x-http-other-config-a", HeaderValue::from_static("2"));
         h.append("x-http-other-config-b", HeaderValue::from_static(""));
-        let meta = request_meta(&h, Codec::XmlRpc);
+        let (meta, size) = request_meta(&h, Codec::XmlRpc);
+        assert_eq!(size, header_bytes(&h));
         assert_eq!(meta.task_id.as_deref(), Some("OpaqueRef:t"));
         assert_eq!(meta.subtask_of, None, "the first value is blank");
         let pairs: Vec<(&str, &str)> = meta
