@@ -95,14 +95,23 @@ mod tests {
                 // SAFETY: a non-zero size; each block is freed once, by this allocator.
                 unsafe {
                     let p = a.alloc(layout);
-                    assert!(!p.is_null() && p as usize % align == 0, "{size} {align}");
+                    assert!(
+                        !p.is_null() && (p as usize).is_multiple_of(align),
+                        "{size} {align}"
+                    );
                     p.write_bytes(0xa5, size);
                     let z = a.alloc_zeroed(layout);
-                    assert!(!z.is_null() && z as usize % align == 0, "{size} {align}");
+                    assert!(
+                        !z.is_null() && (z as usize).is_multiple_of(align),
+                        "{size} {align}"
+                    );
                     assert!(std::slice::from_raw_parts(z, size).iter().all(|&b| b == 0));
                     let bigger = size * 2 + 1;
                     let r = a.realloc(p, layout, bigger);
-                    assert!(!r.is_null() && r as usize % align == 0, "{size} {align}");
+                    assert!(
+                        !r.is_null() && (r as usize).is_multiple_of(align),
+                        "{size} {align}"
+                    );
                     assert!(
                         std::slice::from_raw_parts(r, size)
                             .iter()
