@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::error::{ApiError, codes};
+use super::event::Answer;
 use super::handlers::Custom;
 use super::marshal::{unmarshal_borrowed, unmarshal_str};
 use super::rbac::{self, Caller};
@@ -165,7 +166,14 @@ pub async fn dispatch(svc: &Arc<Service>, call: Call<'_>, meta: &RequestMeta) ->
     // A call is answered only once what it changed is durable: every write goes through
     // `Db::transact`, which returns only then (group commit: calls that wrote meanwhile
     // share the fsync).
-    Reply::Envelope(guarded(run(svc, &call, meta), |e| e).await)
+    let wait = match guarded(run(svc, &call, meta), |e| e).await {
+        Ok(Answer::Wait(wait)) => wait,
+        Ok(Answer::Done(v)) => return Reply::Envelope(Ok(v)),
+        Err(e) => return Reply::Envelope(Err(e)),
+    };
+    // A waiting `event.from` keeps only what its answer needs: the call goes first.
+    drop(call);
+    Reply::Envelope(guarded(wait.finish(svc, meta), |e| e).await)
 }
 
 /// Runs a call with a panic guard: a bug in one call answers `INTERNAL_ERROR` (in the
@@ -193,7 +201,7 @@ const MISS_CODES: [&str; 3] = [
     codes::UUID_INVALID,
 ];
 
-async fn run(svc: &Arc<Service>, call: &Call<'_>, meta: &RequestMeta) -> Result<Value, ApiError> {
+async fn run(svc: &Arc<Service>, call: &Call<'_>, meta: &RequestMeta) -> Result<Answer, ApiError> {
     // The message is looked up once, for the sync's decision and for the call.
     let (is_async, name) = match call.method.strip_prefix("Async.") {
         Some(rest) => (true, rest),
@@ -382,14 +390,16 @@ async fn run_synced(
     call: &Call<'_>,
     step: Named<'_>,
     meta: &RequestMeta,
-) -> Result<Value, ApiError> {
+) -> Result<Answer, ApiError> {
     let Named {
         is_async,
         name,
         found,
     } = step;
     let Some((msg, alias)) = found else {
-        return unknown_method(svc, name, &call.params).await;
+        return unknown_method(svc, name, &call.params)
+            .await
+            .map(Answer::Done);
     };
 
     let received = call.params.len() as i64 - i64::from(msg.session);
@@ -428,7 +438,8 @@ async fn run_synced(
     if is_async {
         let caller = caller.expect("async-capable messages take a session");
         let args = args.into_owned();
-        return spawn_async(svc, &call.method, msg, alias, caller, args, meta).await;
+        let task = spawn_async(svc, &call.method, msg, alias, caller, args, meta).await;
+        return task.map(Answer::Done);
     }
 
     let ctx = Ctx {
@@ -490,7 +501,7 @@ async fn authorize_and_call(
     ctx: &Ctx<'_>,
     alias: bool,
     args: Cow<'_, [Value]>,
-) -> Result<Value, ApiError> {
+) -> Result<Answer, ApiError> {
     let msg = ctx.msg;
     if let Some(caller) = &ctx.caller {
         rbac::check_named(&ctx.svc.api, caller, || {
@@ -508,7 +519,7 @@ async fn authorize_and_call(
         })?;
     }
     match msg.handler {
-        Handler::Implicit(imp) => implicit::call(ctx, imp, &args).await,
+        Handler::Implicit(imp) => implicit::call(ctx, imp, &args).await.map(Answer::Done),
         Handler::Custom(custom) => call_custom(ctx, custom, &args).await,
     }
 }
@@ -575,11 +586,11 @@ async fn spawn_async(
             msg,
             current_task: Some(task.clone()),
         };
-        let outcome = crate::db::backend::deferring_durability(guarded(
-            authorize_and_call(&ctx, alias, Cow::Owned(args)),
-            |e| e,
-        ))
-        .await;
+        let call = async {
+            let answer = authorize_and_call(&ctx, alias, Cow::Owned(args)).await?;
+            answer.finish(&svc, &meta).await
+        };
+        let outcome = crate::db::backend::deferring_durability(guarded(call, |e| e)).await;
         if let Err(e) = complete_task(&svc.db, &task, outcome).await {
             tracing::error!("cannot complete task {task}: {e}");
         }
@@ -636,8 +647,8 @@ pub async fn complete_task(
     .await
 }
 
-async fn call_custom(ctx: &Ctx<'_>, custom: Custom, args: &[Value]) -> Result<Value, ApiError> {
-    match custom {
+async fn call_custom(ctx: &Ctx<'_>, custom: Custom, args: &[Value]) -> Result<Answer, ApiError> {
+    let done = match custom {
         Custom::SessionLogin => session::login(ctx, args).await,
         Custom::SessionLogout => session::logout(ctx).await,
         Custom::TaskCreate => task::create(ctx, args).await,
@@ -653,10 +664,11 @@ async fn call_custom(ctx: &Ctx<'_>, custom: Custom, args: &[Value]) -> Result<Va
         Custom::EventRegister => event::register(ctx, args),
         Custom::EventUnregister => event::unregister(ctx, args),
         Custom::EventNext => event::next(ctx).await,
-        Custom::EventFrom => event::from(ctx, args).await,
+        Custom::EventFrom => return event::from(ctx, args).await,
         Custom::EventGetCurrentId => event::get_current_id(ctx),
         Custom::EventInject => event::inject(ctx, args).await,
-    }
+    };
+    done.map(Answer::Done)
 }
 
 /// Session check (xapi's `session_check.ml`): `SESSION_INVALID [ref as sent]` for an
