@@ -284,10 +284,19 @@ impl Wait {
     /// Sleeps until a change or the deadline, looks again, and so on until there is an
     /// answer.
     pub async fn finish(mut self, svc: &Service, meta: &RequestMeta) -> Result<Value, ApiError> {
+        // One timer entry for the whole wait, not one per look: a waiter woken by a change
+        // it does not subscribe to goes back to sleep without registering a new entry in
+        // the timer wheel and cancelling the old one (10,000 watchers of other tasks did
+        // both at every change). Once the deadline passed the look answers.
+        let deadline = tokio::time::sleep_until(self.deadline);
+        tokio::pin!(deadline);
         loop {
-            match tokio::time::timeout_at(self.deadline, self.rx.changed()).await {
-                Ok(Ok(())) | Err(_) => {}
-                Ok(Err(_)) => return Err(ApiError::internal("the database is shutting down")),
+            tokio::select! {
+                biased;
+                changed = self.rx.changed() => if changed.is_err() {
+                    return Err(ApiError::internal("the database is shutting down"));
+                },
+                () = &mut deadline => {}
             }
             if let Some(v) = self.look(svc, meta).await? {
                 return Ok(v);
@@ -380,10 +389,21 @@ async fn durable(svc: &Service, seq: u64) -> Result<(), ApiError> {
 /// the others. For XML-RPC, whose envelope around a result is the same for every call,
 /// the whole reply body is kept too, so that each waiter's answer is those shared bytes
 /// (JSON-RPC's envelope carries the request's own `id`: each waiter's is written around
-/// the shared batch). One entry, of at most [`MAX_KEPT_BATCH`] bytes (twice that with
-/// the XML-RPC body), replaced by the next batch.
+/// the shared batch). One entry per codec, so that XML-RPC and JSON-RPC waiters woken by
+/// the same change do not replace each other's batch (one entry for both thrashed: each
+/// waiter of the other codec wrote the batch again), each of at most [`MAX_KEPT_BATCH`]
+/// bytes (twice that with the XML-RPC body), replaced by the next batch of its codec.
 #[derive(Default)]
-pub struct Batches(parking_lot::Mutex<Option<(BatchKey, Kept)>>);
+pub struct Batches([parking_lot::Mutex<Option<(BatchKey, Kept)>>; 3]);
+
+/// The entry of a codec's batches.
+fn slot(codec: Codec) -> usize {
+    match codec {
+        Codec::XmlRpc => 0,
+        Codec::JsonRpc => 1,
+        Codec::View => 2,
+    }
+}
 
 /// A kept batch: its bytes, the whole XML-RPC reply around them, and the durable
 /// sequence number it reflects.
@@ -426,10 +446,9 @@ impl Batches {
             }
             (tables.generation(), Unevented::of(&tables))
         };
-        let kept = self.0.lock();
+        let kept = self.0[slot(codec)].lock();
         Ok(kept.as_ref().and_then(|(key, kept)| {
-            let same = key.codec == codec
-                && key.since == since
+            let same = key.since == since
                 && key.generation == generation
                 && key.unevented == unevented
                 && key.subs == subs;
@@ -455,7 +474,8 @@ impl Batches {
             whole: whole.clone(),
             seq,
         };
-        *self.0.lock() = Some((key, kept));
+        let entry = &self.0[slot(key.codec)];
+        *entry.lock() = Some((key, kept));
         whole
     }
 }
