@@ -158,6 +158,19 @@ class CutOff:
         self.ns.remove()
 
 
+def heal_and_read_progress(cut, proxy, session, task):
+    """Heals the cut, then reads `task`'s progress on `proxy` until it is answered (30 s
+    at most): the reply."""
+    cut.ns.heal()
+    deadline = time.monotonic() + 30
+    while True:
+        r = proxy.task.get_progress(session, task)
+        if r["Status"] == "Success":
+            return r
+        assert time.monotonic() < deadline, r
+        time.sleep(0.2)
+
+
 def timed(f):
     t = time.monotonic()
     out = f()
@@ -183,14 +196,7 @@ def test_a_front_end_cut_off_from_etcd_refuses_clearly_and_rejoins_by_itself():
         during = ok(a.task.create(s, "made-during-the-cut", ""))
         ok(a.task.set_progress(s, t, 0.25))
 
-        cut.ns.heal()
-        deadline = time.monotonic() + 30
-        while True:
-            r = c.task.get_progress(s, t)
-            if r["Status"] == "Success":
-                break
-            assert time.monotonic() < deadline, r
-            time.sleep(0.2)
+        r = heal_and_read_progress(cut, c, s, t)
         # It caught up with what happened meanwhile, and writes again.
         assert r["Value"] == 0.25
         assert ok(c.task.get_name_label(s, during)) == "made-during-the-cut"
@@ -259,14 +265,7 @@ def test_an_open_connection_on_a_cut_off_front_end_stops_reading_within_the_fres
         print(f"\nNETCUT reads served from the cache for {served[-1] if served else 0:.2f} s "
               f"after the cut; first refusal answered {refused_at - cut_at:.2f} s after it")
         ok(a.task.set_progress(s, t, 0.5))
-        cut.ns.heal()
-        deadline = time.monotonic() + 30
-        while True:
-            r = c.task.get_progress(s, t)
-            if r["Status"] == "Success":
-                break
-            assert time.monotonic() < deadline, r
-            time.sleep(0.2)
+        r = heal_and_read_progress(cut, c, s, t)
         # Back by itself, on the same connection, and current (the barrier that let it
         # read again covered the write made meanwhile).
         assert r["Value"] == 0.5, r
