@@ -9,6 +9,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use super::connection;
 use super::error::{ApiError, codes};
 use super::event::Answer;
 use super::handlers::Custom;
@@ -240,18 +241,27 @@ where
         ApiError::internal(format!("the cluster store is not reachable: {e}"))
     };
     // With a shared store, a read first catches up with everything acknowledged
-    // anywhere (read-your-writes across front-ends); a front-end that cannot prove it is
-    // current answers with an error rather than stale data. A write needs no such sync:
-    // its decision is checked against the store when it commits.
-    let writes = svc.db.is_shared() && writes;
+    // anywhere (read-your-writes across front-ends: per call, or per client connection,
+    // as `etcd-reads` says); a front-end that cannot prove it is current answers with an
+    // error rather than stale data. A write needs no such sync: its decision is checked
+    // against the store when it commits.
+    let mut synced_now = false;
     if !writes {
-        svc.db.sync().await.map_err(|e| E::from(unreachable(e)))?;
+        synced_now = svc
+            .db
+            .sync(connection::synced())
+            .await
+            .map_err(|e| E::from(unreachable(e)))?;
+        if synced_now {
+            connection::mark_synced();
+        }
     }
     let result = step().await;
-    // Without that sync (a write, or reads served from the cache: `etcd-reads =
-    // "cached"`), a miss is never final from the cache alone (a login on another
-    // front-end a moment ago): sync, and once more.
-    if (writes || svc.db.reads_cached())
+    // Without that sync now (a write, or a read served from the cache), a miss is never
+    // final from the cache alone (a login on another front-end a moment ago): sync, and
+    // once more.
+    if svc.db.is_shared()
+        && !synced_now
         && let Err(e) = &result
         && MISS_CODES.contains(&e.error().code)
     {
