@@ -1,6 +1,7 @@
 //! Cluster mode's rows (issue 13): a 3-member etcd on this machine, front-ends A (writes),
-//! B (reads and waiters, linearizable reads) and C (`etcd-reads = "cached"`), and beside
-//! them, in the same run, what each target is stated against:
+//! B (reads and waiters, the default `etcd-reads = "connection"`), C (`"cached"`) and D
+//! (`"linearizable"`), and beside them, in the same run, what each target is stated
+//! against:
 //!
 //! - writes: etcd's own transaction through the same client library the front-ends use
 //!   (etcd-client over gRPC, one channel to the member the front-ends talk to first),
@@ -16,8 +17,11 @@
 //!   At 16 clients, etcd's own transactions of all clients nested in one (what group
 //!   commit can reach at most), and at both, the same `set_progress` on a single node in
 //!   memory (the HTTP hop and the decision without the cluster).
-//! - reads: `get_record` on B and C, which did not write, against a single-node
-//!   in-memory server started here. Target: ≥ 90 % of the single-node rate.
+//! - reads: `get_record` on B, which did not write, at 1, 16 and 64 connections, against
+//!   a single-node in-memory server started here (target: ≥ 90 % of the single-node
+//!   rate); at 16, the same on D and C (the other modes); and at 16, a new connection per
+//!   call on B and on the single node (what a client that moves pays once: the connect
+//!   and, on B, the connection's one barrier).
 //! - `event.from`: one write on A to 1,000 waiters on B. Target: p99 < 25 ms.
 //!
 //! The hot-task row (16 clients on one task) and create + set_status + destroy have no
@@ -45,7 +49,7 @@ mod with_etcd {
 
     use crate::Table;
     use crate::client::{
-        Conn, ROOT_PASSWORD, Run, drive, login, new_task, xml_call, xml_call_typed,
+        Conn, ROOT_PASSWORD, Run, drive, load, login, new_task, xml_call, xml_call_typed,
     };
     use crate::fanout::{fanout_calls, fanout_via};
     use crate::procs::{Proc, cpu_ms, free_port, start_ours, target_dir};
@@ -368,6 +372,21 @@ mod with_etcd {
             .unwrap_or(true)
     }
 
+    /// One request repeated, each call on a new connection (connecting included in its
+    /// latency): a client that moved to this server, every time.
+    async fn new_conn_each(port: u16, conns: usize, secs: f64, body: Vec<u8>) -> Run {
+        let body = Rc::new(body);
+        load(port, conns, secs, move |mut c: Conn| {
+            let body = body.clone();
+            async move {
+                c.closing = true;
+                c.post("/", "text/xml", &body).await;
+                (c, 1)
+            }
+        })
+        .await
+    }
+
     /// CPU ms spent so far by the front-end and by all etcd members together.
     fn cpu(fe: &Proc, cluster: &etcd::Cluster) -> (f64, f64) {
         let members = cluster.pids().iter().map(|p| cpu_ms(&p.to_string())).sum();
@@ -381,10 +400,11 @@ mod with_etcd {
         };
         let urls = cluster.endpoints();
         let endpoints = urls.join(",");
-        let (Some(a), Some(b), Some(c)) = (
+        let (Some(a), Some(b), Some(c), Some(d)) = (
             start_front_end(&endpoints, "/bench/", &[]),
             start_front_end(&endpoints, "/bench/", &[]),
             start_front_end(&endpoints, "/bench/", &["--etcd-reads", "cached"]),
+            start_front_end(&endpoints, "/bench/", &["--etcd-reads", "linearizable"]),
         ) else {
             println!("# cluster rows skipped: a front-end did not start");
             return;
@@ -532,17 +552,26 @@ mod with_etcd {
             let s = fixed(single.port, conns, secs, "/", "text/xml", s_get.clone()).await;
             let cpu_s = per_1000(before, cpu(&single, &cluster), &s);
             let before = cpu(&b, &cluster);
-            let lin = fixed(b.port, conns, secs, "/", "text/xml", get.clone()).await;
-            let cpu_b = per_1000(before, cpu(&b, &cluster), &lin);
-            let before = cpu(&c, &cluster);
-            let cached = fixed(c.port, conns, secs, "/", "text/xml", get.clone()).await;
-            let cpu_c = per_1000(before, cpu(&c, &cluster), &cached);
-            println!(
+            let conn = fixed(b.port, conns, secs, "/", "text/xml", get.clone()).await;
+            let cpu_b = per_1000(before, cpu(&b, &cluster), &conn);
+            print!(
                 "# get_record at {conns}: CPU ms per 1,000 reads (server / etcd members): \
-                 single node {:.0}/{:.0}, B {:.0}/{:.0}, C {:.0}/{:.0}",
-                cpu_s.0, cpu_s.1, cpu_b.0, cpu_b.1, cpu_c.0, cpu_c.1
+                 single node {:.0}/{:.0}, B {:.0}/{:.0}",
+                cpu_s.0, cpu_s.1, cpu_b.0, cpu_b.1
             );
-            for (name, r) in [("B, linearizable", &lin), ("C, cached", &cached)] {
+            let mut runs = vec![("B, connection (the default)", conn)];
+            // The other modes at one width only: each run is `secs` of the bench's budget.
+            if conns == 16 {
+                for (name, fe) in [("D, linearizable", &d), ("C, cached", &c)] {
+                    let before = cpu(fe, &cluster);
+                    let r = fixed(fe.port, conns, secs, "/", "text/xml", get.clone()).await;
+                    let used = per_1000(before, cpu(fe, &cluster), &r);
+                    print!(", {} {:.0}/{:.0}", &name[..1], used.0, used.1);
+                    runs.push((name, r));
+                }
+            }
+            println!();
+            for (name, r) in &runs {
                 table.row([
                     &format!(
                         "cluster: task.get_record on {name}, which did not write (req/s, p50/p99 µs)"
@@ -552,6 +581,21 @@ mod with_etcd {
                     &format!("single node in memory: {}", us(&s)),
                     "",
                     &format!("{:.0} % of the single node's rate", 100.0 * r.per_sec / s.per_sec),
+                ]);
+            }
+            if conns == 16 {
+                let s = new_conn_each(single.port, conns, secs, s_get.clone()).await;
+                let r = new_conn_each(b.port, conns, secs, get.clone()).await;
+                table.row([
+                    "cluster: task.get_record on B, a new connection per call (req/s, p50/p99 µs)",
+                    &conns.to_string(),
+                    &us(&r),
+                    &format!("single node in memory, the same: {}", us(&s)),
+                    "",
+                    &format!(
+                        "{:.0} % of the single node's rate",
+                        100.0 * r.per_sec / s.per_sec
+                    ),
                 ]);
             }
         }
@@ -566,6 +610,6 @@ mod with_etcd {
             );
         }
         println!("# cluster rows: load average after them {}", loadavg());
-        drop((a, b, c, cluster));
+        drop((a, b, c, d, cluster));
     }
 }

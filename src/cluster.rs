@@ -43,12 +43,14 @@ pub(crate) fn etcd_config(settings_store: &StoreChoice) -> io::Result<Config> {
             endpoints,
             prefix,
             timeout,
-            cached_reads,
+            reads,
+            fresh,
             access,
         } => {
             let mut config = Config::new(endpoints.clone(), prefix.clone());
             config.budget = *timeout;
-            config.cached_reads = *cached_reads;
+            config.reads = *reads;
+            config.fresh = *fresh;
             config.access = access.clone();
             // One member gets a share of the budget before the next is tried.
             config.request_timeout = config.request_timeout.min(*timeout / 3);

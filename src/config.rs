@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::api::gc::Retention;
+use crate::db::backend::ReadMode;
 use crate::server::Limits;
 
 /// The configuration file's name in the data directory.
@@ -94,12 +95,29 @@ pub struct Options {
     /// election) before it is answered INTERNAL_ERROR [default: 15].
     #[arg(long)]
     pub etcd_timeout: Option<f64>,
-    /// `linearizable`: every call first makes sure this front-end has everything
-    /// acknowledged anywhere (one shared etcd round trip; read-your-writes for a client
-    /// that moves between front-ends). `cached`: reads are answered from this front-end's
-    /// cache at once, stale by the watch's lag (a few ms) [default: linearizable].
+    /// When a read call first makes sure this front-end has everything acknowledged
+    /// anywhere (one etcd round trip, shared by concurrent calls). `connection`: the
+    /// first read call on each client connection does; later ones on it read this
+    /// front-end's cache while it is fresh (see etcd-fresh). A client that moves to
+    /// another front-end (a new connection) reads its writes there; NOT given: a client
+    /// with two connections open at once to two front-ends (or an HTTP proxy sharing
+    /// upstream connections between clients) can read, on the older connection, a state
+    /// older than a write just acknowledged on the other, by the watch's lag (a few ms).
+    /// `linearizable`: every read call does (read-your-writes across connections too).
+    /// `cached`: none while the watch is up (stale by the watch's lag, no
+    /// read-your-writes across front-ends) [default: connection].
     #[arg(long)]
     pub etcd_reads: Option<String>,
+    /// Seconds the cache counts as current after a round trip proved it
+    /// (etcd-reads = "connection"; a background probe runs one every half of it). Past
+    /// it (a front-end cut off from etcd, even with its watch stream still looking
+    /// open) every read syncs first, and fails with a clear error until etcd answers
+    /// again: so a cut-off front-end serves what it has for at most this long. 1 s:
+    /// two probes a second per front-end cost etcd nothing, and it is above etcd's own
+    /// election timeout's scale of stalls, so a leader change does not make healthy
+    /// front-ends' reads wait [default: 1].
+    #[arg(long)]
+    pub etcd_fresh: Option<f64>,
     /// The etcd user this front-end authenticates as (etcd's `auth enable`); its role
     /// needs readwrite on etcd-prefix. Needs etcd-password-file.
     #[arg(long)]
@@ -175,6 +193,8 @@ pub struct Options {
 }
 
 /// Where the data is kept.
+// Built once at start-up and read once: the etcd variant's size costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreChoice {
     /// `store.redb` in the data directory (or memory only, with `--ephemeral`).
@@ -185,8 +205,10 @@ pub enum StoreChoice {
         prefix: String,
         /// How long a call keeps trying to reach the cluster.
         timeout: Duration,
-        /// Reads from the cache without a sync first.
-        cached_reads: bool,
+        /// When reads sync first.
+        reads: ReadMode,
+        /// How long a sync keeps the cache current (`ReadMode::Connection`).
+        fresh: Duration,
         /// Who the front-end is to etcd, and how it checks the members.
         access: EtcdAccess,
     },
@@ -302,6 +324,7 @@ impl Options {
             etcd_prefix,
             etcd_timeout,
             etcd_reads,
+            etcd_fresh,
             etcd_user,
             etcd_password_file,
             etcd_ca_file,
@@ -449,14 +472,20 @@ impl Options {
                         Some(v) => seconds("etcd-timeout", v)?,
                         None => Duration::from_secs(15),
                     },
-                    cached_reads: match self.etcd_reads.as_deref() {
-                        None | Some("linearizable") => false,
-                        Some("cached") => true,
+                    reads: match self.etcd_reads.as_deref() {
+                        None | Some("connection") => ReadMode::Connection,
+                        Some("linearizable") => ReadMode::Linearizable,
+                        Some("cached") => ReadMode::Cached,
                         Some(other) => {
                             return Err(format!(
-                                "etcd-reads must be \"linearizable\" or \"cached\", not {other:?}"
+                                "etcd-reads must be \"connection\", \"linearizable\" or \"cached\", \
+                                 not {other:?}"
                             ));
                         }
+                    },
+                    fresh: match self.etcd_fresh {
+                        Some(v) => seconds("etcd-fresh", v)?,
+                        None => Duration::from_secs(1),
                     },
                     access,
                 }
@@ -547,6 +576,42 @@ mod tests {
     }
 
     #[test]
+    fn etcd_reads_default_to_a_sync_per_connection_and_name_the_other_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let reads = |extra: &str| -> Result<(ReadMode, Duration), String> {
+            let path = dir.path().join("r.toml");
+            let text =
+                format!("store = \"etcd\"\netcd-endpoints = [\"http://127.0.0.1:1\"]\n{extra}");
+            std::fs::write(&path, text).unwrap();
+            match load(dir.path().to_path_buf(), Some(&path), Options::default())?.store {
+                StoreChoice::Etcd { reads, fresh, .. } => Ok((reads, fresh)),
+                other => panic!("{other:?}"),
+            }
+        };
+        let second = Duration::from_secs(1);
+        assert_eq!(reads(""), Ok((ReadMode::Connection, second)));
+        assert_eq!(
+            reads("etcd-reads = \"connection\"\netcd-fresh = 0.25\n"),
+            Ok((ReadMode::Connection, Duration::from_millis(250)))
+        );
+        assert_eq!(
+            reads("etcd-reads = \"linearizable\"\n"),
+            Ok((ReadMode::Linearizable, second))
+        );
+        assert_eq!(
+            reads("etcd-reads = \"cached\"\n"),
+            Ok((ReadMode::Cached, second))
+        );
+        let err = reads("etcd-reads = \"sometimes\"\n").unwrap_err();
+        assert!(
+            err.contains("etcd-reads") && err.contains("connection"),
+            "{err}"
+        );
+        let err = reads("etcd-fresh = 0\n").unwrap_err();
+        assert!(err.contains("etcd-fresh"), "{err}");
+    }
+
+    #[test]
     fn the_etcd_store_needs_endpoints_and_takes_them_from_flag_or_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
@@ -562,7 +627,8 @@ mod tests {
                 endpoints: vec!["http://127.0.0.1:1".into(), "http://127.0.0.1:2".into()],
                 prefix: "/xapi-taskd/".into(),
                 timeout: Duration::from_secs(15),
-                cached_reads: false,
+                reads: ReadMode::Connection,
+                fresh: Duration::from_secs(1),
                 access: EtcdAccess::default(),
             }
         );

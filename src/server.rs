@@ -250,6 +250,8 @@ where
     let svc = ctx.svc.clone();
     let limits = ctx.limits.clone();
     let activity = Arc::new(Activity::default());
+    // This connection's read state: what `etcd-reads = "connection"` keys its sync on.
+    let reads = Arc::new(crate::api::connection::Connection::default());
     let io = Counted {
         io,
         activity: activity.clone(),
@@ -269,12 +271,12 @@ where
         // Every face reaches logins through the dispatcher, which throttles per address.
         // Combinators rather than `async` blocks, which would each hold the request's
         // future twice (captured, and being awaited): it is moved into place per request.
-        crate::api::limits::with_peer(peer.ip(), handle(svc, limits, req, conn_info)).map(
-            move |resp| {
-                activity.finished.fetch_add(1, Ordering::Relaxed);
-                Ok::<_, Infallible>(resp)
-            },
-        )
+        let call = handle(svc, limits, req, conn_info);
+        let call = crate::api::connection::on(reads.clone(), call);
+        crate::api::limits::with_peer(peer.ip(), call).map(move |resp| {
+            activity.finished.fetch_add(1, Ordering::Relaxed);
+            Ok::<_, Infallible>(resp)
+        })
     });
     let conn = http1::Builder::new()
         // The head timeout is the guard's.

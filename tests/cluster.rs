@@ -157,7 +157,7 @@ async fn etcd_backend_meets_the_contract_and_survives_a_member_kill() {
     for _ in 0..16 {
         tasks.push(new_task(&a, "count").await.unwrap());
     }
-    b.sync().await.unwrap();
+    b.sync(false).await.unwrap();
     const EACH: u32 = 10;
     let count = |db: Arc<Db>, r: String| async move {
         for _ in 0..EACH {
@@ -189,7 +189,7 @@ async fn etcd_backend_meets_the_contract_and_survives_a_member_kill() {
     for j in joins {
         j.await.unwrap();
     }
-    a.sync().await.unwrap();
+    a.sync(false).await.unwrap();
     for r in &tasks {
         let progress = a.read().task(r).unwrap().progress;
         assert_eq!(progress, f64::from(3 * EACH), "task {r}: increments lost");
@@ -248,7 +248,7 @@ async fn etcd_backend_meets_the_contract_and_survives_a_member_kill() {
     cluster.restart(0);
     let (acked, failed) = writer.await.unwrap();
     let later = open().await;
-    later.sync().await.unwrap();
+    later.sync(false).await.unwrap();
     let lost: Vec<&String> = acked
         .iter()
         .filter(|r| later.read().task(r).is_none())
@@ -266,7 +266,7 @@ async fn etcd_backend_meets_the_contract_and_survives_a_member_kill() {
     later.close();
     db.close();
     let later = open_counts().await;
-    later.sync().await.unwrap();
+    later.sync(false).await.unwrap();
     let (mut acked, mut failed) = (0, 0);
     for c in counters {
         let (r, a, f) = c.await.unwrap();

@@ -65,6 +65,25 @@ async fn open(settings: &Settings) -> Result<Arc<Service>, String> {
     opened.map(|(svc, _)| svc).map_err(|e| e.to_string())
 }
 
+/// Transactions the member at `endpoint` refused for permissions so far (its own
+/// `/metrics`).
+fn refused_txns(endpoint: &str) -> u64 {
+    use std::io::{Read, Write};
+    let addr = endpoint.trim_start_matches("http://");
+    let mut c = std::net::TcpStream::connect(addr).expect("metrics");
+    c.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    let mut body = String::new();
+    c.read_to_string(&mut body).unwrap();
+    body.lines()
+        .filter(|l| {
+            l.starts_with("grpc_server_handled_total{")
+                && l.contains("grpc_method=\"Txn\"")
+                && l.contains("grpc_code=\"PermissionDenied\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
 /// A task created and found again: the front-end reads and writes its prefix.
 async fn works(svc: &Arc<Service>) {
     let session = login_root(svc).await;
@@ -203,7 +222,50 @@ async fn etcd_auth_limits_a_front_end_to_its_prefix_and_tokens_renew_by_themselv
     .expect("a write after the password changed");
 
     // A permission revoked while the front-end runs: a clear XAPI error, then healed.
+    let tasks: Vec<String> = futures_util::future::join_all((0..16).map(|i| {
+        let (svc, session) = (&svc, &session);
+        async move {
+            let t = call(
+                svc,
+                "task.create",
+                vec![s(session), s(&format!("g{i}")), s("")],
+            );
+            match t.await.expect("task.create") {
+                Value::String(t) => t,
+                other => panic!("{other:?}"),
+            }
+        }
+    }))
+    .await;
     ctl(&["role", "revoke-permission", "ra", "--prefix=true", "/a/"]);
+    // Writes of 16 tasks at once go out in groups (one transaction for several tasks'
+    // batches): a group refused for its sender's permissions answers all of its batches
+    // with the refusal, rather than sending each alone to be refused again. Counted on
+    // etcd: at most one refused transaction per write (each group sent alone again
+    // would make one more per group).
+    let before = refused_txns(&endpoints[0]);
+    let writes = futures_util::future::join_all(tasks.iter().map(|t| {
+        call(
+            &svc,
+            "task.set_progress",
+            vec![s(&session), s(t), Value::Double(0.5)],
+        )
+    }))
+    .await;
+    for w in &writes {
+        let err = w.as_ref().expect_err("no permission, no write");
+        assert!(
+            err.join(" ")
+                .contains("has no permission on the keys under /a/"),
+            "{err:?}"
+        );
+    }
+    let refusals = refused_txns(&endpoints[0]) - before;
+    eprintln!("16 refused writes: {refusals} refused transactions");
+    assert!(
+        (1..=16).contains(&refusals),
+        "{refusals} refused transactions"
+    );
     let err = call(&svc, "task.get_all", vec![s(&session)])
         .await
         .expect_err("no permission, no answer");

@@ -170,6 +170,47 @@ async fn timeout_returns_an_empty_batch_with_a_token() {
     assert_eq!(token(&batch), tok);
 }
 
+/// A waiter woken again and again by changes it does not subscribe to goes back to sleep
+/// each time and still answers at its own deadline, empty: neither early (a wake-up is not
+/// a timeout) nor never (its one timer survives the re-sleeps).
+#[tokio::test]
+async fn other_changes_neither_end_nor_extend_a_wait() {
+    let srv = start().await;
+    let root = login_root(&srv.svc).await;
+    let mine = create(&srv.svc, &root, "watched").await;
+    let other = create(&srv.svc, &root, "busy").await;
+    let tok = token(&from(&srv.svc, &root, &["task"], "", 0.0).await);
+    let svc = srv.svc.clone();
+    let sub = format!("task/{mine}");
+    let started = std::time::Instant::now();
+    let waiter = tokio::spawn(async move { from(&svc, &root, &[&sub], &tok, 1.0).await });
+    let writer = login_root(&srv.svc).await;
+    let mut changes = 0;
+    while !waiter.is_finished() && started.elapsed() < Duration::from_secs(20) {
+        let progress = Value::Double(f64::from(changes % 100) / 100.0);
+        call(
+            &srv.svc,
+            "task.set_progress",
+            vec![s(&writer), s(&other), progress],
+        )
+        .await
+        .unwrap();
+        changes += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let batch = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("the wait ended at its deadline")
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(990),
+        "answered after {waited:?}"
+    );
+    assert!(changes >= 5, "only {changes} other changes while it waited");
+    assert!(events(&batch).is_empty(), "{batch:?}");
+}
+
 #[tokio::test]
 async fn bad_tokens_and_logout_while_blocked() {
     let srv = start().await;

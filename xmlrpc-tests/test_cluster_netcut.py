@@ -3,7 +3,8 @@ namespace of its own, reached by the test's clients over one veth pair and reach
 etcd members over another; the cut is that second link going down.
 
 While cut off, it answers writes and reads with a clear XAPI error (it cannot prove its
-view is current) within its `etcd-timeout`, the other front-end goes on serving, and
+view is current) within its `etcd-timeout` (reads on an open connection: once its
+cache is no longer proven fresh, `etcd-fresh`), the other front-end goes on serving, and
 once the link is back it catches up and serves again by itself. Needs root and `ip`
 (iproute2); the namespace and links are this test's own and are removed afterwards.
 """
@@ -157,6 +158,19 @@ class CutOff:
         self.ns.remove()
 
 
+def heal_and_read_progress(cut, proxy, session, task):
+    """Heals the cut, then reads `task`'s progress on `proxy` until it is answered (30 s
+    at most): the reply."""
+    cut.ns.heal()
+    deadline = time.monotonic() + 30
+    while True:
+        r = proxy.task.get_progress(session, task)
+        if r["Status"] == "Success":
+            return r
+        assert time.monotonic() < deadline, r
+        time.sleep(0.2)
+
+
 def timed(f):
     t = time.monotonic()
     out = f()
@@ -182,14 +196,7 @@ def test_a_front_end_cut_off_from_etcd_refuses_clearly_and_rejoins_by_itself():
         during = ok(a.task.create(s, "made-during-the-cut", ""))
         ok(a.task.set_progress(s, t, 0.25))
 
-        cut.ns.heal()
-        deadline = time.monotonic() + 30
-        while True:
-            r = c.task.get_progress(s, t)
-            if r["Status"] == "Success":
-                break
-            assert time.monotonic() < deadline, r
-            time.sleep(0.2)
+        r = heal_and_read_progress(cut, c, s, t)
         # It caught up with what happened meanwhile, and writes again.
         assert r["Value"] == 0.25
         assert ok(c.task.get_name_label(s, during)) == "made-during-the-cut"
@@ -219,3 +226,46 @@ def test_with_cached_reads_a_cut_off_front_end_stops_answering_from_its_cache():
         while c.task.get_name_label(s, t)["Status"] != "Success":
             assert time.monotonic() < deadline
             time.sleep(0.2)
+
+
+FRESH = 1.0  # the inside front-end's etcd-fresh in the test below
+
+
+def test_an_open_connection_on_a_cut_off_front_end_stops_reading_within_the_freshness_bound():
+    """The default read mode (a barrier per connection): a connection that already synced
+    reads the cache only while a barrier proved it current within `etcd-fresh`. A cut the
+    watch stream does not show (the link just goes down: no reset, no close) stops the
+    proofs, so within the bound (plus a probe's period and a margin) that same open
+    connection's reads go through the barrier and are refused with the clear error; once
+    the link is back, the same connection reads again, what happened meanwhile included."""
+    with CutOff(["--etcd-fresh", str(FRESH)]) as cut:
+        a, c = server_proxy(cut.outside.url), server_proxy(cut.inside.url)
+        s = login(cut.outside.url)
+        t = ok(a.task.create(s, "seen-inside", ""))
+        assert ok(c.task.get_name_label(s, t)) == "seen-inside"
+        cut.ns.cut()
+        cut_at = time.monotonic()
+        served = []  # start times of the reads answered from the cache after the cut
+        while True:
+            t0 = time.monotonic()
+            reply = c.task.get_name_label(s, t)
+            if reply["Status"] == "Failure":
+                refused_at = time.monotonic()
+                break
+            served.append(t0 - cut_at)
+            assert t0 - cut_at < 30, reply
+            time.sleep(0.05)
+        assert reply["ErrorDescription"][0] == "INTERNAL_ERROR", reply
+        assert "cluster store" in reply["ErrorDescription"][1], reply
+        # No read started later than the bound (a proof is at most half of it old when
+        # the next probe is due) and a margin for a loaded machine was served as current.
+        assert not served or served[-1] < FRESH * 1.5 + 1.0, served[-5:]
+        # The first refused read waited for its barrier at most the store's timeout.
+        assert refused_at - cut_at < FRESH * 1.5 + 1.0 + TIMEOUT * 2 + 2.0, refused_at - cut_at
+        print(f"\nNETCUT reads served from the cache for {served[-1] if served else 0:.2f} s "
+              f"after the cut; first refusal answered {refused_at - cut_at:.2f} s after it")
+        ok(a.task.set_progress(s, t, 0.5))
+        r = heal_and_read_progress(cut, c, s, t)
+        # Back by itself, on the same connection, and current (the barrier that let it
+        # read again covered the write made meanwhile).
+        assert r["Value"] == 0.5, r

@@ -9,7 +9,9 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use super::connection;
 use super::error::{ApiError, codes};
+use super::event::Answer;
 use super::handlers::Custom;
 use super::marshal::{unmarshal_borrowed, unmarshal_str};
 use super::rbac::{self, Caller};
@@ -165,7 +167,14 @@ pub async fn dispatch(svc: &Arc<Service>, call: Call<'_>, meta: &RequestMeta) ->
     // A call is answered only once what it changed is durable: every write goes through
     // `Db::transact`, which returns only then (group commit: calls that wrote meanwhile
     // share the fsync).
-    Reply::Envelope(guarded(run(svc, &call, meta), |e| e).await)
+    let wait = match guarded(run(svc, &call, meta), |e| e).await {
+        Ok(Answer::Wait(wait)) => wait,
+        Ok(Answer::Done(v)) => return Reply::Envelope(Ok(v)),
+        Err(e) => return Reply::Envelope(Err(e)),
+    };
+    // A waiting `event.from` keeps only what its answer needs: the call goes first.
+    drop(call);
+    Reply::Envelope(guarded(wait.finish(svc, meta), |e| e).await)
 }
 
 /// Runs a call with a panic guard: a bug in one call answers `INTERNAL_ERROR` (in the
@@ -193,7 +202,7 @@ const MISS_CODES: [&str; 3] = [
     codes::UUID_INVALID,
 ];
 
-async fn run(svc: &Arc<Service>, call: &Call<'_>, meta: &RequestMeta) -> Result<Value, ApiError> {
+async fn run(svc: &Arc<Service>, call: &Call<'_>, meta: &RequestMeta) -> Result<Answer, ApiError> {
     // The message is looked up once, for the sync's decision and for the call.
     let (is_async, name) = match call.method.strip_prefix("Async.") {
         Some(rest) => (true, rest),
@@ -232,18 +241,27 @@ where
         ApiError::internal(format!("the cluster store is not reachable: {e}"))
     };
     // With a shared store, a read first catches up with everything acknowledged
-    // anywhere (read-your-writes across front-ends); a front-end that cannot prove it is
-    // current answers with an error rather than stale data. A write needs no such sync:
-    // its decision is checked against the store when it commits.
-    let writes = svc.db.is_shared() && writes;
+    // anywhere (read-your-writes across front-ends: per call, or per client connection,
+    // as `etcd-reads` says); a front-end that cannot prove it is current answers with an
+    // error rather than stale data. A write needs no such sync: its decision is checked
+    // against the store when it commits.
+    let mut synced_now = false;
     if !writes {
-        svc.db.sync().await.map_err(|e| E::from(unreachable(e)))?;
+        synced_now = svc
+            .db
+            .sync(connection::synced())
+            .await
+            .map_err(|e| E::from(unreachable(e)))?;
+        if synced_now {
+            connection::mark_synced();
+        }
     }
     let result = step().await;
-    // Without that sync (a write, or reads served from the cache: `etcd-reads =
-    // "cached"`), a miss is never final from the cache alone (a login on another
-    // front-end a moment ago): sync, and once more.
-    if (writes || svc.db.reads_cached())
+    // Without that sync now (a write, or a read served from the cache), a miss is never
+    // final from the cache alone (a login on another front-end a moment ago): sync, and
+    // once more.
+    if svc.db.is_shared()
+        && !synced_now
         && let Err(e) = &result
         && MISS_CODES.contains(&e.error().code)
     {
@@ -382,14 +400,16 @@ async fn run_synced(
     call: &Call<'_>,
     step: Named<'_>,
     meta: &RequestMeta,
-) -> Result<Value, ApiError> {
+) -> Result<Answer, ApiError> {
     let Named {
         is_async,
         name,
         found,
     } = step;
     let Some((msg, alias)) = found else {
-        return unknown_method(svc, name, &call.params).await;
+        return unknown_method(svc, name, &call.params)
+            .await
+            .map(Answer::Done);
     };
 
     let received = call.params.len() as i64 - i64::from(msg.session);
@@ -428,7 +448,8 @@ async fn run_synced(
     if is_async {
         let caller = caller.expect("async-capable messages take a session");
         let args = args.into_owned();
-        return spawn_async(svc, &call.method, msg, alias, caller, args, meta).await;
+        let task = spawn_async(svc, &call.method, msg, alias, caller, args, meta).await;
+        return task.map(Answer::Done);
     }
 
     let ctx = Ctx {
@@ -490,7 +511,7 @@ async fn authorize_and_call(
     ctx: &Ctx<'_>,
     alias: bool,
     args: Cow<'_, [Value]>,
-) -> Result<Value, ApiError> {
+) -> Result<Answer, ApiError> {
     let msg = ctx.msg;
     if let Some(caller) = &ctx.caller {
         rbac::check_named(&ctx.svc.api, caller, || {
@@ -508,7 +529,7 @@ async fn authorize_and_call(
         })?;
     }
     match msg.handler {
-        Handler::Implicit(imp) => implicit::call(ctx, imp, &args).await,
+        Handler::Implicit(imp) => implicit::call(ctx, imp, &args).await.map(Answer::Done),
         Handler::Custom(custom) => call_custom(ctx, custom, &args).await,
     }
 }
@@ -575,11 +596,11 @@ async fn spawn_async(
             msg,
             current_task: Some(task.clone()),
         };
-        let outcome = crate::db::backend::deferring_durability(guarded(
-            authorize_and_call(&ctx, alias, Cow::Owned(args)),
-            |e| e,
-        ))
-        .await;
+        let call = async {
+            let answer = authorize_and_call(&ctx, alias, Cow::Owned(args)).await?;
+            answer.finish(&svc, &meta).await
+        };
+        let outcome = crate::db::backend::deferring_durability(guarded(call, |e| e)).await;
         if let Err(e) = complete_task(&svc.db, &task, outcome).await {
             tracing::error!("cannot complete task {task}: {e}");
         }
@@ -636,8 +657,8 @@ pub async fn complete_task(
     .await
 }
 
-async fn call_custom(ctx: &Ctx<'_>, custom: Custom, args: &[Value]) -> Result<Value, ApiError> {
-    match custom {
+async fn call_custom(ctx: &Ctx<'_>, custom: Custom, args: &[Value]) -> Result<Answer, ApiError> {
+    let done = match custom {
         Custom::SessionLogin => session::login(ctx, args).await,
         Custom::SessionLogout => session::logout(ctx).await,
         Custom::TaskCreate => task::create(ctx, args).await,
@@ -653,10 +674,11 @@ async fn call_custom(ctx: &Ctx<'_>, custom: Custom, args: &[Value]) -> Result<Va
         Custom::EventRegister => event::register(ctx, args),
         Custom::EventUnregister => event::unregister(ctx, args),
         Custom::EventNext => event::next(ctx).await,
-        Custom::EventFrom => event::from(ctx, args).await,
+        Custom::EventFrom => return event::from(ctx, args).await,
         Custom::EventGetCurrentId => event::get_current_id(ctx),
         Custom::EventInject => event::inject(ctx, args).await,
-    }
+    };
+    done.map(Answer::Done)
 }
 
 /// Session check (xapi's `session_check.ml`): `SESSION_INVALID [ref as sent]` for an

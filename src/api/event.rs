@@ -13,7 +13,7 @@ use md5::{Digest, Md5};
 use tokio::time::Instant;
 
 use super::datamodel::{self, CLASSES};
-use super::dispatch::Ctx;
+use super::dispatch::{Ctx, RequestMeta, Service};
 use super::error::{ApiError, codes};
 use super::marshal::{arg, ocaml_int64};
 use super::record::reply_record;
@@ -92,8 +92,8 @@ fn wait_for(timeout: f64) -> Duration {
     Duration::try_from_secs_f64(timeout).unwrap_or(MAX_WAIT)
 }
 
-fn session_gone(ctx: &Ctx<'_>) -> ApiError {
-    ApiError::new(codes::SESSION_INVALID, [ctx.caller().session_ref.clone()])
+fn session_gone(session_ref: &str) -> ApiError {
+    ApiError::new(codes::SESSION_INVALID, [session_ref])
 }
 
 fn event_value(
@@ -152,10 +152,16 @@ impl Unevented {
     }
 }
 
-fn collect(ctx: &Ctx<'_>, subs: &[Sub], since: u64) -> Result<Collected, ApiError> {
-    let tables = ctx.svc.db.read();
-    if tables.session(&ctx.caller().session_ref).is_none() {
-        return Err(session_gone(ctx));
+fn collect(
+    svc: &Service,
+    session_ref: &str,
+    codec: Option<Codec>,
+    subs: &[Sub],
+    since: u64,
+) -> Result<Collected, ApiError> {
+    let tables = svc.db.read();
+    if tables.session(session_ref).is_none() {
+        return Err(session_gone(session_ref));
     }
     let (mut adds, mut mods, mut dels) = (Vec::new(), Vec::new(), Vec::new());
     for (g, change) in tables.changes_since(since) {
@@ -182,7 +188,7 @@ fn collect(ctx: &Ctx<'_>, subs: &[Sub], since: u64) -> Result<Collected, ApiErro
                     class,
                     op,
                     r,
-                    Some(reply_record(ctx.meta.codec, def, row, None)),
+                    Some(reply_record(codec, def, row, None)),
                 );
                 if op == Op::Add {
                     adds.push(ev)
@@ -215,70 +221,146 @@ fn collect(ctx: &Ctx<'_>, subs: &[Sub], since: u64) -> Result<Collected, ApiErro
     ))
 }
 
+/// A call's outcome: its value, or (an `event.from` with nothing to answer yet) the wait
+/// itself, which the pipeline finishes once the call's own values are dropped
+/// ([`crate::api::dispatch::dispatch`]): the parsed call, the pipeline's copies of its
+/// arguments and the caller are freed before the call sleeps, not when ten thousand
+/// waiters wake at once, and the pipeline's layers are not resumed at wake-up.
+pub enum Answer {
+    Done(Value),
+    Wait(Wait),
+}
+
+impl Answer {
+    /// The value, after the wait if there is one.
+    pub async fn finish(self, svc: &Service, meta: &RequestMeta) -> Result<Value, ApiError> {
+        match self {
+            Answer::Done(v) => Ok(v),
+            Answer::Wait(w) => w.finish(svc, meta).await,
+        }
+    }
+}
+
+/// A sleeping `event.from`: only what its answer needs (the caller's session, its
+/// subscriptions, its token and deadline, the watch of the generation).
+pub struct Wait {
+    session_ref: String,
+    subs: Vec<Sub>,
+    since: u64,
+    deadline: Instant,
+    rx: tokio::sync::watch::Receiver<u64>,
+}
+
 /// `event.from(classes, token, timeout)`.
-pub async fn from(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
+pub async fn from(ctx: &Ctx<'_>, args: &[Value]) -> Result<Answer, ApiError> {
     let subs: Vec<Sub> = arg::strings(&args[0])
         .iter()
         .map(|s| Sub::parse(s))
         .collect();
     let since = parse_token(arg::string(&args[1]))?;
     let deadline = Instant::now() + wait_for(arg::float(&args[2]));
-    let mut rx = ctx.svc.db.subscribe();
     // A change that lands after a look wakes us: the receiver starts with the current
     // generation seen, and `changed` marks the one it returns for seen, so any later
     // store is unseen. (No `borrow_and_update` per look: that is the channel's lock,
     // which 10,000 waiters woken at once would take in turn on both cores.)
-    loop {
-        let codec = ctx.meta.codec;
+    let wait = Wait {
+        session_ref: ctx.caller().session_ref.to_string(),
+        subs,
+        since,
+        deadline,
+        rx: ctx.svc.db.subscribe(),
+    };
+    match wait.look(ctx.svc, ctx.meta).await? {
+        Some(v) => Ok(Answer::Done(v)),
+        None => {
+            // Nothing to answer yet: the reply's buffer is not needed while we sleep.
+            ctx.meta.reply.release();
+            Ok(Answer::Wait(wait))
+        }
+    }
+}
+
+impl Wait {
+    /// Sleeps until a change or the deadline, looks again, and so on until there is an
+    /// answer.
+    pub async fn finish(mut self, svc: &Service, meta: &RequestMeta) -> Result<Value, ApiError> {
+        // One timer entry for the whole wait, not one per look: a waiter woken by a change
+        // it does not subscribe to goes back to sleep without registering a new entry in
+        // the timer wheel and cancelling the old one (10,000 watchers of other tasks did
+        // both at every change). Once the deadline passed the look answers.
+        let deadline = tokio::time::sleep_until(self.deadline);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                biased;
+                changed = self.rx.changed() => if changed.is_err() {
+                    return Err(ApiError::internal("the database is shutting down"));
+                },
+                () = &mut deadline => {}
+            }
+            if let Some(v) = self.look(svc, meta).await? {
+                return Ok(v);
+            }
+        }
+    }
+
+    /// One look: the answer if there is one now (a change after the token, the deadline
+    /// passed, or the server stopping), else `None`.
+    async fn look(&self, svc: &Service, meta: &RequestMeta) -> Result<Option<Value>, ApiError> {
+        let (subs, since) = (&self.subs[..], self.since);
+        let codec = meta.codec;
         let shared = match codec {
-            Some(codec) => ctx.svc.event_batches.find(ctx, codec, &subs, since)?,
+            Some(codec) => svc
+                .event_batches
+                .find(svc, &self.session_ref, codec, subs, since)?,
             None => None,
         };
         if let (Some(codec), Some(kept)) = (codec, shared) {
-            durable(ctx, kept.seq).await?;
-            return Ok(answer(ctx, codec, kept.bytes, kept.whole));
+            durable(svc, kept.seq).await?;
+            return Ok(Some(answer(meta, codec, kept.bytes, kept.whole)));
         }
-        let (events, counts, generation, seq, unevented) = collect(ctx, &subs, since)?;
-        let stopping = ctx.svc.db.is_stopping();
-        if !events.is_empty() || stopping || Instant::now() >= deadline {
-            let empty = events.is_empty();
-            durable(ctx, seq).await?;
-            let batch = Value::Struct(vec![
-                ("events".to_string(), Value::Array(events)),
-                ("valid_ref_counts".to_string(), counts),
-                ("token".to_string(), Value::String(token(generation))),
-            ]);
-            return Ok(match codec {
-                Some(codec) if !empty => {
-                    let bytes = to_codec(codec, &batch);
-                    let key = BatchKey {
-                        codec,
-                        subs: subs.clone(),
-                        since,
-                        generation,
-                        unevented,
-                    };
-                    let whole = ctx.svc.event_batches.keep(key, bytes.clone(), seq);
-                    answer(ctx, codec, bytes, whole)
-                }
-                _ => batch,
-            });
+        let (events, counts, generation, seq, unevented) =
+            collect(svc, &self.session_ref, codec, subs, since)?;
+        let stopping = svc.db.is_stopping();
+        if events.is_empty() && !stopping && Instant::now() < self.deadline {
+            return Ok(None);
         }
-        // Nothing to answer yet: the reply's buffer is not needed while we sleep.
-        ctx.meta.reply.release();
-        match tokio::time::timeout_at(deadline, rx.changed()).await {
-            Ok(Ok(())) | Err(_) => continue,
-            Ok(Err(_)) => return Err(ApiError::internal("the database is shutting down")),
-        }
+        let empty = events.is_empty();
+        durable(svc, seq).await?;
+        let batch = Value::Struct(vec![
+            ("events".to_string(), Value::Array(events)),
+            ("valid_ref_counts".to_string(), counts),
+            ("token".to_string(), Value::String(token(generation))),
+        ]);
+        Ok(Some(match codec {
+            Some(codec) if !empty => {
+                let bytes = to_codec(codec, &batch);
+                let key = BatchKey {
+                    codec,
+                    subs: subs.to_vec(),
+                    since,
+                    generation,
+                    unevented,
+                };
+                let whole = svc.event_batches.keep(key, bytes.clone(), seq);
+                answer(meta, codec, bytes, whole)
+            }
+            _ => batch,
+        }))
     }
 }
 
 /// A non-empty batch as the call's answer: the whole shared reply body when there is one
 /// and the server lent a buffer (an XML-RPC request: the server sends those bytes as
 /// they are, with nothing written per waiter), else the batch for the server to wrap.
-fn answer(ctx: &Ctx<'_>, codec: Codec, bytes: bytes::Bytes, whole: Option<bytes::Bytes>) -> Value {
+fn answer(
+    meta: &RequestMeta,
+    codec: Codec,
+    bytes: bytes::Bytes,
+    whole: Option<bytes::Bytes>,
+) -> Value {
     if let Some(body) = whole
-        && ctx.meta.reply.whole(body)
+        && meta.reply.whole(body)
     {
         // The empty `Encoded` stands for "in the reply's buffer", as for a record.
         return Value::Encoded(codec, bytes::Bytes::new());
@@ -291,15 +373,11 @@ fn answer(ctx: &Ctx<'_>, codec: Codec, bytes: bytes::Bytes, whole: Option<bytes:
 /// Without a store (`--ephemeral`) nothing is ever waited for, so the backend's boxed
 /// wait is not even built: a fan-out wakes thousands of waiters at once, and that
 /// allocation and its cross-thread free were a tenth of each one's own work.
-async fn durable(ctx: &Ctx<'_>, seq: u64) -> Result<(), ApiError> {
-    if ctx.svc.db.is_stopping() || !ctx.svc.db.is_durable() {
+async fn durable(svc: &Service, seq: u64) -> Result<(), ApiError> {
+    if svc.db.is_stopping() || !svc.db.is_durable() {
         return Ok(());
     }
-    ctx.svc
-        .db
-        .wait_durable(seq)
-        .await
-        .map_err(ApiError::internal)
+    svc.db.wait_durable(seq).await.map_err(ApiError::internal)
 }
 
 /// The last non-empty `event.from` batch written in a reply's codec, for the waiters
@@ -311,10 +389,21 @@ async fn durable(ctx: &Ctx<'_>, seq: u64) -> Result<(), ApiError> {
 /// the others. For XML-RPC, whose envelope around a result is the same for every call,
 /// the whole reply body is kept too, so that each waiter's answer is those shared bytes
 /// (JSON-RPC's envelope carries the request's own `id`: each waiter's is written around
-/// the shared batch). One entry, of at most [`MAX_KEPT_BATCH`] bytes (twice that with
-/// the XML-RPC body), replaced by the next batch.
+/// the shared batch). One entry per codec, so that XML-RPC and JSON-RPC waiters woken by
+/// the same change do not replace each other's batch (one entry for both thrashed: each
+/// waiter of the other codec wrote the batch again), each of at most [`MAX_KEPT_BATCH`]
+/// bytes (twice that with the XML-RPC body), replaced by the next batch of its codec.
 #[derive(Default)]
-pub struct Batches(parking_lot::Mutex<Option<(BatchKey, Kept)>>);
+pub struct Batches([parking_lot::Mutex<Option<(BatchKey, Kept)>>; 3]);
+
+/// The entry of a codec's batches.
+fn slot(codec: Codec) -> usize {
+    match codec {
+        Codec::XmlRpc => 0,
+        Codec::JsonRpc => 1,
+        Codec::View => 2,
+    }
+}
 
 /// A kept batch: its bytes, the whole XML-RPC reply around them, and the durable
 /// sequence number it reflects.
@@ -344,22 +433,22 @@ impl Batches {
     /// is checked first, as [`collect`] does.
     fn find(
         &self,
-        ctx: &Ctx<'_>,
+        svc: &Service,
+        session_ref: &str,
         codec: Codec,
         subs: &[Sub],
         since: u64,
     ) -> Result<Option<Kept>, ApiError> {
         let (generation, unevented) = {
-            let tables = ctx.svc.db.read();
-            if tables.session(&ctx.caller().session_ref).is_none() {
-                return Err(session_gone(ctx));
+            let tables = svc.db.read();
+            if tables.session(session_ref).is_none() {
+                return Err(session_gone(session_ref));
             }
             (tables.generation(), Unevented::of(&tables))
         };
-        let kept = self.0.lock();
+        let kept = self.0[slot(codec)].lock();
         Ok(kept.as_ref().and_then(|(key, kept)| {
-            let same = key.codec == codec
-                && key.since == since
+            let same = key.since == since
                 && key.generation == generation
                 && key.unevented == unevented
                 && key.subs == subs;
@@ -385,7 +474,8 @@ impl Batches {
             whole: whole.clone(),
             seq,
         };
-        *self.0.lock() = Some((key, kept));
+        let entry = &self.0[slot(key.codec)];
+        *entry.lock() = Some((key, kept));
         whole
     }
 }
@@ -408,7 +498,7 @@ fn with_subscription(
     let current = tables.legacy.last_id;
     let legacy = tables
         .legacy_subscription_mut(&ctx.caller().session_ref)
-        .ok_or_else(|| session_gone(ctx))?;
+        .ok_or_else(|| session_gone(&ctx.caller().session_ref))?;
     let created = legacy.is_none();
     let sub = legacy.get_or_insert_with(|| LegacySubscription {
         subs: Vec::new(),
@@ -484,7 +574,7 @@ pub async fn next(ctx: &Ctx<'_>) -> Result<Value, ApiError> {
             let oldest = tables.legacy.oldest_id();
             let sub = tables
                 .session(&session_ref)
-                .ok_or_else(|| session_gone(ctx))?
+                .ok_or_else(|| session_gone(&session_ref))?
                 .legacy_events
                 .clone()
                 .ok_or_else(|| not_registered(&session_ref))?;

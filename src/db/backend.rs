@@ -69,6 +69,20 @@ pub struct Executed {
     pub generation: u64,
 }
 
+/// When a shared backend's reads first catch up with the store ([`Backend::sync`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    /// Every read call syncs first: read-your-writes for any client, always.
+    Linearizable,
+    /// The first read call on each client connection syncs; later ones on that
+    /// connection read the tables as they are while [`Backend::cache_fresh`]. A client
+    /// that moves to another front-end (a new connection) reads its writes there.
+    Connection,
+    /// No read syncs while the watch is up: stale by the watch's lag, no read-your-writes
+    /// across front-ends.
+    Cached,
+}
+
 /// Whether this process may run the garbage collector now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Leadership {
@@ -95,9 +109,15 @@ pub trait Backend: Send + Sync {
         false
     }
 
-    /// Whether reads skip [`Backend::sync`] (a shared backend configured to serve reads
-    /// from its cache: faster, stale by the watch's lag).
-    fn reads_cached(&self) -> bool {
+    /// When reads call [`Backend::sync`] first (a shared backend's option).
+    fn read_mode(&self) -> ReadMode {
+        ReadMode::Linearizable
+    }
+
+    /// Whether the tables are proven current recently enough to serve a read without a
+    /// sync, where [`Backend::read_mode`] allows it (the watch is up and, for
+    /// [`ReadMode::Connection`], a sync succeeded within the freshness bound).
+    fn cache_fresh(&self) -> bool {
         false
     }
 

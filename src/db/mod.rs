@@ -38,7 +38,7 @@ pub use plan::{Plan, Read, Tx, Write};
 pub use rows::{HostRow, LegacySubscription, PoolRow, SessionRow, Str, TaskRow, TaskStatus};
 
 use backend::BackendError;
-use backend::{Backend, Local};
+use backend::{Backend, Local, ReadMode};
 use changes::{ChangeIndex, LegacyQueue};
 use journal::{Dirty, Journal};
 use store::{Loaded, Store};
@@ -268,15 +268,27 @@ impl Db {
         }
     }
 
-    /// Waits until the tables show everything acknowledged anywhere before this call
-    /// (at once, for a backend that only this process writes).
-    /// With reads served from the cache (a shared backend's option) this waits for
-    /// nothing; [`Db::sync_now`] then brings the tables up to date when a call needs it.
-    pub async fn sync(&self) -> Result<(), BackendError> {
-        if !self.backend.is_shared() || self.backend.reads_cached() {
-            return Ok(());
+    /// Brings the tables up to date for a read call, as the backend's [`ReadMode`] asks:
+    /// once it returns `Ok`, the tables show everything acknowledged anywhere before the
+    /// call (linearizable), or before the call's connection made its first read
+    /// (`connection_synced`: a sync already ran for an earlier call on this client
+    /// connection), or they are as the watch left them (cached). A backend that only
+    /// this process writes never waits. Answers whether it synced now (the caller then
+    /// remembers that for its connection).
+    pub async fn sync(&self, connection_synced: bool) -> Result<bool, BackendError> {
+        if !self.backend.is_shared() {
+            return Ok(false);
         }
-        self.backend.sync(&self.tables).await
+        let from_cache = match self.backend.read_mode() {
+            ReadMode::Linearizable => false,
+            ReadMode::Connection => connection_synced && self.backend.cache_fresh(),
+            ReadMode::Cached => self.backend.cache_fresh(),
+        };
+        if from_cache {
+            return Ok(false);
+        }
+        self.backend.sync(&self.tables).await?;
+        Ok(true)
     }
 
     /// [`Db::sync`], even when reads are served from the cache.
@@ -285,12 +297,6 @@ impl Db {
             return Ok(());
         }
         self.backend.sync(&self.tables).await
-    }
-
-    /// Whether reads are answered from the cache without a sync (stale by the watch's lag
-    /// at most; no read-your-writes across front-ends).
-    pub fn reads_cached(&self) -> bool {
-        self.backend.reads_cached()
     }
 
     /// Whether other processes write to the store too.

@@ -122,7 +122,7 @@ async fn with_second(h: &Harness, label: &str) -> (Arc<Db>, Option<Arc<Db>>, Str
     };
     let r = insert(&db, task(label)).await;
     if let Some(s) = &second {
-        s.sync().await.unwrap();
+        s.sync(false).await.unwrap();
     }
     (db, second, r)
 }
@@ -314,7 +314,7 @@ pub async fn concurrent_decisions_are_serialised(h: &Harness) {
             .expect("writers finish")
             .unwrap();
     }
-    db.sync().await.unwrap();
+    db.sync(false).await.unwrap();
     assert_eq!(db.read().task(&r).unwrap().progress, (4 * EACH) as f64);
     // Two decisions that both add the same map key: exactly one wins.
     let wins = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -346,7 +346,7 @@ pub async fn concurrent_decisions_are_serialised(h: &Harness) {
         j.await.unwrap();
     }
     assert_eq!(wins.load(std::sync::atomic::Ordering::SeqCst), 1);
-    db.sync().await.unwrap();
+    db.sync(false).await.unwrap();
     assert_eq!(db.read().task(&r).unwrap().other_config.len(), 1);
     if let Some(s) = &second {
         s.close();
@@ -430,7 +430,7 @@ pub async fn many_writers_of_one_task(h: &Harness) {
             .unwrap();
         history.extend(ops);
     }
-    db.sync().await.unwrap();
+    db.sync(false).await.unwrap();
     let row = db.read().task(&r).unwrap().clone();
     let acked: Vec<&Op> = history.iter().filter(|o| o.read.is_some()).collect();
     // The counter: acknowledged reads are exactly 0..n, in real-time order.
@@ -505,7 +505,7 @@ pub async fn more_writers_of_one_task_than_a_transaction_holds(h: &Harness) {
             .unwrap();
         assert_eq!(out, Ok(true), "every write is made");
     }
-    db.sync().await.unwrap();
+    db.sync(false).await.unwrap();
     assert_eq!(db.read().task(&r).unwrap().progress as usize, WRITERS);
     if let Some(s) = &second {
         s.close();
@@ -580,7 +580,7 @@ pub async fn acknowledged_state_survives_a_restart(h: &Harness) {
         (parent, child, gone, s, token, generation)
     };
     let db = h.open().await;
-    db.sync().await.unwrap();
+    db.sync(false).await.unwrap();
     let t = db.read();
     assert!(t.generation() >= generation);
     assert_eq!(t.task(&child).unwrap().progress, 0.75);
@@ -614,7 +614,7 @@ pub async fn a_sync_shows_what_others_acknowledged(h: &Harness) {
     for i in 1..=200 {
         let v = f64::from(i);
         update(&a, &r, move |t| t.progress = v).await;
-        b.sync().await.unwrap();
+        b.sync(false).await.unwrap();
         let seen = b.read().task(&r).map(|t| t.progress);
         assert_eq!(seen, Some(v), "write {i} not seen after sync");
     }
@@ -654,7 +654,7 @@ pub async fn concurrent_syncs_see_what_was_acknowledged_before_them(h: &Harness)
             let mut stale = Vec::new();
             for _ in 0..40 {
                 let before = acked.load(std::sync::atomic::Ordering::SeqCst);
-                b.sync().await.unwrap();
+                b.sync(false).await.unwrap();
                 let seen = b.read().task(&r).map_or(0, |t| t.progress as u64);
                 if seen < before {
                     stale.push((before, seen));
@@ -795,7 +795,7 @@ pub async fn a_writer_shows_its_write_as_others_do(h: &Harness) {
         .unwrap();
         // At once: the writer's own view, before anything else may refresh it.
         let mine = view(&a, g, &tasks, &sessions);
-        b.sync().await.unwrap();
+        b.sync(false).await.unwrap();
         let theirs = view(&b, g, &tasks, &sessions);
         assert_eq!(
             mine, theirs,
@@ -819,7 +819,7 @@ pub async fn a_writer_shows_its_write_as_others_do(h: &Harness) {
         let mut rows: Vec<&str> = kids.iter().map(|k| k.as_str()).collect();
         rows.push(&parent);
         let mine = view(&a, g, &rows, &[]);
-        b.sync().await.unwrap();
+        b.sync(false).await.unwrap();
         assert_eq!(mine, view(&b, g, &rows, &[]), "round {round}");
     }
     a.close();
@@ -828,8 +828,8 @@ pub async fn a_writer_shows_its_write_as_others_do(h: &Harness) {
 
 /// Both processes at the same generation; returns it.
 async fn both_at_one_generation(a: &Db, b: &Db) -> u64 {
-    b.sync().await.unwrap();
-    a.sync().await.unwrap();
+    b.sync(false).await.unwrap();
+    a.sync(false).await.unwrap();
     let g = a.read().generation();
     assert_eq!(b.read().generation(), g);
     g

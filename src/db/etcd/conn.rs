@@ -545,6 +545,17 @@ fn explain(e: &etcd_client::Error, access: &EtcdAccess, prefix: &str) -> String 
     }
 }
 
+/// Whether etcd refused who sent a request (its credentials, its token, its role's
+/// permissions) rather than what it asks: any other request from this front-end, a
+/// smaller one included, would be refused the same way until the operator acts or the
+/// token is renewed.
+pub fn access_refused(e: &etcd_client::Error) -> bool {
+    let m = grpc_message(e);
+    token_refused(e)
+        || m.contains("permission denied")
+        || matches!(e, etcd_client::Error::GRpcStatus(s) if s.code() as i32 == 7)
+}
+
 /// Whether an error is the transport's (try another member) rather than the request's.
 pub fn retryable(e: &etcd_client::Error) -> bool {
     use etcd_client::Error as E;

@@ -222,7 +222,11 @@ async fn group(
     let all = |e: BackendError| members.iter().map(|_| Err(e.clone())).collect();
     let answered = match txn::send(inner, &txn, inner.budget).await {
         txn::Sent::Answered(resp, sent) => Ok((resp, sent)),
-        txn::Sent::Refused(e, sent) => Err((sent, BackendError(e))),
+        // Refused for who sent it (credentials, permissions): each batch alone would be
+        // refused the same way, one round trip each: all answered at once (when no
+        // earlier send may have committed; else as below).
+        txn::Sent::Refused(e, false, true) => return all(BackendError(e)),
+        txn::Sent::Refused(e, sent, _) => Err((sent, BackendError(e))),
         txn::Sent::Unreachable(e) => Err((true, BackendError(e))),
     };
     let (rev, nested, sent) = match answered {
@@ -239,8 +243,9 @@ async fn group(
             (rev, nested, sent)
         }
         Err((false, _)) => {
-            // Refused before anything committed (never expected: disjoint keys, bounded
-            // size): each batch goes alone, as it would without groups.
+            // Refused before anything committed, for what it asks (never expected:
+            // disjoint keys, bounded size): each batch goes alone, as it would without
+            // groups.
             let mut out = Vec::new();
             for m in members {
                 out.push(alone(inner, tables, &m.prepared).await);

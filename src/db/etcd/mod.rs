@@ -11,8 +11,13 @@
 //!
 //! Reads are answered from the cache after [`Backend::sync`]: one linearizable read of
 //! `d/meta/last` names the newest data revision, and the read waits until the cache has
-//! applied it (concurrent reads share one such round trip). That gives read-your-writes
-//! to a client that moves between front-ends.
+//! applied it (concurrent reads share one such round trip, a *barrier*). That gives
+//! read-your-writes to a client that moves between front-ends. How often a read syncs is
+//! the [`ReadMode`]: every read call; or the first on each client connection only
+//! (the default), while the cache is *fresh* — a barrier succeeded within
+//! `etcd-fresh-ms` ([`Inner::prove`] runs one when none did) — so a front-end cut off
+//! from etcd, even with its watch stream still looking open, stops serving its cache as
+//! current within that bound; or none while the watch is up.
 //!
 //! etcd's revision is cluster-wide and only grows, so generations, `event.from` tokens and
 //! event ids are the same on every front-end. Leases are used only for what must die
@@ -32,7 +37,7 @@ mod txn;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use etcd_client::{Compare, CompareOp, GetOptions, KeyValue, Txn, TxnOp};
 use futures_util::future::BoxFuture;
@@ -41,7 +46,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::backend::BackendError;
-use super::backend::{Backend, Decide, Executed, Leadership};
+use super::backend::{Backend, Decide, Executed, Leadership, ReadMode};
 use super::{HostRow, Plan, PoolRow, Tables, Tx};
 use keys::Keys;
 
@@ -62,8 +67,10 @@ pub struct Config {
     /// Longest a call keeps trying (members failing over, an election) before it is
     /// answered with an error.
     pub budget: Duration,
-    /// Serve reads from the cache without a linearizable sync first.
-    pub cached_reads: bool,
+    /// When reads sync first (`etcd-reads`).
+    pub reads: ReadMode,
+    /// How long after a barrier the cache counts as current (`etcd-fresh-ms`).
+    pub fresh: Duration,
     /// The etcd user and TLS files ([`conn`]).
     pub access: crate::config::EtcdAccess,
 }
@@ -75,11 +82,16 @@ impl Config {
             prefix,
             request_timeout: Duration::from_secs(2),
             budget: Duration::from_secs(15),
-            cached_reads: false,
+            reads: ReadMode::Connection,
+            fresh: Duration::from_secs(1),
             access: Default::default(),
         }
     }
 }
+
+/// The tickets a barrier covered, and the data revision it read with when it was sent
+/// ([`Inner::since`]), or why it failed.
+type BarrierDone = (u64, Result<(u64, u64), BackendError>);
 
 /// State shared by the backend, its watch loop and its leadership loop.
 pub(crate) struct Inner {
@@ -98,8 +110,9 @@ pub(crate) struct Inner {
     /// Reads waiting for a barrier so far (each takes the next ticket).
     barrier_tickets: AtomicU64,
     /// The last barrier done: the tickets it covers (every one taken before it was sent)
-    /// and the newest data revision it read, or why it failed.
-    barrier_done: tokio::sync::watch::Sender<(u64, Result<u64, BackendError>)>,
+    /// and the newest data revision it read with when it was sent ([`Inner::since`]),
+    /// or why it failed.
+    barrier_done: tokio::sync::watch::Sender<BarrierDone>,
     /// Wakes the barrier loop when a read takes a ticket.
     barrier_wanted: tokio::sync::Notify,
     closed: AtomicBool,
@@ -112,7 +125,14 @@ pub(crate) struct Inner {
     lanes: combine::Lanes,
     /// Batches of different tasks waiting to share a transaction ([`group`]).
     groups: group::Groups,
-    cached_reads: bool,
+    reads: ReadMode,
+    /// How long after a barrier's sending the cache counts as current.
+    fresh: Duration,
+    /// The origin of [`Inner::since`].
+    epoch: Instant,
+    /// When (nanoseconds since `epoch`) the newest barrier whose revision the cache has
+    /// applied was sent: the cache holds everything acknowledged before then. 0: never.
+    proven: AtomicU64,
 }
 
 /// Removes a transaction id from the pending set when dropped.
@@ -222,7 +242,7 @@ impl Inner {
     /// already in flight may have been answered by etcd before the caller arrived). The
     /// reads are sent by [`Inner::barriers`], one at a time, back to back while callers
     /// wait; each one's answer wakes all of its riders at once.
-    pub async fn barrier(&self) -> Result<u64, BackendError> {
+    pub async fn barrier(&self) -> Result<(u64, u64), BackendError> {
         if self.is_closed() {
             // Its loop is gone: nothing would answer.
             return Err(BackendError("the cluster store is closed".into()));
@@ -260,6 +280,7 @@ impl Inner {
             }
             let wanted = self.barrier_tickets.load(Ordering::SeqCst);
             // Every ticket up to `wanted` was taken before this read is sent.
+            let sent = self.since();
             let resp = self
                 .conn
                 .retry(self.budget, |mut c| {
@@ -267,12 +288,61 @@ impl Inner {
                     async move { c.get(key, Some(GetOptions::new().with_keys_only())).await }
                 })
                 .await;
-            let rev = resp.map(|r| r.kvs().first().map_or(0, |kv| kv.mod_revision()).max(0) as u64);
+            let rev = resp.map(|r| {
+                let rev = r.kvs().first().map_or(0, |kv| kv.mod_revision()).max(0) as u64;
+                (rev, sent)
+            });
             // Only the tickets taken before the read was sent: one taken while it was in
             // flight may have arrived after etcd answered it, and waits for the next.
             tracing::trace!(wanted, ?rev, "barrier");
             covered = wanted;
             let _previous = self.barrier_done.send_replace((wanted, rev));
+        }
+    }
+
+    /// Catches the cache up with everything acknowledged anywhere before this call
+    /// (a barrier, then its revision applied), and records the proof of freshness.
+    async fn catch_up(&self) -> Result<(), BackendError> {
+        let (rev, sent) = self.barrier().await?;
+        self.wait_applied(rev).await?;
+        self.proven.fetch_max(sent, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Nanoseconds since this front-end's start (at least 1: 0 is "never").
+    fn since(&self) -> u64 {
+        (self.epoch.elapsed().as_nanos() as u64).max(1)
+    }
+
+    /// Whether a barrier sent less than `fresh` ago was applied, with the watch up.
+    fn is_fresh(&self) -> bool {
+        let proven = self.proven.load(Ordering::Acquire);
+        self.watching.load(Ordering::SeqCst)
+            && proven != 0
+            && self.since().saturating_sub(proven) < self.fresh.as_nanos() as u64
+    }
+
+    /// The freshness prober (`etcd-reads = "connection"`): whenever no barrier was applied
+    /// within half the bound, runs one, so that a healthy front-end's reads never find
+    /// the cache unproven (readers on new connections prove it too, for free). One
+    /// read-index round per half bound is nothing to etcd; a cut-off front-end's probe
+    /// fails (or hangs until its timeout) and the bound runs out: reads then sync, and
+    /// fail with a clear error, until a barrier succeeds again.
+    async fn prove(self: Arc<Inner>) {
+        let half = (self.fresh.as_nanos() as u64 / 2).max(1);
+        while !self.is_closed() {
+            let age = self
+                .since()
+                .saturating_sub(self.proven.load(Ordering::Acquire));
+            if age >= half {
+                if let Err(e) = self.catch_up().await {
+                    tracing::debug!("freshness probe: {e}");
+                    // Not back to back against a cluster that does not answer.
+                    tokio::time::sleep(Duration::from_nanos(half)).await;
+                }
+                continue;
+            }
+            tokio::time::sleep(Duration::from_nanos(half - age)).await;
         }
     }
 
@@ -345,7 +415,7 @@ impl Inner {
             pending: Mutex::new(HashMap::new()),
             own: Mutex::new(BTreeMap::new()),
             barrier_tickets: AtomicU64::new(0),
-            barrier_done: tokio::sync::watch::channel((0, Ok(0))).0,
+            barrier_done: tokio::sync::watch::channel((0, Ok((0, 0)))).0,
             barrier_wanted: tokio::sync::Notify::new(),
             closed: AtomicBool::new(false),
             watching: AtomicBool::new(false),
@@ -353,7 +423,10 @@ impl Inner {
             contended: tokio::sync::Mutex::new(()),
             lanes: combine::Lanes::default(),
             groups: group::Groups::default(),
-            cached_reads: config.cached_reads,
+            reads: config.reads,
+            fresh: config.fresh,
+            epoch: Instant::now(),
+            proven: AtomicU64::new(0),
         }))
     }
 }
@@ -430,12 +503,16 @@ impl Etcd {
         let watch = tokio::spawn(cache::run(inner.clone(), tables.clone(), snap.revision));
         let lead = tokio::spawn(leader::run(inner.clone()));
         let barriers = tokio::spawn(inner.clone().barriers());
+        let mut loops = vec![watch, lead, barriers];
+        if inner.reads == ReadMode::Connection {
+            loops.push(tokio::spawn(inner.clone().prove()));
+        }
         Ok((
             tables.clone(),
             Etcd {
                 inner,
                 tables,
-                loops: Mutex::new(vec![watch, lead, barriers]),
+                loops: Mutex::new(loops),
             },
         ))
     }
@@ -633,17 +710,24 @@ impl Backend for Etcd {
         true
     }
 
-    fn reads_cached(&self) -> bool {
+    fn read_mode(&self) -> ReadMode {
+        self.inner.reads
+    }
+
+    fn cache_fresh(&self) -> bool {
         // Only while the watch is up: a front-end cut off from etcd stops serving its
-        // cache as current (its reads then sync, and fail with a clear error).
-        self.inner.cached_reads && self.inner.watching.load(Ordering::SeqCst)
+        // cache as current (its reads then sync, and fail with a clear error). Per
+        // connection, also only while a barrier proved it recently: a cut the watch
+        // stream does not show (yet) shows here within the bound.
+        match self.inner.reads {
+            ReadMode::Linearizable => false,
+            ReadMode::Connection => self.inner.is_fresh(),
+            ReadMode::Cached => self.inner.watching.load(Ordering::SeqCst),
+        }
     }
 
     fn sync<'a>(&'a self, _tables: &'a RwLock<Tables>) -> BoxFuture<'a, Result<(), BackendError>> {
-        Box::pin(async move {
-            let rev = self.inner.barrier().await?;
-            self.inner.wait_applied(rev).await
-        })
+        Box::pin(self.inner.catch_up())
     }
 
     fn wait_durable(&self, _seq: u64) -> BoxFuture<'_, Result<(), BackendError>> {

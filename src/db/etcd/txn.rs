@@ -299,8 +299,9 @@ pub enum Sent {
     /// A member answered; `true`: an earlier send may have reached the cluster.
     Answered(TxnResponse, bool),
     /// A member refused the request itself (not a transport error), with why; `true` as
-    /// above.
-    Refused(String, bool),
+    /// above; and whether it refused the sender's access (credentials, permissions:
+    /// [`super::conn::access_refused`]), which no other request would get past either.
+    Refused(String, bool, bool),
     /// No member answered within the budget; the request may have reached the cluster.
     Unreachable(String),
 }
@@ -320,7 +321,8 @@ pub async fn send(inner: &Inner, txn: &Txn, budget: Duration) -> Sent {
             }
             Ok(Err(e)) if !super::conn::retryable(&e) => {
                 let why = inner.conn.refused(i, &e);
-                return Sent::Refused(format!("etcd refused the change: {why}"), sent);
+                let access = super::conn::access_refused(&e);
+                return Sent::Refused(format!("etcd refused the change: {why}"), sent, access);
             }
             Ok(Err(e)) => format!("{}: {e}", inner.conn.endpoint(i)),
             Err(_) => format!(
@@ -368,7 +370,7 @@ pub async fn commit(
             }
             Ok(Outcome::Conflict(rev))
         }
-        Sent::Refused(e, _) | Sent::Unreachable(e) => settled(inner, prepared, e),
+        Sent::Refused(e, _, _) | Sent::Unreachable(e) => settled(inner, prepared, e),
     }
 }
 
