@@ -102,7 +102,8 @@ pub struct Options {
     /// another front-end (a new connection) reads its writes there; NOT given: a client
     /// with two connections open at once to two front-ends (or an HTTP proxy sharing
     /// upstream connections between clients) can read, on the older connection, a state
-    /// older than a write just acknowledged on the other, by the watch's lag (a few ms).
+    /// older than a write just acknowledged on the other: by the watch's lag (a few
+    /// ms) normally, by at most etcd-fresh if the watch stalls.
     /// `linearizable`: every read call does (read-your-writes across connections too).
     /// `cached`: none while the watch is up (stale by the watch's lag, no
     /// read-your-writes across front-ends) [default: connection].
@@ -484,6 +485,14 @@ impl Options {
                         }
                     },
                     fresh: match self.etcd_fresh {
+                        // Bounded: below 10 ms the prober would send barriers back to
+                        // back; above an hour a cut-off front-end serves stale reads
+                        // for longer than any operator means.
+                        Some(v) if !(0.01..=3600.0).contains(&v) => {
+                            return Err(format!(
+                                "etcd-fresh must be between 0.01 and 3600 seconds, not {v}"
+                            ));
+                        }
                         Some(v) => seconds("etcd-fresh", v)?,
                         None => Duration::from_secs(1),
                     },
@@ -609,6 +618,10 @@ mod tests {
         );
         let err = reads("etcd-fresh = 0\n").unwrap_err();
         assert!(err.contains("etcd-fresh"), "{err}");
+        for v in ["0.001", "1e12", "nan"] {
+            let err = reads(&format!("etcd-fresh = {v}\n")).unwrap_err();
+            assert!(err.contains("etcd-fresh"), "{v}: {err}");
+        }
     }
 
     #[test]
