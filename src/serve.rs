@@ -136,6 +136,7 @@ pub(crate) fn service(settings: &Settings, db: Db, users: UserStore) -> Service 
             settings.api_limits.login_free_failures,
         ),
         event_batches: Default::default(),
+        event_deadlines: Default::default(),
     }
 }
 

@@ -211,6 +211,98 @@ async fn other_changes_neither_end_nor_extend_a_wait() {
     assert!(events(&batch).is_empty(), "{batch:?}");
 }
 
+/// Waits sleep in shared deadline buckets (`event::Deadlines`), each ending at its
+/// waiters' deadlines rounded up to a multiple of its width (1/32 of the timeout, rounded
+/// down to a power of two milliseconds: 8 ms for these 0.3 s waits). Waiters whose
+/// deadlines fall on both sides of bucket edges (every 0.7 ms here, over 6 buckets) each
+/// end at or after their own deadline, never at an earlier bucket's end, and less than
+/// one width after it (plus scheduling on a loaded machine: the slack below).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_end_at_their_own_deadline_whatever_their_bucket() {
+    let srv = start().await;
+    let root = login_root(&srv.svc).await;
+    let tok = token(&from(&srv.svc, &root, &["task"], "", 0.0).await);
+    let width = Duration::from_millis(8);
+    let slack = Duration::from_millis(150);
+    let mut waiters = Vec::new();
+    for i in 0..64u32 {
+        let timeout = Duration::from_millis(300) + Duration::from_micros(700) * i;
+        let (svc, root, tok) = (srv.svc.clone(), root.clone(), tok.clone());
+        waiters.push(tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let batch = from(&svc, &root, &["task"], &tok, timeout.as_secs_f64()).await;
+            (timeout, started.elapsed(), batch)
+        }));
+    }
+    for w in waiters {
+        let (timeout, waited, batch) = w.await.unwrap();
+        assert!(
+            waited >= timeout,
+            "{timeout:?} wait answered early: {waited:?}"
+        );
+        assert!(
+            waited < timeout + width + slack,
+            "{timeout:?} wait answered late: {waited:?}"
+        );
+        assert!(events(&batch).is_empty());
+    }
+}
+
+/// Waiters of close deadlines share a bucket (one timer and one forwarder for all of
+/// them, not one timer each), and a bucket ends with its last waiter, so buckets never
+/// outnumber the sleeping waiters nor outlive them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_share_deadline_buckets_that_end_with_them() {
+    let srv = start().await;
+    let root = login_root(&srv.svc).await;
+    let t = create(&srv.svc, &root, "watched").await;
+    let tok = token(&from(&srv.svc, &root, &["task"], "", 0.0).await);
+    let mut waiters = Vec::new();
+    for _ in 0..200 {
+        let (svc, root, tok) = (srv.svc.clone(), root.clone(), tok.clone());
+        waiters.push(tokio::spawn(async move {
+            from(&svc, &root, &["task"], &tok, 60.0).await
+        }));
+    }
+    // 60 s waits get 1,024 ms buckets: 200 calls made within a few seconds share a few.
+    let started = std::time::Instant::now();
+    while srv.svc.event_deadlines.buckets() == 0 && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let buckets = srv.svc.event_deadlines.buckets();
+    assert!(
+        (1..=8).contains(&buckets),
+        "{buckets} buckets for 200 waiters"
+    );
+    call(
+        &srv.svc,
+        "task.set_progress",
+        vec![s(&root), s(&t), Value::Double(0.5)],
+    )
+    .await
+    .unwrap();
+    for w in waiters {
+        let batch = tokio::time::timeout(Duration::from_secs(30), w)
+            .await
+            .expect("woken by the change")
+            .unwrap();
+        assert_eq!(
+            events(&batch),
+            vec![("task".into(), "mod".into(), t.clone())]
+        );
+    }
+    let started = std::time::Instant::now();
+    while srv.svc.event_deadlines.buckets() > 0 && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        srv.svc.event_deadlines.buckets(),
+        0,
+        "a bucket outlived its waiters"
+    );
+}
+
 #[tokio::test]
 async fn bad_tokens_and_logout_while_blocked() {
     let srv = start().await;

@@ -50,6 +50,8 @@ pub struct Service {
     pub login_guard: super::login_guard::LoginGuard,
     /// The last `event.from` batch, shared by waiters that ask for the same one.
     pub event_batches: super::event::Batches,
+    /// The shared deadline buckets of sleeping `event.from` calls.
+    pub event_deadlines: super::event::Deadlines,
 }
 
 impl Service {

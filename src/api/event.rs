@@ -7,9 +7,12 @@
 //! what changed, not to the number of objects. No lock is held while a waiter sleeps, and
 //! the reply is serialised after the read lock is released.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use md5::{Digest, Md5};
+use rustc_hash::FxHashMap;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::datamodel::{self, CLASSES};
@@ -242,7 +245,8 @@ impl Answer {
 }
 
 /// A sleeping `event.from`: only what its answer needs (the caller's session, its
-/// subscriptions, its token and deadline, the watch of the generation).
+/// subscriptions, its token and deadline, and what wakes it: the database's watch for the
+/// first look, its deadline bucket's watch once it sleeps, see [`Deadlines`]).
 pub struct Wait {
     session_ref: String,
     subs: Vec<Sub>,
@@ -258,7 +262,8 @@ pub async fn from(ctx: &Ctx<'_>, args: &[Value]) -> Result<Answer, ApiError> {
         .map(|s| Sub::parse(s))
         .collect();
     let since = parse_token(arg::string(&args[1]))?;
-    let deadline = Instant::now() + wait_for(arg::float(&args[2]));
+    let timeout = wait_for(arg::float(&args[2]));
+    let deadline = Instant::now() + timeout;
     // A change that lands after a look wakes us: the receiver starts with the current
     // generation seen, and `changed` marks the one it returns for seen, so any later
     // store is unseen. (No `borrow_and_update` per look: that is the channel's lock,
@@ -270,11 +275,20 @@ pub async fn from(ctx: &Ctx<'_>, args: &[Value]) -> Result<Answer, ApiError> {
         deadline,
         rx: ctx.svc.db.subscribe(),
     };
+    let mut wait = wait;
     match wait.look(ctx.svc, ctx.meta).await? {
         Some(v) => Ok(Answer::Done(v)),
         None => {
             // Nothing to answer yet: the reply's buffer is not needed while we sleep.
             ctx.meta.reply.release();
+            // From now on the bucket's watch wakes us, at a change and at the bucket's
+            // end. Its forwarder saw every change after the join; one that landed between
+            // the look and the join is in our own receiver: then look again at once.
+            let mut bucket = ctx.svc.event_deadlines.join(&ctx.svc.db, deadline, timeout);
+            if wait.rx.has_changed().unwrap_or(true) {
+                bucket.mark_changed();
+            }
+            wait.rx = bucket;
             Ok(Answer::Wait(wait))
         }
     }
@@ -284,22 +298,40 @@ impl Wait {
     /// Sleeps until a change or the deadline, looks again, and so on until there is an
     /// answer.
     pub async fn finish(mut self, svc: &Service, meta: &RequestMeta) -> Result<Value, ApiError> {
-        // One timer entry for the whole wait, not one per look: a waiter woken by a change
-        // it does not subscribe to goes back to sleep without registering a new entry in
-        // the timer wheel and cancelling the old one (10,000 watchers of other tasks did
-        // both at every change). Once the deadline passed the look answers.
+        // No timer of our own: the bucket's watch wakes us at every change and once at
+        // the bucket's end, which is at or after our deadline (the look then answers).
+        // A woken waiter thus has nothing to cancel, and one that goes back to sleep
+        // registers nothing new.
+        while self.rx.changed().await.is_ok() {
+            if let Some(v) = self.look(svc, meta).await? {
+                return Ok(v);
+            }
+        }
+        // The bucket's forwarder is gone: it ends at the bucket's end (past our
+        // deadline, so this look answers) or when the database's channel closes.
+        if let Some(v) = self.look(svc, meta).await? {
+            return Ok(v);
+        }
+        self.sleep_alone(svc, meta).await
+    }
+
+    /// The wait without a bucket, on the database's watch and a timer of its own: only
+    /// if a bucket's forwarder ended before this waiter's deadline, which its rules
+    /// exclude (kept so that a wait still ends at its deadline if they were broken).
+    async fn sleep_alone(mut self, svc: &Service, meta: &RequestMeta) -> Result<Value, ApiError> {
+        self.rx = svc.db.subscribe();
         let deadline = tokio::time::sleep_until(self.deadline);
         tokio::pin!(deadline);
         loop {
+            if let Some(v) = self.look(svc, meta).await? {
+                return Ok(v);
+            }
             tokio::select! {
                 biased;
                 changed = self.rx.changed() => if changed.is_err() {
                     return Err(ApiError::internal("the database is shutting down"));
                 },
                 () = &mut deadline => {}
-            }
-            if let Some(v) = self.look(svc, meta).await? {
-                return Ok(v);
             }
         }
     }
@@ -347,6 +379,135 @@ impl Wait {
             }
             _ => batch,
         }))
+    }
+}
+
+/// Shared deadline buckets for sleeping `event.from` calls.
+///
+/// Every change wakes every waiter (one store in the database's watch channel), so a
+/// waiter's own timer is almost never the thing that ends its wait, yet each one put an
+/// entry in tokio's timer wheel and, woken by a change, cancelled it under the wheel's
+/// lock: a quarter of a woken waiter's own work in a fan-out. Here waiters whose
+/// deadlines are close share one bucket: one forwarder task holds the bucket's single
+/// timer and a receiver of the database's watch, and stores into the bucket's own watch
+/// at every change and drops it at the bucket's end. A waiter sleeps on that watch alone,
+/// so it has no timer entry to cancel, and nothing of its own to unlink when woken.
+///
+/// Bounds. A bucket's end is its waiters' deadlines rounded up to a multiple of its
+/// width, [`bucket_width`] of the timeout: the largest power of two milliseconds not
+/// above 1/32 of the timeout, at least 1 ms and at most 1,024 ms. So a wait never ends
+/// before its deadline (the look checks the deadline itself; the end only says when to
+/// look), and ends less than one width after it (plus tokio's 1 ms timer tick and
+/// scheduling). The work is bounded too: a bucket lives while it has a waiter and until
+/// its end, so there are never more buckets than sleeping waiters; a change costs one
+/// forwarder wake-up per bucket, and long waits (the common 30 s–24 h) get 1 s buckets,
+/// so waiters arriving over a second share one.
+pub struct Deadlines {
+    /// Bucket ends are counted from here (any fixed instant would do).
+    origin: Instant,
+    /// Live buckets by their end (nanoseconds after `origin`); the lock is held only to
+    /// find, add or remove one, never across an await.
+    buckets: Arc<parking_lot::Mutex<FxHashMap<u64, Arc<watch::Sender<u64>>>>>,
+}
+
+impl Default for Deadlines {
+    fn default() -> Self {
+        Deadlines {
+            origin: Instant::now(),
+            buckets: Arc::default(),
+        }
+    }
+}
+
+/// How far past its deadline a wait of `timeout` may end: see [`Deadlines`].
+fn bucket_width(timeout: Duration) -> Duration {
+    let ms = u64::try_from(timeout.as_millis() / 32)
+        .unwrap_or(u64::MAX)
+        .clamp(1, 1024);
+    // The largest power of two not above `ms`, so that a coarser bucket's end is also
+    // on every finer grid and waits of different timeouts can share it.
+    Duration::from_millis(1 << ms.ilog2())
+}
+
+impl Deadlines {
+    /// How many buckets are live (each has a forwarder task), for tests and diagnostics.
+    pub fn buckets(&self) -> usize {
+        self.buckets.lock().len()
+    }
+
+    /// The end of the bucket for `deadline` (of a wait of `timeout`): its key and instant.
+    fn end(&self, deadline: Instant, timeout: Duration) -> (u64, Instant) {
+        // Nanoseconds after `origin`: 24 h are 8.6e13, far from u64's limit.
+        let width = bucket_width(timeout).as_nanos() as u64;
+        let after = u64::try_from(deadline.saturating_duration_since(self.origin).as_nanos())
+            .unwrap_or(u64::MAX / 2);
+        let key = after.div_ceil(width) * width;
+        (key, self.origin + Duration::from_nanos(key))
+    }
+
+    /// A receiver of the bucket for `deadline`, made (with its forwarder) if there is
+    /// none. Every change after this call reaches the receiver: a new bucket's forwarder
+    /// subscribes to the database before this returns, an existing one did earlier.
+    fn join(
+        &self,
+        db: &crate::db::Db,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> watch::Receiver<u64> {
+        let (key, end) = self.end(deadline, timeout);
+        if let Some(tx) = self.buckets.lock().get(&key) {
+            return tx.subscribe();
+        }
+        // Subscribed outside the buckets' lock: it takes the tables' read lock.
+        let changes = db.subscribe();
+        let mut buckets = self.buckets.lock();
+        if let Some(tx) = buckets.get(&key) {
+            return tx.subscribe();
+        }
+        let tx = Arc::new(watch::channel(0).0);
+        let rx = tx.subscribe();
+        buckets.insert(key, tx.clone());
+        drop(buckets);
+        tokio::spawn(forward(self.buckets.clone(), key, end, tx, changes));
+        rx
+    }
+}
+
+/// A bucket's forwarder: passes every change on to the bucket's waiters until the
+/// bucket's end, then drops the bucket's sender (each waiter's `changed` then fails and
+/// it looks: its deadline has passed). It also ends as soon as the bucket has no waiter
+/// left (all answered), so an idle bucket costs no wake-up per change.
+async fn forward(
+    buckets: Arc<parking_lot::Mutex<FxHashMap<u64, Arc<watch::Sender<u64>>>>>,
+    key: u64,
+    end: Instant,
+    tx: Arc<watch::Sender<u64>>,
+    mut changes: watch::Receiver<u64>,
+) {
+    let timer = tokio::time::sleep_until(end);
+    tokio::pin!(timer);
+    loop {
+        tokio::select! {
+            biased;
+            changed = changes.changed() => match changed {
+                Ok(()) => tx.send_modify(|_| ()),
+                Err(_) => break,
+            },
+            () = &mut timer => break,
+            () = tx.closed() => {
+                // Waiters join under the buckets' lock, so none can join once this
+                // found none and removed the bucket.
+                let mut map = buckets.lock();
+                if tx.receiver_count() == 0 {
+                    map.remove(&key);
+                    return;
+                }
+            }
+        }
+    }
+    let mut map = buckets.lock();
+    if map.get(&key).is_some_and(|t| Arc::ptr_eq(t, &tx)) {
+        map.remove(&key);
     }
 }
 
@@ -673,6 +834,60 @@ mod tests {
         assert!(!Sub::parse("task").matches("pool", "r"));
         assert!(Sub::parse("task/OpaqueRef:a").matches("task", "OpaqueRef:a"));
         assert!(!Sub::parse("task/OpaqueRef:a").matches("task", "OpaqueRef:b"));
+    }
+
+    #[test]
+    fn bucket_widths() {
+        let ms = Duration::from_millis;
+        assert_eq!(bucket_width(Duration::ZERO), ms(1));
+        assert_eq!(bucket_width(ms(63)), ms(1));
+        assert_eq!(bucket_width(ms(64)), ms(2));
+        assert_eq!(bucket_width(ms(300)), ms(8));
+        assert_eq!(bucket_width(Duration::from_secs(1)), ms(16));
+        assert_eq!(bucket_width(Duration::from_secs(30)), ms(512));
+        assert_eq!(bucket_width(Duration::from_secs(120)), ms(1024));
+        assert_eq!(bucket_width(MAX_WAIT), ms(1024));
+        for t in [0, 1, 31, 32, 33, 100, 999, 5_000, 40_000, 86_400_000] {
+            let (t, w) = (ms(t), bucket_width(ms(t)));
+            assert!(w >= ms(1) && w <= ms(1024) && (w <= t / 32 || w == ms(1)));
+        }
+    }
+
+    /// A deadline on a bucket's edge keeps that bucket; one just past it gets the next
+    /// one, never the one before (that would end the wait early); none is more than a
+    /// width late; and deadlines in one cell share a bucket.
+    #[test]
+    fn bucket_ends_are_never_early_nor_a_width_late() {
+        let d = Deadlines::default();
+        for timeout in [
+            Duration::from_millis(20),
+            Duration::from_millis(300),
+            MAX_WAIT,
+        ] {
+            let w = bucket_width(timeout);
+            let edge = d.origin + w * 1000;
+            for (deadline, cell) in [
+                (edge, 1000),
+                (edge + Duration::from_nanos(1), 1001),
+                (edge + w / 2, 1001),
+                (edge + w - Duration::from_nanos(1), 1001),
+                (edge + w, 1001),
+                (edge + w + Duration::from_nanos(1), 1002),
+            ] {
+                let (key, end) = d.end(deadline, timeout);
+                assert!(end >= deadline, "{timeout:?}: {end:?} before {deadline:?}");
+                assert!(end - deadline < w, "{timeout:?}: {end:?} a width late");
+                assert_eq!(end, d.origin + w * cell);
+                assert_eq!(u128::from(key), (w * cell).as_nanos());
+            }
+        }
+        // A coarse bucket's end is on the finer grids: waits of other timeouts share it.
+        let coarse = d.end(d.origin + Duration::from_millis(4096), MAX_WAIT);
+        let fine = d.end(
+            d.origin + Duration::from_millis(4096),
+            Duration::from_millis(300),
+        );
+        assert_eq!(coarse, fine);
     }
 
     #[test]
