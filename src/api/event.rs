@@ -8,6 +8,7 @@
 //! the reply is serialised after the read lock is released.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use md5::{Digest, Md5};
@@ -245,14 +246,15 @@ impl Answer {
 }
 
 /// A sleeping `event.from`: only what its answer needs (the caller's session, its
-/// subscriptions, its token and deadline, and what wakes it: the database's watch for the
-/// first look, its deadline bucket's watch once it sleeps, see [`Deadlines`]).
+/// subscriptions, its token and deadline, and its deadline bucket with the bucket's epoch
+/// it last looked at, see [`Deadlines`]).
 pub struct Wait {
     session_ref: String,
     subs: Vec<Sub>,
     since: u64,
     deadline: Instant,
-    rx: tokio::sync::watch::Receiver<u64>,
+    bucket: Option<Ticket>,
+    seen: u64,
 }
 
 /// `event.from(classes, token, timeout)`.
@@ -268,27 +270,30 @@ pub async fn from(ctx: &Ctx<'_>, args: &[Value]) -> Result<Answer, ApiError> {
     // generation seen, and `changed` marks the one it returns for seen, so any later
     // store is unseen. (No `borrow_and_update` per look: that is the channel's lock,
     // which 10,000 waiters woken at once would take in turn on both cores.)
-    let wait = Wait {
+    let rx = ctx.svc.db.subscribe();
+    let mut wait = Wait {
         session_ref: ctx.caller().session_ref.to_string(),
         subs,
         since,
         deadline,
-        rx: ctx.svc.db.subscribe(),
+        bucket: None,
+        seen: 0,
     };
-    let mut wait = wait;
     match wait.look(ctx.svc, ctx.meta).await? {
         Some(v) => Ok(Answer::Done(v)),
         None => {
             // Nothing to answer yet: the reply's buffer is not needed while we sleep.
             ctx.meta.reply.release();
-            // From now on the bucket's watch wakes us, at a change and at the bucket's
-            // end. Its forwarder saw every change after the join; one that landed between
-            // the look and the join is in our own receiver: then look again at once.
-            let mut bucket = ctx.svc.event_deadlines.join(&ctx.svc.db, deadline, timeout);
-            if wait.rx.has_changed().unwrap_or(true) {
-                bucket.mark_changed();
+            // From now on the bucket wakes us, at a change and at the bucket's end. Its
+            // forwarder passes on every change after the join; one that landed between
+            // the look and the join is in our own receiver: then look again at once (an
+            // epoch we have not seen).
+            let bucket = ctx.svc.event_deadlines.join(&ctx.svc.db, deadline, timeout);
+            wait.seen = bucket.0.epoch.load(Ordering::Acquire);
+            if rx.has_changed().unwrap_or(true) {
+                wait.seen = wait.seen.wrapping_sub(1);
             }
-            wait.rx = bucket;
+            wait.bucket = Some(bucket);
             Ok(Answer::Wait(wait))
         }
     }
@@ -298,28 +303,44 @@ impl Wait {
     /// Sleeps until a change or the deadline, looks again, and so on until there is an
     /// answer.
     pub async fn finish(mut self, svc: &Service, meta: &RequestMeta) -> Result<Value, ApiError> {
-        // No timer of our own: the bucket's watch wakes us at every change and once at
-        // the bucket's end, which is at or after our deadline (the look then answers).
-        // A woken waiter thus has nothing to cancel, and one that goes back to sleep
-        // registers nothing new.
-        while self.rx.changed().await.is_ok() {
-            if let Some(v) = self.look(svc, meta).await? {
-                return Ok(v);
+        // No timer of our own: the bucket wakes us at every change and once at its end,
+        // which is at or after our deadline (the look then answers). A woken waiter has
+        // nothing to cancel or unlink: `notify_waiters` took it off the bucket's list.
+        let Some(ticket) = self.bucket.take() else {
+            return self.sleep_alone(svc, meta).await;
+        };
+        let bucket = &ticket.0;
+        loop {
+            let epoch = bucket.epoch.load(Ordering::Acquire);
+            if epoch != self.seen {
+                self.seen = epoch;
+                if let Some(v) = self.look(svc, meta).await? {
+                    return Ok(v);
+                }
+                if bucket.ended.load(Ordering::Acquire) {
+                    // Past the bucket's end yet not answered: its rules exclude this.
+                    drop(ticket);
+                    return self.sleep_alone(svc, meta).await;
+                }
+                continue;
+            }
+            // On the list before the epoch is checked again: a change passed on after
+            // that check notifies us, one before it moved the epoch.
+            let woken = bucket.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if bucket.epoch.load(Ordering::Acquire) == self.seen {
+                woken.await;
             }
         }
-        // The bucket's forwarder is gone: it ends at the bucket's end (past our
-        // deadline, so this look answers) or when the database's channel closes.
-        if let Some(v) = self.look(svc, meta).await? {
-            return Ok(v);
-        }
-        self.sleep_alone(svc, meta).await
     }
 
     /// The wait without a bucket, on the database's watch and a timer of its own: only
     /// if a bucket's forwarder ended before this waiter's deadline, which its rules
     /// exclude (kept so that a wait still ends at its deadline if they were broken).
     async fn sleep_alone(mut self, svc: &Service, meta: &RequestMeta) -> Result<Value, ApiError> {
-        self.rx = svc.db.subscribe();
+        self.bucket = None;
+        let mut rx = svc.db.subscribe();
         let deadline = tokio::time::sleep_until(self.deadline);
         tokio::pin!(deadline);
         loop {
@@ -328,7 +349,7 @@ impl Wait {
             }
             tokio::select! {
                 biased;
-                changed = self.rx.changed() => if changed.is_err() {
+                changed = rx.changed() => if changed.is_err() {
                     return Err(ApiError::internal("the database is shutting down"));
                 },
                 () = &mut deadline => {}
@@ -389,9 +410,12 @@ impl Wait {
 /// entry in tokio's timer wheel and, woken by a change, cancelled it under the wheel's
 /// lock: a quarter of a woken waiter's own work in a fan-out. Here waiters whose
 /// deadlines are close share one bucket: one forwarder task holds the bucket's single
-/// timer and a receiver of the database's watch, and stores into the bucket's own watch
-/// at every change and drops it at the bucket's end. A waiter sleeps on that watch alone,
-/// so it has no timer entry to cancel, and nothing of its own to unlink when woken.
+/// timer and a receiver of the database's watch, and at every change moves the bucket's
+/// epoch and wakes the bucket's waiters (`Notify::notify_waiters`), and once more at the
+/// bucket's end. A waiter sleeps on that alone, so it has no timer entry to cancel, and
+/// nothing to unlink when woken: `notify_waiters` took it off the list. (A watch channel
+/// per bucket did the same with 0.2k more per woken waiter: its `changed` makes and drops
+/// a second registration before it sees the new version.)
 ///
 /// Bounds. A bucket's end is its waiters' deadlines rounded up to a multiple of its
 /// width, [`bucket_width`] of the timeout: the largest power of two milliseconds not
@@ -407,7 +431,36 @@ pub struct Deadlines {
     origin: Instant,
     /// Live buckets by their end (nanoseconds after `origin`); the lock is held only to
     /// find, add or remove one, never across an await.
-    buckets: Arc<parking_lot::Mutex<FxHashMap<u64, Arc<watch::Sender<u64>>>>>,
+    buckets: Arc<BucketMap>,
+}
+
+type BucketMap = parking_lot::Mutex<FxHashMap<u64, Arc<Bucket>>>;
+
+/// One deadline bucket, shared by its waiters and its forwarder.
+#[derive(Default)]
+struct Bucket {
+    /// Moves at every change passed on, and once more at the bucket's end.
+    epoch: AtomicU64,
+    /// Set (before the last move of `epoch`) when the bucket's end has passed.
+    ended: AtomicBool,
+    /// Where waiters sleep.
+    wake: tokio::sync::Notify,
+    /// Waiters holding a [`Ticket`]; changed only under the buckets' lock when it grows.
+    waiters: AtomicUsize,
+    /// Tells the forwarder that the last waiter left.
+    empty: tokio::sync::Notify,
+}
+
+/// A waiter's hold on its bucket: the last one to go tells the forwarder, which then
+/// ends, so a bucket does not outlive its waiters.
+struct Ticket(Arc<Bucket>);
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if self.0.waiters.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.empty.notify_one();
+        }
+    }
 }
 
 impl Default for Deadlines {
@@ -445,43 +498,42 @@ impl Deadlines {
         (key, self.origin + Duration::from_nanos(key))
     }
 
-    /// A receiver of the bucket for `deadline`, made (with its forwarder) if there is
-    /// none. Every change after this call reaches the receiver: a new bucket's forwarder
+    /// A ticket for the bucket of `deadline`, made (with its forwarder) if there is none.
+    /// Every change after this call is passed on to it: a new bucket's forwarder
     /// subscribes to the database before this returns, an existing one did earlier.
-    fn join(
-        &self,
-        db: &crate::db::Db,
-        deadline: Instant,
-        timeout: Duration,
-    ) -> watch::Receiver<u64> {
+    fn join(&self, db: &crate::db::Db, deadline: Instant, timeout: Duration) -> Ticket {
         let (key, end) = self.end(deadline, timeout);
-        if let Some(tx) = self.buckets.lock().get(&key) {
-            return tx.subscribe();
+        let ticket = |b: &Arc<Bucket>| {
+            b.waiters.fetch_add(1, Ordering::AcqRel);
+            Ticket(b.clone())
+        };
+        if let Some(b) = self.buckets.lock().get(&key) {
+            return ticket(b);
         }
         // Subscribed outside the buckets' lock: it takes the tables' read lock.
         let changes = db.subscribe();
         let mut buckets = self.buckets.lock();
-        if let Some(tx) = buckets.get(&key) {
-            return tx.subscribe();
+        if let Some(b) = buckets.get(&key) {
+            return ticket(b);
         }
-        let tx = Arc::new(watch::channel(0).0);
-        let rx = tx.subscribe();
-        buckets.insert(key, tx.clone());
+        let bucket = Arc::new(Bucket::default());
+        let t = ticket(&bucket);
+        buckets.insert(key, bucket.clone());
         drop(buckets);
-        tokio::spawn(forward(self.buckets.clone(), key, end, tx, changes));
-        rx
+        tokio::spawn(forward(self.buckets.clone(), key, end, bucket, changes));
+        t
     }
 }
 
 /// A bucket's forwarder: passes every change on to the bucket's waiters until the
-/// bucket's end, then drops the bucket's sender (each waiter's `changed` then fails and
-/// it looks: its deadline has passed). It also ends as soon as the bucket has no waiter
-/// left (all answered), so an idle bucket costs no wake-up per change.
+/// bucket's end, then wakes them once more with `ended` set (each looks: its deadline has
+/// passed). It also ends as soon as the bucket has no waiter left (all answered), so an
+/// idle bucket costs no wake-up per change.
 async fn forward(
-    buckets: Arc<parking_lot::Mutex<FxHashMap<u64, Arc<watch::Sender<u64>>>>>,
+    buckets: Arc<BucketMap>,
     key: u64,
     end: Instant,
-    tx: Arc<watch::Sender<u64>>,
+    bucket: Arc<Bucket>,
     mut changes: watch::Receiver<u64>,
 ) {
     let timer = tokio::time::sleep_until(end);
@@ -490,25 +542,35 @@ async fn forward(
         tokio::select! {
             biased;
             changed = changes.changed() => match changed {
-                Ok(()) => tx.send_modify(|_| ()),
+                Ok(()) => {
+                    // The epoch first: a waiter checks it after putting itself on the
+                    // list, so it either sees the move or is on the list to be woken.
+                    bucket.epoch.fetch_add(1, Ordering::AcqRel);
+                    bucket.wake.notify_waiters();
+                }
                 Err(_) => break,
             },
             () = &mut timer => break,
-            () = tx.closed() => {
+            () = bucket.empty.notified() => {
                 // Waiters join under the buckets' lock, so none can join once this
                 // found none and removed the bucket.
                 let mut map = buckets.lock();
-                if tx.receiver_count() == 0 {
+                if bucket.waiters.load(Ordering::Acquire) == 0 {
                     map.remove(&key);
                     return;
                 }
             }
         }
     }
-    let mut map = buckets.lock();
-    if map.get(&key).is_some_and(|t| Arc::ptr_eq(t, &tx)) {
-        map.remove(&key);
+    {
+        let mut map = buckets.lock();
+        if map.get(&key).is_some_and(|b| Arc::ptr_eq(b, &bucket)) {
+            map.remove(&key);
+        }
     }
+    bucket.ended.store(true, Ordering::Release);
+    bucket.epoch.fetch_add(1, Ordering::AcqRel);
+    bucket.wake.notify_waiters();
 }
 
 /// A non-empty batch as the call's answer: the whole shared reply body when there is one
