@@ -577,6 +577,8 @@ mod tests {
             ("xclarity:jobTitle", r#"{"an":"object title"}"#),
             ("xclarity:jobState", r#""Validating""#),
             ("other:key", "v"),
+            // A kept field's name is the client's: escaped as any text of theirs.
+            ("xclarity:quo\"te\\d", r#""named oddly""#),
         ];
         let mut tasks = Vec::new();
         for status in ["pending", "success", "failure", "cancelling", "cancelled"] {
