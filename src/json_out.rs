@@ -17,8 +17,21 @@ const fn escaped(b: u8) -> bool {
 }
 const ESCAPED: scan::Table = scan::table!(escaped);
 
-fn plain(s: &str) -> bool {
+/// Whether serde_json writes `s` as it is (nothing in it is escaped).
+pub fn plain(s: &str) -> bool {
     scan::find(s.as_bytes(), escaped, &ESCAPED).is_none()
+}
+
+/// The JSON string of `parts` joined, each known to be [`plain`]: our literals, and texts
+/// the caller scanned once where a document repeats them (a Redfish Task's uuid is in
+/// eight of its strings). Debug builds check.
+pub fn plain_string_of(out: &mut Vec<u8>, parts: &[&str]) {
+    debug_assert!(parts.iter().all(|p| plain(p)), "{parts:?} needs escaping");
+    out.push(b'"');
+    for p in parts {
+        out.extend_from_slice(p.as_bytes());
+    }
+    out.push(b'"');
 }
 
 /// A JSON string as serde_json writes it.
@@ -137,9 +150,16 @@ impl<'a> Object<'a> {
         string_of(self.out, parts);
     }
 
+    /// A string member made of [`plain`] `parts` ([`plain_string_of`]).
+    pub fn plain_of(&mut self, key: &'static str, parts: &[&str]) {
+        self.key(key);
+        plain_string_of(self.out, parts);
+    }
+
     pub fn int(&mut self, key: &'static str, value: i64) {
         self.key(key);
-        self.out.extend_from_slice(value.to_string().as_bytes());
+        // serde_json's own integer writer: its digits, without a `String` per number.
+        serde_json::to_writer(&mut *self.out, &value).expect("writing to a Vec cannot fail");
     }
 
     pub fn bool(&mut self, key: &'static str, value: bool) {
@@ -183,6 +203,12 @@ impl<'a> Array<'a> {
     pub fn str(&mut self, value: &str) {
         self.item();
         string(self.out, value);
+    }
+
+    /// An item made of [`plain`] `parts` ([`plain_string_of`]).
+    pub fn plain_of(&mut self, parts: &[&str]) {
+        self.item();
+        plain_string_of(self.out, parts);
     }
 
     pub fn object(&mut self, f: impl FnOnce(&mut Object<'_>)) {

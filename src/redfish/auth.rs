@@ -141,7 +141,9 @@ pub async fn authenticate(svc: &Arc<Service>, headers: &HeaderMap) -> Result<Cal
 /// is no token: the request may still bring Basic credentials).
 pub fn token(headers: &HeaderMap) -> Option<&str> {
     headers
-        .get("x-auth-token")
+        // A name made at compile time: a `&str` key is parsed (and its case checked)
+        // on every lookup.
+        .get(const { hyper::header::HeaderName::from_static("x-auth-token") })
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
 }

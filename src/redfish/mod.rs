@@ -75,13 +75,18 @@ pub async fn handle(
 }
 
 async fn answer(svc: &Arc<Service>, _: &Limits, req: Request<Bytes>) -> Answer {
-    let path = req.uri().path().to_string();
-    let method = req.method().as_str().to_string();
-    let Some(route) = Route::parse(&path) else {
-        return protocol::not_found(&path);
+    // The head's parts are borrowed from here on (copying the path and the method into
+    // `String`s cost two allocations per request); the body is moved out of the way.
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path();
+    let method = parts.method.as_str();
+    let Some(route) = Route::parse(path) else {
+        return protocol::not_found(path);
     };
     // DSP0266: a request for an OData version we do not serve is refused with 412.
-    if let Some(v) = req.headers().get("odata-version")
+    if let Some(v) = parts
+        .headers
+        .get(const { hyper::header::HeaderName::from_static("odata-version") })
         && v.as_bytes() != b"4.0"
     {
         return protocol::error(
@@ -92,7 +97,7 @@ async fn answer(svc: &Arc<Service>, _: &Limits, req: Request<Bytes>) -> Answer {
     }
     // No `$` query options are implemented ($top, $skip, $expand, $select, $filter…):
     // 501, as DSP0266 asks for unsupported ones. Other parameters are ignored.
-    if let Some(q) = req.uri().query()
+    if let Some(q) = parts.uri.query()
         && let Some(opt) = q
             .split('&')
             .map(|kv| kv.split('=').next().unwrap_or_default())
@@ -104,8 +109,8 @@ async fn answer(svc: &Arc<Service>, _: &Limits, req: Request<Bytes>) -> Answer {
             &[opt],
         );
     }
-    let effective = if method == "HEAD" { "GET" } else { &method };
-    if !route.allows(&method) {
+    let effective = if method == "HEAD" { "GET" } else { method };
+    if !route.allows(method) {
         return protocol::method_not_allowed(route.allow());
     }
     // A GET of a task with a token: the token is checked by the task's read (one pass
@@ -113,45 +118,40 @@ async fn answer(svc: &Arc<Service>, _: &Limits, req: Request<Bytes>) -> Answer {
     // read), a token it refuses answered 401 as the check's would be.
     if let Route::Task(id) = &route
         && effective == "GET"
-        && let Some(token) = auth::token(req.headers())
+        && let Some(token) = auth::token(&parts.headers)
     {
-        return with_allow(
-            tasks::get_task_by_token(svc, token, id, &path).await,
-            &route,
-        );
+        return with_allow(tasks::get_task_by_token(svc, token, id, path).await, &route);
     }
-    let caller = if route.is_public(&method) {
+    let caller = if route.is_public(method) {
         None
     } else {
-        match auth::authenticate(svc, req.headers()).await {
+        match auth::authenticate(svc, &parts.headers).await {
             Ok(c) => Some(c),
             Err(()) => return protocol::unauthorized(),
         }
     };
-    let body = req.into_body();
     // `route.allows` above admits POST only on the login URIs and the action, and
     // DELETE only on sessions, tasks and monitors.
     let a = match (effective, caller.as_ref()) {
-        ("GET", caller) => get(svc, &route, caller, &path).await,
+        ("GET", caller) => get(svc, &route, caller, path).await,
         ("POST", _) if matches!(route, Route::Sessions | Route::SessionsMembers) => {
             sessions::create(svc, &body).await
         }
         ("POST", Some(caller)) if route == Route::DeleteAllCompletedTasks => {
             tasks::delete_all_completed(svc, caller).await
         }
-        ("DELETE", Some(caller)) => delete(svc, &route, caller, &path).await,
+        ("DELETE", Some(caller)) => delete(svc, &route, caller, path).await,
         _ => protocol::method_not_allowed(route.allow()),
     };
     with_allow(a, &route)
 }
 
 /// A success answers with the methods its resource allows.
-fn with_allow(a: Answer, r: &Route) -> Answer {
+fn with_allow(mut a: Answer, r: &Route) -> Answer {
     if a.status.is_success() {
-        a.header(hyper::header::ALLOW, r.allow())
-    } else {
-        a
+        a.allow = Some(r.allow_value());
     }
+    a
 }
 
 async fn get(

@@ -108,6 +108,7 @@ pub fn metadata() -> Answer {
         status: hyper::StatusCode::OK,
         body: protocol::Body::Xml(x),
         headers: Vec::new(),
+        allow: None,
     }
 }
 

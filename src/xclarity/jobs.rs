@@ -75,9 +75,21 @@ impl Node {
 /// Tasks as the job views need them, by ref: all of them (the list of every job), or only
 /// the trees of the jobs a request names.
 pub struct Tasks {
-    pub by_ref: FxHashMap<String, Node>,
-    /// jobUID → ref.
-    by_uuid: FxHashMap<String, String>,
+    /// Each task once (by ref), not deleted.
+    nodes: Vec<Node>,
+    /// The lookups of more than [`SMALL`] tasks; fewer are searched in `nodes`.
+    index: Option<Index>,
+}
+
+/// Up to this many tasks are looked up by a search of the list: a GET of one job (the
+/// hot read) built two hash maps for it, which cost 1.4k instructions of the request's
+/// 36k; eight comparisons of a ref cost less than hashing it once.
+const SMALL: usize = 8;
+
+/// Ref → place in `nodes`, and jobUID → place.
+struct Index {
+    by_ref: FxHashMap<String, usize>,
+    by_uuid: FxHashMap<String, usize>,
 }
 
 impl Tasks {
@@ -163,23 +175,58 @@ impl Tasks {
         Ok(Tasks::from_nodes(nodes))
     }
 
-    /// The tasks among `nodes` that are not deleted.
+    /// The tasks among `nodes` that are not deleted; a ref given twice is its last node
+    /// (as a map's insert would keep it).
     pub fn from_nodes(nodes: Vec<Node>) -> Tasks {
-        let by_ref: FxHashMap<String, Node> = nodes
-            .into_iter()
-            .filter(|n| !n.deleted())
-            .map(|n| (n.r.clone(), n))
-            .collect();
-        let by_uuid = by_ref
-            .values()
-            .map(|n| (n.fields.uuid.clone(), n.r.clone()))
-            .collect();
-        Tasks { by_ref, by_uuid }
+        let mut kept: Vec<Node> = Vec::with_capacity(nodes.len());
+        let mut by_ref: FxHashMap<String, usize> = FxHashMap::default();
+        let big = nodes.len() > SMALL;
+        for n in nodes.into_iter().filter(|n| !n.deleted()) {
+            let at = if big {
+                by_ref.get(&n.r).copied()
+            } else {
+                kept.iter().position(|k| k.r == n.r)
+            };
+            match at {
+                Some(i) => kept[i] = n,
+                None => {
+                    if big {
+                        by_ref.insert(n.r.clone(), kept.len());
+                    }
+                    kept.push(n);
+                }
+            }
+        }
+        let index = big.then(|| Index {
+            by_uuid: kept
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n.fields.uuid.clone(), i))
+                .collect(),
+            by_ref,
+        });
+        Tasks { nodes: kept, index }
+    }
+
+    /// How many tasks were loaded.
+    fn count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The loaded task with this ref.
+    pub fn get(&self, r: &str) -> Option<&Node> {
+        match &self.index {
+            Some(ix) => ix.by_ref.get(r).map(|&i| &self.nodes[i]),
+            None => self.nodes.iter().find(|n| n.r == r),
+        }
     }
 
     /// The (not deleted, loaded) task with this jobUID.
     pub fn find(&self, uuid: &str) -> Option<&Node> {
-        self.by_uuid.get(uuid).and_then(|r| self.by_ref.get(r))
+        match &self.index {
+            Some(ix) => ix.by_uuid.get(uuid).map(|&i| &self.nodes[i]),
+            None => self.nodes.iter().find(|n| n.fields.uuid == uuid),
+        }
     }
 
     /// Each id's task, or 404 naming the first unknown one: every id is resolved before
@@ -198,18 +245,18 @@ impl Tasks {
         n.fields
             .subtasks
             .iter()
-            .filter_map(|r| self.by_ref.get(r))
+            .filter_map(|r| self.get(r))
             .collect()
     }
 
     /// Top-level tasks: nobody's subtask, or their parent is gone; oldest first.
     pub fn roots(&self) -> Vec<&Node> {
         let mut roots: Vec<&Node> = self
-            .by_ref
-            .values()
+            .nodes
+            .iter()
             .filter(|n| {
                 let parent = &n.fields.subtask_of;
-                parent == NULL_REF || !self.by_ref.contains_key(parent)
+                parent == NULL_REF || self.get(parent).is_none()
             })
             .collect();
         roots.sort_by(|a, b| {
@@ -225,7 +272,7 @@ impl Tasks {
     pub fn list_all(&self, compact: bool) -> Vec<Vec<u8>> {
         // Each task once: the budget is only reached if the links ever formed a cycle.
         let mut r = Render {
-            left: self.by_ref.len(),
+            left: self.count(),
             cut: Vec::new(),
         };
         let mut out: Vec<Vec<u8>> = self
@@ -244,7 +291,7 @@ impl Tasks {
     /// The jobs named by `ids`, in their order (404 for an unknown one). The answer holds
     /// at most as many jobs as the tasks read for it, or [`MAX_REPEATED_JOBS`]: 400 beyond.
     pub fn list_named(&self, ids: &[String], compact: bool) -> Result<Vec<Vec<u8>>, Answer> {
-        let budget = self.by_ref.len().max(MAX_REPEATED_JOBS);
+        let budget = self.count().max(MAX_REPEATED_JOBS);
         let mut r = Render {
             left: budget,
             cut: Vec::new(),

@@ -100,7 +100,7 @@ async fn answer(svc: &Arc<Service>, req: Request<Bytes>) -> Answer {
         && !ids.is_empty()
         && let Some(session_ref) = sessions::cookie(req.headers(), sessions::SESSION_COOKIE)
     {
-        return jobs::get_named_unchecked(svc, &session_ref, ids, compact).await;
+        return jobs::get_named_unchecked(svc, session_ref, ids, compact).await;
     }
     let login = route == Route::Sessions && method == Method::POST;
     let caller = if login {

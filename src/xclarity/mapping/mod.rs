@@ -156,15 +156,40 @@ pub fn job_state(task: &TaskRecord) -> &'static str {
 /// XAPI progress (a fraction) → percentage, clamped to 0–100: a whole number when it is
 /// one (the usual case, so integers round-trip exactly), else rounded to 1/10000 %.
 pub fn percentage(progress: f64) -> Json {
+    match percent(progress) {
+        Percent::Whole(w) => json!(w),
+        Percent::Fraction(f) => json!(f),
+    }
+}
+
+/// [`percentage`]'s number, before it is a JSON value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Percent {
+    Whole(i64),
+    Fraction(f64),
+}
+
+impl Percent {
+    /// As serde_json writes the number (its own writers: the same digits as the value's).
+    fn write(self, out: &mut Vec<u8>) {
+        let written = match self {
+            Percent::Whole(w) => serde_json::to_writer(&mut *out, &w),
+            Percent::Fraction(f) => serde_json::to_writer(&mut *out, &f),
+        };
+        written.expect("writing to a Vec cannot fail");
+    }
+}
+
+fn percent(progress: f64) -> Percent {
     if progress.is_nan() {
-        return json!(0);
+        return Percent::Whole(0);
     }
     let p = (progress * 100.0).clamp(0.0, 100.0);
     let whole = p.round();
     if (p - whole).abs() < 1e-6 {
-        json!(whole as i64)
+        Percent::Whole(whole as i64)
     } else {
-        json!((p * 10_000.0).round() / 10_000.0)
+        Percent::Fraction((p * 10_000.0).round() / 10_000.0)
     }
 }
 
@@ -191,11 +216,20 @@ pub fn progress(v: &Json) -> Result<f64, Invalid> {
 
 /// XAPI date → RFC 3339 (`2024-01-01T12:00:00Z`); the epoch and anything unreadable → "".
 pub fn rfc3339(xapi: &str) -> String {
+    rfc3339_parts(xapi).map(|p| p.concat()).unwrap_or_default()
+}
+
+/// [`rfc3339`] in pieces of the XAPI text (joined as they are written), `None` for "".
+fn rfc3339_parts(xapi: &str) -> Option<[&str; 8]> {
     let b = xapi.as_bytes();
     if b.len() != 18 || b[8] != b'T' || b[17] != b'Z' || xapi.starts_with("19700101") {
-        return String::new();
+        return None;
     }
-    [
+    // Slicing the text below needs char boundaries (a date is ASCII when it is one).
+    if !xapi.is_ascii() {
+        return None;
+    }
+    Some([
         &xapi[0..4],
         "-",
         &xapi[4..6],
@@ -204,8 +238,7 @@ pub fn rfc3339(xapi: &str) -> String {
         "T",
         &xapi[9..17],
         "Z",
-    ]
-    .concat()
+    ])
 }
 
 /// The job fields and what a client may send in each. Fields not listed are kept as
@@ -264,55 +297,94 @@ fn kind(field: &str) -> Option<Kind> {
     FIELDS.iter().find(|(f, _)| *f == field).map(|(_, k)| *k)
 }
 
-/// Where one member of a job comes from.
+/// Where one member of a job comes from. Nothing is copied: the texts are the task's,
+/// or our literals (a job's parts were five allocations, the percentage a JSON value).
 enum Part<'a> {
     /// A kept `xclarity:*` value ([`stored`]).
     Stored(&'a str),
-    Text(std::borrow::Cow<'a, str>),
-    Value(Json),
+    Text(&'a str),
+    /// One of our literals (a job state, a default's ""): written without the escape
+    /// scan.
+    Ours(&'static str),
+    /// A date's RFC 3339 pieces ([`rfc3339_parts`]; `None` is ""), and whether they are
+    /// plain text (digits and `-T:Z`, as every date the server writes).
+    Date(Option<[&'a str; 8]>, bool),
+    Percent(Percent),
     EmptyList,
     /// The mapped subtasks (left out with `?compact=true`).
     Children,
 }
 
+/// A member's name: one of the job fields of our list (plain text), or a kept field's
+/// name, which a client chose.
+#[derive(Clone, Copy)]
+enum Key<'a> {
+    Ours(&'static str),
+    Kept(&'a str),
+}
+
+impl<'a> Key<'a> {
+    fn as_str(self) -> &'a str {
+        match self {
+            Key::Ours(k) => k,
+            Key::Kept(k) => k,
+        }
+    }
+}
+
+/// A date part: its pieces, and whether the text is digits and `T:Z` only.
+fn date(xapi: &str) -> Part<'_> {
+    let plain = xapi
+        .bytes()
+        .all(|c| c.is_ascii_digit() || matches!(c, b'T' | b':' | b'Z'));
+    Part::Date(rfc3339_parts(xapi), plain)
+}
+
 /// The members of the job of a task, in key order (serde_json's map order, so the
 /// document written from them is the one serde_json writes from [`job_json`]'s tree):
 /// the mapped fields, the kept `xclarity:*` fields, and the defaults of those not kept.
-fn job_parts(task: &TaskRecord, children: bool) -> Vec<(&str, Part<'_>)> {
-    let kept_or = |key: &str, text: &'_ str| match config(task, key) {
-        Some(v) => Part::Stored(v),
-        None => Part::Text(text.to_string().into()),
+fn job_parts<'a>(task: &'a TaskRecord, children: bool) -> Vec<(Key<'a>, Part<'a>)> {
+    let kept_or = |key: &str, text: &'a str| -> Part<'a> {
+        match config(task, key) {
+            Some(v) => Part::Stored(v),
+            None => Part::Text(text),
+        }
     };
     let end = if is_completed(&task.status) {
-        rfc3339(&task.finished)
+        date(&task.finished)
     } else {
-        String::new()
+        Part::Ours("")
     };
     // Every member of a job, listed in key order (sorting them per job cost more than
     // writing them). The mapped ones are never kept (`Server` or `Native` fields, skipped
     // below); the defaults are the values of fields every job shows while the task keeps
     // none, and a kept field takes its default's place or its own.
-    let mut parts: Vec<(&str, Part<'_>)> = Vec::with_capacity(24);
+    let mut parts: Vec<(Key<'a>, Part<'a>)> = Vec::with_capacity(24);
     if children {
-        parts.push(("children", Part::Children));
+        parts.push((Key::Ours("children"), Part::Children));
     }
-    let created = rfc3339(&task.created);
     parts.extend([
-        ("createDate", Part::Text(created.clone().into())),
-        ("createdBy", Part::Text("".into())), // default
-        ("endDate", Part::Text(end.into())),
-        ("jobCategory", Part::Text("".into())), // default
-        ("jobState", Part::Text(job_state(task).into())),
-        ("jobSummary", kept_or(SUMMARY_KEY, &task.name_description)),
-        ("jobTitle", kept_or(TITLE_KEY, &task.name_label)),
-        ("jobUID", Part::Text(task.uuid.as_str().into())),
-        ("logs", Part::EmptyList), // default
-        ("percentage", Part::Value(percentage(task.progress))),
+        (Key::Ours("createDate"), date(&task.created)),
+        (Key::Ours("createdBy"), Part::Ours("")), // default
+        (Key::Ours("endDate"), end),
+        (Key::Ours("jobCategory"), Part::Ours("")), // default
+        (Key::Ours("jobState"), Part::Ours(job_state(task))),
+        (
+            Key::Ours("jobSummary"),
+            kept_or(SUMMARY_KEY, &task.name_description),
+        ),
+        (Key::Ours("jobTitle"), kept_or(TITLE_KEY, &task.name_label)),
+        (Key::Ours("jobUID"), Part::Text(&task.uuid)),
+        (Key::Ours("logs"), Part::EmptyList), // default
+        (
+            Key::Ours("percentage"),
+            Part::Percent(percent(task.progress)),
+        ),
         // default: XAPI has no start time; the job started when it was created.
-        ("startDate", Part::Text(created.into())),
-        ("targetUUID", Part::Text("".into())), // default
+        (Key::Ours("startDate"), date(&task.created)),
+        (Key::Ours("targetUUID"), Part::Ours("")), // default
     ]);
-    debug_assert!(parts.windows(2).all(|w| w[0].0 < w[1].0));
+    debug_assert!(parts.windows(2).all(|w| w[0].0.as_str() < w[1].0.as_str()));
     for (key, value) in &task.other_config {
         let Some(field) = key.strip_prefix(PREFIX) else {
             continue;
@@ -321,9 +393,9 @@ fn job_parts(task: &TaskRecord, children: bool) -> Vec<(&str, Part<'_>)> {
             continue;
         }
         // As a map's insert: a member of the same name (a default) is replaced.
-        match parts.binary_search_by(|(f, _)| (*f).cmp(field)) {
+        match parts.binary_search_by(|(f, _)| f.as_str().cmp(field)) {
             Ok(at) => parts[at].1 = Part::Stored(value),
-            Err(at) => parts.insert(at, (field, Part::Stored(value))),
+            Err(at) => parts.insert(at, (Key::Kept(field), Part::Stored(value))),
         }
     }
     parts
@@ -338,12 +410,17 @@ pub fn job_json(task: &TaskRecord, children: Option<Vec<Json>>) -> Json {
     for (field, part) in job_parts(task, with_children) {
         let value = match part {
             Part::Stored(v) => stored(v),
-            Part::Text(t) => Json::String(t.into_owned()),
-            Part::Value(v) => v,
+            Part::Text(t) => Json::String(t.to_string()),
+            Part::Ours(t) => Json::String(t.to_string()),
+            Part::Date(d, _) => Json::String(d.map(|p| p.concat()).unwrap_or_default()),
+            Part::Percent(p) => match p {
+                Percent::Whole(w) => json!(w),
+                Percent::Fraction(f) => json!(f),
+            },
             Part::EmptyList => json!([]),
             Part::Children => Json::Array(std::mem::take(&mut children)),
         };
-        job.insert(field.to_string(), value);
+        job.insert(field.as_str().to_string(), value);
     }
     Json::Object(job)
 }
@@ -360,6 +437,7 @@ pub fn write_job(
     task: &TaskRecord,
     children: Option<WriteChildren<'_>>,
 ) -> Option<()> {
+    use crate::json_out::{plain_string_of, string, string_of};
     let parts = job_parts(task, children.is_some());
     let mut children = children;
     out.push(b'{');
@@ -367,12 +445,20 @@ pub fn write_job(
         if i > 0 {
             out.push(b',');
         }
-        crate::json_out::string(out, field);
+        // Our own names and literals need no escape scan; the client's texts do.
+        match field {
+            Key::Ours(k) => plain_string_of(out, &[k]),
+            Key::Kept(k) => string(out, k),
+        }
         out.push(b':');
         match part {
             Part::Stored(v) => write_stored(out, v),
-            Part::Text(t) => crate::json_out::string(out, &t),
-            Part::Value(v) => crate::json_out::value(out, &v),
+            Part::Text(t) => string(out, t),
+            Part::Ours(t) => plain_string_of(out, &[t]),
+            Part::Date(Some(p), true) => plain_string_of(out, &p),
+            Part::Date(Some(p), false) => string_of(out, &p),
+            Part::Date(None, _) => out.extend_from_slice(b"\"\""),
+            Part::Percent(p) => p.write(out),
             Part::EmptyList => out.extend_from_slice(b"[]"),
             Part::Children => {
                 if let Some(write) = children.as_mut() {
@@ -491,6 +577,8 @@ mod tests {
             ("xclarity:jobTitle", r#"{"an":"object title"}"#),
             ("xclarity:jobState", r#""Validating""#),
             ("other:key", "v"),
+            // A kept field's name is the client's: escaped as any text of theirs.
+            ("xclarity:quo\"te\\d", r#""named oddly""#),
         ];
         let mut tasks = Vec::new();
         for status in ["pending", "success", "failure", "cancelling", "cancelled"] {
