@@ -25,6 +25,7 @@
 //! garbage collector ([`leader`]).
 
 mod cache;
+mod channel;
 mod combine;
 mod conn;
 mod group;
