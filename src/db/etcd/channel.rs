@@ -111,6 +111,11 @@ impl Target {
 /// on the same attempt (bounded by `connect_timeout`).
 type Slot = Arc<OnceCell<Result<Sender, String>>>;
 
+/// How a connection's own task names its slot: not holding it (the slot holds a sender,
+/// and a connection with a sender left never ends), so that dropping the channel ends the
+/// connection once its streams are done.
+type SlotRef = std::sync::Weak<OnceCell<Result<Sender, String>>>;
+
 struct Shared {
     target: Target,
     /// Replaced by a fresh one when its connection failed or ended: the next call
@@ -119,10 +124,11 @@ struct Shared {
 }
 
 impl Shared {
-    /// Forgets `dead` if it is still the current slot.
-    fn forget(&self, dead: &Slot) {
+    /// Forgets `dead` if it is still the current slot. (A weak reference keeps the
+    /// allocation, so its address cannot be a newer slot's.)
+    fn forget(&self, dead: &SlotRef) {
         let mut slot = self.slot.lock();
-        if Arc::ptr_eq(&slot, dead) {
+        if std::ptr::eq(Arc::as_ptr(&slot), dead.as_ptr()) {
             *slot = Arc::new(OnceCell::new());
         }
     }
@@ -131,8 +137,9 @@ impl Shared {
     async fn sender(self: &Arc<Self>) -> Result<Sender, tonic::Status> {
         let slot = self.slot.lock().clone();
         let made = slot
-            .get_or_init(|| connect(Arc::downgrade(self), slot.clone()))
+            .get_or_init(|| connect(Arc::downgrade(self), Arc::downgrade(&slot)))
             .await;
+        let slot = Arc::downgrade(&slot);
         let sender = match made {
             Ok(s) => s.clone(),
             Err(e) => {
@@ -157,7 +164,7 @@ fn unavailable(what: &str, e: &dyn std::fmt::Display) -> tonic::Status {
 }
 
 /// Connects to the target and starts the task that drives the connection.
-async fn connect(shared: std::sync::Weak<Shared>, slot: Slot) -> Result<Sender, String> {
+async fn connect(shared: std::sync::Weak<Shared>, slot: SlotRef) -> Result<Sender, String> {
     let Some(s) = shared.upgrade() else {
         return Err("the channel is closed".into());
     };
@@ -193,7 +200,7 @@ async fn handshake<T>(
     io: T,
     keep_alive: &Duration,
     shared: std::sync::Weak<Shared>,
-    slot: Slot,
+    slot: SlotRef,
 ) -> Result<Sender, String>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
