@@ -692,6 +692,8 @@ impl Backend for Etcd {
                         return Ok(Executed {
                             committed,
                             generation: if writes { rev } else { basis },
+                            // Settled: the cache holds `rev`.
+                            current: writes,
                         });
                     }
                     txn::Outcome::Conflict(rev) => {
