@@ -403,3 +403,41 @@ impl http_body::Body for Received {
         self.0.is_end_stream()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tls() -> Arc<rustls::ClientConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        Arc::new(config)
+    }
+
+    /// The endpoint forms etcd-client took, read the same way: the scheme decides TLS,
+    /// a bare `host:port` takes it from the options, and a mismatch is refused.
+    #[test]
+    fn endpoints_are_read_as_etcd_client_read_them() {
+        let t = |e: &str, tls: Option<Arc<rustls::ClientConfig>>| {
+            Target::new(e, tls, Duration::from_secs(1), Duration::from_secs(2))
+        };
+        let plain = t("http://127.0.0.1:2379", None).unwrap();
+        assert_eq!(plain.scheme, http::uri::Scheme::HTTP);
+        assert_eq!(plain.authority.as_str(), "127.0.0.1:2379");
+        assert!(plain.tls.is_none());
+        let secure = t("https://etcd.example:2379/", Some(tls())).unwrap();
+        assert_eq!(secure.scheme, http::uri::Scheme::HTTPS);
+        assert_eq!(secure.authority.as_str(), "etcd.example:2379");
+        assert!(t("10.0.0.1:2379", Some(tls())).unwrap().tls.is_some());
+        assert!(t("10.0.0.1:2379", None).unwrap().tls.is_none());
+        assert!(t("https://[::1]:2379", Some(tls())).unwrap().tls.is_some());
+        let err = |r: Result<Target, String>| r.err().unwrap_or_default();
+        assert!(err(t("https://a:1", None)).contains("etcd-ca-file"));
+        assert!(err(t("http://a:1", Some(tls()))).contains("https://"));
+        assert!(err(t("http://a b:1", None)).contains("not an endpoint"));
+    }
+}
