@@ -33,7 +33,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body as _, Frame};
-use http_body_util::BodyExt;
 use parking_lot::Mutex;
 use tokio::net::TcpStream;
 use tokio::sync::OnceCell;
@@ -133,8 +132,9 @@ impl Shared {
         }
     }
 
-    /// A sender on a live connection (connecting first if there is none).
-    async fn sender(self: &Arc<Self>) -> Result<Sender, tonic::Status> {
+    /// A sender on a live connection (connecting first if there is none), and the slot
+    /// it came from.
+    async fn sender(self: &Arc<Self>) -> Result<(Sender, SlotRef), tonic::Status> {
         let slot = self.slot.lock().clone();
         let made = slot
             .get_or_init(|| connect(Arc::downgrade(self), Arc::downgrade(&slot)))
@@ -150,7 +150,7 @@ impl Shared {
         };
         // Waits only while the member's limit of concurrent streams is reached.
         match sender.ready().await {
-            Ok(s) => Ok(s),
+            Ok(s) => Ok((s, slot)),
             Err(e) => {
                 self.forget(&slot);
                 Err(unavailable("the connection failed", &e))
@@ -291,7 +291,7 @@ impl tower::Service<GrpcRequest> for Direct {
 }
 
 async fn call(shared: &Arc<Shared>, req: GrpcRequest) -> Result<GrpcResponse, tonic::Status> {
-    let (mut parts, mut body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
     // tonic's clients give the path only; the channel supplies the origin.
     let t = &shared.target;
     let mut uri = http::Uri::builder()
@@ -303,23 +303,33 @@ async fn call(shared: &Arc<Shared>, req: GrpcRequest) -> Result<GrpcResponse, to
     parts.uri = uri
         .build()
         .map_err(|e| tonic::Status::internal(format!("request URI: {e}")))?;
-    let mut sender = shared.sender().await?;
+    let (mut sender, slot) = shared.sender().await?;
     let request = http::Request::from_parts(parts, ());
-    let (response, mut stream) = sender
-        .send_request(request, false)
-        .map_err(|e| unavailable("sending the request failed", &e))?;
-    // A unary body is ready at once: sent from here. A stream's (the watch's) goes on
-    // from a task of its own once it would wait.
+    let (response, stream) = sender.send_request(request, false).map_err(|e| {
+        // A connection that takes no new stream (the member said GOAWAY) may live on for
+        // the streams it has: the next call connects anew instead of waiting for them.
+        shared.forget(&slot);
+        unavailable("sending the request failed", &e)
+    })?;
+    // A unary body is ready at once: sent from here, its last DATA frame carrying the
+    // end of the stream. A stream's (the watch's) goes on from a task of its own once it
+    // would wait. Sending can fail once the member has answered and reset the stream
+    // (grpc-go does, when it answered before the end of the request was sent): so only
+    // the response decides how the call ended.
+    let mut body = Pump {
+        body,
+        stream,
+        held: None,
+    };
     loop {
-        let next = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut body).poll_frame(cx)));
+        let next = std::future::poll_fn(|cx| Poll::Ready(body.poll_step(cx)));
         match next.await {
-            Poll::Ready(frame) => {
-                if !send_frame(&mut stream, frame)? {
-                    break;
-                }
-            }
+            Poll::Ready(Ok(true)) => {}
+            Poll::Ready(Ok(false)) => break,
+            Poll::Ready(Err(status)) => return Err(status),
             Poll::Pending => {
-                tokio::spawn(pump(body, stream));
+                body.flush();
+                tokio::spawn(body.run());
                 break;
             }
         }
@@ -330,37 +340,76 @@ async fn call(shared: &Arc<Shared>, req: GrpcRequest) -> Result<GrpcResponse, to
     Ok(response.map(|recv| tonic::body::Body::new(Received(recv))))
 }
 
-/// Sends one frame of a request body; false once the body has ended.
-fn send_frame(
-    stream: &mut h2::SendStream<Bytes>,
-    frame: Option<Result<Frame<Bytes>, tonic::Status>>,
-) -> Result<bool, tonic::Status> {
-    let sent = match frame {
-        None => stream.send_data(Bytes::new(), true).map(|_| false),
-        Some(Err(status)) => {
-            stream.send_reset(h2::Reason::CANCEL);
-            return Err(status);
-        }
-        Some(Ok(frame)) => match frame.into_data() {
-            // Buffered by h2 until the member's window takes it (bounded: etcd's request
-            // size limit bounds a body, and streaming bodies are small requests).
-            Ok(data) => stream.send_data(data, false).map(|_| true),
-            Err(frame) => match frame.into_trailers() {
-                Ok(trailers) => stream.send_trailers(trailers).map(|_| false),
-                Err(_) => Ok(true),
-            },
-        },
-    };
-    sent.map_err(|e| unavailable("sending the request failed", &e))
+/// A request body on its way to the member.
+struct Pump {
+    body: tonic::body::Body,
+    stream: h2::SendStream<Bytes>,
+    /// A DATA frame not sent yet: the next poll tells whether it ends the stream.
+    held: Option<Bytes>,
 }
 
-/// Sends the rest of a streaming request body.
-async fn pump(mut body: tonic::body::Body, mut stream: h2::SendStream<Bytes>) {
-    loop {
-        let frame = body.frame().await;
-        match send_frame(&mut stream, frame) {
-            Ok(true) => {}
-            Ok(false) | Err(_) => return,
+impl Pump {
+    /// Sends what the body has ready: `Ok(true)` while it goes on, `Ok(false)` once it
+    /// ended (or the stream can take nothing more), `Err` if encoding it failed (the
+    /// stream is then reset).
+    fn poll_step(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, tonic::Status>> {
+        let frame = match Pin::new(&mut self.body).poll_frame(cx) {
+            Poll::Ready(f) => f,
+            Poll::Pending => return Poll::Pending,
+        };
+        // Buffered by h2 until the member's window takes it (bounded: etcd's request size
+        // limit bounds a unary body, and streaming bodies are small requests). An error
+        // here means the stream is gone: the response says why.
+        Poll::Ready(match frame {
+            None => {
+                let last = self.held.take().unwrap_or_default();
+                let _ = self.stream.send_data(last, true);
+                Ok(false)
+            }
+            Some(Err(status)) => {
+                self.stream.send_reset(h2::Reason::CANCEL);
+                Err(status)
+            }
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => match self.held.replace(data) {
+                    Some(before) => Ok(self.stream.send_data(before, false).is_ok()),
+                    None => Ok(true),
+                },
+                Err(frame) => {
+                    self.flush();
+                    if let Ok(trailers) = frame.into_trailers() {
+                        let _ = self.stream.send_trailers(trailers);
+                        Ok(false)
+                    } else {
+                        Ok(true)
+                    }
+                }
+            },
+        })
+    }
+
+    /// Sends the held DATA frame, if any, without ending the stream.
+    fn flush(&mut self) {
+        if let Some(data) = self.held.take() {
+            let _ = self.stream.send_data(data, false);
+        }
+    }
+
+    /// Sends the rest of a streaming body.
+    async fn run(mut self) {
+        loop {
+            let step = std::future::poll_fn(|cx| match self.poll_step(cx) {
+                // Nothing more ready for now: what is held goes before the wait.
+                Poll::Pending => {
+                    self.flush();
+                    Poll::Pending
+                }
+                ready => ready,
+            });
+            match step.await {
+                Ok(true) => {}
+                Ok(false) | Err(_) => return,
+            }
         }
     }
 }
