@@ -67,6 +67,14 @@ pub struct Executed {
     pub committed: bool,
     /// The tables' generation right after the plan was applied (0 for a refusal).
     pub generation: u64,
+    /// A shared store's: the call's own change committed at a revision newer than
+    /// anything acknowledged anywhere before the call arrived (its transaction was sent
+    /// after that), and the tables hold that revision. So they show all of it, as a sync
+    /// would have made them: the call's client connection counts as synced
+    /// ([`crate::api::connection`]). False for a refusal, for a plan that wrote nothing
+    /// (confirmed by compares alone, it proves only what it read) and for a store no
+    /// other process writes.
+    pub current: bool,
 }
 
 /// When a shared backend's reads first catch up with the store ([`Backend::sync`]).
@@ -192,6 +200,7 @@ impl Backend for Local {
                     Executed {
                         committed: false,
                         generation: 0,
+                        current: false,
                     },
                     0,
                 )
@@ -208,6 +217,7 @@ impl Backend for Local {
                     Executed {
                         committed: true,
                         generation,
+                        current: false,
                     },
                     seq,
                 )

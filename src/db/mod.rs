@@ -262,6 +262,11 @@ impl Db {
             commit
         };
         let executed = self.backend.execute(&self.tables, &mut run).await?;
+        if executed.current {
+            // As good as a read's sync for the rest of this client connection
+            // (`etcd-reads = "connection"`): its first read then needs no barrier.
+            crate::api::connection::mark_synced();
+        }
         match out {
             Some(r) => r.map(|t| (t, executed.generation)),
             None => Err(BackendError("the decision never ran".to_string()).into()),

@@ -333,6 +333,8 @@ async fn send(inner: Arc<Inner>, tables: Arc<RwLock<Tables>>, task: String) {
                 Answer::Done(e) => Answer::Done(Executed {
                     committed,
                     generation: e.generation,
+                    // Every member joined the batch before it was sent.
+                    current: e.current,
                 }),
                 Answer::Again => Answer::Again,
                 Answer::Failed(e) => Answer::Failed(e.clone()),
@@ -398,6 +400,7 @@ async fn commit(
             Answer::Done(Executed {
                 committed: true,
                 generation: if writes { rev } else { basis },
+                current: writes,
             })
         }
         Ok(txn::Outcome::Conflict(rev)) => match inner.wait_applied(rev).await {

@@ -35,9 +35,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use etcd_client::{Certificate, Client, ConnectOptions, Identity, TlsOptions};
+use etcd_client::{Client, ConnectOptions};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls;
+
+use super::channel;
 
 use crate::config::EtcdAccess;
 use crate::db::backend::BackendError;
@@ -83,22 +86,27 @@ impl Conn {
         if endpoints.is_empty() {
             return Err(BackendError("etcd-endpoints is empty".into()));
         }
-        let mut options = ConnectOptions::new()
-            .with_connect_timeout(Duration::from_secs(1))
-            .with_timeout(timeout)
-            .with_keep_alive(Duration::from_secs(2), Duration::from_secs(2))
-            .with_keep_alive_while_idle(true)
+        // The connection itself (connect timeout, TLS, keep-alive pings every 2 s, a
+        // connection dropped when one goes unanswered for 2 s) is [`channel`]'s; the
+        // library adds the metadata below and the token's refresh.
+        let options = ConnectOptions::new()
             // A member cut off from its leader refuses calls (and cancels watches)
             // instead of serving a stale view.
             .with_require_leader(true)
             // Acts once a client has credentials (after `authenticate`).
             .with_auto_token_refresh(access.user.is_some());
-        if let Some(tls) = tls_options(access)? {
-            options = options.with_tls(tls);
-        }
+        let tls = tls_config(access)?;
         let mut clients = Vec::new();
         for e in endpoints {
-            let c = Client::connect([e.as_str()], Some(options.clone()))
+            let target = channel::Target::new(
+                e,
+                tls.clone(),
+                Duration::from_secs(1),
+                Duration::from_secs(2),
+            )
+            .map_err(|err| BackendError(format!("etcd endpoint {e}: {err}")))?;
+            let direct = channel::Direct::new(target).channel();
+            let c = Client::from_channel(direct, Some(options.clone()))
                 .await
                 .map_err(|err| BackendError(format!("etcd endpoint {e}: {err}")))?;
             clients.push(c);
@@ -412,7 +420,7 @@ async fn authenticate_later(
 /// The TLS settings of the connections, if any: the CA the members' certificates must
 /// chain to, and this front-end's certificate for etcd's `--client-cert-auth`. The files
 /// are checked here, so that a wrong path or an empty file stops the start with its name.
-fn tls_options(access: &EtcdAccess) -> Result<Option<TlsOptions>, BackendError> {
+fn tls_config(access: &EtcdAccess) -> Result<Option<Arc<rustls::ClientConfig>>, BackendError> {
     let Some(ca) = &access.ca_file else {
         return Ok(None);
     };
@@ -420,39 +428,60 @@ fn tls_options(access: &EtcdAccess) -> Result<Option<TlsOptions>, BackendError> 
         std::fs::read(path).map_err(|e| BackendError(format!("{what} {}: {e}", path.display())))
     };
     let pem = read("etcd-ca-file", ca)?;
-    if !CertificateDer::pem_slice_iter(&pem).any(|c| c.is_ok()) {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem).flatten() {
+        roots.add(cert).map_err(|e| {
+            BackendError(format!("etcd-ca-file {}: a certificate: {e}", ca.display()))
+        })?;
+    }
+    if roots.is_empty() {
         return Err(BackendError(format!(
             "etcd-ca-file {} holds no PEM certificate",
             ca.display()
         )));
     }
-    let mut tls = TlsOptions::new().ca_certificate(Certificate::from_pem(pem));
-    match (&access.cert_file, &access.key_file) {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| BackendError(format!("TLS: {e}")))?
+        .with_root_certificates(roots);
+    let mut config = match (&access.cert_file, &access.key_file) {
         (Some(cert), Some(key)) => {
             let cert_pem = read("etcd-cert-file", cert)?;
-            if !CertificateDer::pem_slice_iter(&cert_pem).any(|c| c.is_ok()) {
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+                .flatten()
+                .collect();
+            if chain.is_empty() {
                 return Err(BackendError(format!(
                     "etcd-cert-file {} holds no PEM certificate",
                     cert.display()
                 )));
             }
             let key_pem = read("etcd-key-file", key)?;
-            PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+            let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
                 BackendError(format!(
                     "etcd-key-file {}: no private key: {e}",
                     key.display()
                 ))
             })?;
-            tls = tls.identity(Identity::from_pem(cert_pem, key_pem));
+            builder.with_client_auth_cert(chain, private).map_err(|e| {
+                BackendError(format!(
+                    "etcd-cert-file {} and etcd-key-file {}: {e}",
+                    cert.display(),
+                    key.display()
+                ))
+            })?
         }
-        (None, None) => {}
+        (None, None) => builder.with_no_client_auth(),
         _ => {
             return Err(BackendError(
                 "etcd-cert-file and etcd-key-file go together".into(),
             ));
         }
-    }
-    Ok(Some(tls))
+    };
+    // gRPC over TLS is HTTP/2, chosen by ALPN (etcd's gRPC server requires it).
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Some(Arc::new(config)))
 }
 
 /// etcd's message in an error it answered (empty for a transport error).

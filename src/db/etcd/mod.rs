@@ -25,6 +25,7 @@
 //! garbage collector ([`leader`]).
 
 mod cache;
+mod channel;
 mod combine;
 mod conn;
 mod group;
@@ -691,6 +692,8 @@ impl Backend for Etcd {
                         return Ok(Executed {
                             committed,
                             generation: if writes { rev } else { basis },
+                            // Settled: the cache holds `rev`.
+                            current: writes,
                         });
                     }
                     txn::Outcome::Conflict(rev) => {
