@@ -661,6 +661,7 @@ async fn handle(
             method: c.method,
             params: c.params,
             invalid_utf8_param: c.invalid_utf8_param,
+            chars_checked: c.chars_ok,
         },
         Err(e) => {
             return xml_failure(
@@ -749,6 +750,7 @@ async fn json_reply(svc: &Arc<Service>, body: &[u8], mut meta: RequestMeta) -> B
                 method: c.method,
                 params: c.params,
                 invalid_utf8_param: None,
+                chars_checked: c.chars_ok,
             };
             jsonrpc::write_success_head(&mut out, c.version);
             let reply = match dispatch_lent(svc, call, &mut meta, out).await {
