@@ -17,10 +17,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use futures_util::FutureExt;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -463,13 +463,132 @@ where
     .await;
 }
 
+/// A response body of one data frame, as every answer of this server is: the reply's own
+/// `Vec` when the server wrote it (XML-RPC, JSON-RPC), shared bytes when they are kept
+/// elsewhere (a fan-out's batch), or what a face built (`face::Reply`).
+///
+/// Why not `Full<Bytes>` for all: `Bytes::from(Vec)` keeps the `Vec` only when its
+/// length is its capacity, and a reply fills part of its 4 KB buffer, so every reply
+/// paid one more allocation (the shared header `Bytes` puts beside the buffer), its
+/// atomic count and its free. Handing hyper the `Vec` itself costs none of that; hyper
+/// queues the chunk for its vectored write just the same. Faces that build their own
+/// replies (`src/redfish/protocol.rs`, `src/xclarity/protocol.rs`) can hand over a
+/// `Vec` the same way through `From<Vec<u8>>`.
+#[derive(Debug)]
+pub struct ReplyBody(Source);
+
+#[derive(Debug)]
+enum Source {
+    /// The one frame, until hyper takes it (`None` after).
+    Chunk(Option<ReplyChunk>),
+    /// A face's body, passed on as it is.
+    Face(Full<Bytes>),
+}
+
+impl ReplyBody {
+    fn chunk(c: ReplyChunk) -> ReplyBody {
+        // An empty body is at its end already: hyper then writes no body at all, as for
+        // an empty `Full`.
+        ReplyBody(Source::Chunk((c.remaining() > 0).then_some(c)))
+    }
+}
+
+impl From<Vec<u8>> for ReplyBody {
+    fn from(v: Vec<u8>) -> ReplyBody {
+        ReplyBody::chunk(ReplyChunk::Vec(v, 0))
+    }
+}
+
+impl From<Bytes> for ReplyBody {
+    fn from(b: Bytes) -> ReplyBody {
+        ReplyBody::chunk(ReplyChunk::Bytes(b))
+    }
+}
+
+impl From<&'static [u8]> for ReplyBody {
+    fn from(b: &'static [u8]) -> ReplyBody {
+        ReplyBody::from(Bytes::from_static(b))
+    }
+}
+
+impl From<Full<Bytes>> for ReplyBody {
+    fn from(f: Full<Bytes>) -> ReplyBody {
+        ReplyBody(Source::Face(f))
+    }
+}
+
+impl hyper::body::Body for ReplyBody {
+    type Data = ReplyChunk;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<ReplyChunk>, Infallible>>> {
+        match &mut self.get_mut().0 {
+            Source::Chunk(c) => Poll::Ready(c.take().map(|c| Ok(Frame::data(c)))),
+            Source::Face(f) => Pin::new(f)
+                .poll_frame(cx)
+                .map(|f| f.map(|f| f.map(|f| f.map_data(ReplyChunk::Bytes)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            Source::Chunk(c) => c.is_none(),
+            Source::Face(f) => f.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            Source::Chunk(c) => SizeHint::with_exact(c.as_ref().map_or(0, |c| c.remaining() as u64)),
+            Source::Face(f) => f.size_hint(),
+        }
+    }
+}
+
+/// The one data frame of a [`ReplyBody`].
+#[derive(Debug)]
+pub enum ReplyChunk {
+    /// A written reply and how much of it hyper has consumed.
+    Vec(Vec<u8>, usize),
+    Bytes(Bytes),
+}
+
+impl Buf for ReplyChunk {
+    fn remaining(&self) -> usize {
+        match self {
+            ReplyChunk::Vec(v, at) => v.len() - at,
+            ReplyChunk::Bytes(b) => b.len(),
+        }
+    }
+
+    fn chunk(&self) -> &[u8] {
+        match self {
+            ReplyChunk::Vec(v, at) => &v[*at..],
+            ReplyChunk::Bytes(b) => b,
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        match self {
+            ReplyChunk::Vec(v, at) => {
+                assert!(n <= v.len() - *at, "advanced past the end of a reply");
+                *at += n;
+            }
+            ReplyChunk::Bytes(b) => b.advance(n),
+        }
+    }
+}
+
 /// xapi's headers on every API response (`api_server.ml`).
 fn api_response(
     status: StatusCode,
     content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(body.into()));
+    body: impl Into<ReplyBody>,
+) -> Response<ReplyBody> {
+    let mut resp = Response::new(body.into());
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -484,19 +603,19 @@ fn api_response(
     resp
 }
 
-fn xml_failure(status: StatusCode, err: ApiError) -> Response<Full<Bytes>> {
+fn xml_failure(status: StatusCode, err: ApiError) -> Response<ReplyBody> {
     let mut out = Vec::with_capacity(256);
     xmlrpc::write_response(&mut out, &Err(err));
     api_response(status, "text/xml", out)
 }
 
 /// CORS pre-flight, as xapi's `respond_to_options`.
-fn options<B>(req: &Request<B>) -> Response<Full<Bytes>> {
+fn options<B>(req: &Request<B>) -> Response<ReplyBody> {
     let allow_headers = match req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
         Some(v) => format!("{}, X-Requested-With", v.to_str().unwrap_or_default()),
         None => "X-Requested-With".to_string(),
     };
-    let mut resp = Response::new(Full::new(Bytes::new()));
+    let mut resp = Response::new(ReplyBody::from(Vec::new()));
     let h = resp.headers_mut();
     h.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -565,7 +684,7 @@ fn header_bytes(headers: &HeaderMap) -> usize {
 /// `max-header-bytes`, for every face. hyper's own bound (its read buffer, also set to
 /// this size) depends on how the bytes arrive, so a head somewhat over it can get
 /// through; counting here makes the limit exact.
-fn head_too_large(size: usize, limits: &Limits) -> Option<Response<Full<Bytes>>> {
+fn head_too_large(size: usize, limits: &Limits) -> Option<Response<ReplyBody>> {
     if size <= limits.max_header_bytes {
         return None;
     }
@@ -599,7 +718,7 @@ async fn handle(
     limits: Arc<Limits>,
     req: Request<Incoming>,
     conn: Conn,
-) -> Response<Full<Bytes>> {
+) -> Response<ReplyBody> {
     let limits = &*limits;
     let face = FACES
         .iter()
@@ -624,7 +743,7 @@ async fn handle(
         Ok(b) => b,
         Err(e) => {
             let mut resp = match face {
-                Some(f) => (f.body_error)(&e, limits, conn),
+                Some(f) => (f.body_error)(&e, limits, conn).map(ReplyBody::from),
                 None => xml_body_error(&e, limits),
             };
             // The rest of the body is unread: the connection cannot be reused.
@@ -635,7 +754,9 @@ async fn handle(
     };
     let req = Request::from_parts(parts, body);
     if let Some(face) = face {
-        return (face.handle)(svc, limits, req, conn).await;
+        return (face.handle)(svc, limits, req, conn)
+            .await
+            .map(ReplyBody::from);
     }
     match *req.method() {
         Method::POST => {}
@@ -644,7 +765,7 @@ async fn handle(
             let mut resp = api_response(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "text/plain",
-                b"xapi-taskd answers XML-RPC calls with POST\n".to_vec(),
+                &b"xapi-taskd answers XML-RPC calls with POST\n"[..],
             );
             resp.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
@@ -678,11 +799,11 @@ async fn handle(
 }
 
 /// An XML-RPC call's reply body, the reply's buffer lent to the call (`ReplyBuffer`).
-async fn xml_reply(svc: &Arc<Service>, call: Call<'_>, mut meta: RequestMeta) -> Bytes {
+async fn xml_reply(svc: &Arc<Service>, call: Call<'_>, mut meta: RequestMeta) -> ReplyBody {
     let mut head = Vec::with_capacity(REPLY_CAPACITY);
     xmlrpc::write_success_head(&mut head);
     let (mut out, reply) = match dispatch_lent(svc, call, &mut meta, head).await {
-        Answered::Whole(body) => return body,
+        Answered::Whole(body) => return body.into(),
         Answered::Buffer(out, reply) => (out, reply),
     };
     match reply {
@@ -732,7 +853,7 @@ async fn dispatch_lent(
 
 /// JSON-RPC on `/jsonrpc`. `system.listMethods` gets the usual envelope here (xapi only
 /// special-cases it for XML-RPC).
-async fn handle_json(svc: &Arc<Service>, body: &[u8], meta: RequestMeta) -> Response<Full<Bytes>> {
+async fn handle_json(svc: &Arc<Service>, body: &[u8], meta: RequestMeta) -> Response<ReplyBody> {
     api_response(
         StatusCode::OK,
         "application/json",
@@ -741,7 +862,7 @@ async fn handle_json(svc: &Arc<Service>, body: &[u8], meta: RequestMeta) -> Resp
 }
 
 /// A JSON-RPC request's reply body, the reply's buffer lent to the call (`ReplyBuffer`).
-async fn json_reply(svc: &Arc<Service>, body: &[u8], mut meta: RequestMeta) -> Bytes {
+async fn json_reply(svc: &Arc<Service>, body: &[u8], mut meta: RequestMeta) -> ReplyBody {
     let mut out = Vec::with_capacity(REPLY_CAPACITY);
     match jsonrpc::parse_call(body) {
         Err(bad) => jsonrpc::write_bad_request(&mut out, &bad),
@@ -754,7 +875,7 @@ async fn json_reply(svc: &Arc<Service>, body: &[u8], mut meta: RequestMeta) -> B
             };
             jsonrpc::write_success_head(&mut out, c.version);
             let reply = match dispatch_lent(svc, call, &mut meta, out).await {
-                Answered::Whole(body) => return body,
+                Answered::Whole(body) => return body.into(),
                 Answered::Buffer(buf, reply) => {
                     out = buf;
                     reply
@@ -800,7 +921,7 @@ pub async fn read_body(
 }
 
 /// XML-RPC's answer to a body that could not be read: an XAPI failure, 413 or 408.
-fn xml_body_error(e: &BodyError, limits: &Limits) -> Response<Full<Bytes>> {
+fn xml_body_error(e: &BodyError, limits: &Limits) -> Response<ReplyBody> {
     match e {
         BodyError::TooLarge => xml_failure(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -847,6 +968,13 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    async fn body_bytes(b: ReplyBody) -> Bytes {
+        match b.collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(never) => match never {},
+        }
+    }
 
     /// A record written straight into the lent reply buffer is the reply written from the
     /// record's own buffer, byte for byte, in both codecs and both JSON-RPC versions; and
@@ -897,7 +1025,7 @@ mod tests {
                 call("system.listMethods", &[]),
             ];
             for c in calls {
-                let lent = xml_reply(&svc, c.clone(), plain(Codec::XmlRpc)).await;
+                let lent = body_bytes(xml_reply(&svc, c.clone(), plain(Codec::XmlRpc)).await).await;
                 let mut want = Vec::new();
                 match dispatch::dispatch(&svc, c.clone(), &plain(Codec::XmlRpc)).await {
                     Reply::Envelope(r) => xmlrpc::write_response(&mut want, &r),
@@ -920,7 +1048,9 @@ mod tests {
                         c.method,
                         params.join(",")
                     );
-                    let lent = json_reply(&svc, body.as_bytes(), plain(Codec::JsonRpc)).await;
+                    let lent =
+                        body_bytes(json_reply(&svc, body.as_bytes(), plain(Codec::JsonRpc)).await)
+                            .await;
                     let parsed = jsonrpc::parse_call(body.as_bytes()).expect("a call");
                     let r = match dispatch::dispatch(&svc, c.clone(), &plain(Codec::JsonRpc)).await
                     {
@@ -938,6 +1068,41 @@ mod tests {
                 }
             }
         });
+    }
+
+    /// Each kind of reply body is one data frame holding exactly its bytes, sized
+    /// exactly beforehand, and at its end after it; an empty one is at its end at once
+    /// (hyper then writes no body, as for an empty `Full`). A chunk read in two steps
+    /// gives the rest of the bytes.
+    #[test]
+    fn a_reply_body_is_one_frame_of_exactly_its_bytes() {
+        let mut partly = Vec::with_capacity(4096);
+        partly.extend_from_slice(b"<methodResponse/>");
+        let kinds: [(ReplyBody, &[u8]); 6] = [
+            (ReplyBody::from(partly), b"<methodResponse/>"),
+            (ReplyBody::from(b"full".to_vec()), b"full"),
+            (ReplyBody::from(Bytes::from_static(b"shared")), b"shared"),
+            (ReplyBody::from(Full::new(Bytes::from_static(b"face"))), b"face"),
+            (ReplyBody::from(Vec::new()), b""),
+            (ReplyBody::from(Full::new(Bytes::new())), b""),
+        ];
+        for (mut body, want) in kinds {
+            use hyper::body::Body as _;
+            assert_eq!(body.size_hint().exact(), Some(want.len() as u64));
+            assert_eq!(body.is_end_stream(), want.is_empty());
+            let mut got = Vec::new();
+            while let Some(frame) = body.frame().now_or_never().expect("ready at once") {
+                let mut data = frame.expect("infallible").into_data().expect("data");
+                if data.remaining() > 1 {
+                    got.push(data.get_u8());
+                }
+                got.extend_from_slice(data.chunk());
+                data.advance(data.remaining());
+                assert_eq!(data.remaining(), 0);
+            }
+            assert_eq!(got, want);
+            assert!(body.is_end_stream());
+        }
     }
 
     #[test]
