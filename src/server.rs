@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use futures_util::FutureExt;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{Full, Limited};
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
@@ -972,7 +972,7 @@ pub async fn read_body(
         return Err(BodyError::TooLarge);
     }
     let body = Limited::new(body, limits.max_body_bytes);
-    match within(limits.body_timeout, body.collect()).await {
+    match within(limits.body_timeout, collect(body)).await {
         Err(_) => Err(BodyError::Timeout),
         Ok(Err(e))
             if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -981,8 +981,37 @@ pub async fn read_body(
             Err(BodyError::TooLarge)
         }
         Ok(Err(e)) => Err(BodyError::Broken(e.to_string())),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Ok(body)) => Ok(body),
     }
+}
+
+/// A body's bytes, as `collect().await?.to_bytes()` gives them, without the frame list
+/// `Collected` keeps: nearly every request body is one data frame (it came with its
+/// head), which is kept as it is, with no `VecDeque` grown, walked and freed for it.
+/// Frames after the first are appended to one buffer (bounded by the `Limited` around
+/// the body); trailers carry no body bytes and are skipped, as `to_bytes` skips them.
+async fn collect<B: hyper::body::Body<Data = Bytes>>(body: B) -> Result<Bytes, B::Error> {
+    let mut body = std::pin::pin!(body);
+    let mut first = Bytes::new();
+    let mut joined: Vec<u8> = Vec::new();
+    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        if first.is_empty() {
+            first = data;
+        } else {
+            if joined.is_empty() {
+                joined.extend_from_slice(&first);
+            }
+            joined.extend_from_slice(&data);
+        }
+    }
+    Ok(if joined.is_empty() {
+        first
+    } else {
+        Bytes::from(joined)
+    })
 }
 
 /// XML-RPC's answer to a body that could not be read: an XAPI failure, 413 or 408.
@@ -1033,6 +1062,7 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
 
     async fn body_bytes(b: ReplyBody) -> Bytes {
         match b.collect().await {
@@ -1168,6 +1198,46 @@ mod tests {
             assert_eq!(got, want);
             assert!(body.is_end_stream());
         }
+    }
+
+    /// `collect` gives the bytes `BodyExt::collect` gives, for one frame (kept as it is,
+    /// not copied), for none, and for several with empty frames and trailers among them.
+    #[test]
+    fn collect_is_collected_to_bytes() {
+        let frames = |parts: &[Option<&'static str>]| {
+            let frames: Vec<Result<Frame<Bytes>, Infallible>> = parts
+                .iter()
+                .map(|p| {
+                    Ok(match p {
+                        Some(text) => Frame::data(Bytes::from_static(text.as_bytes())),
+                        None => Frame::trailers(HeaderMap::new()),
+                    })
+                })
+                .collect();
+            http_body_util::StreamBody::new(futures_util::stream::iter(frames))
+        };
+        let cases: &[&[Option<&'static str>]] = &[
+            &[],
+            &[Some("one frame")],
+            &[Some("")],
+            &[Some(""), Some("ab")],
+            &[Some("ab"), Some(""), Some("cd"), None, Some("ef")],
+            &[Some("ab"), None],
+            &[None, Some("ab"), Some("cd")],
+        ];
+        for parts in cases {
+            let got = collect(frames(parts)).now_or_never().expect("ready").expect("ok");
+            let want = frames(parts)
+                .collect()
+                .now_or_never()
+                .expect("ready")
+                .expect("ok")
+                .to_bytes();
+            assert_eq!(got, want, "{parts:?}");
+        }
+        let one = Bytes::from_static(b"kept");
+        let got = collect(Full::new(one.clone())).now_or_never().expect("ready").expect("ok");
+        assert_eq!(got.as_ptr(), one.as_ptr(), "one frame is kept, not copied");
     }
 
     #[test]
