@@ -607,7 +607,9 @@ impl hyper::body::Body for ReplyBody {
 
     fn size_hint(&self) -> SizeHint {
         match &self.0 {
-            Source::Chunk(c) => SizeHint::with_exact(c.as_ref().map_or(0, |c| c.remaining() as u64)),
+            Source::Chunk(c) => {
+                SizeHint::with_exact(c.as_ref().map_or(0, |c| c.remaining() as u64))
+            }
             Source::Face(f) => f.size_hint(),
         }
     }
@@ -1177,7 +1179,10 @@ mod tests {
             (ReplyBody::from(partly), b"<methodResponse/>"),
             (ReplyBody::from(b"full".to_vec()), b"full"),
             (ReplyBody::from(Bytes::from_static(b"shared")), b"shared"),
-            (ReplyBody::from(Full::new(Bytes::from_static(b"face"))), b"face"),
+            (
+                ReplyBody::from(Full::new(Bytes::from_static(b"face"))),
+                b"face",
+            ),
             (ReplyBody::from(Vec::new()), b""),
             (ReplyBody::from(Full::new(Bytes::new())), b""),
         ];
@@ -1226,7 +1231,10 @@ mod tests {
             &[None, Some("ab"), Some("cd")],
         ];
         for parts in cases {
-            let got = collect(frames(parts)).now_or_never().expect("ready").expect("ok");
+            let got = collect(frames(parts))
+                .now_or_never()
+                .expect("ready")
+                .expect("ok");
             let want = frames(parts)
                 .collect()
                 .now_or_never()
@@ -1236,7 +1244,10 @@ mod tests {
             assert_eq!(got, want, "{parts:?}");
         }
         let one = Bytes::from_static(b"kept");
-        let got = collect(Full::new(one.clone())).now_or_never().expect("ready").expect("ok");
+        let got = collect(Full::new(one.clone()))
+            .now_or_never()
+            .expect("ready")
+            .expect("ok");
         assert_eq!(got.as_ptr(), one.as_ptr(), "one frame is kept, not copied");
     }
 

@@ -290,13 +290,38 @@ mod tests {
         };
         let long = "x".repeat(40);
         for (method, value, ok) in [
-            ("task.get_record", "<string>OpaqueRef:b</string>".to_string(), true),
-            ("task.get_record", "<string>\u{FFFF}</string>".to_string(), false),
-            ("task.get_record", format!("<string>{long}\u{FFFE}{long}</string>"), false),
+            (
+                "task.get_record",
+                "<string>OpaqueRef:b</string>".to_string(),
+                true,
+            ),
+            (
+                "task.get_record",
+                "<string>\u{FFFF}</string>".to_string(),
+                false,
+            ),
+            (
+                "task.get_record",
+                format!("<string>{long}\u{FFFE}{long}</string>"),
+                false,
+            ),
             ("task.get_record", format!("{long}\u{FDD0}"), false),
-            ("task.get_record", "<string>豈 😀 \u{10FFFD}</string>".to_string(), true),
-            ("task.get_record", "<struct><member><name>k\u{FFFF}</name><value>v</value></member></struct>".to_string(), false),
-            ("task.get_record", "<array><data><value>\u{1FFFE}</value></data></array>".to_string(), false),
+            (
+                "task.get_record",
+                "<string>豈 😀 \u{10FFFD}</string>".to_string(),
+                true,
+            ),
+            (
+                "task.get_record",
+                "<struct><member><name>k\u{FFFF}</name><value>v</value></member></struct>"
+                    .to_string(),
+                false,
+            ),
+            (
+                "task.get_record",
+                "<array><data><value>\u{1FFFE}</value></data></array>".to_string(),
+                false,
+            ),
             ("task.get_\u{FFFF}", "<string>b</string>".to_string(), true),
         ] {
             let body = call(method, &value);
