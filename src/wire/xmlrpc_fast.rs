@@ -92,7 +92,13 @@ const SPECIAL: scan::Table = scan::table!(special);
 /// (below U+0020 they are `special` already): what the text scan looks for first, so
 /// that the call can vouch for that rule (`MethodCall::chars_ok`).
 const fn special_or_suspect(b: u8) -> bool {
-    special(b) | (b >= 0xEF)
+    // `special(b) | (b >= 0xEF)` with the two ranges (0x00–0x1F, 0xEF–0xFF) in one
+    // compare: adding 0x11 (wrapping) puts them side by side at 0x00–0x30. A test
+    // checks it against that plain form for every byte.
+    (b == b'<')
+        | (b == b'&')
+        | (b == b']')
+        | ((b.wrapping_add(0x11) < 0x31) & (b != b'\t') & (b != b'\n'))
 }
 const SPECIAL_OR_SUSPECT: scan::Table = scan::table!(special_or_suspect);
 
@@ -271,6 +277,17 @@ mod tests {
         for body in [python, xapi] {
             let fast = parse(body).expect("fast path");
             assert_eq!(Ok(fast), Parser::new(body).call(), "{body}");
+        }
+    }
+
+    #[test]
+    fn the_fused_class_is_special_or_a_suspect_lead_byte() {
+        for b in 0..=255u8 {
+            assert_eq!(
+                super::special_or_suspect(b),
+                super::special(b) | (b >= 0xEF),
+                "{b:#x}"
+            );
         }
     }
 
