@@ -13,14 +13,14 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 use futures_util::FutureExt;
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use http_body_util::{Full, Limited};
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -258,11 +258,14 @@ where
     };
     let (tell, told) = tokio::sync::oneshot::channel();
     tokio::spawn(guard(
-        activity.clone(),
         ctx.limits.header_timeout,
         ctx.stop.clone(),
-        tell,
+        Tell {
+            activity: activity.clone(),
+            tell: Some(tell),
+        },
     ));
+    let verdict_activity = activity.clone();
     let service = service_fn(move |req| {
         let svc = svc.clone();
         let limits = limits.clone();
@@ -287,16 +290,14 @@ where
         .keep_alive(true)
         .serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
-    let result = tokio::select! {
-        r = conn.as_mut() => r,
-        close = told => match close {
-            // Idle, or a head too slow: dropping the connection closes it.
-            Ok(Close::Idle) => Ok(()),
-            // Finish the request in progress (if any), then close.
-            Ok(Close::Drain) | Err(_) => {
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            }
+    let result = match beside_guard(conn.as_mut(), told, &verdict_activity).await {
+        Ok(r) => r,
+        // Idle, or a head too slow: dropping the connection closes it.
+        Err(Ok(Close::Idle)) => Ok(()),
+        // Finish the request in progress (if any), then close.
+        Err(Ok(Close::Drain) | Err(_)) => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
         }
     };
     if let Err(e) = result {
@@ -313,6 +314,74 @@ struct Activity {
     started: AtomicU64,
     finished: AtomicU64,
     writes: AtomicU64,
+    /// Set by the [`guard`] just before its verdict is sent (or its sender dropped):
+    /// only then does [`beside_guard`] poll the verdict's channel.
+    told: AtomicBool,
+}
+
+/// Runs the connection until it ends (`Ok`) or its [`guard`] gives a verdict (`Err`),
+/// as a `select!` of the two would, but without polling the verdict's channel at every
+/// wake-up of the connection: a wake-up is nearly always the socket's, and each poll of
+/// a `oneshot` (the runtime's budget, its state, the waker check), with the random
+/// branch order `select!` draws, cost about 250 instructions per request. The channel
+/// is polled once to register this task's waker, again whenever the waker changes (the
+/// rule of `Future::poll`: only the latest waker counts), and then only once the guard
+/// has set [`Activity::told`], which it does before it sends, so that the wake-up its
+/// send causes finds the flag set.
+async fn beside_guard<C: Future>(
+    mut conn: Pin<&mut C>,
+    mut told: tokio::sync::oneshot::Receiver<Close>,
+    activity: &Activity,
+) -> Result<C::Output, Result<Close, tokio::sync::oneshot::error::RecvError>> {
+    let mut registered: Option<std::task::Waker> = None;
+    std::future::poll_fn(|cx| {
+        // The connection first: its progress is what a wake-up is nearly always for.
+        if let Poll::Ready(out) = conn.as_mut().poll(cx) {
+            return Poll::Ready(Ok(out));
+        }
+        let same_waker = registered.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if !same_waker || activity.told.load(Ordering::Acquire) {
+            if let Poll::Ready(verdict) = Pin::new(&mut told).poll(cx) {
+                return Poll::Ready(Err(verdict));
+            }
+            if !same_waker {
+                registered = Some(cx.waker().clone());
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// The [`guard`]'s end of the verdict's channel. It sets [`Activity::told`] before the
+/// verdict goes out, and also when it is dropped unsent (the guard's task cancelled at
+/// the runtime's end), so that the connection looks at the channel either way.
+struct Tell {
+    activity: Arc<Activity>,
+    tell: Option<tokio::sync::oneshot::Sender<Close>>,
+}
+
+impl Tell {
+    fn send(mut self, verdict: Close) {
+        self.activity.told.store(true, Ordering::Release);
+        if let Some(tell) = self.tell.take() {
+            let _ = tell.send(verdict);
+        }
+    }
+
+    async fn closed(&mut self) {
+        if let Some(tell) = &mut self.tell {
+            tell.closed().await;
+        }
+    }
+}
+
+impl Drop for Tell {
+    fn drop(&mut self) {
+        // Before the sender itself is dropped (fields drop after this), which wakes the
+        // connection.
+        self.activity.told.store(true, Ordering::Release);
+    }
 }
 
 /// A connection's I/O that counts its successful writes into [`Activity`], so that the
@@ -395,12 +464,8 @@ enum Close {
 /// for a whole period (a slow head, or an idle keep-alive connection), and the connection
 /// is closed. So a head gets between one and two periods, counted from the end of the
 /// previous request; a request in progress has its own limits (body, durability).
-async fn guard(
-    activity: Arc<Activity>,
-    timeout: Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-    mut tell: tokio::sync::oneshot::Sender<Close>,
-) {
+async fn guard(timeout: Duration, mut stop: tokio::sync::watch::Receiver<bool>, mut tell: Tell) {
+    let activity = tell.activity.clone();
     let seen = |a: &Activity| {
         (
             a.started.load(Ordering::Relaxed),
@@ -423,7 +488,7 @@ async fn guard(
             }
         }
     };
-    let _ = tell.send(verdict);
+    tell.send(verdict);
 }
 
 /// Answers a connection over the limit with `503 Service Unavailable` and an XAPI
@@ -463,13 +528,134 @@ where
     .await;
 }
 
+/// A response body of one data frame, as every answer of this server is: the reply's own
+/// `Vec` when the server wrote it (XML-RPC, JSON-RPC), shared bytes when they are kept
+/// elsewhere (a fan-out's batch), or what a face built (`face::Reply`).
+///
+/// Why not `Full<Bytes>` for all: `Bytes::from(Vec)` keeps the `Vec` only when its
+/// length is its capacity, and a reply fills part of its 4 KB buffer, so every reply
+/// paid one more allocation (the shared header `Bytes` puts beside the buffer), its
+/// atomic count and its free. Handing hyper the `Vec` itself costs none of that; hyper
+/// queues the chunk for its vectored write just the same. Faces that build their own
+/// replies (`src/redfish/protocol.rs`, `src/xclarity/protocol.rs`) can hand over a
+/// `Vec` the same way through `From<Vec<u8>>`.
+#[derive(Debug)]
+pub struct ReplyBody(Source);
+
+#[derive(Debug)]
+enum Source {
+    /// The one frame, until hyper takes it (`None` after).
+    Chunk(Option<ReplyChunk>),
+    /// A face's body, passed on as it is.
+    Face(Full<Bytes>),
+}
+
+impl ReplyBody {
+    fn chunk(c: ReplyChunk) -> ReplyBody {
+        // An empty body is at its end already: hyper then writes no body at all, as for
+        // an empty `Full`.
+        ReplyBody(Source::Chunk((c.remaining() > 0).then_some(c)))
+    }
+}
+
+impl From<Vec<u8>> for ReplyBody {
+    fn from(v: Vec<u8>) -> ReplyBody {
+        ReplyBody::chunk(ReplyChunk::Vec(v, 0))
+    }
+}
+
+impl From<Bytes> for ReplyBody {
+    fn from(b: Bytes) -> ReplyBody {
+        ReplyBody::chunk(ReplyChunk::Bytes(b))
+    }
+}
+
+impl From<&'static [u8]> for ReplyBody {
+    fn from(b: &'static [u8]) -> ReplyBody {
+        ReplyBody::from(Bytes::from_static(b))
+    }
+}
+
+impl From<Full<Bytes>> for ReplyBody {
+    fn from(f: Full<Bytes>) -> ReplyBody {
+        ReplyBody(Source::Face(f))
+    }
+}
+
+impl hyper::body::Body for ReplyBody {
+    type Data = ReplyChunk;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<ReplyChunk>, Infallible>>> {
+        match &mut self.get_mut().0 {
+            Source::Chunk(c) => Poll::Ready(c.take().map(|c| Ok(Frame::data(c)))),
+            Source::Face(f) => Pin::new(f)
+                .poll_frame(cx)
+                .map(|f| f.map(|f| f.map(|f| f.map_data(ReplyChunk::Bytes)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            Source::Chunk(c) => c.is_none(),
+            Source::Face(f) => f.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            Source::Chunk(c) => {
+                SizeHint::with_exact(c.as_ref().map_or(0, |c| c.remaining() as u64))
+            }
+            Source::Face(f) => f.size_hint(),
+        }
+    }
+}
+
+/// The one data frame of a [`ReplyBody`].
+#[derive(Debug)]
+pub enum ReplyChunk {
+    /// A written reply and how much of it hyper has consumed.
+    Vec(Vec<u8>, usize),
+    Bytes(Bytes),
+}
+
+impl Buf for ReplyChunk {
+    fn remaining(&self) -> usize {
+        match self {
+            ReplyChunk::Vec(v, at) => v.len() - at,
+            ReplyChunk::Bytes(b) => b.len(),
+        }
+    }
+
+    fn chunk(&self) -> &[u8] {
+        match self {
+            ReplyChunk::Vec(v, at) => &v[*at..],
+            ReplyChunk::Bytes(b) => b,
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        match self {
+            ReplyChunk::Vec(v, at) => {
+                assert!(n <= v.len() - *at, "advanced past the end of a reply");
+                *at += n;
+            }
+            ReplyChunk::Bytes(b) => b.advance(n),
+        }
+    }
+}
+
 /// xapi's headers on every API response (`api_server.ml`).
 fn api_response(
     status: StatusCode,
     content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(body.into()));
+    body: impl Into<ReplyBody>,
+) -> Response<ReplyBody> {
+    let mut resp = Response::new(body.into());
     *resp.status_mut() = status;
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -484,19 +670,19 @@ fn api_response(
     resp
 }
 
-fn xml_failure(status: StatusCode, err: ApiError) -> Response<Full<Bytes>> {
+fn xml_failure(status: StatusCode, err: ApiError) -> Response<ReplyBody> {
     let mut out = Vec::with_capacity(256);
     xmlrpc::write_response(&mut out, &Err(err));
     api_response(status, "text/xml", out)
 }
 
 /// CORS pre-flight, as xapi's `respond_to_options`.
-fn options<B>(req: &Request<B>) -> Response<Full<Bytes>> {
+fn options<B>(req: &Request<B>) -> Response<ReplyBody> {
     let allow_headers = match req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
         Some(v) => format!("{}, X-Requested-With", v.to_str().unwrap_or_default()),
         None => "X-Requested-With".to_string(),
     };
-    let mut resp = Response::new(Full::new(Bytes::new()));
+    let mut resp = Response::new(ReplyBody::from(Vec::new()));
     let h = resp.headers_mut();
     h.insert(
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -565,7 +751,7 @@ fn header_bytes(headers: &HeaderMap) -> usize {
 /// `max-header-bytes`, for every face. hyper's own bound (its read buffer, also set to
 /// this size) depends on how the bytes arrive, so a head somewhat over it can get
 /// through; counting here makes the limit exact.
-fn head_too_large(size: usize, limits: &Limits) -> Option<Response<Full<Bytes>>> {
+fn head_too_large(size: usize, limits: &Limits) -> Option<Response<ReplyBody>> {
     if size <= limits.max_header_bytes {
         return None;
     }
@@ -599,7 +785,7 @@ async fn handle(
     limits: Arc<Limits>,
     req: Request<Incoming>,
     conn: Conn,
-) -> Response<Full<Bytes>> {
+) -> Response<ReplyBody> {
     let limits = &*limits;
     let face = FACES
         .iter()
@@ -624,7 +810,7 @@ async fn handle(
         Ok(b) => b,
         Err(e) => {
             let mut resp = match face {
-                Some(f) => (f.body_error)(&e, limits, conn),
+                Some(f) => (f.body_error)(&e, limits, conn).map(ReplyBody::from),
                 None => xml_body_error(&e, limits),
             };
             // The rest of the body is unread: the connection cannot be reused.
@@ -635,7 +821,9 @@ async fn handle(
     };
     let req = Request::from_parts(parts, body);
     if let Some(face) = face {
-        return (face.handle)(svc, limits, req, conn).await;
+        return (face.handle)(svc, limits, req, conn)
+            .await
+            .map(ReplyBody::from);
     }
     match *req.method() {
         Method::POST => {}
@@ -644,7 +832,7 @@ async fn handle(
             let mut resp = api_response(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "text/plain",
-                b"xapi-taskd answers XML-RPC calls with POST\n".to_vec(),
+                &b"xapi-taskd answers XML-RPC calls with POST\n"[..],
             );
             resp.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
@@ -661,6 +849,7 @@ async fn handle(
             method: c.method,
             params: c.params,
             invalid_utf8_param: c.invalid_utf8_param,
+            chars_checked: c.chars_ok,
         },
         Err(e) => {
             return xml_failure(
@@ -677,11 +866,11 @@ async fn handle(
 }
 
 /// An XML-RPC call's reply body, the reply's buffer lent to the call (`ReplyBuffer`).
-async fn xml_reply(svc: &Arc<Service>, call: Call<'_>, mut meta: RequestMeta) -> Bytes {
+async fn xml_reply(svc: &Arc<Service>, call: Call<'_>, mut meta: RequestMeta) -> ReplyBody {
     let mut head = Vec::with_capacity(REPLY_CAPACITY);
     xmlrpc::write_success_head(&mut head);
     let (mut out, reply) = match dispatch_lent(svc, call, &mut meta, head).await {
-        Answered::Whole(body) => return body,
+        Answered::Whole(body) => return body.into(),
         Answered::Buffer(out, reply) => (out, reply),
     };
     match reply {
@@ -731,7 +920,7 @@ async fn dispatch_lent(
 
 /// JSON-RPC on `/jsonrpc`. `system.listMethods` gets the usual envelope here (xapi only
 /// special-cases it for XML-RPC).
-async fn handle_json(svc: &Arc<Service>, body: &[u8], meta: RequestMeta) -> Response<Full<Bytes>> {
+async fn handle_json(svc: &Arc<Service>, body: &[u8], meta: RequestMeta) -> Response<ReplyBody> {
     api_response(
         StatusCode::OK,
         "application/json",
@@ -740,7 +929,7 @@ async fn handle_json(svc: &Arc<Service>, body: &[u8], meta: RequestMeta) -> Resp
 }
 
 /// A JSON-RPC request's reply body, the reply's buffer lent to the call (`ReplyBuffer`).
-async fn json_reply(svc: &Arc<Service>, body: &[u8], mut meta: RequestMeta) -> Bytes {
+async fn json_reply(svc: &Arc<Service>, body: &[u8], mut meta: RequestMeta) -> ReplyBody {
     let mut out = Vec::with_capacity(REPLY_CAPACITY);
     match jsonrpc::parse_call(body) {
         Err(bad) => jsonrpc::write_bad_request(&mut out, &bad),
@@ -749,10 +938,11 @@ async fn json_reply(svc: &Arc<Service>, body: &[u8], mut meta: RequestMeta) -> B
                 method: c.method,
                 params: c.params,
                 invalid_utf8_param: None,
+                chars_checked: c.chars_ok,
             };
             jsonrpc::write_success_head(&mut out, c.version);
             let reply = match dispatch_lent(svc, call, &mut meta, out).await {
-                Answered::Whole(body) => return body,
+                Answered::Whole(body) => return body.into(),
                 Answered::Buffer(buf, reply) => {
                     out = buf;
                     reply
@@ -784,7 +974,7 @@ pub async fn read_body(
         return Err(BodyError::TooLarge);
     }
     let body = Limited::new(body, limits.max_body_bytes);
-    match within(limits.body_timeout, body.collect()).await {
+    match within(limits.body_timeout, collect(body)).await {
         Err(_) => Err(BodyError::Timeout),
         Ok(Err(e))
             if e.downcast_ref::<http_body_util::LengthLimitError>()
@@ -793,12 +983,41 @@ pub async fn read_body(
             Err(BodyError::TooLarge)
         }
         Ok(Err(e)) => Err(BodyError::Broken(e.to_string())),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Ok(body)) => Ok(body),
     }
 }
 
+/// A body's bytes, as `collect().await?.to_bytes()` gives them, without the frame list
+/// `Collected` keeps: nearly every request body is one data frame (it came with its
+/// head), which is kept as it is, with no `VecDeque` grown, walked and freed for it.
+/// Frames after the first are appended to one buffer (bounded by the `Limited` around
+/// the body); trailers carry no body bytes and are skipped, as `to_bytes` skips them.
+async fn collect<B: hyper::body::Body<Data = Bytes>>(body: B) -> Result<Bytes, B::Error> {
+    let mut body = std::pin::pin!(body);
+    let mut first = Bytes::new();
+    let mut joined: Vec<u8> = Vec::new();
+    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        let Ok(data) = frame?.into_data() else {
+            continue;
+        };
+        if first.is_empty() {
+            first = data;
+        } else {
+            if joined.is_empty() {
+                joined.extend_from_slice(&first);
+            }
+            joined.extend_from_slice(&data);
+        }
+    }
+    Ok(if joined.is_empty() {
+        first
+    } else {
+        Bytes::from(joined)
+    })
+}
+
 /// XML-RPC's answer to a body that could not be read: an XAPI failure, 413 or 408.
-fn xml_body_error(e: &BodyError, limits: &Limits) -> Response<Full<Bytes>> {
+fn xml_body_error(e: &BodyError, limits: &Limits) -> Response<ReplyBody> {
     match e {
         BodyError::TooLarge => xml_failure(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -845,6 +1064,14 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_bytes(b: ReplyBody) -> Bytes {
+        match b.collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(never) => match never {},
+        }
+    }
 
     /// A record written straight into the lent reply buffer is the reply written from the
     /// record's own buffer, byte for byte, in both codecs and both JSON-RPC versions; and
@@ -895,7 +1122,7 @@ mod tests {
                 call("system.listMethods", &[]),
             ];
             for c in calls {
-                let lent = xml_reply(&svc, c.clone(), plain(Codec::XmlRpc)).await;
+                let lent = body_bytes(xml_reply(&svc, c.clone(), plain(Codec::XmlRpc)).await).await;
                 let mut want = Vec::new();
                 match dispatch::dispatch(&svc, c.clone(), &plain(Codec::XmlRpc)).await {
                     Reply::Envelope(r) => xmlrpc::write_response(&mut want, &r),
@@ -918,7 +1145,9 @@ mod tests {
                         c.method,
                         params.join(",")
                     );
-                    let lent = json_reply(&svc, body.as_bytes(), plain(Codec::JsonRpc)).await;
+                    let lent =
+                        body_bytes(json_reply(&svc, body.as_bytes(), plain(Codec::JsonRpc)).await)
+                            .await;
                     let parsed = jsonrpc::parse_call(body.as_bytes()).expect("a call");
                     let r = match dispatch::dispatch(&svc, c.clone(), &plain(Codec::JsonRpc)).await
                     {
@@ -936,6 +1165,90 @@ mod tests {
                 }
             }
         });
+    }
+
+    /// Each kind of reply body is one data frame holding exactly its bytes, sized
+    /// exactly beforehand, and at its end after it; an empty one is at its end at once
+    /// (hyper then writes no body, as for an empty `Full`). A chunk read in two steps
+    /// gives the rest of the bytes.
+    #[test]
+    fn a_reply_body_is_one_frame_of_exactly_its_bytes() {
+        let mut partly = Vec::with_capacity(4096);
+        partly.extend_from_slice(b"<methodResponse/>");
+        let kinds: [(ReplyBody, &[u8]); 6] = [
+            (ReplyBody::from(partly), b"<methodResponse/>"),
+            (ReplyBody::from(b"full".to_vec()), b"full"),
+            (ReplyBody::from(Bytes::from_static(b"shared")), b"shared"),
+            (
+                ReplyBody::from(Full::new(Bytes::from_static(b"face"))),
+                b"face",
+            ),
+            (ReplyBody::from(Vec::new()), b""),
+            (ReplyBody::from(Full::new(Bytes::new())), b""),
+        ];
+        for (mut body, want) in kinds {
+            use hyper::body::Body as _;
+            assert_eq!(body.size_hint().exact(), Some(want.len() as u64));
+            assert_eq!(body.is_end_stream(), want.is_empty());
+            let mut got = Vec::new();
+            while let Some(frame) = body.frame().now_or_never().expect("ready at once") {
+                let mut data = frame.expect("infallible").into_data().expect("data");
+                if data.remaining() > 1 {
+                    got.push(data.get_u8());
+                }
+                got.extend_from_slice(data.chunk());
+                data.advance(data.remaining());
+                assert_eq!(data.remaining(), 0);
+            }
+            assert_eq!(got, want);
+            assert!(body.is_end_stream());
+        }
+    }
+
+    /// `collect` gives the bytes `BodyExt::collect` gives, for one frame (kept as it is,
+    /// not copied), for none, and for several with empty frames and trailers among them.
+    #[test]
+    fn collect_is_collected_to_bytes() {
+        let frames = |parts: &[Option<&'static str>]| {
+            let frames: Vec<Result<Frame<Bytes>, Infallible>> = parts
+                .iter()
+                .map(|p| {
+                    Ok(match p {
+                        Some(text) => Frame::data(Bytes::from_static(text.as_bytes())),
+                        None => Frame::trailers(HeaderMap::new()),
+                    })
+                })
+                .collect();
+            http_body_util::StreamBody::new(futures_util::stream::iter(frames))
+        };
+        let cases: &[&[Option<&'static str>]] = &[
+            &[],
+            &[Some("one frame")],
+            &[Some("")],
+            &[Some(""), Some("ab")],
+            &[Some("ab"), Some(""), Some("cd"), None, Some("ef")],
+            &[Some("ab"), None],
+            &[None, Some("ab"), Some("cd")],
+        ];
+        for parts in cases {
+            let got = collect(frames(parts))
+                .now_or_never()
+                .expect("ready")
+                .expect("ok");
+            let want = frames(parts)
+                .collect()
+                .now_or_never()
+                .expect("ready")
+                .expect("ok")
+                .to_bytes();
+            assert_eq!(got, want, "{parts:?}");
+        }
+        let one = Bytes::from_static(b"kept");
+        let got = collect(Full::new(one.clone()))
+            .now_or_never()
+            .expect("ready")
+            .expect("ok");
+        assert_eq!(got.as_ptr(), one.as_ptr(), "one frame is kept, not copied");
     }
 
     #[test]

@@ -35,6 +35,7 @@ fn owned(c: xmlrpc::MethodCall<'_>) -> xmlrpc::MethodCall<'static> {
         method: c.method.into_owned().into(),
         params: c.params,
         invalid_utf8_param: c.invalid_utf8_param,
+        chars_ok: c.chars_ok,
     }
 }
 
@@ -44,6 +45,7 @@ fn owned_json(c: jsonrpc::JsonCall<'_>) -> jsonrpc::JsonCall<'static> {
         id: c.id,
         method: c.method.into_owned().into(),
         params: c.params,
+        chars_ok: c.chars_ok,
     }
 }
 

@@ -27,6 +27,7 @@ async fn invalid_utf8_is_reported_before_anything_else() {
         method: "no.such.method".into(),
         params: vec![s("a\u{FFFD}b")],
         invalid_utf8_param: Some(0),
+        chars_checked: false,
     };
     let Reply::Envelope(Err(e)) = dispatch::dispatch(&srv.svc, c, &RequestMeta::default()).await
     else {

@@ -81,6 +81,11 @@ pub struct Call<'a> {
     pub params: Vec<Value>,
     /// Index of a parameter that was not valid UTF-8 on the wire.
     pub invalid_utf8_param: Option<usize>,
+    /// The reader vouches that every parameter string passes the XML character rule
+    /// (`MethodCall::chars_ok`, `JsonCall::chars_ok`: its own scans saw no byte that can
+    /// start a refused character), so [`dispatch`] need not check them again. `false`
+    /// (the rule is checked here) for every call a reader did not vouch for.
+    pub chars_checked: bool,
 }
 
 /// What the HTTP request says beyond the call itself (spec §1.6).
@@ -134,9 +139,13 @@ pub async fn dispatch(svc: &Arc<Service>, call: Call<'_>, meta: &RequestMeta) ->
     // xapi's dispatcher checks every parameter against its UTF8_XML validator: valid
     // UTF-8 and only characters XML can carry (`wire::xmlchars`). A string that passed
     // one face would otherwise break every XML-RPC reader that is sent it later.
-    let refused = call
-        .invalid_utf8_param
-        .or_else(|| call.params.iter().position(|p| !xmlchars::value_ok(p)));
+    // The codecs' readers vouch for it when their own scans saw nothing suspect
+    // (`chars_checked`): then this pass over every parameter would find nothing.
+    let refused = call.invalid_utf8_param.or_else(|| {
+        (!call.chars_checked)
+            .then(|| call.params.iter().position(|p| !xmlchars::value_ok(p)))
+            .flatten()
+    });
     if let Some(i) = refused {
         let rendering = call
             .params
@@ -751,6 +760,7 @@ pub fn call(method: &str, params: Vec<Value>) -> Call<'_> {
         method: Cow::Borrowed(method),
         params,
         invalid_utf8_param: None,
+        chars_checked: false,
     }
 }
 

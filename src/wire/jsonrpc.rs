@@ -13,8 +13,8 @@ use serde_json::Value as Json;
 use crate::api::error::ApiError;
 use crate::wire::encode::{Codec, Encoder, KnownMember, is_plain};
 use crate::wire::number::{whole, write_int};
-use crate::wire::scan;
 use crate::wire::value::Value;
+use crate::wire::{scan, xmlchars};
 
 /// The protocol version of a request, which decides the response envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +37,12 @@ pub struct JsonCall<'a> {
     pub id: Id,
     pub method: Cow<'a, str>,
     pub params: Vec<Value>,
+    /// Whether every string of the parameters (struct member names included) passes the
+    /// XML character rule (`wire::xmlchars::value_ok`), which the dispatcher applies to
+    /// every call. Both readers give the same answer: the fast one from its own string
+    /// scans, the general one by the check itself; the dispatcher then skips its pass
+    /// when this is true.
+    pub chars_ok: bool,
 }
 
 /// Why a body is not a JSON-RPC call we accept (xapi answers these with HTTP 500).
@@ -124,6 +130,7 @@ pub fn parse_general(body: &[u8]) -> Result<JsonCall<'_>, BadRequest> {
         version,
         id,
         method,
+        chars_ok: params.iter().all(xmlchars::value_ok),
         params,
     })
 }

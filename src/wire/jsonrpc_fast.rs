@@ -12,8 +12,8 @@
 use std::borrow::Cow;
 
 use super::{Id, JsonCall, Version};
-use crate::wire::scan;
 use crate::wire::value::{USUAL_PARAMS, Value};
+use crate::wire::{scan, xmlchars};
 
 /// Bytes that end a plain string: its closing quote, or what the general reader must
 /// see (an escape, a control character).
@@ -21,6 +21,14 @@ const fn string_end(b: u8) -> bool {
     (b == b'"') | (b == b'\\') | (b < 0x20)
 }
 const STRING_END: scan::Table = scan::table!(string_end);
+
+/// [`string_end`], and the bytes that can start a character the XML character rule
+/// refuses (below U+0020 they end a plain string already): what the string scan looks
+/// for first, so that the call can vouch for that rule (`JsonCall::chars_ok`).
+const fn string_end_or_suspect(b: u8) -> bool {
+    string_end(b) | (b >= 0xEF)
+}
+const STRING_END_OR_SUSPECT: scan::Table = scan::table!(string_end_or_suspect);
 
 /// The call, if the body has the common shape; `None` sends it to the general reader
 /// (which also reports every error).
@@ -33,6 +41,7 @@ pub(super) fn parse(body: &[u8]) -> Option<JsonCall<'_>> {
         s: body,
         text,
         at: 0,
+        suspect: false,
     };
     let (mut version, mut method, mut id, mut params) = (None, None, None, None);
     c.ws();
@@ -71,11 +80,16 @@ pub(super) fn parse(body: &[u8]) -> Option<JsonCall<'_>> {
         (Version::V2, None) => Vec::new(),
         (Version::V1, None) => return None,
     };
+    // The strings hold no control byte (see `string_end`), so unless one held a byte
+    // that can start a refused character, every parameter passes the XML character rule
+    // without a pass of its own.
+    let chars_ok = !c.suspect || params.iter().all(xmlchars::value_ok);
     Some(JsonCall {
         version,
         id: id?,
         method: Cow::Borrowed(method?),
         params,
+        chars_ok,
     })
 }
 
@@ -84,6 +98,9 @@ struct Cursor<'a> {
     /// `s` as text.
     text: &'a str,
     at: usize,
+    /// A string held a byte that can start a character the XML character rule refuses
+    /// (`xmlchars::string_ok`'s lead bytes 0xEF–0xF4).
+    suspect: bool,
 }
 
 impl<'a> Cursor<'a> {
@@ -108,7 +125,17 @@ impl<'a> Cursor<'a> {
         self.byte(b'"')?;
         // Refs are most of a call's text: the block scan, not a byte loop.
         let start = self.at;
-        let len = scan::find(&self.s[start..], string_end, &STRING_END)?;
+        let mut len = scan::find(
+            &self.s[start..],
+            string_end_or_suspect,
+            &STRING_END_OR_SUSPECT,
+        )?;
+        if self.s[start + len] >= 0xEF {
+            // Rare (U+F000 and above): the call leaves the rule to its own check, and the
+            // rest of this string gets the plain scan.
+            self.suspect = true;
+            len += scan::find(&self.s[start + len..], string_end, &STRING_END)?;
+        }
         if self.s[start + len] != b'"' {
             return None;
         }
@@ -182,6 +209,31 @@ mod tests {
         }
     }
 
+    /// The fast reader vouches for the XML character rule (`chars_ok`) only when no
+    /// parameter can break it: a refused character anywhere in a parameter is not
+    /// vouched for (and the dispatcher then refuses the call), an allowed character with
+    /// the same lead byte is, and so is a call whose only such byte is in its method name.
+    #[test]
+    fn vouches_for_the_character_rule_only_when_it_holds() {
+        let long = "x".repeat(40);
+        for (method, param, ok) in [
+            ("task.get_record", "OpaqueRef:b".to_string(), true),
+            ("task.get_record", "\u{FFFF}".to_string(), false),
+            ("task.get_record", format!("{long}\u{FFFE}{long}"), false),
+            ("task.get_record", format!("{long}\u{FDEF}"), false),
+            ("task.get_record", "豈 😀 \u{10FFFD}".to_string(), true),
+            ("task.get_record", "\u{10FFFF}".to_string(), false),
+            ("task.get_\u{FFFF}", "b".to_string(), true),
+        ] {
+            let body = format!(
+                r#"{{"id":7,"jsonrpc":"2.0","method":"{method}","params":["OpaqueRef:a","{param}"]}}"#
+            );
+            let fast = parse(body.as_bytes()).expect("fast path");
+            assert_eq!(fast.chars_ok, ok, "{body:?}");
+            assert_eq!(Ok(fast), parse_general(body.as_bytes()), "{body:?}");
+        }
+    }
+
     /// Generated bodies, well-formed or not: whenever the fast reader accepts one, the
     /// general reader gives the same call; and the entry point always agrees with it.
     #[test]
@@ -216,7 +268,20 @@ mod tests {
     }
 
     fn string(rng: &mut StdRng) -> String {
-        let plain = ["a", "OpaqueRef:0f", " ", "é€", "task.get_record", "", "1"];
+        // With lead bytes the XML character rule looks at: allowed (U+F900, U+1F600) and
+        // refused (U+FFFF, U+FDD0), which the call must not vouch for.
+        let plain = [
+            "a",
+            "OpaqueRef:0f",
+            " ",
+            "é€",
+            "task.get_record",
+            "",
+            "1",
+            "豈😀",
+            "\u{FFFF}",
+            "\u{FDD0}",
+        ];
         let odd = ["\\\"", "\\n", "\\u00e9", "\\/", "\u{1}"];
         let n = rng.random_range(0..3);
         let text: String = (0..n)

@@ -24,6 +24,7 @@ use crate::wire::encode::{Codec, Encoder, KnownMember, is_plain};
 use crate::wire::number::{whole, write_int};
 use crate::wire::scan;
 use crate::wire::value::Value;
+use crate::wire::xmlchars;
 
 /// How deeply arrays and structs may nest in a call; recursion is bounded by this, so a
 /// hostile body cannot exhaust the stack. XAPI's own types nest at most three levels.
@@ -44,6 +45,13 @@ pub struct MethodCall<'a> {
     /// far more than a parse failure would. (xapi's own XML reader, Xmlm, refuses such a
     /// body before that check is reached.)
     pub invalid_utf8_param: Option<usize>,
+    /// Whether every string of the parameters (struct member names included) passes the
+    /// XML character rule (`wire::xmlchars::value_ok`), which the dispatcher applies to
+    /// every call. Both readers give the same answer: the fast one from its own text
+    /// scans (a call read by it that holds no byte that can start a refused character
+    /// needs no pass of its own), the general one by the check itself; the dispatcher
+    /// then skips its pass when this is true.
+    pub chars_ok: bool,
 }
 
 /// Why a body is not a method call. The server reports it as
@@ -128,6 +136,7 @@ fn read_call(body: &[u8], fast_path: bool) -> Result<MethodCall<'_>, ParseError>
                 method: Cow::Owned(method),
                 invalid_utf8_param: call.params.iter().position(damaged),
                 params: call.params,
+                chars_ok: call.chars_ok,
             })
         }
     }
@@ -387,6 +396,7 @@ impl<'a> Parser<'a> {
         self.expect_end(Tag::MethodCall)?;
         Ok(MethodCall {
             method,
+            chars_ok: params.iter().all(xmlchars::value_ok),
             params,
             invalid_utf8_param: None,
         })

@@ -17,8 +17,8 @@
 use std::borrow::Cow;
 
 use super::{CONTROL, MAX_DEPTH, MethodCall, is_control, parse_float, parse_int};
-use crate::wire::scan;
 use crate::wire::value::{USUAL_PARAMS, Value};
+use crate::wire::{scan, xmlchars};
 
 /// The call, if the body has the common shape; `None` sends it to the general reader.
 pub(super) fn parse(text: &str) -> Option<MethodCall<'_>> {
@@ -26,6 +26,7 @@ pub(super) fn parse(text: &str) -> Option<MethodCall<'_>> {
         s: text.as_bytes(),
         at: 0,
         text,
+        suspect: false,
     };
     c.prolog();
     c.ws();
@@ -56,10 +57,15 @@ pub(super) fn parse(text: &str) -> Option<MethodCall<'_>> {
     if scan::find(&c.s[c.at..], is_control, &CONTROL).is_some() {
         return None;
     }
+    // The texts hold no control byte but TAB and LF (see `special`), so unless one held
+    // a byte that can start a refused character, every string passes the XML character
+    // rule without a pass of its own.
+    let chars_ok = !c.suspect || params.iter().all(xmlchars::value_ok);
     Some(MethodCall {
         method,
         params,
         invalid_utf8_param: None,
+        chars_ok,
     })
 }
 
@@ -67,6 +73,9 @@ struct Cursor<'a> {
     s: &'a [u8],
     at: usize,
     text: &'a str,
+    /// A text held a byte that can start a character the XML character rule refuses
+    /// (`xmlchars::string_ok`'s lead bytes 0xEF–0xF4).
+    suspect: bool,
 }
 
 /// Bytes that end a run of plain text: markup, references, and what the general reader
@@ -78,6 +87,20 @@ const fn special(b: u8) -> bool {
     (b == b'<') | (b == b'&') | (b == b']') | ((b < 0x20) & (b != b'\t') & (b != b'\n'))
 }
 const SPECIAL: scan::Table = scan::table!(special);
+
+/// [`special`], and the bytes that can start a character the XML character rule refuses
+/// (below U+0020 they are `special` already): what the text scan looks for first, so
+/// that the call can vouch for that rule (`MethodCall::chars_ok`).
+const fn special_or_suspect(b: u8) -> bool {
+    // `special(b) | (b >= 0xEF)` with the two ranges (0x00–0x1F, 0xEF–0xFF) in one
+    // compare: adding 0x11 (wrapping) puts them side by side at 0x00–0x30. A test
+    // checks it against that plain form for every byte.
+    (b == b'<')
+        | (b == b'&')
+        | (b == b']')
+        | ((b.wrapping_add(0x11) < 0x31) & (b != b'\t') & (b != b'\n'))
+}
+const SPECIAL_OR_SUSPECT: scan::Table = scan::table!(special_or_suspect);
 
 impl<'a> Cursor<'a> {
     /// An optional XML declaration at the very start, in the forms clients write:
@@ -138,7 +161,13 @@ impl<'a> Cursor<'a> {
     fn text(&mut self) -> Option<&'a str> {
         // Refs and names are most of a call's text: the block scan, not a byte loop.
         let start = self.at;
-        let len = scan::find(&self.s[start..], special, &SPECIAL)?;
+        let mut len = scan::find(&self.s[start..], special_or_suspect, &SPECIAL_OR_SUSPECT)?;
+        if self.s[start + len] >= 0xEF {
+            // Rare (U+F000 and above): the call leaves the rule to its own check, and the
+            // rest of this text gets the plain scan.
+            self.suspect = true;
+            len += scan::find(&self.s[start + len..], special, &SPECIAL)?;
+        }
         self.at += len;
         if self.s[self.at] != b'<' {
             return None;
@@ -251,6 +280,74 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_fused_class_is_special_or_a_suspect_lead_byte() {
+        for b in 0..=255u8 {
+            assert_eq!(
+                super::special_or_suspect(b),
+                super::special(b) | (b >= 0xEF),
+                "{b:#x}"
+            );
+        }
+    }
+
+    /// The fast reader vouches for the XML character rule (`chars_ok`) only when no
+    /// string can break it: a refused character in a string, a struct member's name or
+    /// past the first 16-byte block of a long one is not vouched for (and the dispatcher
+    /// then refuses the call), an allowed character with the same lead byte is, and so
+    /// is a call whose only such byte is in its method name.
+    #[test]
+    fn vouches_for_the_character_rule_only_when_it_holds() {
+        let call = |method: &str, value: &str| {
+            format!(
+                "<?xml version='1.0'?>\n<methodCall>\n<methodName>{method}</methodName>\n<params>\n\
+                 <param>\n<value><string>OpaqueRef:a</string></value>\n</param>\n<param>\n\
+                 <value>{value}</value>\n</param>\n</params>\n</methodCall>\n"
+            )
+        };
+        let long = "x".repeat(40);
+        for (method, value, ok) in [
+            (
+                "task.get_record",
+                "<string>OpaqueRef:b</string>".to_string(),
+                true,
+            ),
+            (
+                "task.get_record",
+                "<string>\u{FFFF}</string>".to_string(),
+                false,
+            ),
+            (
+                "task.get_record",
+                format!("<string>{long}\u{FFFE}{long}</string>"),
+                false,
+            ),
+            ("task.get_record", format!("{long}\u{FDD0}"), false),
+            (
+                "task.get_record",
+                "<string>豈 😀 \u{10FFFD}</string>".to_string(),
+                true,
+            ),
+            (
+                "task.get_record",
+                "<struct><member><name>k\u{FFFF}</name><value>v</value></member></struct>"
+                    .to_string(),
+                false,
+            ),
+            (
+                "task.get_record",
+                "<array><data><value>\u{1FFFE}</value></data></array>".to_string(),
+                false,
+            ),
+            ("task.get_\u{FFFF}", "<string>b</string>".to_string(), true),
+        ] {
+            let body = call(method, &value);
+            let fast = parse(&body).expect("fast path");
+            assert_eq!(fast.chars_ok, ok, "{body:?}");
+            assert_eq!(Ok(fast), parse_call_general(body.as_bytes()), "{body:?}");
+        }
+    }
+
     /// A control byte anywhere (a text, the method name, between elements, after the
     /// root element) is refused as the general entry refuses it: the fast reader, which
     /// runs before that check, must never take such a body.
@@ -318,6 +415,11 @@ mod tests {
             "OpaqueRef:0f",
             " ",
             "é€",
+            // Lead bytes the XML character rule looks at: allowed (U+F900, U+1F600) and
+            // refused (U+FFFF, U+FDD0), which the call must not vouch for.
+            "豈😀",
+            "\u{FFFF}",
+            "\u{FDD0}",
             "x y",
             ">",
             "\"",

@@ -11,6 +11,7 @@ fn call(body: &str) -> MethodCall<'static> {
         method: c.method.into_owned().into(),
         params: c.params,
         invalid_utf8_param: c.invalid_utf8_param,
+        chars_ok: c.chars_ok,
     }
 }
 
