@@ -10,6 +10,8 @@
 //! - [`web`]: the live task page at `/` (embedded files; the page itself is a JSON-RPC client).
 //! - [`api`]: the datamodel table, the dispatch pipeline, RBAC, the class implementations.
 //! - [`db`]: the in-memory object database; knows nothing of XML, callers or roles.
+//! - [`connection`]: the one flag a client connection carries into the pipeline and the
+//!   store (whether it synced with the cluster); below both, so neither imports the other.
 //! - [`users`]: local users and their argon2 password hashes.
 //! - [`cli`]: the client subcommands (`watch`, `tasks`, `task-list`, …), which talk to a
 //!   running server over its API.
@@ -23,6 +25,7 @@ pub mod cli_user;
 #[cfg(feature = "etcd")]
 pub mod cluster;
 pub mod config;
+pub mod connection;
 pub mod db;
 pub mod face;
 pub(crate) mod json_out;

@@ -251,7 +251,7 @@ where
     let limits = ctx.limits.clone();
     let activity = Arc::new(Activity::default());
     // This connection's read state: what `etcd-reads = "connection"` keys its sync on.
-    let reads = Arc::new(crate::api::connection::Connection::default());
+    let reads = Arc::new(crate::connection::Connection::default());
     let io = Counted {
         io,
         activity: activity.clone(),
@@ -275,7 +275,7 @@ where
         // Combinators rather than `async` blocks, which would each hold the request's
         // future twice (captured, and being awaited): it is moved into place per request.
         let call = handle(svc, limits, req, conn_info);
-        let call = crate::api::connection::on(reads.clone(), call);
+        let call = crate::connection::on(reads.clone(), call);
         crate::api::limits::with_peer(peer.ip(), call).map(move |resp| {
             activity.finished.fetch_add(1, Ordering::Relaxed);
             Ok::<_, Infallible>(resp)

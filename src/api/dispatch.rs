@@ -9,13 +9,13 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use super::connection;
 use super::error::{ApiError, codes};
 use super::event::Answer;
 use super::handlers::Custom;
 use super::marshal::{unmarshal_borrowed, unmarshal_str};
 use super::rbac::{self, Caller};
 use super::{Api, Handler, Message, event, implicit, session, task};
+use crate::connection;
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;

@@ -4,7 +4,6 @@
 //! implicit ones included, indexed by wire name. Dispatch, RBAC, `system.listMethods` and
 //! `docs/api.md` all read this one list.
 
-pub mod connection;
 pub mod datamodel;
 pub mod dispatch;
 pub mod docs;

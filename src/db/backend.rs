@@ -71,7 +71,7 @@ pub struct Executed {
     /// anything acknowledged anywhere before the call arrived (its transaction was sent
     /// after that), and the tables hold that revision. So they show all of it, as a sync
     /// would have made them: the call's client connection counts as synced
-    /// ([`crate::api::connection`]). False for a refusal, for a plan that wrote nothing
+    /// ([`crate::connection`]). False for a refusal, for a plan that wrote nothing
     /// (confirmed by compares alone, it proves only what it read) and for a store no
     /// other process writes.
     pub current: bool,

@@ -265,7 +265,7 @@ impl Db {
         if executed.current {
             // As good as a read's sync for the rest of this client connection
             // (`etcd-reads = "connection"`): its first read then needs no barrier.
-            crate::api::connection::mark_synced();
+            crate::connection::mark_synced();
         }
         match out {
             Some(r) => r.map(|t| (t, executed.generation)),

@@ -5,7 +5,7 @@
 //! `server.rs` builds one [`Connection`] per accepted connection and runs each of its
 //! requests inside [`on`], so every face (XML-RPC, JSON-RPC, Redfish, XClarity, the web
 //! page) reaches the pipeline with it without passing it along, as the per-address login
-//! throttle's address does ([`super::limits::with_peer`]). State of the connection
+//! throttle's address does ([`crate::api::limits::with_peer`]). State of the connection
 //! itself, never a map keyed by address: two clients behind one address are two
 //! connections, and a closed connection's state goes with it. Calls outside any
 //! connection (in-process callers, `Async.` tasks, tests) count as a new connection's
