@@ -248,6 +248,35 @@ async fn waits_end_at_their_own_deadline_whatever_their_bucket() {
     }
 }
 
+/// A wait whose deadline is (nearly) past when it joins its bucket still ends: the bucket's
+/// forwarder may end at once, and its last wake-up must reach the waiter (a waiter that
+/// read the bucket's epoch after that wake-up slept for ever). Many 1 ms waits, a few
+/// at a time, each bounded here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_waits_always_end() {
+    let srv = start().await;
+    let root = login_root(&srv.svc).await;
+    let tok = token(&from(&srv.svc, &root, &["task"], "", 0.0).await);
+    let mut waiters = Vec::new();
+    for _ in 0..16 {
+        let (svc, root, tok) = (srv.svc.clone(), root.clone(), tok.clone());
+        waiters.push(tokio::spawn(async move {
+            for i in 0..100u32 {
+                let timeout = 0.0002 * f64::from(i % 8);
+                let answered = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    from(&svc, &root, &["task"], &tok, timeout),
+                )
+                .await;
+                assert!(answered.is_ok(), "a {timeout} s wait never ended");
+            }
+        }));
+    }
+    for w in waiters {
+        w.await.unwrap();
+    }
+}
+
 /// Waiters of close deadlines share a bucket (one timer and one forwarder for all of
 /// them, not one timer each), and a bucket ends with its last waiter, so buckets never
 /// outnumber the sleeping waiters nor outlive them.

@@ -288,8 +288,8 @@ pub async fn from(ctx: &Ctx<'_>, args: &[Value]) -> Result<Answer, ApiError> {
             // forwarder passes on every change after the join; one that landed between
             // the look and the join is in our own receiver: then look again at once (an
             // epoch we have not seen).
-            let bucket = ctx.svc.event_deadlines.join(&ctx.svc.db, deadline, timeout);
-            wait.seen = bucket.0.epoch.load(Ordering::Acquire);
+            let (bucket, seen) = ctx.svc.event_deadlines.join(&ctx.svc.db, deadline, timeout);
+            wait.seen = seen;
             if rx.has_changed().unwrap_or(true) {
                 wait.seen = wait.seen.wrapping_sub(1);
             }
@@ -319,8 +319,7 @@ impl Wait {
                 }
                 if bucket.ended.load(Ordering::Acquire) {
                     // Past the bucket's end yet not answered: its rules exclude this.
-                    drop(ticket);
-                    return self.sleep_alone(svc, meta).await;
+                    break;
                 }
                 continue;
             }
@@ -330,9 +329,17 @@ impl Wait {
             tokio::pin!(woken);
             woken.as_mut().enable();
             if bucket.epoch.load(Ordering::Acquire) == self.seen {
+                if bucket.ended.load(Ordering::Acquire) {
+                    // The forwarder is gone and we saw its last move: nothing would wake
+                    // us. (`join` reads the epoch under the buckets' lock, before that
+                    // move, so this should not happen; a wait must never sleep for ever.)
+                    break;
+                }
                 woken.await;
             }
         }
+        drop(ticket);
+        self.sleep_alone(svc, meta).await
     }
 
     /// The wait without a bucket, on the database's watch and a timer of its own: only
@@ -500,12 +507,18 @@ impl Deadlines {
 
     /// A ticket for the bucket of `deadline`, made (with its forwarder) if there is none.
     /// Every change after this call is passed on to it: a new bucket's forwarder
-    /// subscribes to the database before this returns, an existing one did earlier.
-    fn join(&self, db: &crate::db::Db, deadline: Instant, timeout: Duration) -> Ticket {
+    /// subscribes to the database before this returns, an existing one did earlier. With
+    /// it, the bucket's epoch as it was when the ticket was given (what the waiter has seen).
+    fn join(&self, db: &crate::db::Db, deadline: Instant, timeout: Duration) -> (Ticket, u64) {
         let (key, end) = self.end(deadline, timeout);
+        // The epoch is read under the buckets' lock: the forwarder removes its bucket under
+        // that lock before its last move of the epoch, so a waiter that found the bucket
+        // in the map has not seen that move and will be woken by it. (Read after the
+        // lock, the last move could come first: the waiter would then sleep on a bucket
+        // whose forwarder had ended, for ever.)
         let ticket = |b: &Arc<Bucket>| {
             b.waiters.fetch_add(1, Ordering::AcqRel);
-            Ticket(b.clone())
+            (Ticket(b.clone()), b.epoch.load(Ordering::Acquire))
         };
         if let Some(b) = self.buckets.lock().get(&key) {
             return ticket(b);
@@ -896,6 +909,30 @@ mod tests {
         assert!(!Sub::parse("task").matches("pool", "r"));
         assert!(Sub::parse("task/OpaqueRef:a").matches("task", "OpaqueRef:a"));
         assert!(!Sub::parse("task/OpaqueRef:a").matches("task", "OpaqueRef:b"));
+    }
+
+    /// A waiter that joins a bucket whose end has already passed is given the epoch as it
+    /// was before the forwarder's last move, so that last move (its wake-up at the end)
+    /// is one it has not seen: reading the epoch after `join` let the move come first,
+    /// and the waiter then slept for ever on a bucket whose forwarder was gone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_bucket_that_ends_at_once_still_wakes_its_waiter() {
+        use crate::db::{Db, HostRow, PoolRow, new_ref};
+        let db = Db::new(new_ref(), PoolRow::default(), new_ref(), HostRow::default());
+        let deadlines = Deadlines::default();
+        for _ in 0..20 {
+            let past = Instant::now() - Duration::from_millis(5);
+            let (ticket, seen) = deadlines.join(&db, past, Duration::from_millis(1));
+            let started = std::time::Instant::now();
+            while !ticket.0.ended.load(Ordering::Acquire) {
+                assert!(
+                    started.elapsed() < Duration::from_secs(5),
+                    "the bucket never ended"
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            assert_ne!(ticket.0.epoch.load(Ordering::Acquire), seen);
+        }
     }
 
     #[test]

@@ -404,7 +404,7 @@ fn encode_in(
 /// `allowed_operations`, `backtrace`, …) were written only for the reader to skip them,
 /// about 1.5k instructions of a Redfish or LXCA GET of a task. A test reads a full row
 /// both ways.
-const VIEW_TASK_MEMBERS: &[&str] = &[
+pub const VIEW_TASK_MEMBERS: &[&str] = &[
     "uuid",
     "name_label",
     "name_description",

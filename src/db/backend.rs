@@ -71,9 +71,12 @@ pub struct Executed {
     /// anything acknowledged anywhere before the call arrived (its transaction was sent
     /// after that), and the tables hold that revision. So they show all of it, as a sync
     /// would have made them: the call's client connection counts as synced
-    /// ([`crate::connection`]). False for a refusal, for a plan that wrote nothing
-    /// (confirmed by compares alone, it proves only what it read) and for a store no
-    /// other process writes.
+    /// ([`crate::connection`]). False for a plan that wrote nothing (confirmed by
+    /// compares alone, it proves only what it read) and for a store no other process
+    /// writes; also false for a refusal, except in a combined batch (`combine.rs`), whose
+    /// members share the batch's answer: one that refused joined the batch before it was
+    /// sent, so the batch's committed revision proves its connection current just the
+    /// same.
     pub current: bool,
 }
 

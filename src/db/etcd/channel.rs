@@ -148,7 +148,9 @@ impl Shared {
                 return Err(tonic::Status::unavailable(e));
             }
         };
-        // Waits only while the member's limit of concurrent streams is reached.
+        // A clone of the sender is ready at once (h2 queues streams past the member's
+        // limit of concurrent streams itself); this finds a connection that has ended.
+        // The callers' timeouts bound every wait on a call.
         match sender.ready().await {
             Ok(s) => Ok((s, slot)),
             Err(e) => {

@@ -86,8 +86,18 @@ async fn campaign(inner: &Inner, lease: i64) -> Result<(Vec<u8>, u64), BackendEr
     loop {
         let (i, mut c) = inner.conn.client();
         // The request timeout bounds one call: a campaign that has not won by then is
-        // asked again (etcd keeps the candidacy, keyed by the lease).
-        match c.campaign(name.clone(), inner.node.clone(), lease).await {
+        // asked again (etcd keeps the candidacy, keyed by the lease). Bounded here: our
+        // own gRPC channel (`channel.rs`) has no per-call timeout, and a member that still
+        // answers pings but no longer sees the election (cut off from its leader) would
+        // otherwise hold the campaign for as long as the cut lasts.
+        let asked = c.campaign(name.clone(), inner.node.clone(), lease);
+        let Ok(answer) = tokio::time::timeout(inner.conn.timeout, asked).await else {
+            if inner.is_closed() {
+                return Err(BackendError("closed".into()));
+            }
+            continue;
+        };
+        match answer {
             Ok(resp) => {
                 if let Some(l) = resp.leader() {
                     return Ok((l.key().to_vec(), l.rev().max(0) as u64));
