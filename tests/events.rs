@@ -26,6 +26,34 @@ fn events(batch: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// Sets `task`'s progress and checks that every waiter is answered (within 30 s) with
+/// that one change.
+async fn every_waiter_sees_one_mod(
+    svc: &Arc<Service>,
+    root: &str,
+    task: &str,
+    waiters: Vec<tokio::task::JoinHandle<Value>>,
+    progress: f64,
+) {
+    call(
+        svc,
+        "task.set_progress",
+        vec![s(root), s(task), Value::Double(progress)],
+    )
+    .await
+    .unwrap();
+    for w in waiters {
+        let batch = tokio::time::timeout(Duration::from_secs(30), w)
+            .await
+            .expect("woken by the change")
+            .unwrap();
+        assert_eq!(
+            events(&batch),
+            vec![("task".into(), "mod".into(), task.to_string())]
+        );
+    }
+}
+
 /// Polls an async task's status (for at most a second) until it is no longer pending.
 async fn wait_until_finished(svc: &Arc<Service>, session: &str, task: &str) -> String {
     let mut status = String::new();
@@ -304,23 +332,7 @@ async fn waiters_share_deadline_buckets_that_end_with_them() {
         (1..=8).contains(&buckets),
         "{buckets} buckets for 200 waiters"
     );
-    call(
-        &srv.svc,
-        "task.set_progress",
-        vec![s(&root), s(&t), Value::Double(0.5)],
-    )
-    .await
-    .unwrap();
-    for w in waiters {
-        let batch = tokio::time::timeout(Duration::from_secs(30), w)
-            .await
-            .expect("woken by the change")
-            .unwrap();
-        assert_eq!(
-            events(&batch),
-            vec![("task".into(), "mod".into(), t.clone())]
-        );
-    }
+    every_waiter_sees_one_mod(&srv.svc, &root, &t, waiters, 0.5).await;
     let started = std::time::Instant::now();
     while srv.svc.event_deadlines.buckets() > 0 && started.elapsed() < Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -585,23 +597,7 @@ async fn one_change_wakes_a_thousand_waiters() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(waiters.iter().all(|w| !w.is_finished()));
-    call(
-        &srv.svc,
-        "task.set_progress",
-        vec![s(&root), s(&t), Value::Double(0.9)],
-    )
-    .await
-    .unwrap();
-    for w in waiters {
-        let batch = tokio::time::timeout(Duration::from_secs(30), w)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            events(&batch),
-            vec![("task".to_string(), "mod".to_string(), t.clone())]
-        );
-    }
+    every_waiter_sees_one_mod(&srv.svc, &root, &t, waiters, 0.9).await;
 }
 
 #[tokio::test]
