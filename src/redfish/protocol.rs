@@ -295,7 +295,7 @@ fn header_value(v: Cow<'static, str>) -> Option<HeaderValue> {
     match v {
         // `from_static` shares the literal (no copy); checked first, as it panics on
         // what `from_str` refuses.
-        Cow::Borrowed(s) if s.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f)) => {
+        Cow::Borrowed(s) if s.bytes().all(|b| b == b'\t' || (0x20..0x7f).contains(&b)) => {
             Some(HeaderValue::from_static(s))
         }
         Cow::Borrowed(_) => None,
