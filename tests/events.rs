@@ -26,6 +26,21 @@ fn events(batch: &Value) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// `n` calls of `event.from(["task"], tok, 60.0)`, each in a task of its own.
+fn sixty_second_waiters(
+    svc: &Arc<Service>,
+    root: &str,
+    tok: &str,
+    n: usize,
+) -> Vec<tokio::task::JoinHandle<Value>> {
+    (0..n)
+        .map(|_| {
+            let (svc, root, tok) = (svc.clone(), root.to_string(), tok.to_string());
+            tokio::spawn(async move { from(&svc, &root, &["task"], &tok, 60.0).await })
+        })
+        .collect()
+}
+
 /// Sets `task`'s progress and checks that every waiter is answered (within 30 s) with
 /// that one change.
 async fn every_waiter_sees_one_mod(
@@ -314,13 +329,7 @@ async fn waiters_share_deadline_buckets_that_end_with_them() {
     let root = login_root(&srv.svc).await;
     let t = create(&srv.svc, &root, "watched").await;
     let tok = token(&from(&srv.svc, &root, &["task"], "", 0.0).await);
-    let mut waiters = Vec::new();
-    for _ in 0..200 {
-        let (svc, root, tok) = (srv.svc.clone(), root.clone(), tok.clone());
-        waiters.push(tokio::spawn(async move {
-            from(&svc, &root, &["task"], &tok, 60.0).await
-        }));
-    }
+    let waiters = sixty_second_waiters(&srv.svc, &root, &tok, 200);
     // 60 s waits get 1,024 ms buckets: 200 calls made within a few seconds share a few.
     let started = std::time::Instant::now();
     while srv.svc.event_deadlines.buckets() == 0 && started.elapsed() < Duration::from_secs(10) {
@@ -587,14 +596,7 @@ async fn one_change_wakes_a_thousand_waiters() {
     let root = login_root(&srv.svc).await;
     let t = create(&srv.svc, &root, "fan-out").await;
     let tok = token(&from(&srv.svc, &root, &["task"], "", 0.0).await);
-    let mut waiters = Vec::new();
-    for _ in 0..1000 {
-        let svc = srv.svc.clone();
-        let (root, tok) = (root.clone(), tok.clone());
-        waiters.push(tokio::spawn(async move {
-            from(&svc, &root, &["task"], &tok, 60.0).await
-        }));
-    }
+    let waiters = sixty_second_waiters(&srv.svc, &root, &tok, 1000);
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(waiters.iter().all(|w| !w.is_finished()));
     every_waiter_sees_one_mod(&srv.svc, &root, &t, waiters, 0.9).await;
