@@ -18,6 +18,7 @@
 //! This module is the faces' shared vocabulary and imports none of them, so no face
 //! depends on another; [`xapi`] is how they call the pipeline and read its task records.
 
+pub mod basic;
 pub mod xapi;
 
 use std::sync::Arc;
