@@ -40,6 +40,7 @@ pub const FACE: Face = Face {
     owns: routes::owns,
     handle,
     body_error,
+    head_too_large,
 };
 
 fn handle<'a>(
@@ -74,6 +75,20 @@ fn body_error(e: &BodyError, limits: &Limits, conn: Conn) -> Response<Full<Bytes
         }
     };
     protocol::finish(answer, conn)
+}
+
+/// A request head over the server's limit, as an LXCA message (status 431).
+fn head_too_large(size: usize, limits: &Limits, conn: Conn) -> Response<Full<Bytes>> {
+    let refused = protocol::error(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "The request head is too large.",
+        &format!(
+            "The request line and headers are {size} bytes; at most {} are accepted.",
+            limits.max_header_bytes
+        ),
+        "Send fewer or shorter headers (cookies), or a shorter URI (fewer job ids at once).",
+    );
+    protocol::finish(refused, conn)
 }
 
 async fn answer(svc: &Arc<Service>, req: Request<Bytes>) -> Answer {
@@ -183,4 +198,27 @@ fn parse_json(bytes: &Bytes) -> Result<Json, Answer> {
     }
     serde_json::from_slice(bytes)
         .map_err(|e| protocol::bad_request(&format!("the request body is not valid JSON: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_head_too_large_is_an_lxca_message() {
+        use http_body_util::BodyExt;
+        let limits = Limits::default();
+        let resp = head_too_large(70_000, &limits, Conn::default());
+        assert_eq!(resp.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        assert_eq!(
+            resp.headers()[hyper::header::CONTENT_TYPE],
+            "application/json; charset=utf-8"
+        );
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let body: Json = serde_json::from_slice(&bytes).expect("JSON");
+        assert_eq!(body["result"], "failed");
+        assert_eq!(body["messages"][0]["id"], "XAPITASKD0431E");
+        let explanation = body["messages"][0]["explanation"].as_str().unwrap();
+        assert!(explanation.contains("70000") && explanation.contains("65536"));
+    }
 }
