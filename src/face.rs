@@ -13,11 +13,14 @@
 //! the request to a face, so that no answer a face gives (a 401, a 405) ever leaves an
 //! unread body behind: hyper would then close the keep-alive connection under a client
 //! that is already sending its next request. A face only says how a body that could not
-//! be read is answered in its protocol ([`Face::body_error`]).
+//! be read is answered in its protocol ([`Face::body_error`]), as it says how a request
+//! head over the server's limit is ([`Face::head_too_large`]): the server decides that a
+//! request is refused, the face writes the refusal.
 //!
 //! This module is the faces' shared vocabulary and imports none of them, so no face
 //! depends on another; [`xapi`] is how they call the pipeline and read its task records.
 
+pub mod basic;
 pub mod xapi;
 
 use std::sync::Arc;
@@ -49,6 +52,10 @@ pub struct Face {
     pub handle: Handler,
     /// The answer, in this face's protocol, to a request whose body could not be read.
     pub body_error: fn(&BodyError, &Limits, Conn) -> Reply,
+    /// The answer, in this face's protocol, to a request whose head (URI and headers,
+    /// `size` bytes) is over `max-header-bytes`: status 431. The server adds
+    /// `Connection: close` (the body is left unread).
+    pub head_too_large: fn(usize, &Limits, Conn) -> Reply,
 }
 
 /// A face's request handler (a plain function returning a boxed future).

@@ -748,20 +748,29 @@ fn header_bytes(headers: &HeaderMap) -> usize {
 }
 
 /// `431` for a request head (`size`: the URI's and the headers' bytes) over
-/// `max-header-bytes`, for every face. hyper's own bound (its read buffer, also set to
-/// this size) depends on how the bytes arrive, so a head somewhat over it can get
-/// through; counting here makes the limit exact.
-fn head_too_large(size: usize, limits: &Limits) -> Option<Response<ReplyBody>> {
+/// `max-header-bytes`, in the protocol of the face that owns the request (XML-RPC's
+/// otherwise). hyper's own bound (its read buffer, also set to this size) depends on how
+/// the bytes arrive, so a head somewhat over it can get through; counting here makes the
+/// limit exact.
+fn head_too_large(
+    size: usize,
+    limits: &Limits,
+    face: Option<&Face>,
+    conn: Conn,
+) -> Option<Response<ReplyBody>> {
     if size <= limits.max_header_bytes {
         return None;
     }
-    let mut resp = xml_failure(
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-        ApiError::internal(format!(
-            "request head of {size} bytes exceeds the limit of {} bytes",
-            limits.max_header_bytes
-        )),
-    );
+    let mut resp = match face {
+        Some(f) => (f.head_too_large)(size, limits, conn).map(ReplyBody::from),
+        None => xml_failure(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::internal(format!(
+                "request head of {size} bytes exceeds the limit of {} bytes",
+                limits.max_header_bytes
+            )),
+        ),
+    };
     // The body was not read, so the connection cannot be reused.
     resp.headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -800,7 +809,7 @@ async fn handle(
             (Some(meta), bytes)
         }
     };
-    if let Some(resp) = head_too_large(uri_len(req.uri()) + header_bytes, limits) {
+    if let Some(resp) = head_too_large(uri_len(req.uri()) + header_bytes, limits, face, conn) {
         return resp;
     }
     // The body is read before anything is answered, so that an early answer (a 405, a

@@ -38,6 +38,7 @@ pub const FACE: Face = Face {
         Box::pin(handle(svc, limits, req))
     },
     body_error,
+    head_too_large,
 };
 
 /// Whether `path` belongs to this face (`/redfish` and everything under `/redfish/`).
@@ -53,6 +54,18 @@ fn body_error(e: &BodyError, _: &Limits, _: Conn) -> Response<Full<Bytes>> {
         BodyError::Broken(_) => StatusCode::BAD_REQUEST,
     };
     protocol::finish(protocol::error(status, "GeneralError", &[]), false, None)
+}
+
+/// A request head over the server's limit: 431 with Base's `GeneralError` (the registry
+/// has no message for a head too large; `HeaderInvalid` would name one header, and the
+/// limit is on them all).
+fn head_too_large(_: usize, _: &Limits, _: Conn) -> Response<Full<Bytes>> {
+    let refused = protocol::error(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "GeneralError",
+        &[],
+    );
+    protocol::finish(refused, false, None)
 }
 
 /// Answers one Redfish request. Never panics on client input and never answers 500 for

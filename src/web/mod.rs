@@ -39,6 +39,13 @@ pub const FACE: Face = Face {
             false,
         )
     },
+    head_too_large: |_, _, _| {
+        plain(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "the request head is too large\n",
+            false,
+        )
+    },
 };
 
 fn face_handle<'a>(

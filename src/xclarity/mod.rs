@@ -40,6 +40,7 @@ pub const FACE: Face = Face {
     owns: routes::owns,
     handle,
     body_error,
+    head_too_large,
 };
 
 fn handle<'a>(
@@ -76,6 +77,20 @@ fn body_error(e: &BodyError, limits: &Limits, conn: Conn) -> Response<Full<Bytes
     protocol::finish(answer, conn)
 }
 
+/// A request head over the server's limit, as an LXCA message (status 431).
+fn head_too_large(size: usize, limits: &Limits, conn: Conn) -> Response<Full<Bytes>> {
+    let refused = protocol::error(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "The request head is too large.",
+        &format!(
+            "The request line and headers are {size} bytes; at most {} are accepted.",
+            limits.max_header_bytes
+        ),
+        "Send fewer or shorter headers (cookies), or a shorter URI (fewer job ids at once).",
+    );
+    protocol::finish(refused, conn)
+}
+
 async fn answer(svc: &Arc<Service>, req: Request<Bytes>) -> Answer {
     let route = match Route::parse(req.uri().path()) {
         Ok(r) => r,
@@ -87,6 +102,12 @@ async fn answer(svc: &Arc<Service>, req: Request<Bytes>) -> Answer {
     let method = req.method().clone();
     if !route.allows(method.as_str()) {
         return protocol::method_not_allowed(route.allow());
+    }
+    // Before any password work: a body this face cannot read is refused for free.
+    if (method == Method::POST || method == Method::PUT)
+        && let Err(a) = json_content_type(req.headers())
+    {
+        return a;
     }
     let compact = match compact(req.uri().query()) {
         Ok(c) => c,
@@ -173,6 +194,50 @@ async fn csv_job(svc: &Arc<Service>, caller: &sessions::Caller, id: &str) -> Ans
     }
 }
 
+/// A POST or PUT body must say it is JSON: `application/json` or `application/…+json`,
+/// any parameters (RFC 8259 defines none; `charset` has no effect), any case. Anything
+/// else is 415 with an LXCA message, a missing `Content-Type` too: pylxca sends
+/// `application/json; charset=utf-8` on every request and Lenovo's Ruby client
+/// `application/json` on every body, so only other clients omit it, and a body without
+/// a type is one a browser page may send to another site with no CORS pre-flight (as it
+/// may a form or `text/plain`). XML POSTs never get here: they are XML-RPC's
+/// (`routes::owns`).
+fn json_content_type(headers: &hyper::HeaderMap) -> Result<(), Answer> {
+    let sent = headers
+        .get(hyper::header::CONTENT_TYPE)
+        .map(|v| v.as_bytes());
+    if sent.is_some_and(is_json) {
+        return Ok(());
+    }
+    let explanation = match sent {
+        Some(v) => format!(
+            "The request's Content-Type is {:?}.",
+            String::from_utf8_lossy(v)
+        ),
+        None => "The request has no Content-Type header.".to_string(),
+    };
+    Err(protocol::error(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "The request body must be JSON.",
+        &explanation,
+        "Send the body as JSON with the header Content-Type: application/json.",
+    ))
+}
+
+/// Whether a `Content-Type` value names JSON (its media type, before any parameter).
+fn is_json(content_type: &[u8]) -> bool {
+    let mime = content_type
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default();
+    let mime = mime.trim_ascii();
+    mime.eq_ignore_ascii_case(b"application/json")
+        || mime.len() > b"application/+json".len()
+            && mime[..b"application/".len()].eq_ignore_ascii_case(b"application/")
+            && mime[mime.len() - b"+json".len()..].eq_ignore_ascii_case(b"+json")
+            && !mime[b"application/".len()..].contains(&b'/')
+}
+
 /// The body as JSON. An empty body, bad JSON or a body that is not UTF-8 is a 400
 /// naming the problem.
 fn parse_json(bytes: &Bytes) -> Result<Json, Answer> {
@@ -183,4 +248,154 @@ fn parse_json(bytes: &Bytes) -> Result<Json, Answer> {
     }
     serde_json::from_slice(bytes)
         .map_err(|e| protocol::bad_request(&format!("the request body is not valid JSON: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// "root:pw", "root:wrong".
+    const ROOT: &str = "Basic cm9vdDpwdw==";
+    const WRONG: &str = "Basic cm9vdDp3cm9uZw==";
+
+    async fn service() -> (tempfile::TempDir, Arc<Service>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut settings = crate::config::Settings::defaults(dir.path().to_path_buf());
+        settings.ephemeral = true;
+        let (svc, _) = crate::serve::open_service(&settings, Some("pw")).expect("service");
+        (dir, svc)
+    }
+
+    fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Request<Bytes> {
+        let mut b = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(Bytes::from(body.to_string())).expect("request")
+    }
+
+    fn text(a: &Answer) -> &str {
+        a.body["messages"][0]["text"].as_str().unwrap_or_default()
+    }
+
+    const JSON: (&str, &str) = ("content-type", "application/json");
+
+    #[test]
+    fn json_content_types() {
+        for ok in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            " application/json ;charset=\"UTF-8\"",
+            "application/vnd.lenovo+json",
+            "application/merge-patch+JSON",
+        ] {
+            assert!(is_json(ok.as_bytes()), "{ok}");
+        }
+        for refused in [
+            "application/x-www-form-urlencoded",
+            "text/plain",
+            "multipart/form-data; boundary=x",
+            "text/json",
+            "application/+json",
+            "text/x+json",
+            "application/a/b+json",
+            "application/jsonx",
+            "",
+        ] {
+            assert!(!is_json(refused.as_bytes()), "{refused}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bodies_that_are_not_json_are_415_before_any_login() {
+        let (_dir, svc) = service().await;
+        let form = ("content-type", "application/x-www-form-urlencoded");
+        let login = r#"{"UserId": "root", "password": "pw"}"#;
+        let a = answer(&svc, request("POST", "/sessions", &[form], login)).await;
+        assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(text(&a), "The request body must be JSON.");
+        assert!(a.cookies.is_empty(), "no session for a refused login");
+        let a = answer(&svc, request("POST", "/sessions", &[], login)).await;
+        assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        // A PUT with a form body and good Basic credentials changes nothing either.
+        let auth = ("authorization", ROOT);
+        let cancel = r#"{"action": "cancel", "list": ["x"]}"#;
+        let a = answer(&svc, request("PUT", "/tasks", &[auth, form], cancel)).await;
+        assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        // JSON (with pylxca's charset) is accepted; GET and DELETE carry no body to type.
+        let json = ("content-type", "application/json; charset=utf-8");
+        let a = answer(&svc, request("POST", "/sessions", &[json], login)).await;
+        assert_eq!(a.status, StatusCode::OK);
+        let a = answer(&svc, request("GET", "/tasks", &[auth], "")).await;
+        assert_eq!(a.status, StatusCode::OK);
+        let a = answer(&svc, request("DELETE", "/tasks/nope", &[auth], "")).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn basic_credentials_work_without_a_cookie_or_a_csrf_token() {
+        let (_dir, svc) = service().await;
+        let auth = ("authorization", ROOT);
+        let job = r#"{"jobTitle": "by basic"}"#;
+        let a = answer(&svc, request("POST", "/tasks", &[auth, JSON], job)).await;
+        assert_eq!(a.status, StatusCode::CREATED, "{:?}", a.body);
+        let uid = a.body["jobUID"].as_str().expect("jobUID").to_string();
+        let a = answer(&svc, request("GET", &format!("/tasks/{uid}"), &[auth], "")).await;
+        assert_eq!(a.status, StatusCode::OK);
+        let a = answer(&svc, request("GET", "/aicc", &[auth], "")).await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert!(a.body.get("appliance").is_some(), "{:?}", a.body);
+        // Logging out leaves the shared session to the cache: Basic still works after.
+        let a = answer(&svc, request("DELETE", "/sessions", &[auth], "")).await;
+        assert_eq!(a.status, StatusCode::OK);
+        let a = answer(
+            &svc,
+            request("DELETE", &format!("/tasks/{uid}"), &[auth], ""),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK);
+        // The cookie keeps its CSRF rule when both are sent.
+        let login = r#"{"UserId": "root", "password": "pw"}"#;
+        let a = answer(&svc, request("POST", "/sessions", &[JSON], login)).await;
+        let cookie = format!("{}={}", sessions::SESSION_COOKIE, a.cookies[0].value);
+        let with_cookie = [auth, JSON, ("cookie", cookie.as_str())];
+        let a = answer(&svc, request("POST", "/tasks", &with_cookie, job)).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN);
+    }
+
+    #[tokio::test]
+    async fn wrong_basic_credentials_get_the_wrong_login_answer() {
+        let (_dir, svc) = service().await;
+        let a = answer(
+            &svc,
+            request("GET", "/tasks", &[("authorization", WRONG)], ""),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(text(&a), "The user ID or password is not valid.");
+        let a = answer(&svc, request("GET", "/tasks", &[], "")).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+        assert_eq!(text(&a), "The request requires a valid session.");
+        let bearer = ("authorization", "Bearer abc");
+        let a = answer(&svc, request("GET", "/tasks", &[bearer], "")).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[tokio::test]
+    async fn a_head_too_large_is_an_lxca_message() {
+        use http_body_util::BodyExt;
+        let limits = Limits::default();
+        let resp = head_too_large(70_000, &limits, Conn::default());
+        assert_eq!(resp.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        assert_eq!(
+            resp.headers()[hyper::header::CONTENT_TYPE],
+            "application/json; charset=utf-8"
+        );
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let body: Json = serde_json::from_slice(&bytes).expect("JSON");
+        assert_eq!(body["result"], "failed");
+        assert_eq!(body["messages"][0]["id"], "XAPITASKD0431E");
+        let explanation = body["messages"][0]["explanation"].as_str().unwrap();
+        assert!(explanation.contains("70000") && explanation.contains("65536"));
+    }
 }

@@ -16,6 +16,17 @@
 //!   it needs no storage, and it stays valid as long as the session (across restarts, as
 //!   sessions are durable). Every state-changing request (POST, PUT, DELETE, the login
 //!   excepted) must carry it in `X-Csrf-Token`, compared in constant time.
+//! - HTTP Basic authentication (LXCA documents it; Lenovo's Ruby client `xclarity_client`
+//!   uses it with `auth_type 'basic_auth'`, sending the header on every request and no
+//!   cookie) works on every resource when a request has no session cookie: the
+//!   credentials map to a cached XAPI session (originator `xclarity-basic`) through the
+//!   cache every face shares (`face/basic.rs`), so the password is checked (argon2, the
+//!   login guard) once a minute, not per request. Such a request needs no CSRF token:
+//!   CSRF is a browser sending a credential it holds for the site on its own, and the only
+//!   such credential here is the cookie. A browser holds Basic credentials for a site only
+//!   after a `WWW-Authenticate: Basic` challenge, which this face never sends, and a page
+//!   cannot set an `Authorization` header on another site's request without a CORS
+//!   pre-flight, which xapi's `OPTIONS` answer grants only without credentials.
 
 use std::sync::Arc;
 
@@ -25,6 +36,8 @@ use serde_json::{Value as Json, json};
 
 use super::protocol::{self, Answer, Cookie};
 use crate::api::dispatch::Service;
+use crate::api::error::codes;
+use crate::face::basic::{self, Lease};
 use crate::face::xapi::{text, xapi};
 use crate::wire::value::Value;
 
@@ -35,6 +48,8 @@ pub const CSRF_COOKIE: &str = "csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 /// `originator` of the XAPI sessions this face makes.
 pub const ORIGINATOR: &str = "xclarity";
+/// `originator` of the XAPI sessions made for Basic authentication.
+pub const ORIGINATOR_BASIC: &str = "xclarity-basic";
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -43,6 +58,16 @@ pub struct Caller {
     pub session_ref: String,
     /// `auth_user_name`: the default `createdBy` of the jobs it creates.
     pub user: String,
+    /// A Basic caller's hold on its cached session (None for the session cookie): the
+    /// session is logged out only once the cache has dropped it and no request holds it.
+    pub lease: Option<Arc<Lease>>,
+}
+
+impl Caller {
+    /// The caller authenticated with Basic credentials, not the session cookie.
+    pub fn is_basic(&self) -> bool {
+        self.lease.is_some()
+    }
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
@@ -63,10 +88,16 @@ pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
 /// (`session.get_auth_user_name` with the session itself: the session check of any call,
 /// and the one field a job needs, not the whole record), so an expired or logged-out
 /// session is refused exactly as on XML-RPC.
+///
+/// Without a session cookie, `Authorization: Basic` credentials are the caller's: wrong
+/// ones are answered as a wrong login is (401, "The user ID or password is not valid."),
+/// a login the guard refuses for load as one (503). A cookie, when there is one, is the
+/// credential (as on LXCA, where a browser may hold both).
 pub async fn authenticate(svc: &Arc<Service>, headers: &HeaderMap) -> Result<Caller, Answer> {
-    let session_ref = cookie(headers, SESSION_COOKIE)
-        .ok_or_else(protocol::unauthorized)?
-        .to_string();
+    let Some(session_ref) = cookie(headers, SESSION_COOKIE) else {
+        return basic_caller(svc, headers).await;
+    };
+    let session_ref = session_ref.to_string();
     let s = Value::str(&session_ref);
     let user = xapi(svc, "session.get_auth_user_name", vec![s.clone(), s])
         .await
@@ -74,7 +105,23 @@ pub async fn authenticate(svc: &Arc<Service>, headers: &HeaderMap) -> Result<Cal
     Ok(Caller {
         user: user.as_str().unwrap_or_default().to_string(),
         session_ref,
+        lease: None,
     })
+}
+
+/// The caller of a request by its Basic credentials (401 without any).
+async fn basic_caller(svc: &Arc<Service>, headers: &HeaderMap) -> Result<Caller, Answer> {
+    let (user, password) = basic::credentials(headers).ok_or_else(protocol::unauthorized)?;
+    match basic::session(svc, ORIGINATOR_BASIC, &user, &password).await {
+        Ok(lease) => Ok(Caller {
+            session_ref: lease.session_ref().to_string(),
+            user: lease.user().to_string(),
+            lease: Some(lease),
+        }),
+        // A cached session that ended between its check and its use, or the like.
+        Err(e) if e.code == codes::SESSION_INVALID => Err(protocol::unauthorized()),
+        Err(e) => Err(protocol::from_api("The session", &e)),
+    }
 }
 
 /// The CSRF token of a session (64 hex digits).
@@ -94,8 +141,12 @@ fn same(a: &[u8], b: &[u8]) -> bool {
         && std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
 }
 
-/// A state-changing request must carry the session's CSRF token: 403 otherwise.
+/// A state-changing request with the session cookie must carry the session's CSRF token:
+/// 403 otherwise. A Basic request needs none (the module's comment says why).
 pub fn check_csrf(headers: &HeaderMap, caller: &Caller) -> Result<(), Answer> {
+    if caller.is_basic() {
+        return Ok(());
+    }
     let sent = headers
         .get(CSRF_HEADER)
         .map(|v| v.as_bytes())
@@ -172,8 +223,14 @@ pub async fn login(svc: &Arc<Service>, body: &Json) -> Answer {
 
 /// `DELETE /sessions`: `session.logout`, a JSON body (pylxca parses it), and both
 /// cookies cleared. The old cookie is refused from then on, as the session is gone.
+///
+/// A Basic caller has no session of its own to end: its cached session serves every
+/// request with the same credentials (some may be in flight), so it is left to the cache,
+/// and the answer is the same success.
 pub async fn logout(svc: &Arc<Service>, caller: &Caller) -> Answer {
-    if let Err(e) = xapi(svc, "session.logout", vec![Value::str(&caller.session_ref)]).await {
+    if !caller.is_basic()
+        && let Err(e) = xapi(svc, "session.logout", vec![Value::str(&caller.session_ref)]).await
+    {
         return protocol::from_api("The session", &e);
     }
     let [mut session, mut csrf] = session_cookies("");
@@ -234,6 +291,7 @@ mod tests {
         let caller = Caller {
             session_ref: "OpaqueRef:a".into(),
             user: "root".into(),
+            lease: None,
         };
         let mut h = HeaderMap::new();
         assert!(check_csrf(&h, &caller).is_err());
