@@ -21,7 +21,7 @@ use super::dispatch::{Ctx, RequestMeta, Service};
 use super::error::{ApiError, codes};
 use super::marshal::{arg, ocaml_int64};
 use super::record::reply_record;
-use crate::db::{Change, LegacySubscription, Op, Tables};
+use crate::db::{Change, LegacySubscription, Mark, Op, Tables};
 use crate::wire::encode::{Codec, to_codec};
 use crate::wire::value::Value;
 
@@ -137,24 +137,9 @@ fn ref_counts(tables: &Tables) -> Value {
 /// One `event.from` batch after generation `since`: adds, then mods, then dels (xapi's
 /// order), each coalesced per object.
 /// The events after `since`, the ref counts, the token, the sequence number the answer
-/// reflects (see [`crate::db::journal`]), and what else a shared batch is keyed by.
-type Collected = (Vec<Value>, Value, u64, u64, Unevented);
-
-/// What an answer depends on besides the generation: the number of sessions, which
-/// `valid_ref_counts` reports although sessions generate no events (a login or logout
-/// leaves the generation where it is).
-#[derive(Clone, Copy, PartialEq)]
-pub struct Unevented {
-    sessions: usize,
-}
-
-impl Unevented {
-    fn of(tables: &Tables) -> Unevented {
-        Unevented {
-            sessions: tables.count("session"),
-        }
-    }
-}
+/// reflects (see [`crate::db::journal`]), and the tables' marks it was read at (what a
+/// shared batch is keyed by, and what the caller's later looks check their session by).
+type Collected = (Vec<Value>, Value, u64, u64, Mark);
 
 fn collect(
     svc: &Service,
@@ -221,7 +206,7 @@ fn collect(
         ref_counts(&tables),
         tables.generation(),
         tables.seq(),
-        Unevented::of(&tables),
+        tables.mark(),
     ))
 }
 
@@ -246,8 +231,9 @@ impl Answer {
 }
 
 /// A sleeping `event.from`: only what its answer needs (the caller's session, its
-/// subscriptions, its token and deadline, and its deadline bucket with the bucket's epoch
-/// it last looked at, see [`Deadlines`]).
+/// subscriptions, its token and deadline, its deadline bucket with the bucket's epoch it
+/// last looked at, see [`Deadlines`], and the tables' count of gone sessions when a look
+/// last saw its session, see [`Batches::find`]).
 pub struct Wait {
     session_ref: String,
     subs: Vec<Sub>,
@@ -255,6 +241,7 @@ pub struct Wait {
     deadline: Instant,
     bucket: Option<Ticket>,
     seen: u64,
+    gone: Option<u64>,
 }
 
 /// `event.from(classes, token, timeout)`.
@@ -278,6 +265,7 @@ pub async fn from(ctx: &Ctx<'_>, args: &[Value]) -> Result<Answer, ApiError> {
         deadline,
         bucket: None,
         seen: 0,
+        gone: None,
     };
     match wait.look(ctx.svc, ctx.meta).await? {
         Some(v) => Ok(Answer::Done(v)),
@@ -366,21 +354,20 @@ impl Wait {
 
     /// One look: the answer if there is one now (a change after the token, the deadline
     /// passed, or the server stopping), else `None`.
-    async fn look(&self, svc: &Service, meta: &RequestMeta) -> Result<Option<Value>, ApiError> {
-        let (subs, since) = (&self.subs[..], self.since);
+    async fn look(&mut self, svc: &Service, meta: &RequestMeta) -> Result<Option<Value>, ApiError> {
         let codec = meta.codec;
         let shared = match codec {
-            Some(codec) => svc
-                .event_batches
-                .find(svc, &self.session_ref, codec, subs, since)?,
+            Some(codec) => svc.event_batches.find(svc, self, codec)?,
             None => None,
         };
+        let (subs, since) = (&self.subs[..], self.since);
         if let (Some(codec), Some(kept)) = (codec, shared) {
             durable(svc, kept.seq).await?;
             return Ok(Some(answer(meta, codec, kept.bytes, kept.whole)));
         }
-        let (events, counts, generation, seq, unevented) =
+        let (events, counts, generation, seq, mark) =
             collect(svc, &self.session_ref, codec, subs, since)?;
+        self.gone = Some(mark.gone);
         let stopping = svc.db.is_stopping();
         if events.is_empty() && !stopping && Instant::now() < self.deadline {
             return Ok(None);
@@ -399,8 +386,7 @@ impl Wait {
                     codec,
                     subs: subs.to_vec(),
                     since,
-                    generation,
-                    unevented,
+                    state: mark.state,
                 };
                 let whole = svc.event_batches.keep(key, bytes.clone(), seq);
                 answer(meta, codec, bytes, whole)
@@ -654,40 +640,44 @@ struct Kept {
 /// KB); a first `event.from` of a large database is not worth holding on to.
 const MAX_KEPT_BATCH: usize = 256 * 1024;
 
-/// What a batch is a function of.
+/// What a batch is a function of: the codec, the subscriptions, the token, and the
+/// tables' state (see [`crate::db::Marks`]: it moves with the generation, which every
+/// evented write moves, and with the session count, which `valid_ref_counts` reports
+/// although sessions make no events).
 #[derive(PartialEq)]
 pub struct BatchKey {
     codec: Codec,
     subs: Vec<Sub>,
     since: u64,
-    generation: u64,
-    unevented: Unevented,
+    state: u64,
 }
 
 impl Batches {
-    /// The kept batch, if it is the one this caller would get now. The caller's session
-    /// is checked first, as [`collect`] does.
-    fn find(
-        &self,
-        svc: &Service,
-        session_ref: &str,
-        codec: Codec,
-        subs: &[Sub],
-        since: u64,
-    ) -> Result<Option<Kept>, ApiError> {
-        let (generation, unevented) = {
-            let tables = svc.db.read();
-            if tables.session(session_ref).is_none() {
-                return Err(session_gone(session_ref));
+    /// The kept batch, if it is the one this waiter would get now. The waiter's session
+    /// is checked first, as [`collect`] does: without the tables' lock when no session
+    /// has gone since a look of this waiter last saw its own (the tables' marks, read in
+    /// the order [`crate::db::Marks::state_if_none_gone_since`] gives), else under the
+    /// lock, looked up, which also notes the marks for the next look. A fan-out's
+    /// waiters, woken by one change, take no lock of the tables and look nothing up.
+    fn find(&self, svc: &Service, wait: &mut Wait, codec: Codec) -> Result<Option<Kept>, ApiError> {
+        let unlocked = wait
+            .gone
+            .and_then(|gone| svc.db.marks().state_if_none_gone_since(gone));
+        let state = match unlocked {
+            Some(state) => state,
+            None => {
+                let tables = svc.db.read();
+                if tables.session(&wait.session_ref).is_none() {
+                    return Err(session_gone(&wait.session_ref));
+                }
+                let mark = tables.mark();
+                wait.gone = Some(mark.gone);
+                mark.state
             }
-            (tables.generation(), Unevented::of(&tables))
         };
         let kept = self.0[slot(codec)].lock();
         Ok(kept.as_ref().and_then(|(key, kept)| {
-            let same = key.since == since
-                && key.generation == generation
-                && key.unevented == unevented
-                && key.subs == subs;
+            let same = key.since == wait.since && key.state == state && key.subs == wait.subs;
             same.then(|| kept.clone())
         }))
     }

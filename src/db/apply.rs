@@ -72,6 +72,7 @@ impl Tables {
     pub(crate) fn advance_to(&mut self, g: u64) {
         if g > self.generation {
             self.generation = g;
+            self.marks.moved();
             self.notify.send_replace(g);
         }
     }
@@ -326,6 +327,7 @@ impl Tables {
                 self.ledger.session_added(&row.auth_user_name);
                 self.session_by_uuid.insert(row.uuid.clone(), r.clone());
                 self.sessions.insert(r, row);
+                self.sessions_changed(false);
             }
         }
     }
@@ -335,6 +337,7 @@ impl Tables {
     /// blocked calls answer `SESSION_INVALID`.
     pub(crate) fn remove_session(&mut self, r: &str) -> Option<SessionRow> {
         let session = self.sessions.remove(r)?;
+        self.sessions_changed(true);
         self.mark_session(r);
         self.ledger
             .session_removed(r, &session.auth_user_name, session.tasks.len());

@@ -24,7 +24,7 @@ pub mod verify;
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 // FxHash, not SipHash, for the tables: their keys (refs, uuids) are made here, random,
@@ -152,6 +152,53 @@ pub struct Tables {
     dirty: Option<Dirty>,
     /// Advances with every change that must reach the store (see [`journal`]).
     seq: u64,
+    /// What `event.from` waiters check without the lock; shared with [`Db`], and kept
+    /// across a shared backend's reload ([`Tables::take_memory_of`]).
+    marks: Arc<Marks>,
+}
+
+/// Two counters that an `event.from` waiter reads without the tables' lock, so that ten
+/// thousand waiters woken by one change do not each take the lock (and look their
+/// session up) only to find that nothing but the generation moved. Both move only under
+/// the tables' write lock, together with what they stand for.
+#[derive(Debug, Default)]
+pub struct Marks {
+    /// Moves at every change an `event.from` answer depends on: a new generation (every
+    /// evented write), a session added or removed (`valid_ref_counts` counts sessions,
+    /// which make no events), the tables replaced.
+    state: AtomicU64,
+    /// Moves (before `state`) whenever a session may have gone: a session removed, the
+    /// tables replaced.
+    gone: AtomicU64,
+}
+
+/// [`Marks`] as read under the tables' lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mark {
+    pub state: u64,
+    pub gone: u64,
+}
+
+impl Marks {
+    fn moved(&self) {
+        self.state.fetch_add(1, Ordering::Release);
+    }
+
+    fn session_gone(&self) {
+        self.gone.fetch_add(1, Ordering::Release);
+        self.state.fetch_add(1, Ordering::Release);
+    }
+
+    /// The current `state`, if no session has gone since `gone` was read (under the
+    /// lock, by a caller that then saw its session). With it, that caller's session
+    /// still existed when `state` was read: `state` is read first, and a removal moves
+    /// `gone` before `state`, so a removal the `state` read reflects is in the `gone`
+    /// read after it; one it does not reflect came after that moment. (A removed ref
+    /// never comes back: refs are random.)
+    pub fn state_if_none_gone_since(&self, gone: u64) -> Option<u64> {
+        let state = self.state.load(Ordering::Acquire);
+        (self.gone.load(Ordering::Acquire) == gone).then_some(state)
+    }
 }
 
 // Used by the shared (etcd) backend's cache.
@@ -177,6 +224,9 @@ impl Tables {
     /// subscriptions of sessions that still exist.
     pub(crate) fn take_memory_of(&mut self, old: &mut Tables) {
         std::mem::swap(&mut self.notify, &mut old.notify);
+        // The waiters' marks too; any session may be gone in the new tables.
+        std::mem::swap(&mut self.marks, &mut old.marks);
+        self.marks.session_gone();
         for (r, s) in &mut old.sessions {
             if let (Some(sub), Some(new)) = (s.legacy_events.take(), self.sessions.get_mut(r)) {
                 new.legacy_events = Some(sub);
@@ -191,6 +241,8 @@ impl Tables {
 /// their changes durable (see [`backend`] for what it guarantees).
 pub struct Db {
     tables: Arc<RwLock<Tables>>,
+    /// The tables' [`Marks`], readable without their lock.
+    marks: Arc<Marks>,
     backend: Box<dyn Backend>,
     /// Set at shutdown: event waiters answer at once.
     stopping: AtomicBool,
@@ -224,8 +276,10 @@ impl Db {
 
     /// A database over tables that `backend` keeps (a shared backend feeds them itself).
     pub fn with_backend(tables: Arc<RwLock<Tables>>, backend: Box<dyn Backend>) -> Db {
+        let marks = tables.read().marks.clone();
         Db {
             tables,
+            marks,
             backend,
             stopping: AtomicBool::new(false),
         }
@@ -366,6 +420,11 @@ impl Db {
         self.tables.read()
     }
 
+    /// The tables' [`Marks`], read without their lock (see [`Tables::mark`]).
+    pub fn marks(&self) -> &Marks {
+        &self.marks
+    }
+
     /// Write access for what lives in this process's memory only and is never stored
     /// (legacy event subscriptions). Rows change only through [`Db::transact`].
     pub fn memory_mut(&self) -> parking_lot::RwLockWriteGuard<'_, Tables> {
@@ -445,6 +504,7 @@ impl Tables {
             notify: tokio::sync::watch::channel(1).0,
             dirty: None,
             seq: 0,
+            marks: Arc::default(),
         };
         let restored_singletons = tables.load(loaded.unwrap_or_default());
         if !restored_singletons {
@@ -570,8 +630,26 @@ impl Tables {
     /// Advances the database generation and returns the new value.
     fn bump(&mut self) -> u64 {
         self.generation += 1;
+        self.marks.moved();
         self.notify.send_replace(self.generation);
         self.generation
+    }
+
+    /// The [`Marks`] now (under the lock, so they agree with what the caller reads).
+    pub fn mark(&self) -> Mark {
+        Mark {
+            state: self.marks.state.load(Ordering::Acquire),
+            gone: self.marks.gone.load(Ordering::Acquire),
+        }
+    }
+
+    /// A session was added (`gone` false) or removed: moves the [`Marks`].
+    fn sessions_changed(&mut self, gone: bool) {
+        if gone {
+            self.marks.session_gone();
+        } else {
+            self.marks.moved();
+        }
     }
 
     /// The change index, for `event.from`.
@@ -771,6 +849,62 @@ mod tests {
         delete(&mut t, &child);
         assert!(t.task(&parent).unwrap().subtasks.is_empty());
         assert!(t.task(&parent).unwrap().stamp.modified > gen_before);
+    }
+
+    /// What `event.from` waiters read without the lock: `state` moves with every new
+    /// generation and every session added or removed (not with a session's own update,
+    /// nor an identical write), and `gone` only with a removal, so that a waiter that saw
+    /// its session at `gone` knows it still exists as long as `gone` has not moved.
+    #[test]
+    fn marks_move_with_what_an_event_answer_depends_on() {
+        let db = db();
+        let session = |user: &str| SessionRow {
+            auth_user_name: user.to_string(),
+            ..Default::default()
+        };
+        let mut t = db.memory_mut();
+        let m0 = t.mark();
+        assert_eq!(db.marks().state_if_none_gone_since(m0.gone), Some(m0.state));
+        let s = new_ref();
+        decide(&mut t, |tx| tx.put_session(s.clone(), session("alice")));
+        let m1 = t.mark();
+        assert!(
+            m1.state != m0.state && m1.gone == m0.gone,
+            "a login: {m0:?} {m1:?}"
+        );
+        decide(&mut t, |tx| tx.put_session(s.clone(), session("alice")));
+        assert_eq!(t.mark(), m1, "a session's own update changes no answer");
+        let r = new_ref();
+        insert(&mut t, &r, TaskRow::new("x", "", NULL_REF, "h"));
+        let m2 = t.mark();
+        assert!(m2.state != m1.state && m2.gone == m1.gone);
+        update(&mut t, &r, |task| task.progress = 0.0);
+        assert_eq!(t.mark(), m2, "an identical write is no change");
+        update(&mut t, &r, |task| task.progress = 0.5);
+        let m3 = t.mark();
+        assert!(m3.state != m2.state && m3.gone == m2.gone);
+        assert_eq!(db.marks().state_if_none_gone_since(m0.gone), Some(m3.state));
+        decide(&mut t, |tx| tx.delete_session(&s));
+        let m4 = t.mark();
+        assert!(
+            m4.state != m3.state && m4.gone != m3.gone,
+            "a logout: {m3:?} {m4:?}"
+        );
+        assert_eq!(db.marks().state_if_none_gone_since(m3.gone), None);
+        assert_eq!(db.marks().state_if_none_gone_since(m4.gone), Some(m4.state));
+        // A shared backend's reload: the new tables take the marks the Db reads, moved.
+        let mut fresh = Tables::empty(
+            new_ref(),
+            PoolRow::default(),
+            new_ref(),
+            HostRow::default(),
+            None,
+        );
+        fresh.take_memory_of(&mut t);
+        *t = fresh;
+        assert_eq!(db.marks().state_if_none_gone_since(m4.gone), None);
+        let m5 = t.mark();
+        assert_eq!(db.marks().state_if_none_gone_since(m5.gone), Some(m5.state));
     }
 
     #[test]
