@@ -442,8 +442,12 @@ pub struct KeyFile {
 impl KeyFile {
     /// The users file of the cluster, for a process that needs nothing else (the `user`
     /// commands).
+    /// Refused while an import is unfinished: the import replaces the users file when
+    /// it publishes (and clears it when started over), so neither a change nor a
+    /// listing would be the deployment's.
     pub async fn users(config: &Config) -> Result<KeyFile, BackendError> {
         let inner = Inner::connect(config).await?;
+        refuse_unfinished_import(&inner, "its users").await?;
         let key = inner.keys.users();
         Ok(KeyFile { inner, key })
     }
@@ -465,8 +469,11 @@ impl KeyFile {
             Some(rev) => Compare::mod_revision(k, CompareOp::Equal, rev),
             None => Compare::version(k, CompareOp::Equal, 0),
         };
+        // Not while `cluster import` writes the prefix (it may have started since the
+        // file was read): its publish would overwrite the change.
+        let import = self.inner.keys.import();
         let txn = Txn::new()
-            .when([cmp])
+            .when([cmp, Compare::version(import.as_str(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(k, content.to_vec(), None)]);
         // A resend after an ambiguous failure can only fail its compare: the caller then
         // reads again and finds its own write (or another's).
@@ -478,7 +485,25 @@ impl KeyFile {
                 async move { c.txn(txn).await }
             })
             .await?;
+        if !resp.succeeded() {
+            refuse_unfinished_import(&self.inner, "the users file").await?;
+        }
         Ok(resp.succeeded())
+    }
+}
+
+/// An error naming the unfinished `cluster import` under the prefix, if there is one
+/// (its marker present): `what` cannot be used or changed until it is completed.
+async fn refuse_unfinished_import(inner: &Inner, what: &str) -> Result<(), BackendError> {
+    match get(inner, inner.keys.import()).await? {
+        None => Ok(()),
+        Some(kv) => Err(BackendError(format!(
+            "the data under {} is an unfinished `xapi-taskd cluster import` (import {}, \
+             stopped or still running): {what} cannot be changed or read until it is \
+             complete; run the import again to complete it, then retry",
+            inner.keys.prefix(),
+            String::from_utf8_lossy(kv.value())
+        ))),
     }
 }
 
