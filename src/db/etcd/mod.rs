@@ -708,23 +708,16 @@ impl Backend for Etcd {
                 }
                 attempt += 1;
                 let writes = prepared.id.is_some();
-                match txn::commit(inner, &prepared, inner.budget).await? {
-                    txn::Outcome::Done(rev) => {
-                        tracing::trace!(rev, writes, "committed");
-                        if writes {
-                            inner.settle(tables, rev, &prepared.own).await?;
-                        }
-                        return Ok(Executed {
-                            committed,
-                            generation: if writes { rev } else { basis },
-                            // Settled: the cache holds `rev`.
-                            current: writes,
-                        });
+                let outcome = txn::commit(inner, &prepared, inner.budget).await?;
+                if let txn::Outcome::Done(rev) = outcome {
+                    tracing::trace!(rev, writes, "committed");
+                    if writes {
+                        inner.settle(tables, rev, &prepared.own).await?;
                     }
-                    txn::Outcome::Conflict(rev) => {
-                        inner.wait_applied(rev).await?;
-                        jitter(attempt).await;
-                    }
+                }
+                match txn::answer(inner, outcome, committed, writes, basis).await? {
+                    Some(executed) => return Ok(executed),
+                    None => jitter(attempt).await,
                 }
             }
             drop(turn);
