@@ -290,7 +290,8 @@ async fn etcd_backend_meets_the_contract_and_survives_a_member_kill() {
 /// A `user` command's write while `cluster import` writes the prefix is refused, naming
 /// the import (its publish would overwrite the users file, a restart clear it): when
 /// the import claims the prefix between the command's read and its write, and when it
-/// had claimed it before the command started.
+/// had claimed it before the command started. And the users file's compare-and-swap
+/// tells a write already made (a resend's) from one that lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_are_not_written_during_an_unfinished_import() {
     let Some(cluster) = etcd::Cluster::start(1) else {
@@ -321,6 +322,13 @@ async fn users_are_not_written_during_an_unfinished_import() {
     // An import's publish removes the marker: then the users may change again.
     ctl(&["del", &marker]);
     assert!(file.replace(b"{}", None).await.unwrap());
-    // A plain lost compare-and-swap is still `false`, not an error.
-    assert!(!file.replace(b"{}", None).await.unwrap());
+    // A plain lost compare-and-swap is `false`, not an error.
+    assert!(!file.replace(b"{\"a\":1}", None).await.unwrap());
+    assert_eq!(file.read().await.unwrap().unwrap().0, b"{}");
+    // What the resend of a write whose first send committed (its answer lost) meets: its
+    // compare fails, and the key holds what it wrote. That is the write made, not lost.
+    let (_, at) = file.read().await.unwrap().unwrap();
+    assert!(file.replace(b"{\"b\":2}", Some(at)).await.unwrap());
+    assert!(file.replace(b"{\"b\":2}", Some(at)).await.unwrap());
+    assert!(!file.replace(b"{\"c\":3}", Some(at)).await.unwrap());
 }

@@ -458,7 +458,8 @@ impl KeyFile {
             .map(|kv| (kv.value().to_vec(), kv.mod_revision())))
     }
 
-    /// Writes `content` if the key is still at `expected` (None: absent).
+    /// Writes `content` if the key is still at `expected` (None: absent); false when
+    /// someone else wrote first.
     pub async fn replace(
         &self,
         content: &[u8],
@@ -475,8 +476,10 @@ impl KeyFile {
         let txn = Txn::new()
             .when([cmp, Compare::version(import.as_str(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(k, content.to_vec(), None)]);
-        // A resend after an ambiguous failure can only fail its compare: the caller then
-        // reads again and finds its own write (or another's).
+        // A resend after an ambiguous failure can only fail its compare: so a failed
+        // compare reads the key again, and a key holding `content` is this write's
+        // (users files carry random ids and salted hashes: nobody else writes the same
+        // bytes). The caller then does not report as not made a change that was made.
         let resp = self
             .inner
             .conn
@@ -485,10 +488,14 @@ impl KeyFile {
                 async move { c.txn(txn).await }
             })
             .await?;
-        if !resp.succeeded() {
-            refuse_unfinished_import(&self.inner, "the users file").await?;
+        if resp.succeeded() {
+            return Ok(true);
         }
-        Ok(resp.succeeded())
+        refuse_unfinished_import(&self.inner, "the users file").await?;
+        Ok(self
+            .read()
+            .await?
+            .is_some_and(|(now, _)| now.as_slice() == content))
     }
 }
 
