@@ -169,7 +169,7 @@ fn open(dir: &Path, flags: Box<Options>) -> Result<(UserStore, Runtime), String>
                 .build()
                 .map_err(|e| e.to_string())?;
             let users = crate::cluster::user_store(dir, &store, &rt)
-                .map_err(|e| format!("cannot reach the cluster's users: {e}"))?;
+                .map_err(|e| format!("cannot use the cluster's users: {e}"))?;
             Ok((users, Some(rt)))
         }
         #[cfg(not(feature = "etcd"))]

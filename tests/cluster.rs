@@ -17,7 +17,7 @@ use tracing_subscriber::prelude::*;
 
 use conformance::{Harness, Kind};
 use xapi_taskd::db::backend::BackendError;
-use xapi_taskd::db::etcd::{Config, Etcd, Identity};
+use xapi_taskd::db::etcd::{Config, Etcd, Identity, KeyFile};
 use xapi_taskd::db::{Db, HostRow, NULL_REF, PoolRow, TaskRow, new_ref, new_uuid};
 
 /// Opens a front-end's database on `prefix` (the first one creates the pool and host).
@@ -285,4 +285,50 @@ async fn etcd_backend_meets_the_contract_and_survives_a_member_kill() {
         0,
         "own writes applied unlike the watch"
     );
+}
+
+/// A `user` command's write while `cluster import` writes the prefix is refused, naming
+/// the import (its publish would overwrite the users file, a restart clear it): when
+/// the import claims the prefix between the command's read and its write, and when it
+/// had claimed it before the command started. And the users file's compare-and-swap
+/// tells a write already made (a resend's) from one that lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_not_written_during_an_unfinished_import() {
+    let Some(cluster) = etcd::Cluster::start(1) else {
+        return;
+    };
+    let prefix = "/importing/";
+    let config = Config::new(cluster.endpoints(), prefix.into());
+    let marker = format!("{prefix}c/import");
+    let users = format!("{prefix}c/users");
+    let ctl = |args: &[&str]| cluster.etcdctl(None, args).expect("etcdctl");
+    let refusal = |e: BackendError| {
+        let e = e.0;
+        assert!(
+            e.contains("unfinished `xapi-taskd cluster import`")
+                && e.contains("import an-import-id")
+                && e.contains("run the import again"),
+            "{e}"
+        );
+    };
+
+    let file = KeyFile::users(&config).await.expect("no import yet");
+    assert!(file.read().await.unwrap().is_none());
+    ctl(&["put", &marker, "an-import-id"]);
+    refusal(file.replace(b"{}", None).await.expect_err("refused"));
+    assert_eq!(ctl(&["get", &users]), "", "nothing was written");
+    refusal(KeyFile::users(&config).await.err().expect("refused"));
+
+    // An import's publish removes the marker: then the users may change again.
+    ctl(&["del", &marker]);
+    assert!(file.replace(b"{}", None).await.unwrap());
+    // A plain lost compare-and-swap is `false`, not an error.
+    assert!(!file.replace(b"{\"a\":1}", None).await.unwrap());
+    assert_eq!(file.read().await.unwrap().unwrap().0, b"{}");
+    // What the resend of a write whose first send committed (its answer lost) meets: its
+    // compare fails, and the key holds what it wrote. That is the write made, not lost.
+    let (_, at) = file.read().await.unwrap().unwrap();
+    assert!(file.replace(b"{\"b\":2}", Some(at)).await.unwrap());
+    assert!(file.replace(b"{\"b\":2}", Some(at)).await.unwrap());
+    assert!(!file.replace(b"{\"c\":3}", Some(at)).await.unwrap());
 }

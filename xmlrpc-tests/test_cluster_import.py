@@ -9,15 +9,16 @@ single node logs in with the same password; the single node's sessions still wor
 ownership holds; new tasks and `event.from` work, and an `event.from` token from the
 single node goes on working (it does not go backwards); a second import into the same
 prefix is refused, and so is one holding keys of someone else's; an import killed halfway
-leaves a prefix that a front-end refuses with a clear message and that running the import
-again completes; a store a running server holds, or a damaged one, is refused; under etcd
-authentication, the import works as a user whose role covers only its prefix (and is
-refused elsewhere, saying so).
+leaves a prefix that a front-end and the `user` commands refuse with a clear message and
+that running the import again completes; a store a running server holds, or a damaged one,
+is refused; under etcd authentication, the import works as a user whose role covers only
+its prefix (and is refused elsewhere, saying so).
 """
 
 import os
 import signal
 import subprocess
+import tempfile
 import xmlrpc.client
 
 import pytest
@@ -59,6 +60,21 @@ def import_into(etcd, data_dir, prefix, *extra):
         text=True,
         timeout=IMPORT_TIMEOUT,
     )
+
+
+def user_cli(etcd, prefix, *args, stdin=""):
+    """A `user` command against the cluster by flags alone, from a data dir of its own."""
+    with tempfile.TemporaryDirectory(prefix="xapi-taskd-pytest-") as own:
+        return subprocess.run(
+            [
+                str(BINARY), "user", *args, "--data-dir", own, "--store", "etcd",
+                "--etcd-endpoints", etcd.endpoints, "--etcd-prefix", prefix,
+            ],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=IMPORT_TIMEOUT,
+        )
 
 
 def differences(after, before):
@@ -226,12 +242,23 @@ def test_an_import_killed_halfway_is_refused_by_front_ends_and_completed_by_a_re
             capture_output=True, text=True, timeout=IMPORT_TIMEOUT,
         )
         assert "problem: an unfinished `cluster import`" in status.stdout, status
+        # The `user` commands refuse it too (the import's publish would overwrite what
+        # they wrote), saying what to do, and write nothing.
+        for args in (["add", "carol", "--role", "read-only"], ["passwd", "root"]):
+            res = user_cli(etcd, prefix, *args, stdin="carol-pw\n")
+            assert res.returncode == 1, res
+            assert "unfinished `xapi-taskd cluster import`" in res.stderr, res.stderr
+            assert "run the import again" in res.stderr, res.stderr
+        assert etcdctl(etcd, "get", prefix + "c/users").stdout == ""
 
         res = import_into(etcd, single.data_dir, prefix, "--batch-ops", "3")
         assert res.returncode == 0, res.stdout + res.stderr
         assert "an unfinished import was started over" in res.stdout, res.stdout
         fe = front_end(etcd, prefix)
         assert ok(server_proxy(fe.url).task.get_all_records(root)) == before
+        res = user_cli(etcd, prefix, "add", "carol", "--role", "read-only", stdin="carol-pw\n")
+        assert res.returncode == 0, res.stderr
+        assert login(fe.url, "carol", "carol-pw").startswith("OpaqueRef:")
     finally:
         if fe is not None:
             fe.cleanup()

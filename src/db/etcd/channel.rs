@@ -458,6 +458,123 @@ impl http_body::Body for Received {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http_body_util::BodyExt;
+
+    /// One gRPC message (uncompressed, three bytes).
+    const MESSAGE: &[u8] = b"\0\0\0\0\x03abc";
+
+    /// A unary request body whose end comes only once the member has answered and reset
+    /// the stream: `reset` is told then. Its end is asked for synchronously (the poll
+    /// blocks this thread, not the connection's), as a unary body's is: the window in
+    /// which a member that answers first resets the stream, made as wide as it can be.
+    struct EndsAfterTheReset {
+        data: Option<Bytes>,
+        reset: Option<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl http_body::Body for EndsAfterTheReset {
+        type Data = Bytes;
+        type Error = tonic::Status;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+            if let Some(data) = self.data.take() {
+                return Poll::Ready(Some(Ok(Frame::data(data))));
+            }
+            if let Some(reset) = self.reset.take() {
+                reset
+                    .recv_timeout(Duration::from_secs(10))
+                    .expect("the member answered and reset the stream");
+            }
+            Poll::Ready(None)
+        }
+    }
+
+    /// A member that answers a unary call in full (headers, one message, trailers with
+    /// grpc-status 0) and then resets the stream with NO_ERROR before the request's end
+    /// came, as grpc-go does: the call returns that answer, though sending the request's
+    /// end then fails. (The channel's first form sent the end of stream as an empty DATA
+    /// frame of its own and failed the call when that send failed: after the member had
+    /// done the work, a committed transaction reported as failed.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_unary_call_answered_and_reset_before_its_end_was_sent_returns_the_answer() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (told, reset) = std::sync::mpsc::channel();
+        let member = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let mut conn = h2::server::handshake(tcp).await.unwrap();
+            let (request, mut respond) = conn.accept().await.unwrap().unwrap();
+            assert_eq!(request.uri().path(), "/etcdserverpb.KV/Range");
+            let mut ping = conn.ping_pong().unwrap();
+            let driven = tokio::spawn(async move {
+                let _ = std::future::poll_fn(|cx| conn.poll_closed(cx)).await;
+            });
+            let head = http::Response::builder()
+                .status(200)
+                .header("content-type", "application/grpc")
+                .body(())
+                .unwrap();
+            let mut send = respond.send_response(head, false).unwrap();
+            send.send_data(Bytes::from_static(MESSAGE), false).unwrap();
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+            send.send_trailers(trailers).unwrap();
+            // A reset drops what is still queued on the stream: the answer is written
+            // first (the connection writes a ping no earlier than frames queued before
+            // it, so a pong means they are out).
+            ping.ping(h2::Ping::opaque()).await.unwrap();
+            send.send_reset(h2::Reason::NO_ERROR);
+            ping.ping(h2::Ping::opaque()).await.unwrap();
+            // The client may have read the second ping just before the reset, in the
+            // same read: a moment to take the reset too.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            told.send(()).unwrap();
+            // The request's body is not read: its end may never come.
+            drop(request);
+            // Until the client closes the connection.
+            driven.await.unwrap();
+        });
+
+        let target = Target::new(
+            &format!("http://{addr}"),
+            None,
+            Duration::from_secs(5),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+        let mut channel = Direct::new(target);
+        let body = EndsAfterTheReset {
+            data: Some(Bytes::from_static(MESSAGE)),
+            reset: Some(reset),
+        };
+        let request = http::Request::builder()
+            .method("POST")
+            .uri("/etcdserverpb.KV/Range")
+            .header("content-type", "application/grpc")
+            .body(tonic::body::Body::new(body))
+            .unwrap();
+        let call = tower::Service::call(&mut channel, request);
+        let response = tokio::time::timeout(Duration::from_secs(20), call)
+            .await
+            .expect("the call ends")
+            .expect("the call returns the member's answer");
+        assert_eq!(response.status(), 200);
+        let answer = tokio::time::timeout(Duration::from_secs(20), response.into_body().collect())
+            .await
+            .expect("the answer ends")
+            .expect("the answer is read whole");
+        let trailers = answer.trailers().cloned().expect("trailers");
+        assert_eq!(answer.to_bytes(), MESSAGE);
+        assert_eq!(trailers["grpc-status"], "0");
+        drop(channel);
+        tokio::time::timeout(Duration::from_secs(20), member)
+            .await
+            .expect("the client closes its connection once its channel is dropped")
+            .unwrap();
+    }
 
     fn tls() -> Arc<rustls::ClientConfig> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());

@@ -394,19 +394,14 @@ async fn commit(
     let (prepared, basis) = prepared;
     let writes = prepared.id.is_some();
     // Through a group: batches of other tasks' lanes may share its transaction.
-    match group::commit(inner, tables, prepared).await {
-        Ok(txn::Outcome::Done(rev)) => {
-            // The group has made the cache show it.
-            Answer::Done(Executed {
-                committed: true,
-                generation: if writes { rev } else { basis },
-                current: writes,
-            })
-        }
-        Ok(txn::Outcome::Conflict(rev)) => match inner.wait_applied(rev).await {
-            Ok(()) => Answer::Again,
-            Err(e) => Answer::Failed(e),
-        },
+    // The group makes the cache show what it committed.
+    let answer = match group::commit(inner, tables, prepared).await {
+        Ok(outcome) => txn::answer(inner, outcome, true, writes, basis).await,
+        Err(e) => Err(e),
+    };
+    match answer {
+        Ok(Some(executed)) => Answer::Done(executed),
+        Ok(None) => Answer::Again,
         Err(e) => Answer::Failed(e),
     }
 }

@@ -25,7 +25,7 @@
 //! | `c/node/<id>` | a live front-end (on a lease) |
 //! | `c/gc` | the garbage collector's election |
 //! | `c/users` | the users file (`users.json`'s content) |
-//! | `c/import` | present while `cluster import` writes the prefix (its id): front-ends refuse the prefix until it is gone ([`super::import`]) |
+//! | `c/import` | present while `cluster import` writes the prefix (its id): front-ends and the `user` commands refuse the prefix until it is gone ([`super::import`]) |
 
 use serde::{Deserialize, Serialize};
 

@@ -442,8 +442,12 @@ pub struct KeyFile {
 impl KeyFile {
     /// The users file of the cluster, for a process that needs nothing else (the `user`
     /// commands).
+    /// Refused while an import is unfinished: the import replaces the users file when
+    /// it publishes (and clears it when started over), so neither a change nor a
+    /// listing would be the deployment's.
     pub async fn users(config: &Config) -> Result<KeyFile, BackendError> {
         let inner = Inner::connect(config).await?;
+        refuse_unfinished_import(&inner, "its users").await?;
         let key = inner.keys.users();
         Ok(KeyFile { inner, key })
     }
@@ -454,7 +458,8 @@ impl KeyFile {
             .map(|kv| (kv.value().to_vec(), kv.mod_revision())))
     }
 
-    /// Writes `content` if the key is still at `expected` (None: absent).
+    /// Writes `content` if the key is still at `expected` (None: absent); false when
+    /// someone else wrote first.
     pub async fn replace(
         &self,
         content: &[u8],
@@ -465,11 +470,16 @@ impl KeyFile {
             Some(rev) => Compare::mod_revision(k, CompareOp::Equal, rev),
             None => Compare::version(k, CompareOp::Equal, 0),
         };
+        // Not while `cluster import` writes the prefix (it may have started since the
+        // file was read): its publish would overwrite the change.
+        let import = self.inner.keys.import();
         let txn = Txn::new()
-            .when([cmp])
+            .when([cmp, Compare::version(import.as_str(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(k, content.to_vec(), None)]);
-        // A resend after an ambiguous failure can only fail its compare: the caller then
-        // reads again and finds its own write (or another's).
+        // A resend after an ambiguous failure can only fail its compare: so a failed
+        // compare reads the key again, and a key holding `content` is this write's
+        // (users files carry random ids and salted hashes: nobody else writes the same
+        // bytes). The caller then does not report as not made a change that was made.
         let resp = self
             .inner
             .conn
@@ -478,7 +488,29 @@ impl KeyFile {
                 async move { c.txn(txn).await }
             })
             .await?;
-        Ok(resp.succeeded())
+        if resp.succeeded() {
+            return Ok(true);
+        }
+        refuse_unfinished_import(&self.inner, "the users file").await?;
+        Ok(self
+            .read()
+            .await?
+            .is_some_and(|(now, _)| now.as_slice() == content))
+    }
+}
+
+/// An error naming the unfinished `cluster import` under the prefix, if there is one
+/// (its marker present): `what` cannot be used or changed until it is completed.
+async fn refuse_unfinished_import(inner: &Inner, what: &str) -> Result<(), BackendError> {
+    match get(inner, inner.keys.import()).await? {
+        None => Ok(()),
+        Some(kv) => Err(BackendError(format!(
+            "the data under {} is an unfinished `xapi-taskd cluster import` (import {}, \
+             stopped or still running): {what} cannot be changed or read until it is \
+             complete; run the import again to complete it, then retry",
+            inner.keys.prefix(),
+            String::from_utf8_lossy(kv.value())
+        ))),
     }
 }
 
@@ -683,23 +715,16 @@ impl Backend for Etcd {
                 }
                 attempt += 1;
                 let writes = prepared.id.is_some();
-                match txn::commit(inner, &prepared, inner.budget).await? {
-                    txn::Outcome::Done(rev) => {
-                        tracing::trace!(rev, writes, "committed");
-                        if writes {
-                            inner.settle(tables, rev, &prepared.own).await?;
-                        }
-                        return Ok(Executed {
-                            committed,
-                            generation: if writes { rev } else { basis },
-                            // Settled: the cache holds `rev`.
-                            current: writes,
-                        });
+                let outcome = txn::commit(inner, &prepared, inner.budget).await?;
+                if let txn::Outcome::Done(rev) = outcome {
+                    tracing::trace!(rev, writes, "committed");
+                    if writes {
+                        inner.settle(tables, rev, &prepared.own).await?;
                     }
-                    txn::Outcome::Conflict(rev) => {
-                        inner.wait_applied(rev).await?;
-                        jitter(attempt).await;
-                    }
+                }
+                match txn::answer(inner, outcome, committed, writes, basis).await? {
+                    Some(executed) => return Ok(executed),
+                    None => jitter(attempt).await,
                 }
             }
             drop(turn);

@@ -21,7 +21,7 @@ use etcd_client::{Compare, CompareOp, DeleteOptions, Txn, TxnOp, TxnResponse};
 
 use super::keys::{Keys, Tomb};
 use super::{Inner, encode};
-use crate::db::backend::BackendError;
+use crate::db::backend::{BackendError, Executed};
 use crate::db::{NULL_REF, Plan, Read, Tables, TaskRow, Write};
 
 /// A transaction ready to send: its compares, its operations and the put of its id in
@@ -371,6 +371,32 @@ pub async fn commit(
             Ok(Outcome::Conflict(rev))
         }
         Sent::Refused(e, _, _) | Sent::Unreachable(e) => settled(inner, prepared, e),
+    }
+}
+
+/// What a settled commit of a decision made on the cache at generation `basis` answers
+/// (`committed`: whether the decision commits its transaction; `writes`: whether it
+/// wrote, the cache then holding the revision): the call's answer when done; `None`
+/// after a conflict, once the cache has applied the revision that beat it, for the
+/// caller to decide again. Both ways of committing (alone, and a lane's batch) end here.
+pub async fn answer(
+    inner: &Inner,
+    outcome: Outcome,
+    committed: bool,
+    writes: bool,
+    basis: u64,
+) -> Result<Option<Executed>, BackendError> {
+    match outcome {
+        Outcome::Done(rev) => Ok(Some(Executed {
+            committed,
+            generation: if writes { rev } else { basis },
+            // Settled: the cache holds `rev`.
+            current: writes,
+        })),
+        Outcome::Conflict(rev) => {
+            inner.wait_applied(rev).await?;
+            Ok(None)
+        }
     }
 }
 
