@@ -6,9 +6,11 @@ XML-RPC are seen at once over Redfish and the other way round, with the same use
 roles and ownership rule.
 """
 
+import base64
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -20,6 +22,7 @@ from conftest import (
     Server,
     fail,
     header_proxy,
+    launch,
     ok,
     server_proxy,
     unique,
@@ -61,9 +64,10 @@ def uuid_of(xml, session, task_ref):
 
 def rf_json(raw, method, path, headers=None, body=None, auth=("root", ROOT_PASSWORD)):
     """One raw request with Basic auth: (status, lower-cased headers, parsed JSON or None)."""
-    import base64
-
     h = dict(headers or {})
+    # A body is JSON, declared so (as sushy, DMTF's redfish and redfishtool declare it).
+    if body is not None and not any(k.lower() == "content-type" for k in h):
+        h["Content-Type"] = "application/json"
     if auth:
         h["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
     status, hdrs, data = raw.request(method, path, body=body, headers=h)
@@ -255,6 +259,111 @@ def test_delete_all_completed_tasks_follows_ownership(own_server):
     assert ok(xml.task.get_status(root, running)) == "pending"
     assert rf_json(raw, "POST", action, body=b"{}", auth=None)[0] == 401
     assert rf_json(raw, "GET", action)[0] == 405
+
+
+def test_a_cross_site_post_with_cached_basic_credentials_is_refused(own_server):
+    """A page on another site may make a browser POST a form, `text/plain` or a body-less
+    `fetch` (no Content-Type) to the action, and the browser attaches the Basic
+    credentials it cached: such a POST used to run the action (200, the tasks gone).
+    Now every body that is not declared JSON is refused with 415, before any
+    credential is looked at, and nothing is changed."""
+    action = "/redfish/v1/TaskService/Actions/TaskService.DeleteAllCompletedTasks"
+    raw = Raw(own_server.url)
+    xml = server_proxy(own_server.url + "/")
+    root = ok(xml.session.login_with_password("root", ROOT_PASSWORD))
+    done = ok(xml.task.create(root, unique("done"), ""))
+    ok(xml.task.set_status(root, done, "success"))
+    page = {"Origin": "http://evil.example", "Accept": "text/html,application/xhtml+xml,*/*;q=0.8",
+            "Authorization": "Basic " + base64.b64encode(f"root:{ROOT_PASSWORD}".encode()).decode()}
+    sent = [
+        ("application/x-www-form-urlencoded", b"a=b"),
+        ("multipart/form-data; boundary=xyz",
+         b"--xyz\r\nContent-Disposition: form-data; name=a\r\n\r\nb\r\n--xyz--\r\n"),
+        ("text/plain", b"{}"),
+        ("text/plain;charset=UTF-8", b""),
+        # fetch(url, {method: "POST", mode: "no-cors", credentials: "include"}): no type.
+        (None, b""),
+        (None, None),
+    ]
+    for ctype, body in sent:
+        h = dict(page, **({"Content-Type": ctype} if ctype else {}))
+        status, _, data = raw.request("POST", action, body=body, headers=h)
+        got = json.loads(data)
+        assert status == 415, (ctype, body, status, got)
+        assert got["error"]["@Message.ExtendedInfo"][0]["MessageId"] == "Base.1.22.1.UnrecognizedRequestBody"
+        assert ok(xml.task.get_status(root, done)) == "success", (ctype, body)
+    # The same with no credentials at all is refused the same way (the type comes first).
+    assert rf_json(raw, "POST", action, headers={"Content-Type": "text/plain"}, body=b"{}", auth=None)[0] == 415
+    # A form cannot log in either (no session is made).
+    form = f"UserName=root&Password={ROOT_PASSWORD}"
+    status, hdrs, _ = rf_json(raw, "POST", "/redfish/v1/SessionService/Sessions", auth=None, body=form,
+                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 415 and "x-auth-token" not in hdrs
+    # A JSON body (any case, with a charset) still runs it.
+    status, _, body = rf_json(raw, "POST", action, body=b"{}",
+                              headers={"Content-Type": "Application/JSON; charset=utf-8"})
+    assert status == 200, body
+    assert xml.task.get_record(root, done) == fail("HANDLE_INVALID", "task", done)
+
+
+def test_browsers_are_not_challenged_to_send_basic_credentials(raw):
+    """bmcweb's rule: a browser (an Accept naming text/html, or X-Requested-With) gets no
+    `WWW-Authenticate: Basic` with its 401, so it never prompts and never caches the
+    credentials that a cross-site request would carry. Clients still get the challenge."""
+    for h in ({"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"},
+              {"X-Requested-With": "XMLHttpRequest"}):
+        status, hdrs, body = rf_json(raw, "GET", TASKS, headers=h, auth=None)
+        assert status == 401 and "www-authenticate" not in hdrs, (h, hdrs)
+        assert body["error"]["code"] == "Base.1.22.1.NoValidSession"
+        status, hdrs, _ = rf_json(raw, "GET", TASKS, headers=h, auth=("root", "wrong"))
+        assert status == 401 and "www-authenticate" not in hdrs, (h, hdrs)
+    for h in ({}, {"Accept": "*/*"}, {"Accept": "application/json"}):
+        status, hdrs, _ = rf_json(raw, "GET", TASKS, headers=h, auth=None)
+        assert status == 401 and hdrs["www-authenticate"] == 'Basic realm="xapi-taskd"', h
+
+
+def test_a_body_too_large_is_payload_too_large(raw):
+    big = json.dumps({"UserName": "root", "Password": "x" * (400 * 1024)})
+    status, _, body = rf_json(raw, "POST", "/redfish/v1/SessionService/Sessions", body=big, auth=None)
+    assert status == 413
+    info = body["error"]["@Message.ExtendedInfo"][0]
+    assert info["MessageId"] == "Base.1.22.1.PayloadTooLarge" and info["MessageArgs"] == []
+    assert info["Message"] == "The supplied payload exceeds the maximum size supported by the service."
+
+
+def test_logins_refused_for_load_are_503_with_retry_after():
+    """The login guard refuses a login from an address with 8 logins in progress (past
+    its free failures) without looking at the password: that is load, not a wrong
+    password, so Redfish answers 503 with Retry-After, for Basic and for session
+    creation, where it used to answer 401."""
+    srv = launch(["--login-free-failures", "1", "--gc-interval", "3600"], users=())
+    try:
+        raw = Raw(srv.url)
+        bad = ("root", "wrong")
+        # Five failures (answered after 0, 0.1, 0.2, 0.4 s): each further one waits >= 0.8 s.
+        for _ in range(5):
+            assert rf_json(raw, "GET", TASKS, auth=bad)[0] == 401
+        with ThreadPoolExecutor(8) as pool:
+            slow = [pool.submit(rf_json, raw, "GET", TASKS, auth=bad) for _ in range(8)]
+            time.sleep(0.3)
+            # The right password, refused for load: not a 401.
+            status, hdrs, body = rf_json(raw, "GET", TASKS)
+            login = json.dumps({"UserName": "root", "Password": ROOT_PASSWORD})
+            s_status, s_hdrs, s_body = rf_json(raw, "POST", "/redfish/v1/SessionService/Sessions",
+                                               body=login, auth=None)
+            assert all(f.result()[0] == 401 for f in slow)
+        for st, h, b in ((status, hdrs, body), (s_status, s_hdrs, s_body)):
+            assert st == 503, (st, b)
+            assert h["retry-after"] == "1" and "www-authenticate" not in h and "x-auth-token" not in h
+            info = b["error"]["@Message.ExtendedInfo"]
+            assert info[0]["MessageId"] == "Base.1.22.1.ServiceTemporarilyUnavailable"
+            assert info[0]["MessageArgs"] == ["1"]
+            assert info[1]["MessageId"] == "XapiTask.1.0.0.SESSION_AUTHENTICATION_FAILED"
+            assert info[1]["MessageArgs"][1].startswith("Too many logins in progress from this address")
+        # Once those are answered, the right password works.
+        assert rf_json(raw, "GET", TASKS)[0] == 200
+    finally:
+        srv.cleanup()
 
 
 def test_ownership_is_xapis(server, raw, xml, root, sessions):

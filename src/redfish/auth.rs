@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use hyper::HeaderMap;
 
+use super::protocol::{self, Answer};
 use crate::api::dispatch::Service;
 use crate::api::error::ApiError;
 use crate::face::basic::{self, Lease};
@@ -72,23 +73,37 @@ pub fn is_admin(record: &Value) -> bool {
 }
 
 /// Authenticates a request: `X-Auth-Token` first, then `Authorization: Basic`.
-/// `Err(())` means "answer 401"; the caller says nothing about why.
-pub async fn authenticate(svc: &Arc<Service>, headers: &HeaderMap) -> Result<Caller, ()> {
+/// The error is the answer to send: 401, saying nothing about why, or, for Basic
+/// credentials the login guard could not check because of load, 503 with `Retry-After`
+/// (the credentials may be right: a 401 would tell the client they are wrong).
+pub async fn authenticate(svc: &Arc<Service>, headers: &HeaderMap) -> Result<Caller, Answer> {
     if let Some(token) = token(headers) {
-        return check(svc, token, false).await.map_err(|_| ());
+        return check(svc, token, false)
+            .await
+            .map_err(|_| protocol::unauthorized());
     }
     let Some((user, password)) = basic::credentials(headers) else {
-        return Err(());
+        return Err(protocol::unauthorized());
     };
     let lease = basic::session(svc, ORIGINATOR_BASIC, &user, &password)
         .await
-        .map_err(|_| ())?;
+        .map_err(|e| refusal(&e))?;
     Ok(Caller {
         session_ref: lease.session_ref().to_string(),
         uuid: lease.uuid().to_string(),
         basic: true,
         lease: Some(lease),
     })
+}
+
+/// The answer to a Basic login that failed: 503 if the login guard refused it for load,
+/// else 401.
+fn refusal(e: &ApiError) -> Answer {
+    if protocol::is_busy_login(e) {
+        protocol::login_busy(e)
+    } else {
+        protocol::unauthorized()
+    }
 }
 
 /// The `X-Auth-Token` a request authenticates with, if it has one (one that is not text

@@ -46,14 +46,19 @@ pub fn owns(path: &str) -> bool {
     path == "/redfish" || path.starts_with("/redfish/")
 }
 
-/// A body that could not be read: 413 or 408 (or 400), as a Redfish error.
+/// A body that could not be read: 413 with Base's `PayloadTooLarge`, or 408 (or 400)
+/// with `GeneralError` (Base has no message for a body sent too slowly or cut off).
 fn body_error(e: &BodyError, _: &Limits, _: Conn) -> Response<Full<Bytes>> {
-    let status = match e {
-        BodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        BodyError::Timeout => StatusCode::REQUEST_TIMEOUT,
-        BodyError::Broken(_) => StatusCode::BAD_REQUEST,
-    };
-    protocol::finish(protocol::error(status, "GeneralError", &[]), false, None)
+    let (status, id) = body_error_message(e);
+    protocol::finish(protocol::error(status, id, &[]), false, None)
+}
+
+fn body_error_message(e: &BodyError) -> (StatusCode, &'static str) {
+    match e {
+        BodyError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge"),
+        BodyError::Timeout => (StatusCode::REQUEST_TIMEOUT, "GeneralError"),
+        BodyError::Broken(_) => (StatusCode::BAD_REQUEST, "GeneralError"),
+    }
 }
 
 /// A request head over the server's limit: 431 with Base's `GeneralError` (the registry
@@ -83,7 +88,11 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .filter(|_| conditional)
         .map(str::to_string);
-    let answer = answer(&svc, limits, req).await;
+    let browser = protocol::from_browser(req.headers());
+    let mut answer = answer(&svc, limits, req).await;
+    if browser && answer.status == StatusCode::UNAUTHORIZED {
+        answer = protocol::without_challenge(answer);
+    }
     protocol::finish(answer, head, if_none_match.as_deref())
 }
 
@@ -135,12 +144,18 @@ async fn answer(svc: &Arc<Service>, _: &Limits, req: Request<Bytes>) -> Answer {
     {
         return with_allow(tasks::get_task_by_token(svc, token, id, path).await, &route);
     }
+    // A body must be declared JSON, before any credential is looked at: a browser
+    // sends another site's form or `text/plain` POST with its cached Basic credentials
+    // (see `protocol::is_json_type`). `route.allows` admits only POST with a body.
+    if matches!(effective, "POST" | "PATCH" | "PUT") && !protocol::is_json_type(&parts.headers) {
+        return protocol::not_json();
+    }
     let caller = if route.is_public(method) {
         None
     } else {
         match auth::authenticate(svc, &parts.headers).await {
             Ok(c) => Some(c),
-            Err(()) => return protocol::unauthorized(),
+            Err(refused) => return refused,
         }
     };
     // `route.allows` above admits POST only on the login URIs and the action, and
@@ -209,5 +224,24 @@ async fn delete(svc: &Arc<Service>, route: &Route, caller: &auth::Caller, uri: &
         Route::Monitor(id) => tasks::delete(svc, caller, id, None, true, uri).await,
         Route::SubTask(root, id) => tasks::delete(svc, caller, id, Some(root), false, uri).await,
         _ => protocol::method_not_allowed(route.allow()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_too_large_is_payload_too_large() {
+        assert_eq!(
+            body_error_message(&BodyError::TooLarge),
+            (StatusCode::PAYLOAD_TOO_LARGE, "PayloadTooLarge")
+        );
+        let msg = protocol::base_message("PayloadTooLarge", &[]);
+        assert_eq!(
+            msg["Message"],
+            "The supplied payload exceeds the maximum size supported by the service."
+        );
+        assert_eq!(msg["MessageArgs"], serde_json::json!([]));
     }
 }

@@ -170,6 +170,21 @@ fn base_text(id: &str) -> (&'static str, &'static str, &'static str) {
             "Critical",
             "Resubmit the request.  If the problem persists, consider resetting the service.",
         ),
+        "UnrecognizedRequestBody" => (
+            "The service detected a malformed request body that it was unable to interpret.",
+            "Warning",
+            "Correct the request body and resubmit the request if it failed.",
+        ),
+        "PayloadTooLarge" => (
+            "The supplied payload exceeds the maximum size supported by the service.",
+            "Critical",
+            "Check that the supplied payload is correct and supported by this service.",
+        ),
+        "ServiceTemporarilyUnavailable" => (
+            "The service is temporarily unavailable.  Retry in %1 seconds.",
+            "Critical",
+            "Wait for the indicated retry duration and retry the operation.",
+        ),
         "Success" => ("The request completed successfully.", "OK", "None."),
         _ => (
             "A general error has occurred.  See Resolution for information on how to resolve the error, or @Message.ExtendedInfo if Resolution is not provided.",
@@ -207,6 +222,102 @@ pub fn unauthorized() -> Answer {
     error(StatusCode::UNAUTHORIZED, "NoValidSession", &[])
 }
 
+/// Whether a request comes from a browser's page, which bmcweb (`forward_unauthorized`)
+/// never sends a `WWW-Authenticate: Basic` challenge: a challenge makes the browser
+/// prompt and then attach the credentials by itself to every later request to this
+/// origin, another site's forms included. A browser is an `Accept` that names
+/// `text/html` before any `*/*` (what a navigation sends; scripts and Redfish clients
+/// send `*/*` or `application/json`), or an `X-Requested-With` (which script libraries
+/// add). Redfish clients do not need the challenge: they send Basic credentials
+/// unasked (DSP0266 still asks for the header, and the protocol validator checks it).
+pub fn from_browser(headers: &HeaderMap) -> bool {
+    if headers
+        .get(const { HeaderName::from_static("x-requested-with") })
+        .is_some_and(|v| !v.is_empty())
+    {
+        return true;
+    }
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|range| range.split(';').next().unwrap_or_default().trim())
+        .find(|t| t.eq_ignore_ascii_case("text/html") || *t == "*/*")
+        .is_some_and(|t| t != "*/*")
+}
+
+/// Drops the Basic challenge of a 401 (for [`from_browser`] requests).
+pub fn without_challenge(mut a: Answer) -> Answer {
+    a.headers.retain(|(n, _)| *n != header::WWW_AUTHENTICATE);
+    a
+}
+
+/// Whether a request body's `Content-Type` says JSON: `application/json` (any case),
+/// with parameters or none, as bmcweb's `parseRequestAsJson` asks of every body it
+/// reads. Everything else is refused, a missing type included: a page on another site
+/// can send a form (`application/x-www-form-urlencoded`, `multipart/form-data`),
+/// `text/plain`, or a body-less `fetch` with no type at all, and a browser would attach
+/// its cached Basic credentials to any of them; a JSON type it cannot send without a
+/// CORS pre-flight, which this server never grants with credentials. The Redfish
+/// clients always send the type: sushy and DMTF's `redfish` with every body (DMTF's
+/// tools send `{}` to an action without parameters), redfishtool on every POST.
+pub fn is_json_type(headers: &HeaderMap) -> bool {
+    let mut types = headers.get_all(header::CONTENT_TYPE).iter();
+    let (Some(ct), None) = (types.next(), types.next()) else {
+        return false;
+    };
+    let Ok(ct) = ct.to_str() else {
+        return false;
+    };
+    let mut parts = ct.split(';');
+    let mime = parts.next().unwrap_or_default().trim();
+    // Parameters are `name=value` (RFC 9110 §8.3.1); anything else makes the type
+    // unreadable, as in bmcweb.
+    mime.eq_ignore_ascii_case("application/json")
+        && parts.all(|p| {
+            p.split_once('=')
+                .is_some_and(|(n, v)| !n.trim().is_empty() && !v.trim().is_empty())
+        })
+}
+
+/// 415 for a body that is not declared JSON: Base's `UnrecognizedRequestBody` (the
+/// registry has no message for a media type; bmcweb sends this one, with 400; DSP0266
+/// gives 415 to a `Content-Type` the service does not support).
+pub fn not_json() -> Answer {
+    error(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "UnrecognizedRequestBody",
+        &[],
+    )
+}
+
+/// How long a client refused for load is asked to wait (`Retry-After`, seconds); the
+/// XClarity face asks the same.
+pub const RETRY_AFTER: &str = "1";
+
+/// Whether a login error is the login guard's refusal for load (too many logins at once,
+/// too many in progress from one address, shutting down) rather than wrong credentials:
+/// the guard says so in the reason, xapi's wrong password says "Authentication failure".
+pub fn is_busy_login(e: &ApiError) -> bool {
+    e.code == codes::SESSION_AUTHENTICATION_FAILED
+        && e.params
+            .get(1)
+            .is_some_and(|why| why != "Authentication failure")
+}
+
+/// 503 for a login refused for load, with `Retry-After` and Base's
+/// `ServiceTemporarilyUnavailable` (its argument is the same number of seconds), the
+/// XAPI error (with the guard's reason) following.
+pub fn login_busy(e: &ApiError) -> Answer {
+    let messages = vec![
+        base_message("ServiceTemporarilyUnavailable", &[RETRY_AFTER]),
+        xapi_error_message(e),
+    ];
+    Answer::json(StatusCode::SERVICE_UNAVAILABLE, error_body(messages))
+        .header(header::RETRY_AFTER, RETRY_AFTER)
+}
+
 pub fn not_found(uri: &str) -> Answer {
     error(StatusCode::NOT_FOUND, "ResourceMissingAtURI", &[uri])
 }
@@ -221,6 +332,7 @@ pub fn method_not_allowed(allow: &'static str) -> Answer {
 /// message so that nothing XAPI said is lost.
 pub fn from_api(uri: &str, e: &ApiError) -> Answer {
     let (status, first) = match e.code {
+        codes::SESSION_AUTHENTICATION_FAILED if is_busy_login(e) => return login_busy(e),
         codes::SESSION_INVALID | codes::SESSION_AUTHENTICATION_FAILED => {
             return unauthorized();
         }
@@ -594,6 +706,125 @@ mod tests {
             panic!("json body")
         };
         assert_eq!(j["error"]["code"], "Base.1.22.1.NoValidSession");
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (n, v) in pairs {
+            h.append(HeaderName::from_static(n), HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn only_a_json_content_type_is_a_json_body() {
+        let json = |v: &'static str| is_json_type(&headers(&[("content-type", v)]));
+        for ok in [
+            "application/json",
+            "Application/JSON",
+            "application/json;charset=utf-8",
+            "application/json; charset=UTF-8",
+        ] {
+            assert!(json(ok), "{ok}");
+        }
+        // What a page on another site can send without a pre-flight, and other types.
+        for refused in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "text/plain; charset=utf-8",
+            "application/jsonx",
+            "application/json-patch+json",
+            "application/octet-stream",
+            "application/json; charset",
+            "",
+        ] {
+            assert!(!json(refused), "{refused}");
+        }
+        // No type at all (a body-less `fetch`), and two types, are not JSON either.
+        assert!(!is_json_type(&HeaderMap::new()));
+        assert!(!is_json_type(&headers(&[
+            ("content-type", "application/json"),
+            ("content-type", "text/plain"),
+        ])));
+        let a = not_json();
+        assert_eq!(a.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let Body::Json(j) = &a.body else {
+            panic!("json body")
+        };
+        assert_eq!(j["error"]["code"], "Base.1.22.1.UnrecognizedRequestBody");
+    }
+
+    #[test]
+    fn browsers_get_no_basic_challenge() {
+        let browser = |pairs: &[(&'static str, &'static str)]| from_browser(&headers(pairs));
+        // A navigation's Accept (Firefox, Chrome), and a script's X-Requested-With.
+        assert!(browser(&[(
+            "accept",
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        )]));
+        assert!(browser(&[("accept", "application/json, Text/HTML")]));
+        assert!(browser(&[("x-requested-with", "XMLHttpRequest")]));
+        // Redfish clients, curl, requests.
+        assert!(!browser(&[]));
+        assert!(!browser(&[("accept", "*/*")]));
+        assert!(!browser(&[("accept", "application/json")]));
+        assert!(!browser(&[("accept", "*/*, text/html")]));
+        let a = without_challenge(unauthorized());
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+        assert!(
+            !a.headers
+                .iter()
+                .any(|(n, _)| *n == header::WWW_AUTHENTICATE)
+        );
+    }
+
+    #[test]
+    fn a_login_refused_for_load_is_503_not_a_wrong_password() {
+        let login = |why: &str| {
+            from_api(
+                "/s",
+                &ApiError::new(codes::SESSION_AUTHENTICATION_FAILED, ["root", why]),
+            )
+        };
+        for why in [
+            "Too many logins at once; try again later",
+            "Too many logins in progress from this address; try again later",
+            "the server is shutting down",
+        ] {
+            let a = login(why);
+            assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{why}");
+            assert!(
+                a.headers
+                    .iter()
+                    .any(|(n, v)| *n == header::RETRY_AFTER && v == RETRY_AFTER)
+            );
+            assert!(
+                !a.headers
+                    .iter()
+                    .any(|(n, _)| *n == header::WWW_AUTHENTICATE)
+            );
+            let Body::Json(j) = &a.body else {
+                panic!("json body")
+            };
+            let info = &j["error"]["@Message.ExtendedInfo"];
+            assert_eq!(
+                info[0]["MessageId"],
+                "Base.1.22.1.ServiceTemporarilyUnavailable"
+            );
+            assert_eq!(info[0]["MessageArgs"], json!([RETRY_AFTER]));
+            assert_eq!(
+                info[0]["Message"],
+                "The service is temporarily unavailable.  Retry in 1 seconds."
+            );
+            assert_eq!(info[1]["MessageArgs"][1], why);
+        }
+        assert_eq!(
+            login("Authentication failure").status,
+            StatusCode::UNAUTHORIZED
+        );
+        let bare = ApiError::new(codes::SESSION_AUTHENTICATION_FAILED, ["root"]);
+        assert_eq!(from_api("/s", &bare).status, StatusCode::UNAUTHORIZED);
     }
 
     #[test]
