@@ -477,9 +477,11 @@ impl KeyFile {
             .when([cmp, Compare::version(import.as_str(), CompareOp::Equal, 0)])
             .and_then([TxnOp::put(k, content.to_vec(), None)]);
         // A resend after an ambiguous failure can only fail its compare: so a failed
-        // compare reads the key again, and a key holding `content` is this write's
-        // (users files carry random ids and salted hashes: nobody else writes the same
-        // bytes). The caller then does not report as not made a change that was made.
+        // compare reads the key again, and a key that holds exactly `content` counts as
+        // written. That is the state the caller asked for, whoever wrote it: another
+        // command can write the same bytes (two `user remove bob` from the same file),
+        // and then both report success, which each of them was owed. The caller then does
+        // not report as not made a change that was made.
         let resp = self
             .inner
             .conn
