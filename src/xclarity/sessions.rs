@@ -24,9 +24,13 @@
 //!   login guard) once a minute, not per request. Such a request needs no CSRF token:
 //!   CSRF is a browser sending a credential it holds for the site on its own, and the only
 //!   such credential here is the cookie. A browser holds Basic credentials for a site only
-//!   after a `WWW-Authenticate: Basic` challenge, which this face never sends, and a page
-//!   cannot set an `Authorization` header on another site's request without a CORS
-//!   pre-flight, which xapi's `OPTIONS` answer grants only without credentials.
+//!   after a `WWW-Authenticate: Basic` challenge, which this face never sends (the
+//!   Redfish face sends one to non-browser clients, and a browser uses what it learnt
+//!   there only under `/redfish/`). What keeps a held credential from being used
+//!   cross-site anyway is the rest: POST and PUT need a JSON body type, which a page
+//!   cannot send to another site without a CORS pre-flight, and xapi's `OPTIONS` answer
+//!   never allows credentials. If that answer ever echoed the origin and allowed
+//!   credentials, this face would need a CSRF token with Basic too.
 
 use std::sync::Arc;
 
