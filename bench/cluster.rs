@@ -19,10 +19,16 @@
 //!   memory (the HTTP hop and the decision without the cluster).
 //! - reads: `get_record` on B, which did not write, at 1, 16 and 64 connections, against
 //!   a single-node in-memory server started here (target: ≥ 90 % of the single-node
-//!   rate); at 16, the same on D and C (the other modes); and at 16, a new connection per
-//!   call on B and on the single node (what a client that moves pays once: the connect
-//!   and, on B, the connection's one barrier).
-//! - `event.from`: one write on A to 1,000 waiters on B. Target: p99 < 25 ms.
+//!   rate), in `BENCH_CLUSTER_PAIRS` rounds of the two back to back, the order
+//!   alternating, after an untimed warm-up of both; at 1, what one read costs each
+//!   (`perf stat`: CPU, switches, syscalls per read); at 16, the same on D and C (the
+//!   other modes) between two single-node runs; and at 16, a new connection per call on
+//!   B and on the single node (what a client that moves pays once: the connect and, on
+//!   B, the connection's one barrier).
+//! - `event.from`: one write on A to 1,000 waiters on B, three rounds (each on 1,000 new
+//!   connections to B), after an untimed round of the driver's own against a single node
+//!   (its first round's heap growth is not B's delivery); each gives its first reply and
+//!   the write's own answer beside the percentiles. Target: p99 < 25 ms.
 //!
 //! The hot-task row (16 clients on one task) and create + set_status + destroy have no
 //! limit of their own. Everything shares this machine's cores: the figures are relative.
@@ -393,6 +399,151 @@ mod with_etcd {
         (fe.cpu_ms(), members)
     }
 
+    /// One read run and the CPU ms its server and etcd's members spent per 1,000 reads.
+    type Measured = (Run, (f64, f64));
+
+    /// The read rows: at each width, `pairs` rounds of the single node and B run back to
+    /// back, the order alternating (single node first in even rounds, B first in odd
+    /// ones), so that each ratio comes from adjacent runs and neither side is always the
+    /// one measured first (after a warm-up of both, untimed: the single node is started
+    /// just before these rows); at 16, D and C between two more single-node runs; at 1,
+    /// what one read costs each server, counted by `perf stat`.
+    #[allow(clippy::too_many_arguments)]
+    async fn read_rows(
+        table: &mut Table,
+        secs: f64,
+        pairs: usize,
+        cluster: &etcd::Cluster,
+        single: &Proc,
+        s_get: &[u8],
+        (b, c, d): (&Proc, &Proc, &Proc),
+        get: &[u8],
+    ) {
+        // One run of `fe`: its result and the CPU ms it and etcd's members spent per
+        // 1,000 reads (from `/proc`).
+        let measured = async |fe: &Proc, body: &[u8], conns: usize, secs: f64| {
+            let before = cpu(fe, cluster);
+            let r = fixed(fe.port, conns, secs, "/", "text/xml", body.to_vec()).await;
+            let after = cpu(fe, cluster);
+            let n = (r.ops as f64 / 1000.0).max(1e-9);
+            let used = ((after.0 - before.0) / n, (after.1 - before.1) / n);
+            (r, used)
+        };
+        let warm = (secs / 4.0).max(0.25);
+        for conns in [1, 16, 64] {
+            let _ = measured(single, s_get, conns, warm).await;
+            let _ = measured(b, get, conns, warm).await;
+        }
+        let ratio = |r: &Run, s: &Run| 100.0 * r.per_sec / s.per_sec;
+        for conns in [1, 16, 64] {
+            let mut rounds = Vec::new();
+            for round in 0..pairs.max(1) {
+                let (s, r) = if round % 2 == 0 {
+                    let s = measured(single, s_get, conns, secs).await;
+                    (s, measured(b, get, conns, secs).await)
+                } else {
+                    let r = measured(b, get, conns, secs).await;
+                    (measured(single, s_get, conns, secs).await, r)
+                };
+                rounds.push((s, r));
+            }
+            let mut ratios: Vec<f64> = rounds.iter().map(|(s, r)| ratio(&r.0, &s.0)).collect();
+            let each = ratios
+                .iter()
+                .map(|x| format!("{x:.0} %"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            ratios.sort_by(f64::total_cmp);
+            let median = ratios[ratios.len() / 2];
+            let cells = |pick: fn(&(Measured, Measured)) -> &Measured| {
+                rounds
+                    .iter()
+                    .map(|p| {
+                        let (r, used) = pick(p);
+                        format!("{} [{:.0}/{:.0}]", us(r), used.0, used.1)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            table.row([
+                "cluster: task.get_record on B, connection (the default), which did not write \
+                 (req/s, p50/p99 µs [CPU ms per 1,000 reads, server/etcd members]; rounds)",
+                &conns.to_string(),
+                &cells(|p| &p.1),
+                &format!("single node in memory: {}", cells(|p| &p.0)),
+                "",
+                &format!("{each} of the single node's rate (median {median:.0} %)"),
+            ]);
+            if conns == 16 {
+                // The other modes once each, between two single-node runs.
+                let s1 = measured(single, s_get, conns, secs).await;
+                let others = [
+                    ("D, linearizable", measured(d, get, conns, secs).await),
+                    ("C, cached", measured(c, get, conns, secs).await),
+                ];
+                let s2 = measured(single, s_get, conns, secs).await;
+                let base = (s1.0.per_sec + s2.0.per_sec) / 2.0;
+                for (name, (r, used)) in &others {
+                    table.row([
+                        &format!(
+                            "cluster: task.get_record on {name}, which did not write (req/s, \
+                             p50/p99 µs [CPU ms per 1,000 reads, server/etcd members])"
+                        ),
+                        &conns.to_string(),
+                        &format!("{} [{:.0}/{:.0}]", us(r), used.0, used.1),
+                        &format!(
+                            "single node in memory, just before and after: {}, {}",
+                            us(&s1.0),
+                            us(&s2.0)
+                        ),
+                        "",
+                        &format!(
+                            "{:.0} % of the single node's mean rate",
+                            100.0 * r.per_sec / base
+                        ),
+                    ]);
+                }
+                let s = new_conn_each(single.port, conns, secs, s_get.to_vec()).await;
+                let r = new_conn_each(b.port, conns, secs, get.to_vec()).await;
+                table.row([
+                    "cluster: task.get_record on B, a new connection per call (req/s, p50/p99 µs)",
+                    &conns.to_string(),
+                    &us(&r),
+                    &format!("single node in memory, the same: {}", us(&s)),
+                    "",
+                    &format!("{:.0} % of the single node's rate", ratio(&r, &s)),
+                ]);
+            }
+            if conns == 1 {
+                // What one read costs each server, counted (not timed): the same request
+                // on one keep-alive connection.
+                let (_, on_s) = counted(
+                    single.pid(),
+                    fixed(single.port, 1, secs, "/", "text/xml", s_get.to_vec()),
+                )
+                .await;
+                let (_, on_b) = counted(
+                    b.pid(),
+                    fixed(b.port, 1, secs, "/", "text/xml", get.to_vec()),
+                )
+                .await;
+                table.row([
+                    "cluster: per get_record, CPU ms / context switches / syscalls (writev, futex, epoll_wait)",
+                    "1",
+                    &format!("front-end B: {on_b}"),
+                    &format!("single node in memory: {on_s}"),
+                    "",
+                    &format!(
+                        "B {:+.4} ms CPU, {:+.2} switches, {:+.2} syscalls per read",
+                        on_b.cpu_ms - on_s.cpu_ms,
+                        on_b.switches - on_s.switches,
+                        on_b.syscalls - on_s.syscalls
+                    ),
+                ]);
+            }
+        }
+    }
+
     pub async fn rows(table: &mut Table, secs: f64) {
         let Some(cluster) = etcd::Cluster::start(3) else {
             println!("# cluster rows skipped: etcd is not installed (apt-get install etcd-server)");
@@ -542,71 +693,41 @@ mod with_etcd {
         let s_task = new_task(single.port, &s_session, "bench", "written on A (0)").await;
         let s_get = xml_call("task.get_record", &[&s_session, &s_task]);
         let get = xml_call("task.get_record", &[&session, &tasks[0]]);
-        for conns in [1, 16, 64].into_iter().filter(|_| part("reads")) {
-            // CPU ms per 1,000 reads of the server and of etcd's members, during a run.
-            let per_1000 = |before: (f64, f64), after: (f64, f64), r: &Run| {
-                let n = r.per_sec * secs / 1000.0;
-                ((after.0 - before.0) / n, (after.1 - before.1) / n)
-            };
-            let before = cpu(&single, &cluster);
-            let s = fixed(single.port, conns, secs, "/", "text/xml", s_get.clone()).await;
-            let cpu_s = per_1000(before, cpu(&single, &cluster), &s);
-            let before = cpu(&b, &cluster);
-            let conn = fixed(b.port, conns, secs, "/", "text/xml", get.clone()).await;
-            let cpu_b = per_1000(before, cpu(&b, &cluster), &conn);
-            print!(
-                "# get_record at {conns}: CPU ms per 1,000 reads (server / etcd members): \
-                 single node {:.0}/{:.0}, B {:.0}/{:.0}",
-                cpu_s.0, cpu_s.1, cpu_b.0, cpu_b.1
-            );
-            let mut runs = vec![("B, connection (the default)", conn)];
-            // The other modes at one width only: each run is `secs` of the bench's budget.
-            if conns == 16 {
-                for (name, fe) in [("D, linearizable", &d), ("C, cached", &c)] {
-                    let before = cpu(fe, &cluster);
-                    let r = fixed(fe.port, conns, secs, "/", "text/xml", get.clone()).await;
-                    let used = per_1000(before, cpu(fe, &cluster), &r);
-                    print!(", {} {:.0}/{:.0}", &name[..1], used.0, used.1);
-                    runs.push((name, r));
-                }
-            }
-            println!();
-            for (name, r) in &runs {
-                table.row([
-                    &format!(
-                        "cluster: task.get_record on {name}, which did not write (req/s, p50/p99 µs)"
-                    ),
-                    &conns.to_string(),
-                    &us(r),
-                    &format!("single node in memory: {}", us(&s)),
-                    "",
-                    &format!("{:.0} % of the single node's rate", 100.0 * r.per_sec / s.per_sec),
-                ]);
-            }
-            if conns == 16 {
-                let s = new_conn_each(single.port, conns, secs, s_get.clone()).await;
-                let r = new_conn_each(b.port, conns, secs, get.clone()).await;
-                table.row([
-                    "cluster: task.get_record on B, a new connection per call (req/s, p50/p99 µs)",
-                    &conns.to_string(),
-                    &us(&r),
-                    &format!("single node in memory, the same: {}", us(&s)),
-                    "",
-                    &format!(
-                        "{:.0} % of the single node's rate",
-                        100.0 * r.per_sec / s.per_sec
-                    ),
-                ]);
-            }
+        if part("reads") {
+            read_rows(
+                table,
+                secs,
+                pairs,
+                &cluster,
+                &single,
+                &s_get,
+                (&b, &c, &d),
+                &get,
+            )
+            .await;
         }
         drop(single);
-        for round in (0..2).filter(|_| part("fanout")) {
+        if part("fanout") {
+            // The driver's own first round, untimed, against a single node of its own: the
+            // driver grows its heap for 1,000 replies in its first round (≈ 600 page
+            // faults, 1–2 ms of its one thread, none in later rounds), which would
+            // otherwise be counted as the first round's delivery. B is not warmed: each
+            // round is still the first `event.from` on 1,000 new connections on B.
+            let warm = start_ours(false);
+            let w_session = login(warm.port).await;
+            let w_task = new_task(warm.port, &w_session, "bench", "warm-up").await;
+            let (waiter, trigger) = fanout_calls(warm.port, &w_session, &w_task, 0).await;
+            let _ = fanout_via(&warm, warm.port, waiter, trigger, 1000).await;
+        }
+        for round in (0..3).filter(|_| part("fanout")) {
             let (waiter, trigger) = fanout_calls(b.port, &session, &tasks[0], 100 + round).await;
             let f = fanout_via(&b, a.port, waiter, trigger, 1000).await;
+            // Split: the write's path to B (its first waiter's reply; the write's own
+            // answer from A beside it), then B answering the rest.
             table.ours(
-                "cluster: event.from, write on A to 1,000 waiters on B (ms)",
+                "cluster: event.from, write on A to 1,000 waiters on B (ms; first reply, the write's own answer)",
                 "1000",
-                &f.to_string(),
+                &format!("{f}; first {:.1}, write {:.1}", f.first, f.trigger),
             );
         }
         println!("# cluster rows: load average after them {}", loadavg());

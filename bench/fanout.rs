@@ -347,7 +347,7 @@ async fn fanout_hooked(
         }
     };
     local.run_until(waiters).await;
-    local
+    let trigger_ms = local
         .run_until(async {
             // Let every waiter reach the server and block: until the server has been
             // idle for a while (under valgrind that takes many seconds).
@@ -362,8 +362,10 @@ async fn fanout_hooked(
                 cpu = now;
             }
             phase(true);
-            round.start.set(Some(Instant::now()));
+            let t0 = Instant::now();
+            round.start.set(Some(t0));
             c.post("/", "text/xml", &trigger).await;
+            t0.elapsed().as_secs_f64() * 1000.0
         })
         .await;
     let cpu = (server.cpu_ms(), cpu_ms("self"));
@@ -376,6 +378,8 @@ async fn fanout_hooked(
     t.sort_by(f64::total_cmp);
     let pct = |p: f64| t[((t.len() as f64 - 1.0) * p) as usize];
     Fanout {
+        first: t[0],
+        trigger: trigger_ms,
         p50: pct(0.5),
         p99: pct(0.99),
         max: t[t.len() - 1],
@@ -388,6 +392,13 @@ async fn fanout_hooked(
 /// and the client spent from the change until the last waiter had its reply, and one
 /// waiter's reply.
 pub struct Fanout {
+    /// The first waiter's reply and the change's own reply (ms after it was sent): the
+    /// cluster rows split a cross-front-end round with them (the change's path to the
+    /// waiters' server, then that server answering them).
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+    pub first: f64,
+    #[cfg_attr(not(feature = "etcd"), allow(dead_code))]
+    pub trigger: f64,
     p50: f64,
     p99: f64,
     max: f64,
