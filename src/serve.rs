@@ -140,6 +140,17 @@ pub(crate) fn service(settings: &Settings, db: Db, users: UserStore) -> Service 
     }
 }
 
+/// For unit tests: an ephemeral service in a new temporary data dir (kept alive by the
+/// returned guard), root's password `pw`. Call it inside a runtime.
+#[cfg(test)]
+pub(crate) fn ephemeral_service() -> (tempfile::TempDir, Arc<Service>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut settings = Settings::defaults(dir.path().to_path_buf());
+    settings.ephemeral = true;
+    let (svc, _) = open_service(&settings, Some("pw")).expect("service");
+    (dir, svc)
+}
+
 /// Opens the data dir: users (bootstrapping root), the pool/host identity and, unless
 /// ephemeral, the store (loading every task and session it holds).
 /// Returns the service and, on first start without `XAPI_TASKD_ROOT_PASSWORD`, the

@@ -1087,15 +1087,12 @@ mod tests {
     /// a reply that is not a record (an error, another result) is unchanged by the lending.
     #[test]
     fn a_record_in_the_reply_buffer_is_the_same_reply() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut settings = crate::config::Settings::defaults(dir.path().to_path_buf());
-        settings.ephemeral = true;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .expect("runtime");
         rt.block_on(async {
-            let (svc, _) = crate::serve::open_service(&settings, Some("pw")).expect("service");
+            let (_dir, svc) = crate::serve::ephemeral_service();
             let plain = |codec| RequestMeta {
                 codec: Some(codec),
                 ..RequestMeta::default()

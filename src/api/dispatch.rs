@@ -818,14 +818,11 @@ mod tests {
     /// it; see `guarded`).
     #[test]
     fn a_calls_future_stays_small() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut settings = crate::config::Settings::defaults(dir.path().to_path_buf());
-        settings.ephemeral = true;
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("runtime");
         let _in_runtime = rt.enter();
-        let (svc, _) = crate::serve::open_service(&settings, Some("pw")).expect("service");
+        let (_dir, svc) = crate::serve::ephemeral_service();
         let meta = super::RequestMeta::default();
         let call = super::dispatch(&svc, super::call("task.get_record", vec![]), &meta);
         let size = std::mem::size_of_val(&call);

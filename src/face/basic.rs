@@ -371,11 +371,7 @@ mod tests {
     }
 
     async fn service() -> (tempfile::TempDir, Arc<Service>) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut settings = crate::config::Settings::defaults(dir.path().to_path_buf());
-        settings.ephemeral = true;
-        let (svc, _) = crate::serve::open_service(&settings, Some("pw")).expect("service");
-        (dir, svc)
+        crate::serve::ephemeral_service()
     }
 
     async fn originator_of(svc: &Arc<Service>, lease: &Lease) -> String {

@@ -259,11 +259,7 @@ mod tests {
     const WRONG: &str = "Basic cm9vdDp3cm9uZw==";
 
     async fn service() -> (tempfile::TempDir, Arc<Service>) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut settings = crate::config::Settings::defaults(dir.path().to_path_buf());
-        settings.ephemeral = true;
-        let (svc, _) = crate::serve::open_service(&settings, Some("pw")).expect("service");
-        (dir, svc)
+        crate::serve::ephemeral_service()
     }
 
     fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Request<Bytes> {
