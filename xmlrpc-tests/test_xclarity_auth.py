@@ -13,24 +13,11 @@ import pytest
 import requests
 
 from conftest import ROOT_PASSWORD, launch, server_proxy, user_name, user_password
-from test_xclarity import connect, pylxca
+# The same server (HTTP and TLS, one per module) and the same two bases as the pylxca tests.
+from test_xclarity import base, connect, pylxca, server  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.filterwarnings("ignore:Unverified HTTPS request")
 ROOT = ("root", ROOT_PASSWORD)
-
-
-@pytest.fixture(scope="module")
-def server():
-    srv = launch(["--gc-interval", "3600"], tls=True)
-    try:
-        yield srv
-    finally:
-        srv.cleanup()
-
-
-@pytest.fixture(scope="module", params=["http", "https"])
-def base(request, server):
-    return server.url if request.param == "http" else server.tls_url
 
 
 def call(base, method, path, **kw):
