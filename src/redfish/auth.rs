@@ -96,14 +96,13 @@ pub async fn authenticate(svc: &Arc<Service>, headers: &HeaderMap) -> Result<Cal
     })
 }
 
-/// The answer to a Basic login that failed: 503 if the login guard refused it for load,
-/// else 401.
+/// The answer to a Basic login that failed, as session creation answers the same error
+/// (`protocol::from_api`): 503 if the login guard refused it for load, 401 for
+/// credentials that are not valid, and the server's own failures (an unreadable users
+/// file: `INTERNAL_ERROR`) as what they are, not as a wrong password. A login names no
+/// resource, so no answer here names a URI.
 fn refusal(e: &ApiError) -> Answer {
-    if protocol::is_busy_login(e) {
-        protocol::login_busy(e)
-    } else {
-        protocol::unauthorized()
-    }
+    protocol::from_api("", e)
 }
 
 /// The `X-Auth-Token` a request authenticates with, if it has one (one that is not text
@@ -132,4 +131,28 @@ pub async fn check(svc: &Arc<Service>, session_ref: &str, basic: bool) -> Result
         basic,
         lease: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::error::codes;
+    use hyper::StatusCode;
+
+    /// A Basic login's failure gets the status session creation gives the same error.
+    #[test]
+    fn a_basic_login_failure_is_answered_as_session_creation_answers_it() {
+        let wrong = ApiError::new(
+            codes::SESSION_AUTHENTICATION_FAILED,
+            ["root", "Authentication failure"],
+        );
+        assert_eq!(refusal(&wrong).status, StatusCode::UNAUTHORIZED);
+        let busy = ApiError::new(
+            codes::SESSION_AUTHENTICATION_FAILED,
+            ["root", "too many failed logins"],
+        );
+        assert_eq!(refusal(&busy).status, StatusCode::SERVICE_UNAVAILABLE);
+        let broken = ApiError::internal("the users file cannot be read".to_string());
+        assert_eq!(refusal(&broken).status, StatusCode::INTERNAL_SERVER_ERROR);
+    }
 }
