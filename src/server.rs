@@ -676,6 +676,17 @@ fn xml_failure(status: StatusCode, err: ApiError) -> Response<ReplyBody> {
     api_response(status, "text/xml", out)
 }
 
+/// A refusal of a request whose call was not read, in the form its path's codec answers:
+/// JSON-RPC on `/jsonrpc`, XML-RPC everywhere else.
+fn unread_failure(json: bool, status: StatusCode, err: ApiError) -> Response<ReplyBody> {
+    if !json {
+        return xml_failure(status, err);
+    }
+    let mut out = Vec::with_capacity(256);
+    jsonrpc::write_error_without_id(&mut out, &err);
+    api_response(status, "application/json", out)
+}
+
 /// CORS pre-flight, as xapi's `respond_to_options`.
 fn options<B>(req: &Request<B>) -> Response<ReplyBody> {
     let allow_headers = match req.headers().get(header::ACCESS_CONTROL_REQUEST_HEADERS) {
@@ -756,6 +767,7 @@ fn head_too_large(
     size: usize,
     limits: &Limits,
     face: Option<&Face>,
+    json: bool,
     conn: Conn,
 ) -> Option<Response<ReplyBody>> {
     if size <= limits.max_header_bytes {
@@ -763,7 +775,8 @@ fn head_too_large(
     }
     let mut resp = match face {
         Some(f) => (f.head_too_large)(size, limits, conn).map(ReplyBody::from),
-        None => xml_failure(
+        None => unread_failure(
+            json,
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             ApiError::internal(format!(
                 "request head of {size} bytes exceeds the limit of {} bytes",
@@ -809,7 +822,8 @@ async fn handle(
             (Some(meta), bytes)
         }
     };
-    if let Some(resp) = head_too_large(uri_len(req.uri()) + header_bytes, limits, face, conn) {
+    if let Some(resp) = head_too_large(uri_len(req.uri()) + header_bytes, limits, face, json, conn)
+    {
         return resp;
     }
     // The body is read before anything is answered, so that an early answer (a 405, a
@@ -820,7 +834,7 @@ async fn handle(
         Err(e) => {
             let mut resp = match face {
                 Some(f) => (f.body_error)(&e, limits, conn).map(ReplyBody::from),
-                None => xml_body_error(&e, limits),
+                None => body_error(&e, limits, json),
             };
             // The rest of the body is unread: the connection cannot be reused.
             resp.headers_mut()
@@ -1026,9 +1040,10 @@ async fn collect<B: hyper::body::Body<Data = Bytes>>(body: B) -> Result<Bytes, B
 }
 
 /// XML-RPC's answer to a body that could not be read: an XAPI failure, 413 or 408.
-fn xml_body_error(e: &BodyError, limits: &Limits) -> Response<ReplyBody> {
+fn body_error(e: &BodyError, limits: &Limits, json: bool) -> Response<ReplyBody> {
     match e {
-        BodyError::TooLarge => xml_failure(
+        BodyError::TooLarge => unread_failure(
+            json,
             StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::new(
                 codes::INTERNAL_ERROR,
@@ -1038,11 +1053,13 @@ fn xml_body_error(e: &BodyError, limits: &Limits) -> Response<ReplyBody> {
                 )],
             ),
         ),
-        BodyError::Timeout => xml_failure(
+        BodyError::Timeout => unread_failure(
+            json,
             StatusCode::REQUEST_TIMEOUT,
             ApiError::internal("timed out reading the request body"),
         ),
-        BodyError::Broken(why) => xml_failure(
+        BodyError::Broken(why) => unread_failure(
+            json,
             StatusCode::BAD_REQUEST,
             ApiError::internal(format!("could not read the request body: {why}")),
         ),

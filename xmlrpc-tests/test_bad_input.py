@@ -146,6 +146,39 @@ def test_oversized_body(raw, root, still_serving):
     assert reply["Status"] == "Failure"
 
 
+def test_jsonrpc_refusals_of_an_unread_call_are_jsonrpc(raw, root, still_serving):
+    """A body over the limit, or a head over it, on /jsonrpc is refused in JSON-RPC's form
+    (an XAPI error with id null: the call was never read), not as an XML-RPC fault."""
+    import http.client
+    import json
+
+    call = json.dumps({"jsonrpc": "2.0", "method": "task.get_all", "params": [root], "id": 7})
+    body = call.encode() + b" " * (LIMIT + 1 - len(call))
+    status, headers, data = raw.post(body, "/jsonrpc", {"Content-Type": "application/json"})
+    assert status == 413
+    assert headers["content-type"] == "application/json"
+    reply = json.loads(data)
+    assert reply["id"] is None and reply["jsonrpc"] == "2.0", reply
+    assert reply["error"]["message"] == "INTERNAL_ERROR", reply
+    assert str(LIMIT) in reply["error"]["data"][0], reply
+    host, port = raw.host, raw.port
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    try:
+        small = call.encode()
+        conn.putrequest("POST", "/jsonrpc")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(len(small)))
+        conn.putheader("X-Padding", "p" * 70_000)
+        conn.endheaders(small)
+        resp = conn.getresponse()
+        assert resp.status == 431
+        assert resp.getheader("content-type") == "application/json"
+        reply = json.loads(resp.read())
+        assert reply["id"] is None and reply["error"]["message"] == "INTERNAL_ERROR", reply
+    finally:
+        conn.close()
+
+
 def test_body_of_exactly_the_limit_is_accepted(raw, root, still_serving):
     call = xml_call("task.get_all", root)
     body = call + b" " * (LIMIT - len(call))

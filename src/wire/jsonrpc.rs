@@ -401,6 +401,17 @@ pub fn write_bad_request(out: &mut Vec<u8>, bad: &BadRequest) {
     out.extend_from_slice(b"},\"id\":null}");
 }
 
+/// An XAPI error for a request whose call was never read (its head or body refused by
+/// the server's limits): the JSON-RPC 2.0 form of `write_response`, `id` null, as
+/// JSON-RPC 2.0 asks when the id could not be known.
+pub fn write_error_without_id(out: &mut Vec<u8>, e: &ApiError) {
+    out.extend_from_slice(b"{\"jsonrpc\":\"2.0\",\"error\":{\"code\":1,\"message\":");
+    write_string(out, e.code);
+    out.extend_from_slice(b",\"data\":");
+    write_strings(out, &e.params);
+    out.extend_from_slice(b"},\"id\":null}");
+}
+
 #[path = "jsonrpc_fast.rs"]
 mod fast;
 
