@@ -5,6 +5,9 @@
 
 use std::fmt;
 
+/// The reason of `SESSION_AUTHENTICATION_FAILED` for wrong credentials, as xapi words it.
+pub const WRONG_CREDENTIALS: &str = "Authentication failure";
+
 /// A XAPI error: `ErrorDescription = [code, params...]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -27,6 +30,19 @@ impl ApiError {
     /// `INTERNAL_ERROR [msg]`, xapi's catch-all (type errors report OCaml exception text).
     pub fn internal(msg: impl Into<String>) -> ApiError {
         ApiError::new(codes::INTERNAL_ERROR, [msg.into()])
+    }
+
+    /// Whether this is a login the login guard refused for load (too many logins at once,
+    /// too many in progress from one address, shutting down) rather than for its
+    /// credentials: `SESSION_AUTHENTICATION_FAILED [user; reason]` whose reason is not
+    /// xapi's [`WRONG_CREDENTIALS`]. Such a login may have the right password, so the
+    /// REST faces answer it 503, not 401.
+    pub fn is_login_refused_for_load(&self) -> bool {
+        self.code == codes::SESSION_AUTHENTICATION_FAILED
+            && self
+                .params
+                .get(1)
+                .is_some_and(|why| why != WRONG_CREDENTIALS)
     }
 
     /// `HANDLE_INVALID [class; ref]`: the class is the DB table name (`task`, `session`...).

@@ -1,7 +1,7 @@
 //! Session messages (xapi's `xapi_session.ml`, spec §3).
 
 use super::dispatch::Ctx;
-use super::error::{ApiError, codes};
+use super::error::{ApiError, WRONG_CREDENTIALS, codes};
 use super::login_guard::Refusal;
 use super::marshal::arg;
 use crate::db::{NULL_REF, SessionRow, new_ref, new_uuid, now};
@@ -35,7 +35,7 @@ pub async fn login(ctx: &Ctx<'_>, args: &[Value]) -> Result<Value, ApiError> {
         .await
     {
         Ok(u) => u,
-        Err(Refusal::Failed) => return Err(failed("Authentication failure")),
+        Err(Refusal::Failed) => return Err(failed(WRONG_CREDENTIALS)),
         Err(Refusal::Busy(why)) => return Err(failed(why)),
         Err(Refusal::Store(msg)) => {
             return Err(ApiError::new(

@@ -296,16 +296,6 @@ pub fn not_json() -> Answer {
 /// XClarity face asks the same.
 pub const RETRY_AFTER: &str = "1";
 
-/// Whether a login error is the login guard's refusal for load (too many logins at once,
-/// too many in progress from one address, shutting down) rather than wrong credentials:
-/// the guard says so in the reason, xapi's wrong password says "Authentication failure".
-pub fn is_busy_login(e: &ApiError) -> bool {
-    e.code == codes::SESSION_AUTHENTICATION_FAILED
-        && e.params
-            .get(1)
-            .is_some_and(|why| why != "Authentication failure")
-}
-
 /// 503 for a login refused for load, with `Retry-After` and Base's
 /// `ServiceTemporarilyUnavailable` (its argument is the same number of seconds), the
 /// XAPI error (with the guard's reason) following.
@@ -332,7 +322,9 @@ pub fn method_not_allowed(allow: &'static str) -> Answer {
 /// message so that nothing XAPI said is lost.
 pub fn from_api(uri: &str, e: &ApiError) -> Answer {
     let (status, first) = match e.code {
-        codes::SESSION_AUTHENTICATION_FAILED if is_busy_login(e) => return login_busy(e),
+        codes::SESSION_AUTHENTICATION_FAILED if e.is_login_refused_for_load() => {
+            return login_busy(e);
+        }
         codes::SESSION_INVALID | codes::SESSION_AUTHENTICATION_FAILED => {
             return unauthorized();
         }

@@ -180,19 +180,13 @@ pub fn from_api(what: &str, e: &ApiError) -> Answer {
     };
     let (status, text, recovery) = match e.code {
         codes::SESSION_INVALID => return unauthorized(),
-        // xapi's reason for wrong credentials (`session.rs`); the login guard's other
-        // reasons (too many logins at once, shutting down) say nothing of the password.
-        codes::SESSION_AUTHENTICATION_FAILED
-            if e.params
-                .get(1)
-                .is_none_or(|why| why == "Authentication failure") =>
-        {
-            (
-                StatusCode::UNAUTHORIZED,
-                "The user ID or password is not valid.".to_string(),
-                "Check the user ID and password and log in again.",
-            )
-        }
+        // Wrong credentials; the login guard's refusals for load (too many logins at
+        // once, shutting down) say nothing of the password.
+        codes::SESSION_AUTHENTICATION_FAILED if !e.is_login_refused_for_load() => (
+            StatusCode::UNAUTHORIZED,
+            "The user ID or password is not valid.".to_string(),
+            "Check the user ID and password and log in again.",
+        ),
         codes::SESSION_AUTHENTICATION_FAILED => (
             StatusCode::SERVICE_UNAVAILABLE,
             "The server cannot check this login now.".to_string(),
