@@ -88,18 +88,23 @@ pub async fn handle(
         .and_then(|v| v.to_str().ok())
         .filter(|_| conditional)
         .map(str::to_string);
-    let browser = protocol::from_browser(req.headers());
-    let mut answer = answer(&svc, limits, req).await;
-    if browser && answer.status == StatusCode::UNAUTHORIZED {
+    // The head's parts are borrowed from here on (copying the path and the method into
+    // `String`s cost two allocations per request); the body is moved out of the way.
+    let (parts, body) = req.into_parts();
+    let mut answer = answer(&svc, limits, &parts, body).await;
+    // Only a 401 asks whether a browser sent the request: the hot GETs never look.
+    if answer.status == StatusCode::UNAUTHORIZED && protocol::from_browser(&parts.headers) {
         answer = protocol::without_challenge(answer);
     }
     protocol::finish(answer, head, if_none_match.as_deref())
 }
 
-async fn answer(svc: &Arc<Service>, _: &Limits, req: Request<Bytes>) -> Answer {
-    // The head's parts are borrowed from here on (copying the path and the method into
-    // `String`s cost two allocations per request); the body is moved out of the way.
-    let (parts, body) = req.into_parts();
+async fn answer(
+    svc: &Arc<Service>,
+    _: &Limits,
+    parts: &hyper::http::request::Parts,
+    body: Bytes,
+) -> Answer {
     let path = parts.uri.path();
     let method = parts.method.as_str();
     let Some(route) = Route::parse(path) else {
