@@ -4,14 +4,19 @@
 //! against:
 //!
 //! - writes: etcd's own transaction through the same client library the front-ends use
-//!   (etcd-client over gRPC, one channel to the member the front-ends talk to first),
+//!   (etcd-client over gRPC, one channel to the first endpoint, where the front-ends
+//!   start before they move to the Raft leader),
 //!   shaped like the transaction of one `set_progress` (the caller's session exists, the
 //!   task's create and mod revisions, the 600-byte row and the `d/meta/last` put), each
 //!   client on its own key; then `set_progress` through A, each client on its own task.
 //!   Target: at most 1.3× etcd's latency at 1 and 16 clients. They run in rounds, limit
 //!   then ours then the limit again on keys under the front-ends' watched prefix (which
-//!   they ignore: the members then send each revision to three watches, as for ours),
-//!   `BENCH_CLUSTER_PAIRS` times (default 3), and each round gives its own ratios; then
+//!   they ignore: the members then send each revision to four watches, as for ours),
+//!   then the limit sent to the leader (where A sends its writes),
+//!   `BENCH_CLUSTER_PAIRS` times (default 3), and each round gives its own ratios and,
+//!   read between the runs, what one write cost the etcd members (CPU from `/proc`,
+//!   revisions, puts, watch events, client and peer bytes, WAL bytes, fsyncs and Go
+//!   allocations from each member's `/metrics`) and the front-ends; then
 //!   once more each under `perf stat`, for what a write costs the front-end and what the
 //!   limit's own process (etcd-client) pays for the same transaction.
 //!   At 16 clients, etcd's own transactions of all clients nested in one (what group
@@ -232,6 +237,172 @@ mod with_etcd {
     /// A value as long as the transaction id the front-ends write.
     fn uuid_like(n: i64) -> String {
         format!("{n:036}")
+    }
+
+    /// One round of the write rows: ours, etcd's own txn, the same watched, the same at
+    /// the leader.
+    type Round = (Run, Run, Run, Run);
+
+    /// The members' metrics a write's cost is read from (`/metrics` on each member's client
+    /// port), summed over their series; with a label, only that series.
+    const METRICS: [(&str, &str); 11] = [
+        ("etcd_debugging_mvcc_current_revision", ""),
+        ("etcd_mvcc_put_total", ""),
+        ("etcd_debugging_mvcc_events_total", ""),
+        ("grpc_server_msg_sent_total", "grpc_method=\"Watch\""),
+        ("etcd_network_client_grpc_sent_bytes_total", ""),
+        ("etcd_network_client_grpc_received_bytes_total", ""),
+        ("etcd_network_peer_sent_bytes_total", ""),
+        ("etcd_disk_wal_write_bytes_total", ""),
+        ("etcd_disk_wal_fsync_duration_seconds_count", ""),
+        ("go_memstats_alloc_bytes_total", ""),
+        ("etcd_server_is_leader", ""),
+    ];
+
+    /// One member's [`METRICS`], read now (an empty list if it does not answer).
+    fn scrape(endpoint: &str) -> Vec<f64> {
+        use std::io::{Read, Write};
+        let addr = endpoint.trim_start_matches("http://");
+        let mut text = String::new();
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
+            let _ = s.read_to_string(&mut text);
+        }
+        METRICS
+            .iter()
+            .map(|(name, label)| {
+                text.lines()
+                    .filter(|l| !l.starts_with('#'))
+                    .filter_map(|l| {
+                        let (series, value) = l.rsplit_once(' ')?;
+                        let (n, labels) = series.split_once('{').unwrap_or((series, ""));
+                        (n == *name && labels.contains(label)).then(|| value.parse::<f64>().ok())?
+                    })
+                    .sum()
+            })
+            .collect()
+    }
+
+    /// What the etcd members and the front-ends had spent at one moment: read before and
+    /// after a run, the difference divided by the run's writes is what one write cost
+    /// them. (CPU from `/proc`, in clock ticks: a run of a few thousand writes is needed.)
+    struct Spent {
+        /// Per member: CPU ms, then [`METRICS`].
+        members: Vec<(f64, Vec<f64>)>,
+        /// CPU ms of A, and of the other front-ends together.
+        front_ends: (f64, f64),
+    }
+
+    impl Spent {
+        fn now(cluster: &etcd::Cluster, a: &Proc, others: &[&Proc]) -> Spent {
+            let members = cluster
+                .pids()
+                .iter()
+                .zip(cluster.endpoints())
+                .map(|(pid, url)| (cpu_ms(&pid.to_string()), scrape(&url)))
+                .collect();
+            let others = others.iter().map(|p| p.cpu_ms()).sum();
+            Spent {
+                members,
+                front_ends: (a.cpu_ms(), others),
+            }
+        }
+
+        /// Per write of a run of `writes` that started at `before`.
+        fn since(&self, before: &Spent, writes: usize) -> PerWrite {
+            let n = writes.max(1) as f64;
+            let metric = |i: usize| -> f64 {
+                self.members
+                    .iter()
+                    .zip(&before.members)
+                    .map(|(a, b)| a.1.get(i).unwrap_or(&0.0) - b.1.get(i).unwrap_or(&0.0))
+                    .sum::<f64>()
+            };
+            let leader = self
+                .members
+                .iter()
+                .position(|m| m.1.get(10).copied().unwrap_or(0.0) > 0.5);
+            PerWrite {
+                member_cpu: self
+                    .members
+                    .iter()
+                    .zip(&before.members)
+                    .map(|(a, b)| (a.0 - b.0) / n)
+                    .collect(),
+                leader,
+                a_cpu: (self.front_ends.0 - before.front_ends.0) / n,
+                others_cpu: (self.front_ends.1 - before.front_ends.1) / n,
+                // A gauge on each member: the newest's.
+                revisions: (self.members.iter().map(|m| m.1[0]).fold(0.0, f64::max)
+                    - before.members.iter().map(|m| m.1[0]).fold(0.0, f64::max))
+                    / n,
+                // Each member applies every put: one member's share.
+                puts: metric(1) / n / self.members.len().max(1) as f64,
+                events: metric(2) / n,
+                watch_msgs: metric(3) / n,
+                client_bytes: (metric(4) + metric(5)) / n,
+                peer_bytes: metric(6) / n,
+                wal_bytes: metric(7) / n,
+                fsyncs: metric(8) / n,
+                alloc_kib: metric(9) / n / 1024.0,
+            }
+        }
+    }
+
+    /// What one write cost the members and the front-ends ([`Spent::since`]).
+    struct PerWrite {
+        member_cpu: Vec<f64>,
+        leader: Option<usize>,
+        a_cpu: f64,
+        others_cpu: f64,
+        revisions: f64,
+        puts: f64,
+        events: f64,
+        watch_msgs: f64,
+        client_bytes: f64,
+        peer_bytes: f64,
+        wal_bytes: f64,
+        fsyncs: f64,
+        alloc_kib: f64,
+    }
+
+    impl std::fmt::Display for PerWrite {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            let each: Vec<String> = self
+                .member_cpu
+                .iter()
+                .enumerate()
+                .map(|(i, ms)| {
+                    let role = match (i, self.leader == Some(i)) {
+                        (0, true) => " (clients', leader)",
+                        (0, false) => " (clients')",
+                        (_, true) => " (leader)",
+                        _ => "",
+                    };
+                    format!("m{i}{role} {ms:.3}")
+                })
+                .collect();
+            write!(
+                f,
+                "members {:.3} ms CPU ({}), A {:.3}, B+C+D {:.3}; {:.2} revisions, {:.2} puts, \
+                 {:.2} watch events in {:.2} messages, {:.0} B client gRPC, {:.0} B peer, \
+                 {:.0} B WAL, {:.2} fsyncs, {:.1} KiB allocated",
+                self.member_cpu.iter().sum::<f64>(),
+                each.join(", "),
+                self.a_cpu,
+                self.others_cpu,
+                self.revisions,
+                self.puts,
+                self.events,
+                self.watch_msgs,
+                self.client_bytes,
+                self.peer_bytes,
+                self.wal_bytes,
+                self.fsyncs,
+                self.alloc_kib
+            )
+        }
     }
 
     /// `task.set_progress` through one front-end, client `i` on `tasks[i]`, a new value
@@ -578,29 +749,63 @@ mod with_etcd {
             .ok()
             .and_then(|v| v.parse().ok())
             .unwrap_or(3);
+        // A client of the member that leads (by its own metrics), for the limit's
+        // transactions sent where the front-ends now send theirs.
+        let at_leader = match urls
+            .iter()
+            .find(|u| scrape(u).get(10).is_some_and(|l| *l > 0.5))
+        {
+            Some(u) => {
+                let options = ConnectOptions::new().with_require_leader(true);
+                Client::connect([u.as_str()], Some(options)).await.ok()
+            }
+            None => None,
+        };
         for conns in [1, 16].into_iter().filter(|_| part("writes")) {
             // Each round: etcd's own txn, ours, and etcd's own txn again on keys under
             // the front-ends' watched prefix (which they ignore), so that the members
             // also send each revision to three watches, as for ours.
             let mut runs = Vec::new();
+            // What each run cost the members and the front-ends, per write (read between
+            // the runs, so it costs the rounds nothing): ours, the limit, the watched limit.
+            let mut costs: [Vec<PerWrite>; 3] = Default::default();
+            let others = [&b, &c, &d];
             for _ in 0..pairs {
+                let before = Spent::now(&cluster, &a, &others);
                 let l = etcd_txn_load(&limit, conns, secs).await;
+                let after_l = Spent::now(&cluster, &a, &others);
                 let o = set_progress_each(a.port, &session, &tasks[..conns], secs).await;
+                let after_o = Spent::now(&cluster, &a, &others);
                 let w = etcd_txn_load_under(&limit, WATCHED, conns, secs).await;
-                runs.push((o, l, w));
+                let after_w = Spent::now(&cluster, &a, &others);
+                costs[0].push(after_o.since(&after_l, o.ops));
+                costs[1].push(after_l.since(&before, l.ops));
+                costs[2].push(after_w.since(&after_o, w.ops));
+                // And at the Raft leader, where A sends its transactions (the limit above
+                // goes to the member A watches from, a follower in most clusters).
+                let ld = match &at_leader {
+                    Some(c) => etcd_txn_load(c, conns, secs).await,
+                    None => Run {
+                        per_sec: f64::NAN,
+                        p50_us: f64::NAN,
+                        p99_us: f64::NAN,
+                        ops: 0,
+                    },
+                };
+                runs.push((o, l, w, ld));
             }
-            let each = |f: fn(&Run) -> f64, limit: fn(&(Run, Run, Run)) -> &Run| {
+            let each = |f: fn(&Run) -> f64, limit: fn(&Round) -> &Run| {
                 runs.iter()
                     .map(|p| format!("{:.2}×", f(&p.0) / f(limit(p))))
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            let median = |f: fn(&Run) -> f64, limit: fn(&(Run, Run, Run)) -> &Run| {
+            let median = |f: fn(&Run) -> f64, limit: fn(&Round) -> &Run| {
                 let mut r: Vec<f64> = runs.iter().map(|p| f(&p.0) / f(limit(p))).collect();
                 r.sort_by(f64::total_cmp);
                 r.get(r.len() / 2).copied().unwrap_or(f64::NAN)
             };
-            let cells = |pick: fn(&(Run, Run, Run)) -> &Run| {
+            let cells = |pick: fn(&Round) -> &Run| {
                 runs.iter()
                     .map(|p| ms(pick(p)))
                     .collect::<Vec<_>>()
@@ -611,20 +816,54 @@ mod with_etcd {
                 &conns.to_string(),
                 &cells(|p| &p.0),
                 &format!(
-                    "etcd's own txn, each client on its own key: {}; the same, watched: {}",
+                    "etcd's own txn, each client on its own key: {}; the same, watched: {}; \
+                     the same at the leader: {}",
                     cells(|p| &p.1),
-                    cells(|p| &p.2)
+                    cells(|p| &p.2),
+                    cells(|p| &p.3)
                 ),
                 "",
                 &format!(
-                    "p50 {} (median {:.2}×), p99 {} etcd's; p50 {} (median {:.2}×) watched etcd's",
+                    "p50 {} (median {:.2}×), p99 {} etcd's; p50 {} (median {:.2}×) watched \
+                     etcd's; p50 {} (median {:.2}×) etcd's at the leader",
                     each(|r| r.p50_us, |p| &p.1),
                     median(|r| r.p50_us, |p| &p.1),
                     each(|r| r.p99_us, |p| &p.1),
                     each(|r| r.p50_us, |p| &p.2),
                     median(|r| r.p50_us, |p| &p.2),
+                    each(|r| r.p50_us, |p| &p.3),
+                    median(|r| r.p50_us, |p| &p.3),
                 ),
             ]);
+            let names = [
+                "set_progress on A",
+                "etcd's own txn, own key",
+                "etcd's own txn, watched key",
+            ];
+            for (what, cost) in names.into_iter().zip(costs.iter_mut()) {
+                let all = |c: &[PerWrite]| {
+                    c.iter()
+                        .map(|p| format!("{:.3}", p.member_cpu.iter().sum::<f64>()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let each = all(cost);
+                cost.sort_by(|x, y| {
+                    let sum = |p: &PerWrite| p.member_cpu.iter().sum::<f64>();
+                    sum(x).total_cmp(&sum(y))
+                });
+                let Some(median) = cost.get(cost.len() / 2) else {
+                    continue;
+                };
+                table.row([
+                    &format!("cluster: per write, what the etcd members and front-ends spent: {what}"),
+                    &conns.to_string(),
+                    &format!("{median}"),
+                    "",
+                    "",
+                    &format!("the round of median member CPU; members' CPU ms per write in each round: {each}"),
+                ]);
+            }
             if conns > 1 {
                 let g = etcd_grouped_load(&limit, conns, secs).await;
                 table.row([
