@@ -332,3 +332,92 @@ async fn users_are_not_written_during_an_unfinished_import() {
     assert!(file.replace(b"{\"b\":2}", Some(at)).await.unwrap());
     assert!(!file.replace(b"{\"c\":3}", Some(at)).await.unwrap());
 }
+
+/// One of a member's own metrics (`/metrics` on its client port), summed over the series
+/// whose labels contain `label`.
+fn metric(endpoint: &str, name: &str, label: &str) -> f64 {
+    use std::io::{Read, Write};
+    let mut text = String::new();
+    let mut s = std::net::TcpStream::connect(endpoint.trim_start_matches("http://")).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n").unwrap();
+    s.read_to_string(&mut text).unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, labels) = series.split_once('{').unwrap_or((series, ""));
+            (n == name && labels.contains(label)).then(|| value.parse::<f64>().ok())?
+        })
+        .sum()
+}
+
+/// A follower does not decide a write: it forwards it to the leader and answers only once
+/// it learned the entry committed and applied it (two more hops between members). So a
+/// front-end started on a follower moves to the leader: its transactions, and its watch
+/// with them (a write the leader acknowledges is then in the watch streams it serves).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_front_end_started_on_a_follower_moves_to_the_raft_leader() {
+    let Some(cluster) = etcd::Cluster::start(3) else {
+        return;
+    };
+    let urls = cluster.endpoints();
+    let leads = |u: &String| metric(u, "etcd_server_is_leader", "") > 0.5;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let leader = loop {
+        if let Some(u) = urls.iter().find(|u| leads(u)) {
+            break u.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no leader elected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // The front-end's first endpoint (the member it uses) is a follower.
+    let mut endpoints = urls.clone();
+    while endpoints[0] == leader {
+        endpoints.rotate_left(1);
+    }
+    let follower = endpoints[0].clone();
+    let identity = Identity {
+        pool_ref: new_ref(),
+        pool: PoolRow {
+            uuid: new_uuid(),
+            ..PoolRow::default()
+        },
+        host_ref: new_ref(),
+        host: HostRow {
+            uuid: new_uuid(),
+            ..HostRow::default()
+        },
+    };
+    let config = Config::new(endpoints, "/lead/".into());
+    let (tables, backend) = Etcd::open(&config, identity).await.expect("etcd opens");
+    let db = Db::with_backend(tables, Box::new(backend));
+    let task = new_task(&db, "counted").await.unwrap();
+    // It looks for the leader at once, then every second.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let txns = |u: &str| metric(u, "grpc_server_handled_total", "grpc_method=\"Txn\"");
+    let (at_leader, at_follower) = (txns(&leader), txns(&follower));
+    for _ in 0..50 {
+        assert!(increment(&db, &task).await.unwrap());
+    }
+    let (to_leader, to_follower) = (txns(&leader) - at_leader, txns(&follower) - at_follower);
+    assert!(
+        to_leader >= 50.0,
+        "{to_leader} of 50 writes sent to the leader"
+    );
+    assert!(
+        to_follower < 5.0,
+        "{to_follower} transactions sent to the follower"
+    );
+    assert_eq!(db.read().task(&task).unwrap().progress, 50.0);
+    let streams = |u: &str| metric(u, "etcd_debugging_mvcc_watch_stream_total", "");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while streams(&follower) > 0.0 || streams(&leader) < 1.0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watch did not move: {} stream(s) on the follower, {} on the leader",
+            streams(&follower),
+            streams(&leader)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -324,6 +324,8 @@ pub async fn run(inner: Arc<Inner>, tables: Arc<RwLock<Tables>>, mut applied: u6
         if inner.is_closed() {
             return;
         }
+        // Subscribed before the member is chosen: a move after this reconnects.
+        let mut moves = inner.conn.moves();
         let (i, mut client) = inner.conn.client();
         let options = WatchOptions::new()
             .with_range(end.clone())
@@ -348,11 +350,22 @@ pub async fn run(inner: Arc<Inner>, tables: Arc<RwLock<Tables>>, mut applied: u6
             }
         };
         inner.set_watching(true);
+        let mut moved = false;
         'stream: loop {
             // A member that goes quiet is left after a while (progress notifications
             // arrive every few minutes at most on an idle cluster, so this only bounds
             // how long a dead connection goes unnoticed when keep-alives fail).
-            let msg = tokio::time::timeout(Duration::from_secs(600), stream.message()).await;
+            let next = tokio::time::timeout(Duration::from_secs(600), stream.message());
+            let msg = tokio::select! {
+                msg = next => msg,
+                // The front-end moved to the leader ([`super::conn`]): the watch follows,
+                // from the next revision, so that the member that acknowledges this
+                // front-end's writes is the one whose watch streams carry them.
+                Ok(()) = moves.changed() => {
+                    moved = true;
+                    break 'stream;
+                }
+            };
             let resp = match msg {
                 Ok(Ok(Some(resp))) => resp,
                 Ok(Ok(None)) | Ok(Err(_)) | Err(_) => break,
@@ -438,6 +451,9 @@ pub async fn run(inner: Arc<Inner>, tables: Arc<RwLock<Tables>>, mut applied: u6
         inner.set_watching(false);
         if inner.is_closed() {
             return;
+        }
+        if moved {
+            continue;
         }
         inner.conn.failed(i);
         tokio::time::sleep(pause).await;

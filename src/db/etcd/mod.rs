@@ -538,7 +538,15 @@ impl Etcd {
         let watch = tokio::spawn(cache::run(inner.clone(), tables.clone(), snap.revision));
         let lead = tokio::spawn(leader::run(inner.clone()));
         let barriers = tokio::spawn(inner.clone().barriers());
-        let mut loops = vec![watch, lead, barriers];
+        // The member in use (writes, watch, barriers) becomes the Raft leader once it is
+        // found ([`conn::Conn::follow_leader`]); a leader change is seen within a second
+        // (until then the old one forwards).
+        let writer = inner.clone();
+        let follow = tokio::spawn(async move {
+            let every = Duration::from_secs(1);
+            writer.conn.follow_leader(every, &writer.closed).await
+        });
+        let mut loops = vec![watch, lead, barriers, follow];
         if inner.reads == ReadMode::Connection {
             loops.push(tokio::spawn(inner.clone().prove()));
         }
