@@ -29,7 +29,11 @@
 //!   (`perf stat`: CPU, switches, syscalls per read); at 16, the same on D and C (the
 //!   other modes) between two single-node runs; and at 16, a new connection per call on
 //!   B and on the single node (what a client that moves pays once: the connect and, on
-//!   B, the connection's one barrier).
+//!   B, the connection's one barrier). Beside the rounds: one reply's bytes on each side,
+//!   and per window every bench process's CPU ms and context switches per 1,000 reads
+//!   (the three members, A–D, the single node, the load client: what the rest of the
+//!   machine did while each side was measured); at 64, the per-read counts again in
+//!   rounds, with C beside B (no freshness clock on its read path).
 //! - `event.from`: one write on A to 1,000 waiters on B, three rounds (each on 1,000 new
 //!   connections to B), after an untimed round of the driver's own against a single node
 //!   (its first round's heap growth is not B's delivery); each gives its first reply and
@@ -63,7 +67,7 @@ mod with_etcd {
         Conn, ROOT_PASSWORD, Run, drive, load, login, new_task, xml_call, xml_call_typed,
     };
     use crate::fanout::{fanout_calls, fanout_via};
-    use crate::procs::{Proc, cpu_ms, free_port, start_ours, target_dir};
+    use crate::procs::{Proc, cpu_ms, free_port, start_ours, switches, target_dir};
     use crate::{churn, fixed, k, set_progress_load};
 
     use super::etcd;
@@ -570,8 +574,10 @@ mod with_etcd {
         (fe.cpu_ms(), members)
     }
 
-    /// One read run and the CPU ms its server and etcd's members spent per 1,000 reads.
-    type Measured = (Run, (f64, f64));
+    /// One read run, the CPU ms its server and etcd's members spent per 1,000 reads, and
+    /// every process's CPU ms and context switches per 1,000 reads (in [`read_rows`]'s
+    /// order of `everyone`).
+    type Measured = (Run, (f64, f64), Vec<(f64, f64)>);
 
     /// The read rows: at each width, `pairs` rounds of the single node and B run back to
     /// back, the order alternating (single node first in even rounds, B first in odd
@@ -587,19 +593,66 @@ mod with_etcd {
         cluster: &etcd::Cluster,
         single: &Proc,
         s_get: &[u8],
-        (b, c, d): (&Proc, &Proc, &Proc),
+        (a, b, c, d): (&Proc, &Proc, &Proc, &Proc),
         get: &[u8],
     ) {
+        // Every process on the machine that is part of the bench, so that a window's
+        // ratio can be read against what everything else did during it (the members'
+        // heartbeats, the other front-ends' probes and leases, the load client itself).
+        let mut everyone: Vec<(String, String)> = cluster
+            .pids()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (format!("m{i}"), p.to_string()))
+            .collect();
+        for (name, p) in [("A", a), ("B", b), ("C", c), ("D", d), ("single", single)] {
+            everyone.push((name.to_string(), p.pid().to_string()));
+        }
+        everyone.push(("client".to_string(), "self".to_string()));
+        let snapshot = || {
+            everyone
+                .iter()
+                .map(|(_, p)| (cpu_ms(p), switches(p)))
+                .collect::<Vec<_>>()
+        };
         // One run of `fe`: its result and the CPU ms it and etcd's members spent per
-        // 1,000 reads (from `/proc`).
+        // 1,000 reads (from `/proc`), and every process's CPU and switches per 1,000.
         let measured = async |fe: &Proc, body: &[u8], conns: usize, secs: f64| {
             let before = cpu(fe, cluster);
+            let all_before = snapshot();
             let r = fixed(fe.port, conns, secs, "/", "text/xml", body.to_vec()).await;
+            let all_after = snapshot();
             let after = cpu(fe, cluster);
             let n = (r.ops as f64 / 1000.0).max(1e-9);
             let used = ((after.0 - before.0) / n, (after.1 - before.1) / n);
-            (r, used)
+            let all = all_before
+                .iter()
+                .zip(&all_after)
+                .map(|(x, y)| ((y.0 - x.0) / n, (y.1 - x.1) / n))
+                .collect();
+            (r, used, all)
         };
+        // The same request, the same answer? (The bytes each side sends per read, and
+        // what each process holds, which the rows before these grow on B and not on the
+        // single node started just before them.)
+        let b_reply = Conn::open(b.port).await.post("/", "text/xml", get).await;
+        let s_reply = Conn::open(single.port)
+            .await
+            .post("/", "text/xml", s_get)
+            .await;
+        table.row([
+            "cluster: one get_record, request / reply body bytes; resident MiB",
+            "1",
+            &format!("B: {} / {}; {:.1}", get.len(), b_reply.len(), b.rss_mib()),
+            &format!(
+                "single node in memory: {} / {}; {:.1}",
+                s_get.len(),
+                s_reply.len(),
+                single.rss_mib()
+            ),
+            "",
+            "",
+        ]);
         let warm = (secs / 4.0).max(0.25);
         for conns in [1, 16, 64] {
             let _ = measured(single, s_get, conns, warm).await;
@@ -630,7 +683,7 @@ mod with_etcd {
                 rounds
                     .iter()
                     .map(|p| {
-                        let (r, used) = pick(p);
+                        let (r, used, _) = pick(p);
                         format!("{} [{:.0}/{:.0}]", us(r), used.0, used.1)
                     })
                     .collect::<Vec<_>>()
@@ -645,6 +698,30 @@ mod with_etcd {
                 "",
                 &format!("{each} of the single node's rate (median {median:.0} %)"),
             ]);
+            // Each process's CPU ms and context switches per 1,000 reads, the mean over
+            // the rounds, in the single node's windows and in B's.
+            let per_process = |pick: fn(&(Measured, Measured)) -> &Measured| {
+                everyone
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (name, _))| {
+                        let n = rounds.len() as f64;
+                        let cpu: f64 = rounds.iter().map(|p| pick(p).2[i].0).sum::<f64>() / n;
+                        let sw: f64 = rounds.iter().map(|p| pick(p).2[i].1).sum::<f64>() / n;
+                        format!("{name} {cpu:.1}/{sw:.0}")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            table.row([
+                "cluster: during those reads, every process's CPU ms / context switches per \
+                 1,000 reads (mean of the rounds)",
+                &conns.to_string(),
+                &format!("B's windows: {}", per_process(|p| &p.1)),
+                &format!("the single node's windows: {}", per_process(|p| &p.0)),
+                "",
+                "",
+            ]);
             if conns == 16 {
                 // The other modes once each, between two single-node runs.
                 let s1 = measured(single, s_get, conns, secs).await;
@@ -654,7 +731,7 @@ mod with_etcd {
                 ];
                 let s2 = measured(single, s_get, conns, secs).await;
                 let base = (s1.0.per_sec + s2.0.per_sec) / 2.0;
-                for (name, (r, used)) in &others {
+                for (name, (r, used, _)) in &others {
                     table.row([
                         &format!(
                             "cluster: task.get_record on {name}, which did not write (req/s, \
@@ -685,32 +762,59 @@ mod with_etcd {
                     &format!("{:.0} % of the single node's rate", ratio(&r, &s)),
                 ]);
             }
-            if conns == 1 {
+            if conns == 1 || conns == 64 {
                 // What one read costs each server, counted (not timed): the same request
-                // on one keep-alive connection.
-                let (_, on_s) = counted(
-                    single.pid(),
-                    fixed(single.port, 1, secs, "/", "text/xml", s_get.to_vec()),
-                )
-                .await;
-                let (_, on_b) = counted(
-                    b.pid(),
-                    fixed(b.port, 1, secs, "/", "text/xml", get.to_vec()),
-                )
-                .await;
-                table.row([
-                    "cluster: per get_record, CPU ms / context switches / syscalls (writev, futex, epoll_wait)",
-                    "1",
-                    &format!("front-end B: {on_b}"),
-                    &format!("single node in memory: {on_s}"),
-                    "",
-                    &format!(
-                        "B {:+.4} ms CPU, {:+.2} switches, {:+.2} syscalls per read",
-                        on_b.cpu_ms - on_s.cpu_ms,
-                        on_b.switches - on_s.switches,
-                        on_b.syscalls - on_s.syscalls
-                    ),
-                ]);
+                // on keep-alive connections, one and (where the ratio was lowest) 64;
+                // at 64 also C (`cached`: no freshness clock on its read path), and in
+                // `pairs` rounds, the single node first in even ones.
+                let count_rounds = if conns == 64 { pairs.max(1) } else { 1 };
+                for round in 0..count_rounds {
+                    let on_single = async || {
+                        counted(
+                            single.pid(),
+                            fixed(single.port, conns, secs, "/", "text/xml", s_get.to_vec()),
+                        )
+                        .await
+                        .1
+                    };
+                    let on = async |fe: &Proc| {
+                        counted(
+                            fe.pid(),
+                            fixed(fe.port, conns, secs, "/", "text/xml", get.to_vec()),
+                        )
+                        .await
+                        .1
+                    };
+                    let on_c = async || if conns == 64 { Some(on(c).await) } else { None };
+                    let (on_s, on_b, on_c) = if round % 2 == 0 {
+                        let s = on_single().await;
+                        (s, on(b).await, on_c().await)
+                    } else {
+                        let b = on(b).await;
+                        let c = on_c().await;
+                        (on_single().await, b, c)
+                    };
+                    let c_cell = on_c.map_or(String::new(), |on_c| {
+                        format!(
+                            "; C (cached) {on_c}: {:+.4} ms CPU, {:+.2} switches",
+                            on_c.cpu_ms - on_s.cpu_ms,
+                            on_c.switches - on_s.switches,
+                        )
+                    });
+                    table.row([
+                        "cluster: per get_record, CPU ms / context switches / syscalls (writev, futex, epoll_wait)",
+                        &conns.to_string(),
+                        &format!("front-end B: {on_b}"),
+                        &format!("single node in memory: {on_s}"),
+                        "",
+                        &format!(
+                            "B {:+.4} ms CPU, {:+.2} switches, {:+.2} syscalls per read{c_cell}",
+                            on_b.cpu_ms - on_s.cpu_ms,
+                            on_b.switches - on_s.switches,
+                            on_b.syscalls - on_s.syscalls
+                        ),
+                    ]);
+                }
             }
         }
     }
@@ -940,7 +1044,7 @@ mod with_etcd {
                 &cluster,
                 &single,
                 &s_get,
-                (&b, &c, &d),
+                (&a, &b, &c, &d),
                 &get,
             )
             .await;

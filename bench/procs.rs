@@ -65,6 +65,29 @@ pub fn cpu_ms(pid: &str) -> f64 {
     ticks * 1000.0 / hz
 }
 
+/// Context switches (voluntary and involuntary) of every live thread of process `pid`
+/// so far (`/proc/<pid>/task/*/status`; a thread that exited takes its count with it).
+#[cfg_attr(not(feature = "etcd"), allow(dead_code))] // only the cluster rows use it
+pub fn switches(pid: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .map(|t| {
+            let status = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+            status
+                .lines()
+                .filter(|l| {
+                    l.starts_with("voluntary_ctxt_switches:")
+                        || l.starts_with("nonvoluntary_ctxt_switches:")
+                })
+                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+                .sum::<f64>()
+        })
+        .sum()
+}
+
 fn wait_port(port: u16, child: &mut Child, patience: Duration) {
     let deadline = Instant::now() + patience;
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {

@@ -85,13 +85,20 @@ async fn campaign(inner: &Inner, lease: i64) -> Result<(Vec<u8>, u64), BackendEr
     let name = inner.keys.election();
     loop {
         let (i, mut c) = inner.conn.client();
-        // The request timeout bounds one call: a campaign that has not won by then is
-        // asked again (etcd keeps the candidacy, keyed by the lease). Bounded here: our
-        // own gRPC channel (`channel.rs`) has no per-call timeout, and a member that still
-        // answers pings but no longer sees the election (cut off from its leader) would
-        // otherwise hold the campaign for as long as the cut lasts.
+        // One call is bounded: a campaign that has not won by then is asked again. Bounded
+        // here because our own gRPC channel (`channel.rs`) has no per-call timeout, and a
+        // member that still answers pings but no longer sees the election (cut off from
+        // its leader) would otherwise hold the campaign for as long as the cut lasts.
+        // Bounded by the lease's TTL, not the request timeout: etcd deletes a candidacy
+        // whose campaign call was cancelled and the re-ask puts it again, two writes
+        // through raft per re-ask of every waiting front-end (0.8 revisions a second each
+        // at a 2 s bound, idle). A leader that died is replaced when its lease runs out,
+        // a TTL after its death, so a re-ask within a TTL adds at most that again, and
+        // only in the double fault (the leader gone while this candidacy hangs on a cut
+        // member, whose keep-alives fail too and move this front-end's calls off it).
+        let bound = Duration::from_secs(LEASE_TTL as u64).max(inner.conn.timeout);
         let asked = c.campaign(name.clone(), inner.node.clone(), lease);
-        let Ok(answer) = tokio::time::timeout(inner.conn.timeout, asked).await else {
+        let Ok(answer) = tokio::time::timeout(bound, asked).await else {
             if inner.is_closed() {
                 return Err(BackendError("closed".into()));
             }
