@@ -250,8 +250,9 @@ where
     let svc = ctx.svc.clone();
     let limits = ctx.limits.clone();
     let activity = Arc::new(Activity::default());
-    // This connection's read state: what `etcd-reads = "connection"` keys its sync on.
-    let reads = Arc::new(crate::connection::Connection::default());
+    // This connection's address and read state (what logins are throttled by, and what
+    // `etcd-reads = "connection"` keys its sync on).
+    let reads = Arc::new(crate::connection::Connection::from(peer.ip()));
     let io = Counted {
         io,
         activity: activity.clone(),
@@ -271,12 +272,12 @@ where
         let limits = limits.clone();
         activity.started.fetch_add(1, Ordering::Relaxed);
         let activity = activity.clone();
-        // Every face reaches logins through the dispatcher, which throttles per address.
+        // Every face reaches logins through the dispatcher, which throttles per address
+        // (the connection's, `connection::peer`).
         // Combinators rather than `async` blocks, which would each hold the request's
         // future twice (captured, and being awaited): it is moved into place per request.
         let call = handle(svc, limits, req, conn_info);
-        let call = crate::connection::on(reads.clone(), call);
-        crate::api::limits::with_peer(peer.ip(), call).map(move |resp| {
+        crate::connection::on(reads.clone(), call).map(move |resp| {
             activity.finished.fetch_add(1, Ordering::Relaxed);
             Ok::<_, Infallible>(resp)
         })
