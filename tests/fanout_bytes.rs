@@ -1,14 +1,15 @@
 //! A fan-out's replies, byte for byte: waiters of different shapes woken by one change
 //! (subscriptions, tokens, sessions, XML-RPC and JSON-RPC with their ids, a session
 //! logged out while waiting, a token already behind) each get exactly the bytes a lone
-//! `event.from` with the same call gets. Waiters with the same batch share its written
+//! `event.from` with the same call gets, head (but for its date) and body, and the head is
+//! xapi's. Waiters with the same batch share its written
 //! bytes (for XML-RPC the whole reply), so a sharing that crossed two shapes would show
 //! here as one waiter getting another's bytes.
 
 mod common;
 
-use common::{call, create, from, login_root, read_response, s, start, token};
-use tokio::io::AsyncWriteExt;
+use common::{call, create, from, login_root, s, start, token};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use xapi_taskd::wire::value::Value;
 
@@ -71,13 +72,54 @@ async fn send(addr: std::net::SocketAddr, shape: &Shape) -> TcpStream {
     conn
 }
 
-/// The reply's status, content type and body.
+/// The reply's status line, its head as sent but for the `date` line (every header, in
+/// order, as bytes: the server writes a woken waiter's head from prepared headers, which
+/// must give exactly what it wrote before), and its body.
 async fn reply(conn: &mut TcpStream) -> (String, String, Vec<u8>) {
-    let (status, headers, body) = read_response(conn).await;
-    let ctype = common::header(&headers, "content-type")
-        .unwrap_or_default()
-        .to_string();
-    (status, ctype, body)
+    let mut buf = Vec::new();
+    let end = loop {
+        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break pos + 4;
+        }
+        let mut chunk = [0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), conn.read(&mut chunk))
+            .await
+            .expect("a reply in time")
+            .unwrap();
+        assert!(n > 0, "closed before the reply's head");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8(buf[..end].to_vec()).unwrap();
+    let (status, rest) = head.split_once("\r\n").unwrap();
+    let head: String = rest
+        .split_inclusive("\r\n")
+        .filter(|l| !l.starts_with("date: "))
+        .collect();
+    let len: usize = head
+        .split("\r\n")
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .expect("a content-length")
+        .parse()
+        .unwrap();
+    let mut body = buf[end..].to_vec();
+    while body.len() < len {
+        let mut chunk = [0u8; 65536];
+        let n = conn.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "closed mid-body");
+        body.extend_from_slice(&chunk[..n]);
+    }
+    (status.to_string(), head, body)
+}
+
+/// xapi's head of an API answer (`api_server.ml`), as this server has always sent it:
+/// the content type and the two CORS headers in that order, then hyper's length (the
+/// `date` line is left out by [`reply`]).
+fn xapi_head(content_type: &str, body: &[u8]) -> String {
+    format!(
+        "content-type: {content_type}\r\naccess-control-allow-origin: *\r\n\
+         access-control-allow-headers: X-Requested-With\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    )
 }
 
 /// What a lone call of `shape` gets now, with the kept batch replaced first by another
@@ -153,6 +195,7 @@ async fn each_woken_waiter_gets_the_bytes_a_lone_call_gets() {
         "{}",
         String::from_utf8_lossy(&gone_reply.2)
     );
+    assert_eq!(gone_reply.1, xapi_head("text/xml", &gone_reply.2));
     assert_eq!(gone_reply, lone(addr, &root, &gone).await);
 
     let set_progress = |t: &str, p: f64| {
@@ -198,8 +241,8 @@ async fn replies(conns: &mut [TcpStream]) -> Vec<(String, String, Vec<u8>)> {
     got
 }
 
-/// Compares each woken waiter's reply with a lone call's, byte for byte (status,
-/// content type, body).
+/// Compares each woken waiter's reply with a lone call's, byte for byte (status, head
+/// but for its date, body), and its head with xapi's.
 async fn compare(
     addr: std::net::SocketAddr,
     root: &str,
@@ -210,7 +253,13 @@ async fn compare(
     for (i, (sh, got)) in shapes.iter().zip(got).enumerate() {
         let expected = lone(addr, root, sh).await;
         assert_eq!(got.0, expected.0, "waiter {i}: status");
-        assert_eq!(got.1, expected.1, "waiter {i}: content type");
+        assert_eq!(got.1, expected.1, "waiter {i}: head");
+        let ctype = if sh.json.is_some() {
+            "application/json"
+        } else {
+            "text/xml"
+        };
+        assert_eq!(got.1, xapi_head(ctype, &got.2), "waiter {i}: head");
         assert_eq!(
             String::from_utf8_lossy(&got.2),
             String::from_utf8_lossy(&expected.2),

@@ -32,8 +32,24 @@ const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Sub {
     All,
-    Class(String),
-    Object(String, String),
+    Class(ClassName),
+    Object(ClassName, String),
+}
+
+/// A subscription's class: the datamodel's own name when it has the class, so that a
+/// sleeping waiter holds no copy of it and a woken one frees none (one of the four frees
+/// of a `task/<ref>` waiter's values); else the lower-cased text, which matches nothing
+/// but is kept as it was given (a legacy subscription's text, a kept batch's key).
+type ClassName = std::borrow::Cow<'static, str>;
+
+fn class_name(given: &str) -> ClassName {
+    let known = |name: &str| datamodel::class(name).map(|c| ClassName::Borrowed(c.name));
+    // Lower-casing ASCII without capitals changes nothing: no copy to look it up.
+    if given.is_ascii() && !given.bytes().any(|b| b.is_ascii_uppercase()) {
+        return known(given).unwrap_or_else(|| ClassName::Owned(given.to_string()));
+    }
+    let lower = given.to_lowercase();
+    known(&lower).unwrap_or(ClassName::Owned(lower))
 }
 
 impl Sub {
@@ -42,8 +58,8 @@ impl Sub {
             return Sub::All;
         }
         match s.split_once('/') {
-            Some((class, r)) => Sub::Object(class.to_lowercase(), r.to_string()),
-            None => Sub::Class(s.to_lowercase()),
+            Some((class, r)) => Sub::Object(class_name(class), r.to_string()),
+            None => Sub::Class(class_name(s)),
         }
     }
 
@@ -51,7 +67,7 @@ impl Sub {
     fn text(&self) -> String {
         match self {
             Sub::All => "*".to_string(),
-            Sub::Class(c) => c.clone(),
+            Sub::Class(c) => c.to_string(),
             Sub::Object(c, r) => format!("{c}/{r}"),
         }
     }
@@ -59,8 +75,8 @@ impl Sub {
     fn matches(&self, class: &str, r: &str) -> bool {
         match self {
             Sub::All => true,
-            Sub::Class(c) => c == class,
-            Sub::Object(c, o) => c == class && o == r,
+            Sub::Class(c) => c.as_ref() == class,
+            Sub::Object(c, o) => c.as_ref() == class && o == r,
         }
     }
 }
@@ -899,6 +915,21 @@ mod tests {
         assert!(!Sub::parse("task").matches("pool", "r"));
         assert!(Sub::parse("task/OpaqueRef:a").matches("task", "OpaqueRef:a"));
         assert!(!Sub::parse("task/OpaqueRef:a").matches("task", "OpaqueRef:b"));
+        // A known class is the datamodel's name, however it was written; an unknown one
+        // keeps its lower-cased text and matches nothing else.
+        for given in ["task", "Task", "TASK/OpaqueRef:a"] {
+            let (Sub::Class(c) | Sub::Object(c, _)) = Sub::parse(given) else {
+                panic!("{given}")
+            };
+            assert!(matches!(c, ClassName::Borrowed("task")), "{given}: {c:?}");
+        }
+        assert_eq!(
+            Sub::parse("Nosuch/OpaqueRef:a").text(),
+            "nosuch/OpaqueRef:a"
+        );
+        assert_eq!(Sub::parse("ÉVÉNEMENT").text(), "événement");
+        assert!(Sub::parse("Nosuch").matches("nosuch", "r"));
+        assert!(!Sub::parse("Nosuch").matches("task", "r"));
     }
 
     /// A waiter that joins a bucket whose end has already passed is given the epoch as it

@@ -34,27 +34,13 @@ impl Default for ApiLimits {
     }
 }
 
-tokio::task_local! {
-    /// The client address of the request being served, set by `server.rs` around each
-    /// request, so that every face (XML-RPC, JSON-RPC, Redfish, later ones) reaching
-    /// `session.login_with_password` through the dispatcher is throttled per address
-    /// without passing it along.
-    static PEER: IpAddr;
-}
-
-/// Runs `f` as a request from `peer`. (A plain function: an `async fn` would store `f`
-/// twice, as its argument and as the future it awaits.)
-pub fn with_peer<F: std::future::Future>(
-    peer: IpAddr,
-    f: F,
-) -> impl std::future::Future<Output = F::Output> {
-    PEER.scope(peer, f)
-}
-
 /// The client address of the current request, if the server set one (in-process
-/// callers and tests have none).
+/// callers and tests have none): every face (XML-RPC, JSON-RPC, Redfish, later ones)
+/// reaching `session.login_with_password` through the dispatcher is throttled per
+/// address without passing it along. `server.rs` sets it with the request's connection
+/// ([`crate::connection::on`]; one task-local for both).
 pub fn peer() -> Option<IpAddr> {
-    PEER.try_with(|p| *p).ok()
+    crate::connection::peer()
 }
 
 /// The address a client is counted under (failed logins, connections): IPv4 as it is,
