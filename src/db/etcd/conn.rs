@@ -4,9 +4,8 @@
 //! The client library's balancer keeps routing a share of calls to a dead member
 //! (etcd-client issue 39; its maintainers leave health handling to the application), so
 //! this backend keeps one client per endpoint and talks to one member at a time — the
-//! same one for its writes and its watch, so that a write's own event is on its way to
-//! every front-end's watch when it is acknowledged (all front-ends follow the same
-//! member, below) — and moves to the next member on the first transport error. Every
+//! same one for its writes and its watch (a failover moves both) — and moves to the
+//! next member on the first transport error. Every
 //! call has a timeout; the caller decides whether to retry (a read always may; a write
 //! only as described in [`super::txn`]).
 //!
@@ -18,10 +17,16 @@
 //! on one machine (bench/cluster.rs, etcd's own `set_progress`-shaped transaction, one
 //! client): 0.55–0.58 ms at the leader, 0.71–0.73 at a follower. The watch moves with
 //! it (it resumes on the new member from the next revision, as after a failure,
-//! [`Conn::moves`]): writes acknowledged by the leader are then in the leader's watch
-//! streams already, to every front-end. Which member leads is only a hint: one that
-//! stopped leading still forwards (correct, only slower until the next look), and a
-//! transport error moves on to the next member as before.
+//! [`Conn::moves`]): once every front-end has found the leader, a write the leader
+//! acknowledges is in its watch streams already, to every front-end (after a leader
+//! change, or for a front-end that cannot reach the leader, only once its watch has
+//! it: nothing relies on it, `settle` and the barriers wait for revisions). Which member
+//! leads is only a hint: one that stopped leading still forwards (correct, only slower
+//! until the next look), and a transport error moves on to the next member as before.
+//! A member that failed a call is not gone back to for [`FAILED_REST`], whether or not
+//! it leads: a leader that answers `Status` but not writes or watches (overloaded, or
+//! behind a path that lets only small calls through) would otherwise be returned to
+//! every second, each return costing a call its timeout.
 //!
 //! **Authentication.** etcd answers `Authenticate` with a token that every later call
 //! carries. A simple token (etcd's default) lives `--auth-token-ttl` seconds (300) after
@@ -46,8 +51,8 @@
 //! background task tries it again every second until it answers ([`Conn::new`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use etcd_client::{Client, ConnectOptions};
 use rustls_pki_types::pem::PemObject;
@@ -59,14 +64,25 @@ use super::channel;
 use crate::config::EtcdAccess;
 use crate::db::backend::BackendError;
 
+/// How long a member that failed a call is not chosen again by [`Conn::follow_leader`]
+/// (a failover still may come back to it sooner, in turn): a few of its timeouts, long
+/// enough that a leader failing writes costs a call's timeout every 10 s rather than
+/// every second, short enough that a leader back to health is used again soon.
+pub const FAILED_REST: Duration = Duration::from_secs(10);
+
 /// How the backend reaches the cluster.
 pub struct Conn {
     endpoints: Vec<String>,
     clients: Vec<Client>,
     current: AtomicUsize,
-    /// Counts the moves of the member in use to the leader ([`Conn::follow_leader`]), so
-    /// that the watch follows ([`Conn::moves`]).
+    /// Counts the moves of the member in use (to the leader, [`Conn::follow_leader`], or
+    /// away from a member that failed, [`Conn::failed`]), so that the watch follows
+    /// ([`Conn::moves`]).
     moved: tokio::sync::watch::Sender<u64>,
+    /// Per member: when it last failed a call (nanoseconds since `epoch`, 0: never), so
+    /// that following the leader does not undo a failover at once.
+    failed_at: Vec<AtomicU64>,
+    epoch: Instant,
     /// Longest wait for one call.
     pub timeout: Duration,
     access: EtcdAccess,
@@ -133,6 +149,8 @@ impl Conn {
             clients,
             current: AtomicUsize::new(0),
             moved: tokio::sync::watch::Sender::new(0),
+            failed_at: endpoints.iter().map(|_| AtomicU64::new(0)).collect(),
+            epoch: Instant::now(),
             timeout,
             access: access.clone(),
             prefix: prefix.to_string(),
@@ -243,6 +261,7 @@ impl Conn {
                         }
                     }
                     match ids.iter().position(|id| *id == Some(leader)) {
+                        Some(j) if self.failed_recently(j) => None,
                         Some(j) => match self.status_of(j).await {
                             Some((id, said)) if id == leader && said == leader => Some(j),
                             _ => None,
@@ -278,12 +297,28 @@ impl Conn {
         }
     }
 
-    /// Member `i` failed a call: move to the next one (unless another caller already did).
+    /// Member `i` failed a call: move to the next one (unless another caller already did),
+    /// the watch with it, and remember when.
     pub fn failed(&self, i: usize) {
+        let now = (self.epoch.elapsed().as_nanos() as u64).max(1);
+        self.failed_at[i % self.clients.len()].store(now, Ordering::Relaxed);
         let next = (i + 1) % self.clients.len();
-        let _ = self
+        if self
             .current
-            .compare_exchange(i, next, Ordering::SeqCst, Ordering::SeqCst);
+            .compare_exchange(i, next, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok()
+        {
+            // A write that failed over while the watch stayed would leave the two on
+            // different members, the watch possibly on a stream that is dead but not yet
+            // seen to be (until the keep-alive ends it).
+            self.moved.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// Whether member `i` failed a call less than [`FAILED_REST`] ago.
+    fn failed_recently(&self, i: usize) -> bool {
+        let at = self.failed_at[i % self.clients.len()].load(Ordering::Relaxed);
+        at != 0 && self.epoch.elapsed().as_nanos() as u64 - at < FAILED_REST.as_nanos() as u64
     }
 
     pub fn endpoint(&self, i: usize) -> &str {
