@@ -300,8 +300,11 @@ def test_failure_counts_hold_no_copy_of_the_names_tried(fresh):
     join_all(attack_threads(4, attacker("n" * 256_000, 17)))
     grew = rss_mib(srv) - base
     print(f"\n160 failed logins with 256 KB names: RSS +{grew:.0f} MiB")
-    # Before: +62 MiB (41 MB of names kept, 160 x 256 KB); after: +14 MiB (request buffers).
-    assert grew < 30, grew
+    # Before: +62 MiB (41 MB of names kept, 160 x 256 KB); after: +14 to +30 MiB (request
+    # buffers the allocator keeps; measured 17-30 over seven runs on 2026-12-02, on this
+    # build and on the last stop's alike, so 30 was a flaky line). The names kept would add
+    # their 41 MB to that, above 40 in every case.
+    assert grew < 40, grew
 
 
 # ----------------------------------------------------------------------------- 3. filters
