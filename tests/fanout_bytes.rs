@@ -9,7 +9,7 @@
 mod common;
 
 use common::{call, create, from, login_root, s, start, token};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use xapi_taskd::wire::value::Value;
 
@@ -76,38 +76,16 @@ async fn send(addr: std::net::SocketAddr, shape: &Shape) -> TcpStream {
 /// order, as bytes: the server writes a woken waiter's head from prepared headers, which
 /// must give exactly what it wrote before), and its body.
 async fn reply(conn: &mut TcpStream) -> (String, String, Vec<u8>) {
-    let mut buf = Vec::new();
-    let end = loop {
-        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break pos + 4;
-        }
-        let mut chunk = [0u8; 4096];
-        let n = tokio::time::timeout(std::time::Duration::from_secs(10), conn.read(&mut chunk))
-            .await
-            .expect("a reply in time")
-            .unwrap();
-        assert!(n > 0, "closed before the reply's head");
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8(buf[..end].to_vec()).unwrap();
+    let (head, body) = common::read_raw_response(conn).await;
     let (status, rest) = head.split_once("\r\n").unwrap();
     let head: String = rest
         .split_inclusive("\r\n")
         .filter(|l| !l.starts_with("date: "))
         .collect();
-    let len: usize = head
-        .split("\r\n")
-        .find_map(|l| l.strip_prefix("content-length: "))
-        .expect("a content-length")
-        .parse()
-        .unwrap();
-    let mut body = buf[end..].to_vec();
-    while body.len() < len {
-        let mut chunk = [0u8; 65536];
-        let n = conn.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "closed mid-body");
-        body.extend_from_slice(&chunk[..n]);
-    }
+    assert!(
+        head.contains("content-length: "),
+        "a content-length: {head}"
+    );
     (status.to_string(), head, body)
 }
 

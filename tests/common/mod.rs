@@ -111,10 +111,23 @@ pub async fn exchange(
 }
 
 pub async fn read_response(conn: &mut TcpStream) -> (String, Vec<(String, String)>, Vec<u8>) {
+    let (head, body) = read_raw_response(conn).await;
+    let mut lines = head.trim_end().split("\r\n");
+    let status = lines.next().unwrap().to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, body)
+}
+
+/// One response as it came: its head as sent (status line and headers, up to and
+/// including the blank line) and its body (as long as its `content-length` says).
+pub async fn read_raw_response(conn: &mut TcpStream) -> (String, Vec<u8>) {
     let mut buf = Vec::new();
-    let header_end = loop {
+    let end = loop {
         if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break pos;
+            break pos + 4;
         }
         let mut chunk = [0u8; 4096];
         let n = tokio::time::timeout(std::time::Duration::from_secs(10), conn.read(&mut chunk))
@@ -124,26 +137,21 @@ pub async fn read_response(conn: &mut TcpStream) -> (String, Vec<(String, String
         assert!(n > 0, "connection closed before the response head");
         buf.extend_from_slice(&chunk[..n]);
     };
-    let head = String::from_utf8(buf[..header_end].to_vec()).unwrap();
-    let mut lines = head.split("\r\n");
-    let status = lines.next().unwrap().to_string();
-    let headers: Vec<(String, String)> = lines
+    let head = String::from_utf8(buf[..end].to_vec()).unwrap();
+    let len: usize = head
+        .split("\r\n")
         .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .map(|(_, v)| v.parse().unwrap())
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .map(|(_, v)| v.trim().parse().unwrap())
         .unwrap_or(0);
-    let mut body = buf[header_end + 4..].to_vec();
+    let mut body = buf[end..].to_vec();
     while body.len() < len {
         let mut chunk = [0u8; 65536];
         let n = conn.read(&mut chunk).await.unwrap();
         assert!(n > 0, "connection closed mid-body");
         body.extend_from_slice(&chunk[..n]);
     }
-    (status, headers, body)
+    (head, body)
 }
 
 pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {

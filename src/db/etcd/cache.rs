@@ -358,9 +358,10 @@ pub async fn run(inner: Arc<Inner>, tables: Arc<RwLock<Tables>>, mut applied: u6
             let next = tokio::time::timeout(Duration::from_secs(600), stream.message());
             let msg = tokio::select! {
                 msg = next => msg,
-                // The front-end moved to the leader ([`super::conn`]): the watch follows,
-                // from the next revision, so that the member that acknowledges this
-                // front-end's writes is the one whose watch streams carry them.
+                // The front-end moved (to the leader, or off a member that failed:
+                // [`super::conn`]): the watch follows, from the next revision, so that the
+                // member that acknowledges this front-end's writes is the one whose watch
+                // streams carry them.
                 Ok(()) = moves.changed() => {
                     moved = true;
                     break 'stream;

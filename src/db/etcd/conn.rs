@@ -232,8 +232,8 @@ impl Conn {
         self.clients[i % self.clients.len()].clone()
     }
 
-    /// Changes whenever [`Conn::follow_leader`] moves the member in use: the watch, open
-    /// on the member it started on, reconnects to the new one.
+    /// Changes whenever the member in use moves (to the leader, or off a member that
+    /// failed): the watch, open on the member it started on, reconnects to the new one.
     pub fn moves(&self) -> tokio::sync::watch::Receiver<u64> {
         self.moved.subscribe()
     }
@@ -248,43 +248,60 @@ impl Conn {
         let mut ids: Vec<Option<u64>> = vec![None; self.clients.len()];
         while !closed.load(Ordering::SeqCst) {
             let (i, _) = self.client();
-            let found = match self.status_of(i).await {
-                Some((id, leader)) if leader != 0 && id != leader => {
-                    ids[i] = Some(id);
-                    if !ids.contains(&Some(leader)) {
-                        // A leader not met yet (at start, or a member replaced): ask
-                        // every member who it is.
-                        for (j, slot) in ids.iter_mut().enumerate() {
-                            if let Some((id, _)) = self.status_of(j).await {
-                                *slot = Some(id);
-                            }
-                        }
-                    }
-                    match ids.iter().position(|id| *id == Some(leader)) {
-                        Some(j) if self.failed_recently(j) => None,
-                        Some(j) => match self.status_of(j).await {
-                            Some((id, said)) if id == leader && said == leader => Some(j),
-                            _ => None,
-                        },
-                        None => None,
-                    }
-                }
-                _ => None,
-            };
-            if let Some(j) = found
-                && self
-                    .current
-                    .compare_exchange(i, j, Ordering::SeqCst, Ordering::SeqCst)
-                    .is_ok()
+            if let Some(j) = self.leader_to_use(i, &mut ids).await
+                && self.switch(i, j)
             {
                 tracing::debug!(
                     "etcd: {} leads; this front-end now uses it",
                     self.endpoint(j)
                 );
-                self.moved.send_modify(|n| *n += 1);
             }
             tokio::time::sleep(every).await;
         }
+    }
+
+    /// The member to move to from `i` (in use): the leader `i` names, once that leader's
+    /// own endpoint answered naming itself, unless it failed a call lately. `ids` keeps
+    /// the members' ids as they answered.
+    async fn leader_to_use(&self, i: usize, ids: &mut [Option<u64>]) -> Option<usize> {
+        let (id, leader) = self.status_of(i).await?;
+        if leader == 0 || id == leader {
+            return None;
+        }
+        ids[i] = Some(id);
+        if !ids.contains(&Some(leader)) {
+            // A leader not met yet (at start, or a member replaced): ask every member
+            // who it is.
+            for (j, slot) in ids.iter_mut().enumerate() {
+                if let Some((id, _)) = self.status_of(j).await {
+                    *slot = Some(id);
+                }
+            }
+        }
+        let j = ids.iter().position(|id| *id == Some(leader))?;
+        if self.failed_recently(j) {
+            return None;
+        }
+        let (id, said) = self.status_of(j).await?;
+        (id == leader && said == leader).then_some(j)
+    }
+
+    /// Moves the member in use from `from` to `to` unless another caller moved it
+    /// first, and tells the watch; whether this call moved it.
+    fn switch(&self, from: usize, to: usize) -> bool {
+        let moved = self
+            .current
+            .compare_exchange(from, to, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        if moved {
+            self.moved.send_modify(|n| *n += 1);
+        }
+        moved
+    }
+
+    /// Nanoseconds since `epoch`, at least 1 (0 is "never").
+    fn now(&self) -> u64 {
+        (self.epoch.elapsed().as_nanos() as u64).max(1)
     }
 
     /// Member `i`'s own id and the leader it names (0: none), or None if it does not
@@ -300,25 +317,17 @@ impl Conn {
     /// Member `i` failed a call: move to the next one (unless another caller already did),
     /// the watch with it, and remember when.
     pub fn failed(&self, i: usize) {
-        let now = (self.epoch.elapsed().as_nanos() as u64).max(1);
-        self.failed_at[i % self.clients.len()].store(now, Ordering::Relaxed);
-        let next = (i + 1) % self.clients.len();
-        if self
-            .current
-            .compare_exchange(i, next, Ordering::SeqCst, Ordering::SeqCst)
-            .is_ok()
-        {
-            // A write that failed over while the watch stayed would leave the two on
-            // different members, the watch possibly on a stream that is dead but not yet
-            // seen to be (until the keep-alive ends it).
-            self.moved.send_modify(|n| *n += 1);
-        }
+        self.failed_at[i % self.clients.len()].store(self.now(), Ordering::Relaxed);
+        // The watch moves too: a write that failed over while the watch stayed would
+        // leave the two on different members, the watch possibly on a stream that is
+        // dead but not yet seen to be (until the keep-alive ends it).
+        self.switch(i, (i + 1) % self.clients.len());
     }
 
     /// Whether member `i` failed a call less than [`FAILED_REST`] ago.
     fn failed_recently(&self, i: usize) -> bool {
         let at = self.failed_at[i % self.clients.len()].load(Ordering::Relaxed);
-        at != 0 && self.epoch.elapsed().as_nanos() as u64 - at < FAILED_REST.as_nanos() as u64
+        at != 0 && self.now() - at < FAILED_REST.as_nanos() as u64
     }
 
     pub fn endpoint(&self, i: usize) -> &str {
